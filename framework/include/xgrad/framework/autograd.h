@@ -1,0 +1,189 @@
+#pragma once
+// The autograd graph: nodes recorded on a per-thread tape in creation order, and the
+// reverse pass over them.
+//
+// An operation computes its result and calls record() with the inputs and a backward
+// function. record() adds no node when grad mode is off or no input requires grad.
+// A node holds its inputs; a result holds its node; a node refers to its results only
+// weakly, so that the graph has no reference cycles and is freed when the last tensor
+// that can reach it goes away.
+//
+// Backward contract: a backward function ACCUMULATES into input_grad(i) (+=), and only for
+// inputs with needs_grad(i). It may read the inputs, the outputs and the output gradients.
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "xgrad/framework/tensor.h"
+
+namespace xgrad {
+
+// Whether operations on this thread record graph nodes (true unless a NoGradGuard is alive).
+bool grad_enabled() noexcept;
+
+// Stops recording on this thread for its lifetime (evaluation, optimizer updates).
+class NoGradGuard {
+ public:
+  NoGradGuard() noexcept;
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Graph nodes alive on this thread; 0 once every result of a training step is gone.
+std::size_t live_node_count() noexcept;
+
+namespace detail {
+
+class Tape;
+
+// The part of a node the tape knows: its place in creation order and whether a gradient
+// has reached it in the current backward pass.
+class NodeBase {
+ public:
+  NodeBase(const NodeBase&) = delete;
+  NodeBase& operator=(const NodeBase&) = delete;
+  virtual ~NodeBase();
+
+  // Runs the reverse pass from this node, whose output gradients have been seeded.
+  void backpropagate(bool retain_graph);
+
+ protected:
+  NodeBase();
+  // Called when the first gradient for one of this node's outputs arrives.
+  void mark_reached();
+  bool reached() const noexcept { return reached_; }
+
+ private:
+  friend class Tape;
+  virtual void run_backward(bool retain_graph) = 0;
+  // Drops the gradients and pins of an interrupted backward pass.
+  virtual void abandon() noexcept = 0;
+
+  Tape* tape_ = nullptr;
+  std::size_t tape_index_ = 0;
+  bool reached_ = false;
+};
+
+// Destroys `object` without deep recursion: a chain of a million nodes would otherwise
+// overflow the stack when its last tensor goes away.
+void release_iteratively(std::shared_ptr<void> object) noexcept;
+
+}  // namespace detail
+
+template <class T>
+class Node : public detail::NodeBase {
+ public:
+  static constexpr std::size_t max_outputs = 4;
+
+  ~Node() override;
+
+  const char* op() const noexcept { return op_; }
+  std::size_t input_count() const noexcept { return inputs_.size(); }
+  // Empty once backward has released the graph.
+  const std::vector<Tensor<T>>& inputs() const noexcept { return inputs_; }
+  const Array<T>& input(std::size_t i) const { return inputs_[i].value(); }
+  bool needs_grad(std::size_t i) const { return inputs_[i].requires_grad(); }
+  // The gradient buffer of input i (zero-filled on first use); backward adds into it.
+  Array<T>& input_grad(std::size_t i);
+
+  std::size_t output_count() const noexcept { return output_count_; }
+  // The value of output k; an output that was already destroyed has none (graph_error).
+  const Array<T>& output(std::size_t k = 0) const;
+  // A multi-output node may be reached through some outputs only.
+  bool has_output_grad(std::size_t k = 0) const;
+  const Array<T>& output_grad(std::size_t k = 0) const;
+
+  // Internal: makes `value` result k of `node` (used by record()).
+  static Tensor<T> attach_output(const std::shared_ptr<Node<T>>& node, std::size_t k,
+                                 Array<T> value);
+  // Internal: the gradient buffer of `x`, zero-filled on first use; the first gradient to
+  // reach a non-leaf keeps it alive until its own node has run.
+  static Array<T>& gradient_buffer(const std::shared_ptr<TensorImpl<T>>& x);
+
+ protected:
+  Node(const char* op, std::vector<Tensor<T>> inputs);
+
+ private:
+  friend struct TensorImpl<T>;
+  virtual void apply() = 0;
+  virtual void release_saved() noexcept = 0;
+  void run_backward(bool retain_graph) override;
+  void abandon() noexcept override;
+
+  const char* op_;
+  std::vector<Tensor<T>> inputs_;
+  std::array<TensorImpl<T>*, max_outputs> outputs_{};
+  std::array<std::shared_ptr<TensorImpl<T>>, max_outputs> pinned_{};
+  std::size_t output_count_ = 0;
+  bool released_ = false;
+};
+
+// A node whose backward is a callable `backward(Node<T>&)`; the callable holds whatever the
+// op saved for backward and is destroyed when the graph is released.
+template <class T, class Backward>
+class FunctionNode final : public Node<T> {
+ public:
+  FunctionNode(const char* op, std::vector<Tensor<T>> inputs, Backward backward)
+      : Node<T>(op, std::move(inputs)), backward_(std::move(backward)) {}
+
+ private:
+  void apply() override { (*backward_)(static_cast<Node<T>&>(*this)); }
+  void release_saved() noexcept override { backward_.reset(); }
+
+  std::optional<Backward> backward_;
+};
+
+namespace detail {
+template <class T>
+bool should_record(const std::vector<Tensor<T>>& inputs) noexcept {
+  if (!grad_enabled()) return false;
+  for (const Tensor<T>& input : inputs) {
+    if (input.requires_grad()) return true;
+  }
+  return false;
+}
+}  // namespace detail
+
+// Wraps `value` as the result of `op` applied to `inputs`. When a gradient is needed the
+// result is connected to a node that runs `backward` during the reverse pass.
+template <class T, class Backward>
+Tensor<T> record(const char* op, Array<T> value, std::vector<Tensor<T>> inputs,
+                 Backward&& backward) {
+  if (!detail::should_record(inputs)) return Tensor<T>(std::move(value));
+  auto node = std::make_shared<FunctionNode<T, std::decay_t<Backward>>>(
+      op, std::move(inputs), std::forward<Backward>(backward));
+  return Node<T>::attach_output(node, 0, std::move(value));
+}
+
+// The same for an op with several results (a fused recurrent cell returns h and c).
+template <class T, std::size_t N, class Backward>
+std::array<Tensor<T>, N> record(const char* op, std::array<Array<T>, N> values,
+                                std::vector<Tensor<T>> inputs, Backward&& backward) {
+  static_assert(N >= 1 && N <= Node<T>::max_outputs, "record: unsupported number of outputs");
+  std::array<Tensor<T>, N> results;
+  if (!detail::should_record(inputs)) {
+    for (std::size_t k = 0; k < N; ++k) results[k] = Tensor<T>(std::move(values[k]));
+    return results;
+  }
+  auto node = std::make_shared<FunctionNode<T, std::decay_t<Backward>>>(
+      op, std::move(inputs), std::forward<Backward>(backward));
+  for (std::size_t k = 0; k < N; ++k) {
+    results[k] = Node<T>::attach_output(node, k, std::move(values[k]));
+  }
+  return results;
+}
+
+// Tensors that require grad and have no producer, reachable from `root` through the graph,
+// in the order a depth-first walk over inputs first meets them.
+template <class T>
+std::vector<Tensor<T>> reachable_leaves(const Tensor<T>& root);
+
+}  // namespace xgrad

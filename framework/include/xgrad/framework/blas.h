@@ -1,0 +1,18 @@
+#pragma once
+// Matrix products on contiguous row-major buffers, through xt::blas::gemm (OpenBLAS).
+// Custom kernels (fused recurrent cells, attention) use this instead of including cblas.h,
+// whose declarations clash with the ones xtensor-blas bundles.
+
+#include <cstddef>
+
+namespace xgrad::blas {
+
+// C = alpha * op(A) * op(B) + beta * C, where op(A) is m x k and op(B) is k x n.
+// A is stored m x k, or k x m when transpose_a; B is stored k x n, or n x k when
+// transpose_b; C is stored m x n. With beta = 1 the product accumulates into C, which is how
+// backward adds matrix gradients without temporaries.
+template <class T>
+void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
+          const T* a, const T* b, T beta, T* c);
+
+}  // namespace xgrad::blas

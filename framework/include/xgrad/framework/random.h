@@ -1,0 +1,43 @@
+#pragma once
+// Seeded random numbers. Every random choice xgrad makes (dropout masks, initial weights,
+// batch order) draws from a Generator, so that one seed reproduces a whole run. The
+// numbers are computed here from the raw 64-bit engine output, not by the standard
+// library's distributions, so they are the same with every compiler.
+
+#include <cstdint>
+#include <random>
+#include <string>
+
+namespace xgrad {
+
+class Generator {
+ public:
+  explicit Generator(std::uint64_t seed = default_seed);
+
+  void seed(std::uint64_t seed);
+  std::uint64_t next();
+  // Uniform in [0, 1) with 53 random bits.
+  double uniform();
+  // Uniform in [low, high).
+  double uniform(double low, double high);
+  // Standard normal (Box-Muller, one value per call).
+  double normal();
+  // Uniform integer in [0, bound), without modulo bias.
+  std::uint64_t below(std::uint64_t bound);
+
+  // The engine state as text, to save with a checkpoint and restore exactly.
+  std::string state() const;
+  void set_state(const std::string& state);
+
+  static constexpr std::uint64_t default_seed = 5489;
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+// The generator used when none is passed explicitly; one per thread.
+Generator& default_generator();
+// Reseeds the default generator of this thread.
+void manual_seed(std::uint64_t seed);
+
+}  // namespace xgrad

@@ -1,0 +1,135 @@
+#pragma once
+// Tensor: a handle to an n-dimensional array that can take part in reverse-mode autodiff.
+//
+// Values are contiguous row-major xt::xarray buffers. A tensor produced by an operation
+// on tensors that require grad remembers the graph node that made it; backward() walks
+// those nodes in reverse creation order and accumulates gradients into every leaf that
+// requires grad. Copying a Tensor copies the handle, not the data (as in PyTorch).
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <type_traits>
+
+#include <xtensor/xarray.hpp>
+
+#include "xgrad/framework/shape.h"
+
+namespace xgrad {
+
+template <class T>
+using Array = xt::xarray<T, xt::layout_type::row_major>;
+
+// Boolean masks for masked_fill, where and masked softmax (true marks the masked entries).
+using Mask = xt::xarray<bool, xt::layout_type::row_major>;
+
+// Integer indices: token ids, class targets, gather positions (int64 as in PyTorch).
+using Indices = xt::xarray<std::int64_t, xt::layout_type::row_major>;
+
+template <class T>
+class Node;
+
+template <class T>
+concept Scalar = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
+// The state shared by all handles to one tensor.
+template <class T>
+struct TensorImpl {
+  Array<T> value;
+  std::optional<Array<T>> grad;
+  bool requires_grad = false;
+  // Non-leaf tensors drop their gradient once it has been propagated, unless asked to keep it.
+  bool retains_grad = false;
+  // The node that produced this tensor (empty for leaves) and which of its outputs this is.
+  std::shared_ptr<Node<T>> grad_fn;
+  std::size_t output_index = 0;
+
+  explicit TensorImpl(Array<T> v, bool rg = false) : value(std::move(v)), requires_grad(rg) {}
+  TensorImpl(const TensorImpl&) = delete;
+  TensorImpl& operator=(const TensorImpl&) = delete;
+  ~TensorImpl();
+};
+
+struct BackwardOptions {
+  // Keep the saved values so that backward can run through the same graph again.
+  bool retain_graph = false;
+};
+
+template <class T = float>
+  requires Scalar<T>
+class Tensor {
+ public:
+  using value_type = T;
+
+  // An undefined tensor (defined() is false); most operations reject it.
+  Tensor() = default;
+  explicit Tensor(Array<T> value, bool requires_grad = false);
+
+  static Tensor zeros(const Shape& shape, bool requires_grad = false);
+  static Tensor ones(const Shape& shape, bool requires_grad = false);
+  static Tensor full(const Shape& shape, T fill, bool requires_grad = false);
+  static Tensor scalar(T value, bool requires_grad = false);
+  // Values in row-major order with their shape: Tensor<>::from({1, 2, 3, 4, 5, 6}, {2, 3}).
+  // (xtensor's nested braces cannot express shapes such as [1, 2] unambiguously.)
+  static Tensor from(std::initializer_list<T> values, const Shape& shape, bool requires_grad = false);
+
+  bool defined() const noexcept { return impl_ != nullptr; }
+  const Array<T>& value() const { return impl().value; }
+  // In-place access that bypasses autograd: for optimizers, initialisers and loading weights.
+  Array<T>& mutable_value() { return impl().value; }
+  const T* data() const { return impl().value.data(); }
+  const Shape& shape() const { return impl().value.shape(); }
+  std::size_t dim() const { return impl().value.dimension(); }
+  std::size_t size() const { return impl().value.size(); }
+  std::size_t size(int axis) const;
+  // The single value of a one-element tensor; shape_error otherwise.
+  T item() const;
+
+  bool requires_grad() const { return impl().requires_grad; }
+  // Only leaves can be switched; the result of an op requires grad iff an input does.
+  Tensor& set_requires_grad(bool requires_grad);
+  bool is_leaf() const { return !impl().grad_fn; }
+
+  bool has_grad() const { return impl().grad.has_value(); }
+  // The accumulated gradient; graph_error if backward has not reached this tensor.
+  const Array<T>& grad() const;
+  Array<T>& mutable_grad();
+  // Sets an existing gradient to zero, keeping its buffer for the next step.
+  void zero_grad();
+  // Keep this non-leaf tensor's gradient after backward (leaves always keep theirs).
+  void retain_grad();
+
+  // Backpropagates from a one-element tensor (seed 1).
+  void backward(const BackwardOptions& options = {});
+  // Backpropagates from any tensor given d(objective)/d(this), shaped like this tensor.
+  void backward(const Array<T>& output_grad, const BackwardOptions& options = {});
+
+  // A new leaf holding a copy of the value, cut from the graph.
+  Tensor detach() const;
+
+  // True when both handles refer to the same tensor.
+  bool same(const Tensor& other) const noexcept { return impl_ == other.impl_; }
+
+  // Internal: the shared state (used by graph nodes and gradcheck).
+  TensorImpl<T>& impl() const;
+  const std::shared_ptr<TensorImpl<T>>& impl_ptr() const noexcept { return impl_; }
+  explicit Tensor(std::shared_ptr<TensorImpl<T>> impl) : impl_(std::move(impl)) {}
+
+ private:
+  friend class Node<T>;  // moves its inputs' state out when the graph is released
+  std::shared_ptr<TensorImpl<T>> impl_;
+};
+
+namespace detail {
+[[noreturn]] void throw_undefined_tensor();
+}
+
+template <class T>
+  requires Scalar<T>
+inline TensorImpl<T>& Tensor<T>::impl() const {
+  if (!impl_) [[unlikely]] detail::throw_undefined_tensor();
+  return *impl_;
+}
+
+}  // namespace xgrad

@@ -1,0 +1,292 @@
+#include "xgrad/framework/autograd.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "xgrad/framework/errors.h"
+
+namespace xgrad {
+
+namespace {
+thread_local bool grad_mode_enabled = true;
+}  // namespace
+
+bool grad_enabled() noexcept { return grad_mode_enabled; }
+
+NoGradGuard::NoGradGuard() noexcept : previous_(grad_mode_enabled) { grad_mode_enabled = false; }
+NoGradGuard::~NoGradGuard() { grad_mode_enabled = previous_; }
+
+namespace detail {
+
+// Nodes in creation order, which is a topological order: an op's inputs exist before it.
+// The tape does not own nodes; a dying node leaves a hole that is compacted away later.
+class Tape {
+ public:
+  static Tape& current() {
+    thread_local Tape tape;
+    return tape;
+  }
+
+  ~Tape() {
+    for (NodeBase* node : nodes_) {
+      if (node != nullptr) node->tape_ = nullptr;
+    }
+  }
+
+  void record(NodeBase& node) {
+    node.tape_ = this;
+    node.tape_index_ = nodes_.size();
+    nodes_.push_back(&node);
+    ++live_;
+  }
+
+  void forget(NodeBase& node) noexcept {
+    nodes_[node.tape_index_] = nullptr;
+    --live_;
+    if (node.reached_) --pending_;
+    if (!running_) shrink();
+  }
+
+  void mark_reached(NodeBase& node) {
+    if (node.tape_ != this) {
+      throw graph_error(
+          "backward(): the graph was built on another thread; run backward on the thread that "
+          "recorded it");
+    }
+    node.reached_ = true;
+    ++pending_;
+  }
+
+  // The reverse loop: every node that a gradient reached runs once, after all its consumers.
+  void run_backward(NodeBase& start, bool retain_graph) {
+    if (running_) {
+      throw graph_error("backward(): called again from inside a backward function");
+    }
+    running_ = true;
+    NodeBase* current = nullptr;
+    try {
+      for (std::size_t i = start.tape_index_ + 1; i-- > 0 && pending_ > 0;) {
+        current = nodes_[i];
+        if (current == nullptr || !current->reached_) continue;
+        current->reached_ = false;
+        --pending_;
+        current->run_backward(retain_graph);  // may destroy this node and others
+      }
+    } catch (...) {
+      // A node that throws is still alive (it is destroyed only by its own unpinning).
+      if (current != nullptr) current->abandon();
+      for (NodeBase* node : nodes_) {
+        if (node != nullptr && node->reached_) {
+          node->reached_ = false;
+          node->abandon();
+        }
+      }
+      pending_ = 0;
+      running_ = false;
+      shrink();
+      throw;
+    }
+    running_ = false;
+    shrink();
+  }
+
+  std::size_t live() const noexcept { return live_; }
+
+ private:
+  void shrink() noexcept {
+    if (live_ == 0) {
+      nodes_.clear();
+      return;
+    }
+    // Compact once most slots are holes, so that the tape stays proportional to live nodes.
+    if (nodes_.size() < 2 * live_ + 64) return;
+    std::size_t kept = 0;
+    for (NodeBase* node : nodes_) {
+      if (node == nullptr) continue;
+      node->tape_index_ = kept;
+      nodes_[kept++] = node;
+    }
+    nodes_.resize(kept);
+  }
+
+  std::vector<NodeBase*> nodes_;
+  std::size_t live_ = 0;
+  std::size_t pending_ = 0;
+  bool running_ = false;
+};
+
+NodeBase::NodeBase() { Tape::current().record(*this); }
+
+NodeBase::~NodeBase() {
+  if (tape_ != nullptr) tape_->forget(*this);
+}
+
+void NodeBase::mark_reached() {
+  if (tape_ == nullptr) {
+    throw graph_error("backward(): the thread that recorded this graph has ended");
+  }
+  tape_->mark_reached(*this);
+}
+
+void NodeBase::backpropagate(bool retain_graph) {
+  if (tape_ == nullptr) {
+    throw graph_error("backward(): the thread that recorded this graph has ended");
+  }
+  tape_->run_backward(*this, retain_graph);
+}
+
+void release_iteratively(std::shared_ptr<void> object) noexcept {
+  struct Queue {
+    std::vector<std::shared_ptr<void>> pending;
+    bool draining = false;
+  };
+  thread_local Queue queue;
+  if (object.use_count() > 1) return;  // not the last owner: dropping it destroys nothing
+  queue.pending.push_back(std::move(object));
+  if (queue.draining) return;  // an outer call on this thread will destroy it
+  queue.draining = true;
+  while (!queue.pending.empty()) {
+    std::shared_ptr<void> last = std::move(queue.pending.back());
+    queue.pending.pop_back();
+    last.reset();  // may destroy nodes whose inputs land in `pending`
+  }
+  queue.draining = false;
+}
+
+}  // namespace detail
+
+std::size_t live_node_count() noexcept { return detail::Tape::current().live(); }
+
+// ---------------------------------------------------------------------------------------
+// Node<T>
+
+template <class T>
+Node<T>::Node(const char* op, std::vector<Tensor<T>> inputs) : op_(op), inputs_(std::move(inputs)) {}
+
+template <class T>
+Node<T>::~Node() {
+  for (Tensor<T>& input : inputs_) detail::release_iteratively(std::move(input.impl_));
+}
+
+template <class T>
+Tensor<T> Node<T>::attach_output(const std::shared_ptr<Node<T>>& node, std::size_t k,
+                                 Array<T> value) {
+  auto result = std::make_shared<TensorImpl<T>>(std::move(value), true);
+  result->grad_fn = node;
+  result->output_index = k;
+  node->outputs_[k] = result.get();
+  node->output_count_ = std::max(node->output_count_, k + 1);
+  return Tensor<T>(std::move(result));
+}
+
+template <class T>
+Array<T>& Node<T>::gradient_buffer(const std::shared_ptr<TensorImpl<T>>& x) {
+  if (!x->grad) x->grad.emplace(x->value.shape(), T(0));
+  Node<T>* producer = x->grad_fn.get();
+  if (producer != nullptr && !producer->pinned_[x->output_index]) {
+    producer->pinned_[x->output_index] = x;
+    if (!producer->reached()) producer->mark_reached();
+  }
+  return *x->grad;
+}
+
+template <class T>
+Array<T>& Node<T>::input_grad(std::size_t i) {
+  return gradient_buffer(inputs_[i].impl_ptr());
+}
+
+template <class T>
+const Array<T>& Node<T>::output(std::size_t k) const {
+  if (k >= output_count_ || outputs_[k] == nullptr) {
+    throw graph_error(detail::message(op_, ": output ", k,
+                                      " no longer exists; a backward function that needs a "
+                                      "discarded output must save it itself"));
+  }
+  return outputs_[k]->value;
+}
+
+template <class T>
+bool Node<T>::has_output_grad(std::size_t k) const {
+  return k < output_count_ && outputs_[k] != nullptr && outputs_[k]->grad.has_value();
+}
+
+template <class T>
+const Array<T>& Node<T>::output_grad(std::size_t k) const {
+  if (!has_output_grad(k)) {
+    throw graph_error(detail::message(op_, ": output ", k, " received no gradient"));
+  }
+  return *outputs_[k]->grad;
+}
+
+template <class T>
+void Node<T>::run_backward(bool retain_graph) {
+  if (released_) {
+    throw graph_error(detail::message(
+        "backward(): the graph through '", op_,
+        "' was already freed by an earlier backward(); pass BackwardOptions{.retain_graph = "
+        "true} to the first call to backpropagate twice"));
+  }
+  {
+    NoGradGuard no_recording;
+    apply();
+  }
+  if (!retain_graph) {
+    release_saved();
+    std::vector<Tensor<T>> inputs = std::move(inputs_);
+    inputs_.clear();
+    for (Tensor<T>& input : inputs) detail::release_iteratively(std::move(input.impl_));
+    released_ = true;
+  }
+  abandon();  // gradients of this node's outputs are consumed; unpinning may destroy *this
+}
+
+template <class T>
+void Node<T>::abandon() noexcept {
+  for (std::size_t k = 0; k < output_count_; ++k) {
+    TensorImpl<T>* out = outputs_[k];
+    if (out != nullptr && !out->retains_grad) out->grad.reset();
+  }
+  // Move the pins out first: dropping the last pin destroys the output, which owns this node.
+  std::array<std::shared_ptr<TensorImpl<T>>, max_outputs> pins = std::move(pinned_);
+  for (auto& pin : pins) detail::release_iteratively(std::move(pin));
+}
+
+template <class T>
+std::vector<Tensor<T>> reachable_leaves(const Tensor<T>& root) {
+  std::vector<Tensor<T>> leaves;
+  std::unordered_set<const void*> seen;
+  std::vector<Tensor<T>> stack{root};
+  while (!stack.empty()) {
+    Tensor<T> current = std::move(stack.back());
+    stack.pop_back();
+    if (!seen.insert(current.impl_ptr().get()).second) continue;
+    const auto& producer = current.impl().grad_fn;
+    if (!producer) {
+      if (current.requires_grad()) leaves.push_back(current);
+      continue;
+    }
+    const auto& inputs = producer->inputs();
+    for (auto it = inputs.rbegin(); it != inputs.rend(); ++it) {
+      if (it->requires_grad()) stack.push_back(*it);
+    }
+  }
+  return leaves;
+}
+
+// ---------------------------------------------------------------------------------------
+// TensorImpl<T>
+
+template <class T>
+TensorImpl<T>::~TensorImpl() {
+  if (grad_fn) grad_fn->outputs_[output_index] = nullptr;
+  detail::release_iteratively(std::move(grad_fn));
+}
+
+template struct TensorImpl<float>;
+template struct TensorImpl<double>;
+template class Node<float>;
+template class Node<double>;
+template std::vector<Tensor<float>> reachable_leaves(const Tensor<float>&);
+template std::vector<Tensor<double>> reachable_leaves(const Tensor<double>&);
+
+}  // namespace xgrad

@@ -1,0 +1,39 @@
+#include "xgrad/framework/blas.h"
+
+#include <array>
+#include <limits>
+
+#include <xtensor-blas/xblas.hpp>
+#include <xtensor/xadapt.hpp>
+
+#include "xgrad/framework/errors.h"
+
+namespace xgrad::blas {
+
+template <class T>
+void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
+          const T* a, const T* b, T beta, T* c) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // an empty sum: only the beta term remains
+    for (std::size_t i = 0; i < m * n; ++i) c[i] = beta == T(0) ? T(0) : beta * c[i];
+    return;
+  }
+  constexpr auto blas_limit = static_cast<std::size_t>(std::numeric_limits<xt::blas_index_t>::max());
+  if (m > blas_limit || n > blas_limit || k > blas_limit) {
+    throw shape_error(detail::message("gemm: dimensions ", m, " x ", k, " x ", n,
+                                      " exceed the BLAS index range"));
+  }
+  using Extents = std::array<std::size_t, 2>;
+  // Non-owning views of the caller's buffers: xt::blas::gemm reads them in place.
+  const auto stored_a = xt::adapt(a, m * k, xt::no_ownership(), transpose_a ? Extents{k, m} : Extents{m, k});
+  const auto stored_b = xt::adapt(b, k * n, xt::no_ownership(), transpose_b ? Extents{n, k} : Extents{k, n});
+  auto result = xt::adapt(c, m * n, xt::no_ownership(), Extents{m, n});
+  xt::blas::gemm(stored_a, stored_b, result, transpose_a, transpose_b, alpha, beta);
+}
+
+template void gemm<float>(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
+                          const float*, float, float*);
+template void gemm<double>(bool, bool, std::size_t, std::size_t, std::size_t, double,
+                           const double*, const double*, double, double*);
+
+}  // namespace xgrad::blas

@@ -1,0 +1,260 @@
+#include "xgrad/framework/elementwise.h"
+
+#include <cmath>
+
+#include "loops.h"
+#include "scalar_math.h"
+#include "xgrad/framework/autograd.h"
+#include "xgrad/framework/errors.h"
+
+namespace xgrad {
+namespace {
+
+// y = f(x); dx += dy * dydx(x, y)
+template <class T, class Forward, class Derivative>
+Tensor<T> unary(const char* op, const Tensor<T>& x, Forward f, Derivative dydx) {
+  const Array<T>& xv = x.value();
+  Array<T> y = Array<T>::from_shape(xv.shape());
+  const T* px = xv.data();
+  T* py = y.data();
+  const std::size_t n = xv.size();
+  for (std::size_t i = 0; i < n; ++i) py[i] = f(px[i]);
+  return record<T>(op, std::move(y), {x}, [dydx](Node<T>& node) {
+    const T* px = node.input(0).data();
+    const T* py = node.output().data();
+    const T* gy = node.output_grad().data();
+    T* gx = node.input_grad(0).data();
+    const std::size_t n = node.input(0).size();
+    for (std::size_t i = 0; i < n; ++i) gx[i] += gy[i] * dydx(px[i], py[i]);
+  });
+}
+
+// y = f(a, b) with broadcasting; da += dy * dyda(a, b, y); db += dy * dydb(a, b, y), each
+// summed over the axes along which that operand was broadcast.
+template <class T, class Forward, class DerivativeA, class DerivativeB>
+Tensor<T> binary(const char* op, const Tensor<T>& a, const Tensor<T>& b, Forward f,
+                 DerivativeA dyda, DerivativeB dydb) {
+  const Array<T>& av = a.value();
+  const Array<T>& bv = b.value();
+  const bool same_shape = av.shape() == bv.shape();
+  const Shape shape = same_shape ? av.shape() : broadcast_shapes(op, av.shape(), bv.shape());
+  Array<T> y = Array<T>::from_shape(shape);
+  const T* pa = av.data();
+  const T* pb = bv.data();
+  T* py = y.data();
+  if (same_shape) {
+    for (std::size_t i = 0; i < y.size(); ++i) py[i] = f(pa[i], pb[i]);
+  } else {
+    using detail::broadcast_strides;
+    detail::for_each_offset<3>(
+        shape,
+        {detail::contiguous_strides(shape), broadcast_strides(av.shape(), shape),
+         broadcast_strides(bv.shape(), shape)},
+        [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t j) { py[o] = f(pa[i], pb[j]); });
+  }
+  return record<T>(op, std::move(y), {a, b}, [dyda, dydb, same_shape](Node<T>& node) {
+    const Array<T>& av = node.input(0);
+    const Array<T>& bv = node.input(1);
+    const Array<T>& yv = node.output();
+    const T* pa = av.data();
+    const T* pb = bv.data();
+    const T* py = yv.data();
+    const T* gy = node.output_grad().data();
+    T* ga = node.needs_grad(0) ? node.input_grad(0).data() : nullptr;
+    T* gb = node.needs_grad(1) ? node.input_grad(1).data() : nullptr;
+    auto accumulate = [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t j) {
+      if (ga != nullptr) ga[i] += gy[o] * dyda(pa[i], pb[j], py[o]);
+      if (gb != nullptr) gb[j] += gy[o] * dydb(pa[i], pb[j], py[o]);
+    };
+    if (same_shape) {
+      const auto n = static_cast<std::ptrdiff_t>(yv.size());
+      for (std::ptrdiff_t i = 0; i < n; ++i) accumulate(i, i, i);
+    } else {
+      using detail::broadcast_strides;
+      detail::for_each_offset<3>(yv.shape(),
+                                 {detail::contiguous_strides(yv.shape()),
+                                  broadcast_strides(av.shape(), yv.shape()),
+                                  broadcast_strides(bv.shape(), yv.shape())},
+                                 accumulate);
+    }
+  });
+}
+
+}  // namespace
+
+// da += dy; db += dy
+template <class T>
+Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(
+      "add", a, b, [](T x, T y) { return x + y; }, [](T, T, T) { return T(1); },
+      [](T, T, T) { return T(1); });
+}
+
+// da += dy; db -= dy
+template <class T>
+Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(
+      "sub", a, b, [](T x, T y) { return x - y; }, [](T, T, T) { return T(1); },
+      [](T, T, T) { return T(-1); });
+}
+
+// da += dy * b; db += dy * a
+template <class T>
+Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(
+      "mul", a, b, [](T x, T y) { return x * y; }, [](T, T y, T) { return y; },
+      [](T x, T, T) { return x; });
+}
+
+// da += dy / b; db -= dy * a / b^2 = dy * (-y / b)
+template <class T>
+Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(
+      "div", a, b, [](T x, T y) { return x / y; }, [](T, T y, T) { return T(1) / y; },
+      [](T, T y, T out) { return -out / y; });
+}
+
+// da += dy * b * a^(b-1); db += dy * y * log(a)
+template <class T>
+Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary(
+      "pow", a, b, [](T x, T e) { return std::pow(x, e); },
+      [](T x, T e, T) { return e * std::pow(x, e - T(1)); },
+      [](T x, T e, T out) { return x == T(0) && e >= T(0) ? T(0) : out * std::log(x); });
+}
+
+// dx += dy
+template <class T>
+Tensor<T> add(const Tensor<T>& a, scalar_t<T> s) {
+  return unary("add", a, [s](T x) { return x + s; }, [](T, T) { return T(1); });
+}
+
+// dx += dy
+template <class T>
+Tensor<T> sub(const Tensor<T>& a, scalar_t<T> s) {
+  return unary("sub", a, [s](T x) { return x - s; }, [](T, T) { return T(1); });
+}
+
+// dx -= dy
+template <class T>
+Tensor<T> sub(scalar_t<T> s, const Tensor<T>& a) {
+  return unary("sub", a, [s](T x) { return s - x; }, [](T, T) { return T(-1); });
+}
+
+// dx += dy * s
+template <class T>
+Tensor<T> mul(const Tensor<T>& a, scalar_t<T> s) {
+  return unary("mul", a, [s](T x) { return x * s; }, [s](T, T) { return s; });
+}
+
+// dx += dy / s
+template <class T>
+Tensor<T> div(const Tensor<T>& a, scalar_t<T> s) {
+  return unary("div", a, [s](T x) { return x / s; }, [s](T, T) { return T(1) / s; });
+}
+
+// dx -= dy * s / x^2 = dy * (-y / x)
+template <class T>
+Tensor<T> div(scalar_t<T> s, const Tensor<T>& a) {
+  return unary("div", a, [s](T x) { return s / x; }, [](T x, T y) { return -y / x; });
+}
+
+// dx += dy * e * x^(e-1)
+template <class T>
+Tensor<T> pow(const Tensor<T>& a, scalar_t<T> exponent) {
+  return unary(
+      "pow", a, [exponent](T x) { return std::pow(x, exponent); },
+      [exponent](T x, T) { return exponent * std::pow(x, exponent - T(1)); });
+}
+
+// dx -= dy
+template <class T>
+Tensor<T> neg(const Tensor<T>& x) {
+  return unary("neg", x, [](T v) { return -v; }, [](T, T) { return T(-1); });
+}
+
+// dx += dy * y
+template <class T>
+Tensor<T> exp(const Tensor<T>& x) {
+  return unary("exp", x, [](T v) { return std::exp(v); }, [](T, T y) { return y; });
+}
+
+// dx += dy / x
+template <class T>
+Tensor<T> log(const Tensor<T>& x) {
+  return unary("log", x, [](T v) { return std::log(v); }, [](T v, T) { return T(1) / v; });
+}
+
+// dx += dy / (2 y)
+template <class T>
+Tensor<T> sqrt(const Tensor<T>& x) {
+  return unary("sqrt", x, [](T v) { return std::sqrt(v); }, [](T, T y) { return T(0.5) / y; });
+}
+
+// dx += dy * sign(x)
+template <class T>
+Tensor<T> abs(const Tensor<T>& x) {
+  return unary(
+      "abs", x, [](T v) { return std::abs(v); },
+      [](T v, T) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); });
+}
+
+// dx += dy * (1 - y^2)
+template <class T>
+Tensor<T> tanh(const Tensor<T>& x) {
+  return unary("tanh", x, [](T v) { return std::tanh(v); }, [](T, T y) { return T(1) - y * y; });
+}
+
+// dx += dy * y * (1 - y)
+template <class T>
+Tensor<T> sigmoid(const Tensor<T>& x) {
+  return unary("sigmoid", x, detail::stable_sigmoid<T>, [](T, T y) { return y * (T(1) - y); });
+}
+
+// dx += dy * [x > 0]
+template <class T>
+Tensor<T> relu(const Tensor<T>& x) {
+  return unary(
+      "relu", x, [](T v) { return v > T(0) ? v : T(0); },
+      [](T v, T) { return v > T(0) ? T(1) : T(0); });
+}
+
+// dx += dy * [min <= x <= max]
+template <class T>
+Tensor<T> clamp(const Tensor<T>& x, scalar_t<T> min, scalar_t<T> max) {
+  if (!(min <= max)) {
+    throw std::invalid_argument(
+        detail::message("clamp: min (", min, ") must not be greater than max (", max, ")"));
+  }
+  return unary(
+      "clamp", x, [min, max](T v) { return v < min ? min : (v > max ? max : v); },
+      [min, max](T v, T) { return v >= min && v <= max ? T(1) : T(0); });
+}
+
+#define XGRAD_INSTANTIATE_ELEMENTWISE(T)                              \
+  template Tensor<T> add(const Tensor<T>&, const Tensor<T>&);         \
+  template Tensor<T> sub(const Tensor<T>&, const Tensor<T>&);         \
+  template Tensor<T> mul(const Tensor<T>&, const Tensor<T>&);         \
+  template Tensor<T> div(const Tensor<T>&, const Tensor<T>&);         \
+  template Tensor<T> pow(const Tensor<T>&, const Tensor<T>&);         \
+  template Tensor<T> add(const Tensor<T>&, scalar_t<T>);              \
+  template Tensor<T> sub(const Tensor<T>&, scalar_t<T>);              \
+  template Tensor<T> sub(scalar_t<T>, const Tensor<T>&);              \
+  template Tensor<T> mul(const Tensor<T>&, scalar_t<T>);              \
+  template Tensor<T> div(const Tensor<T>&, scalar_t<T>);              \
+  template Tensor<T> div(scalar_t<T>, const Tensor<T>&);              \
+  template Tensor<T> pow(const Tensor<T>&, scalar_t<T>);              \
+  template Tensor<T> neg(const Tensor<T>&);                           \
+  template Tensor<T> exp(const Tensor<T>&);                           \
+  template Tensor<T> log(const Tensor<T>&);                           \
+  template Tensor<T> sqrt(const Tensor<T>&);                          \
+  template Tensor<T> abs(const Tensor<T>&);                           \
+  template Tensor<T> tanh(const Tensor<T>&);                          \
+  template Tensor<T> sigmoid(const Tensor<T>&);                       \
+  template Tensor<T> relu(const Tensor<T>&);                          \
+  template Tensor<T> clamp(const Tensor<T>&, scalar_t<T>, scalar_t<T>);
+
+XGRAD_INSTANTIATE_ELEMENTWISE(float)
+XGRAD_INSTANTIATE_ELEMENTWISE(double)
+
+}  // namespace xgrad

@@ -1,0 +1,103 @@
+#include "xgrad/framework/matmul.h"
+
+#include "xgrad/framework/autograd.h"
+#include "xgrad/framework/blas.h"
+#include "xgrad/framework/errors.h"
+
+namespace xgrad {
+namespace {
+
+// The GEMMs one matmul runs: `batches` products of op(A) [m, k] and op(B) [k, n], stepping
+// through a, b and c by the given element strides (0 for an operand shared by the batch).
+struct MatmulPlan {
+  std::size_t batches, m, n, k;
+  std::size_t a_step, b_step, c_step;
+  Shape result;
+};
+
+MatmulPlan plan_matmul(const Shape& a, const Shape& b, const MatmulOptions& options) {
+  auto describe = [&] {
+    return detail::message("matmul: a of shape ", a, (options.transpose_a ? " (transposed)" : ""), " and b of shape ",
+                           b, (options.transpose_b ? " (transposed)" : ""));
+  };
+  const bool a_ok = a.size() == 2 || a.size() == 3;
+  const bool b_ok = b.size() == 2 || b.size() == 3;
+  if (!a_ok || !b_ok) throw shape_error(describe() + ": each must be a matrix [m, k] or a batch [B, m, k]");
+  const std::size_t a_rows = a[a.size() - 2], a_cols = a.back();
+  const std::size_t b_rows = b[b.size() - 2], b_cols = b.back();
+  MatmulPlan plan{};
+  plan.m = options.transpose_a ? a_cols : a_rows;
+  plan.k = options.transpose_a ? a_rows : a_cols;
+  plan.n = options.transpose_b ? b_rows : b_cols;
+  const std::size_t b_inner = options.transpose_b ? b_cols : b_rows;
+  if (plan.k != b_inner) {
+    throw shape_error(describe() + detail::message(": op(a) has ", plan.k, " columns but op(b) has ", b_inner, " rows"));
+  }
+  const std::size_t a_batch = a.size() == 3 ? a[0] : 0;
+  const std::size_t b_batch = b.size() == 3 ? b[0] : 0;
+  if (a_batch != 0 && b_batch != 0 && a_batch != b_batch) {
+    throw shape_error(describe() + detail::message(": batch sizes ", a_batch, " and ", b_batch, " differ"));
+  }
+  const std::size_t batch = std::max(a_batch, b_batch);
+  plan.result = batch == 0 ? Shape{plan.m, plan.n} : Shape{batch, plan.m, plan.n};
+  plan.batches = std::max<std::size_t>(batch, 1);
+  plan.a_step = a_batch != 0 ? plan.m * plan.k : 0;
+  plan.b_step = b_batch != 0 ? plan.k * plan.n : 0;
+  plan.c_step = plan.m * plan.n;
+  if (a_batch != 0 && b_batch == 0 && !options.transpose_a) {
+    // A batch of row-major [m, k] matrices is one [B*m, k] matrix: a single, larger GEMM.
+    plan.m *= plan.batches;
+    plan.batches = 1;
+    plan.a_step = plan.c_step = 0;
+  }
+  return plan;
+}
+
+}  // namespace
+
+// C = op(A) op(B); d op(A) += dC op(B)^T; d op(B) += op(A)^T dC
+template <class T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, const MatmulOptions& options) {
+  const MatmulPlan plan = plan_matmul(a.shape(), b.shape(), options);
+  const bool ta = options.transpose_a, tb = options.transpose_b;
+  Array<T> c = Array<T>::from_shape(plan.result);
+  for (std::size_t i = 0; i < plan.batches; ++i) {
+    blas::gemm<T>(ta, tb, plan.m, plan.n, plan.k, T(1), a.data() + i * plan.a_step, b.data() + i * plan.b_step, T(0),
+                  c.data() + i * plan.c_step);
+  }
+  return record<T>("matmul", std::move(c), {a, b}, [plan, ta, tb](Node<T>& node) {
+    const T* pa = node.input(0).data();
+    const T* pb = node.input(1).data();
+    const T* gc = node.output_grad().data();
+    const auto [batches, m, n, k, a_step, b_step, c_step, result] = plan;
+    if (node.needs_grad(0)) {
+      T* ga = node.input_grad(0).data();
+      for (std::size_t i = 0; i < batches; ++i) {
+        const T* dc = gc + i * c_step;
+        const T* bi = pb + i * b_step;
+        if (ta) {
+          blas::gemm<T>(tb, true, k, m, n, T(1), bi, dc, T(1), ga + i * a_step);  // dA += op(B) dC^T
+        } else {
+          blas::gemm<T>(false, !tb, m, k, n, T(1), dc, bi, T(1), ga + i * a_step);  // dA += dC op(B)^T
+        }
+      }
+    }
+    if (node.needs_grad(1)) {
+      T* gb = node.input_grad(1).data();
+      for (std::size_t i = 0; i < batches; ++i) {
+        const T* dc = gc + i * c_step;
+        const T* ai = pa + i * a_step;
+        if (tb) {
+          blas::gemm<T>(true, ta, n, k, m, T(1), dc, ai, T(1), gb + i * b_step);  // dB += dC^T op(A)
+        } else {
+          blas::gemm<T>(!ta, false, k, n, m, T(1), ai, dc, T(1), gb + i * b_step);  // dB += op(A)^T dC
+        }
+      }
+    }
+  });
+}
+
+template Tensor<float> matmul(const Tensor<float>&, const Tensor<float>&, const MatmulOptions&);
+template Tensor<double> matmul(const Tensor<double>&, const Tensor<double>&, const MatmulOptions&);
+
+}  // namespace xgrad

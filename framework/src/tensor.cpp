@@ -1,0 +1,155 @@
+#include "xgrad/framework/tensor.h"
+
+#include "xgrad/framework/autograd.h"
+#include "xgrad/framework/errors.h"
+
+namespace xgrad {
+
+namespace detail {
+void throw_undefined_tensor() {
+  throw graph_error("use of an undefined tensor (a default-constructed Tensor holds no value)");
+}
+}  // namespace detail
+
+template <class T>
+  requires Scalar<T>
+Tensor<T>::Tensor(Array<T> value, bool requires_grad)
+    : impl_(std::make_shared<TensorImpl<T>>(std::move(value), requires_grad)) {}
+
+template <class T>
+  requires Scalar<T>
+Tensor<T> Tensor<T>::zeros(const Shape& shape, bool requires_grad) {
+  return full(shape, T(0), requires_grad);
+}
+
+template <class T>
+  requires Scalar<T>
+Tensor<T> Tensor<T>::ones(const Shape& shape, bool requires_grad) {
+  return full(shape, T(1), requires_grad);
+}
+
+template <class T>
+  requires Scalar<T>
+Tensor<T> Tensor<T>::full(const Shape& shape, T fill, bool requires_grad) {
+  return Tensor(Array<T>(shape, fill), requires_grad);
+}
+
+template <class T>
+  requires Scalar<T>
+Tensor<T> Tensor<T>::scalar(T value, bool requires_grad) {
+  return Tensor(Array<T>(value), requires_grad);
+}
+
+template <class T>
+  requires Scalar<T>
+Tensor<T> Tensor<T>::from(std::initializer_list<T> values, const Shape& shape, bool requires_grad) {
+  if (values.size() != element_count(shape)) {
+    throw shape_error(detail::message("Tensor::from: ", values.size(), " values cannot fill shape ", shape, " (",
+                                      element_count(shape), " elements)"));
+  }
+  Array<T> array = Array<T>::from_shape(shape);
+  std::copy(values.begin(), values.end(), array.begin());
+  return Tensor(std::move(array), requires_grad);
+}
+
+template <class T>
+  requires Scalar<T>
+std::size_t Tensor<T>::size(int axis) const {
+  return shape()[normalize_axis("size", axis, dim())];
+}
+
+template <class T>
+  requires Scalar<T>
+T Tensor<T>::item() const {
+  if (size() != 1) {
+    throw shape_error(detail::message("item(): the tensor has shape ", shape(),
+                                      "; only a one-element tensor has a single value"));
+  }
+  return *value().data();
+}
+
+template <class T>
+  requires Scalar<T>
+Tensor<T>& Tensor<T>::set_requires_grad(bool requires_grad) {
+  if (!is_leaf()) {
+    throw graph_error(detail::message(
+        "set_requires_grad(): the tensor was produced by '", impl().grad_fn->op(),
+        "'; only leaves can change it (use detach() to cut a tensor from its graph)"));
+  }
+  impl().requires_grad = requires_grad;
+  return *this;
+}
+
+template <class T>
+  requires Scalar<T>
+const Array<T>& Tensor<T>::grad() const {
+  if (!has_grad()) {
+    throw graph_error(detail::message("grad(): the tensor of shape ", shape(),
+                                      " has no gradient yet (no backward() has reached it)"));
+  }
+  return *impl().grad;
+}
+
+template <class T>
+  requires Scalar<T>
+Array<T>& Tensor<T>::mutable_grad() {
+  return const_cast<Array<T>&>(std::as_const(*this).grad());
+}
+
+template <class T>
+  requires Scalar<T>
+void Tensor<T>::zero_grad() {
+  if (has_grad()) impl().grad->fill(T(0));
+}
+
+template <class T>
+  requires Scalar<T>
+void Tensor<T>::retain_grad() {
+  if (!requires_grad()) {
+    throw graph_error("retain_grad(): the tensor does not require grad");
+  }
+  impl().retains_grad = true;
+}
+
+template <class T>
+  requires Scalar<T>
+void Tensor<T>::backward(const BackwardOptions& options) {
+  if (size() != 1) {
+    throw graph_error(detail::message(
+        "backward(): the tensor has shape ", shape(),
+        "; only a one-element tensor can start backward without an output gradient (pass "
+        "backward(output_grad) with a gradient of the same shape)"));
+  }
+  backward(Array<T>(shape(), T(1)), options);
+}
+
+template <class T>
+  requires Scalar<T>
+void Tensor<T>::backward(const Array<T>& output_grad, const BackwardOptions& options) {
+  if (!requires_grad()) {
+    throw graph_error(detail::message(
+        "backward(): the tensor of shape ", shape(),
+        " does not require grad (no input of the ops that produced it requires grad, or it "
+        "was computed under NoGradGuard)"));
+  }
+  if (output_grad.shape() != shape()) {
+    throw shape_error(detail::message("backward(): the output gradient has shape ",
+                                      output_grad.shape(), " but the tensor has shape ", shape()));
+  }
+  Array<T>& buffer = Node<T>::gradient_buffer(impl_);
+  buffer += output_grad;
+  if (Node<T>* producer = impl().grad_fn.get()) {
+    producer->backpropagate(options.retain_graph);
+  }
+}
+
+template <class T>
+  requires Scalar<T>
+Tensor<T> Tensor<T>::detach() const {
+  return Tensor(value(), false);
+}
+
+template class Tensor<float>;
+template class Tensor<double>;
+
+}  // namespace xgrad

@@ -1,0 +1,183 @@
+// Graph behaviour: recording, reverse pass, accumulation, no-grad, diamonds, release of
+// saved values, retained graphs and misuse errors.
+#define BOOST_TEST_MODULE autograd
+#include "xgrad_test.h"
+
+using namespace xgrad;
+using xgrad::testing::check_close;
+
+BOOST_AUTO_TEST_CASE(leaf_gradients_accumulate_across_backward_calls_until_zeroed) {
+  Tensor<double> x(Array<double>{1.0, -2.0, 3.0}, true);
+  Tensor<double> y = sum(x * x);  // dy/dx = 2x
+  y.backward(BackwardOptions{.retain_graph = true});
+  check_close(x.grad(), Array<double>{2.0, -4.0, 6.0});
+  y.backward();
+  check_close(x.grad(), Array<double>{4.0, -8.0, 12.0});
+  x.zero_grad();
+  check_close(x.grad(), Array<double>{0.0, 0.0, 0.0});
+  sum(x * 3.0).backward();
+  check_close(x.grad(), Array<double>{3.0, 3.0, 3.0});
+}
+
+BOOST_AUTO_TEST_CASE(a_tensor_used_twice_receives_both_gradients) {
+  // Diamond: a feeds b and c, both feed d. d = (2a) * exp(a) -> dd/da = 2 exp(a) (1 + a)
+  Tensor<double> a(Array<double>{0.5, -1.5}, true);
+  Tensor<double> b = a * 2.0;
+  Tensor<double> c = exp(a);
+  sum(b * c).backward();
+  const Array<double> av = a.value();
+  check_close(a.grad(), Array<double>(2.0 * xt::exp(av) * (1.0 + av)), 1e-12);
+}
+
+BOOST_AUTO_TEST_CASE(inputs_that_do_not_require_grad_get_no_gradient_and_no_node) {
+  Tensor<double> w(Array<double>{1.0, 2.0}, true);
+  Tensor<double> data(Array<double>{3.0, 4.0});
+  Tensor<double> constant = data * 2.0;
+  BOOST_TEST(!constant.requires_grad());
+  BOOST_TEST(constant.is_leaf());
+  sum(w * constant).backward();
+  BOOST_TEST(!data.has_grad());
+  check_close(w.grad(), Array<double>{6.0, 8.0});
+}
+
+BOOST_AUTO_TEST_CASE(no_grad_guard_stops_recording_and_restores_the_mode) {
+  Tensor<double> x(Array<double>{1.0}, true);
+  {
+    NoGradGuard guard;
+    BOOST_TEST(!grad_enabled());
+    Tensor<double> y = tanh(x) * 2.0;
+    BOOST_TEST(!y.requires_grad());
+    BOOST_TEST(live_node_count() == 0u);
+    BOOST_CHECK_THROW(y.backward(), graph_error);
+  }
+  BOOST_TEST(grad_enabled());
+  BOOST_TEST(tanh(x).requires_grad());
+}
+
+BOOST_AUTO_TEST_CASE(backward_releases_saved_values_and_nodes) {
+  Tensor<double> x(Array<double>{1.0, 2.0, 3.0}, true);
+  {
+    Tensor<double> loss = sum(tanh(x * x) + x);
+    BOOST_TEST(live_node_count() == 4u);  // mul, tanh, add, sum
+    loss.backward();
+    // Only the loss's own node survives (it is the loss's grad_fn), with nothing saved.
+    BOOST_TEST(live_node_count() == 1u);
+    BOOST_TEST(loss.impl().grad_fn->inputs().empty());
+    BOOST_CHECK_THROW(loss.backward(), graph_error);  // freed: second pass needs retain_graph
+  }
+  BOOST_TEST(live_node_count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(retain_graph_keeps_the_graph_for_a_second_pass) {
+  Tensor<double> x(Array<double>{0.3}, true);
+  Tensor<double> y = sum(sigmoid(x));
+  y.backward(BackwardOptions{.retain_graph = true});
+  BOOST_TEST(live_node_count() == 2u);
+  y.backward();
+  const double s = 1.0 / (1.0 + std::exp(-0.3));
+  BOOST_TEST(x.grad()(0) == 2.0 * s * (1.0 - s), boost::test_tools::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_CASE(intermediate_gradients_are_dropped_unless_retained) {
+  Tensor<double> x(Array<double>{1.0, 2.0}, true);
+  Tensor<double> hidden = x * 3.0;
+  Tensor<double> kept = x * 5.0;
+  kept.retain_grad();
+  sum(hidden * kept).backward();
+  BOOST_TEST(!hidden.has_grad());
+  check_close(kept.grad(), Array<double>{3.0, 6.0});  // d/dkept = hidden
+  check_close(x.grad(), Array<double>{30.0, 60.0});    // 2 * 15 x
+}
+
+BOOST_AUTO_TEST_CASE(nodes_whose_results_no_gradient_depends_on_are_skipped) {
+  Tensor<double> x(Array<double>{1.0, 2.0}, true);
+  Tensor<double> y(Array<double>{1.0, 1.0}, true);
+  Tensor<double> unused = exp(y);  // recorded, but not part of the loss
+  sum(x * 2.0).backward();
+  BOOST_TEST(!y.has_grad());
+  BOOST_TEST(live_node_count() == 1u);  // `unused` only: the loss was a temporary
+}
+
+BOOST_AUTO_TEST_CASE(backward_with_an_explicit_output_gradient) {
+  Tensor<double> x(Array<double>{{1.0, 2.0}, {3.0, 4.0}}, true);
+  Tensor<double> y = x * x;
+  y.backward(Array<double>{{1.0, 0.0}, {0.5, -1.0}});
+  check_close(x.grad(), Array<double>{{2.0, 0.0}, {3.0, -8.0}});
+}
+
+BOOST_AUTO_TEST_CASE(backward_misuse_throws_with_a_message) {
+  Tensor<double> x(Array<double>{1.0, 2.0}, true);
+  Tensor<double> y = x * 2.0;
+  try {
+    y.backward();
+    BOOST_FAIL("backward on a non-scalar without a gradient must throw");
+  } catch (const graph_error& e) {
+    BOOST_TEST(std::string(e.what()).find("[2]") != std::string::npos, e.what());
+  }
+  Tensor<double> constant(Array<double>{1.0});
+  BOOST_CHECK_THROW(constant.backward(), graph_error);
+  BOOST_CHECK_THROW(y.backward(Array<double>{1.0, 2.0, 3.0}), shape_error);
+  BOOST_CHECK_THROW(y.set_requires_grad(false), graph_error);
+  BOOST_CHECK_THROW(Tensor<double>().value(), graph_error);
+  BOOST_CHECK_THROW(Tensor<double>(Array<double>{1.0}).grad(), graph_error);
+}
+
+BOOST_AUTO_TEST_CASE(a_long_training_loop_does_not_grow_the_graph) {
+  Tensor<double> w(Array<double>{0.5, -0.5}, true);
+  Tensor<double> x(Array<double>{1.0, 2.0});
+  for (int step = 0; step < 1000; ++step) {
+    Tensor<double> loss = mean(tanh(w * x) * tanh(w * x));
+    loss.backward();
+    NoGradGuard update;
+    w.mutable_value() -= 0.1 * w.grad();
+    w.zero_grad();
+  }
+  BOOST_TEST(live_node_count() == 0u);
+  // Graphs built but never backpropagated are freed with their tensors too.
+  for (int step = 0; step < 1000; ++step) Tensor<double> unused = exp(w) * w;
+  BOOST_TEST(live_node_count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_very_deep_graph_is_freed_without_recursion) {
+  Tensor<double> x(Array<double>{1.0}, true);
+  {
+    Tensor<double> y = x;
+    for (int i = 0; i < 300000; ++i) y = y + 1.0;
+    BOOST_TEST(live_node_count() == 300000u);
+  }  // destroying the chain would overflow the stack if done recursively
+  BOOST_TEST(live_node_count() == 0u);
+  Tensor<double> y = x;
+  for (int i = 0; i < 300000; ++i) y = y * 1.0;
+  sum(y).backward();
+  BOOST_TEST(x.grad()(0) == 1.0);
+}
+
+BOOST_AUTO_TEST_CASE(a_multi_output_node_runs_once_and_sees_only_reached_outputs) {
+  // A custom op with two results: (2x, x^2), recorded as one node.
+  Tensor<double> x(Array<double>{3.0}, true);
+  int runs = 0;
+  auto results = record<double, 2>(
+      "double_and_square", {Array<double>{6.0}, Array<double>{9.0}}, {x}, [&runs](Node<double>& node) {
+        ++runs;
+        Array<double>& gx = node.input_grad(0);
+        if (node.has_output_grad(0)) gx += 2.0 * node.output_grad(0);                       // dx += 2 dy0
+        if (node.has_output_grad(1)) gx += 2.0 * node.input(0) * node.output_grad(1);       // dx += 2x dy1
+      });
+  sum(results[0] * 10.0 + results[1]).backward(BackwardOptions{.retain_graph = true});
+  BOOST_TEST(runs == 1);
+  BOOST_TEST(x.grad()(0) == 26.0);
+  x.zero_grad();
+  sum(results[1]).backward();
+  BOOST_TEST(x.grad()(0) == 6.0);
+}
+
+BOOST_AUTO_TEST_CASE(tensors_from_values_and_a_shape) {
+  Tensor<float> t = Tensor<float>::from({1, 2, 3, 4, 5, 6}, {1, 2, 3}, true);
+  BOOST_TEST(to_string(t.shape()) == "[1, 2, 3]");
+  BOOST_TEST(t.value()(0, 1, 2) == 6.0f);
+  BOOST_TEST(t.requires_grad());
+  BOOST_CHECK_THROW(Tensor<float>::from({1, 2, 3}, {2, 2}), shape_error);
+  BOOST_TEST(Tensor<double>::scalar(2.5).item() == 2.5);
+  BOOST_CHECK_THROW(t.item(), shape_error);
+  BOOST_TEST(t.size(-1) == 3u);
+}

@@ -1,0 +1,98 @@
+// Matrix products: values against hand-computed products, gradients of every transpose and
+// batch combination, accumulation at beta = 1, and shape errors.
+#define BOOST_TEST_MODULE matmul
+#include "xgrad_test.h"
+
+using namespace xgrad;
+using xgrad::testing::check_close;
+using xgrad::testing::check_gradients;
+using xgrad::testing::random_tensor;
+using xgrad::testing::shaped;
+using Inputs = std::vector<Tensor<double>>;
+
+BOOST_AUTO_TEST_CASE(two_dimensional_values) {
+  Tensor<double> a(Array<double>{{1.0, 2.0, 3.0}, {4.0, 5.0, 6.0}});
+  Tensor<double> b(Array<double>{{1.0, -1.0}, {0.5, 2.0}, {-2.0, 0.0}});
+  check_close(matmul(a, b).value(), Array<double>{{-4.0, 3.0}, {-5.5, 6.0}});
+  // a^T [3, 2] x a [2, 3] and a [2, 3] x a^T [3, 2] through the transpose flags.
+  check_close(matmul(a, a, {.transpose_a = true}).value(),
+              Array<double>{{17.0, 22.0, 27.0}, {22.0, 29.0, 36.0}, {27.0, 36.0, 45.0}});
+  check_close(matmul(a, a, {.transpose_b = true}).value(), Array<double>{{14.0, 32.0}, {32.0, 77.0}});
+  check_close(matmul(b, a, {.transpose_a = true, .transpose_b = true}).value(),
+              Array<double>{{-4.0, -5.5}, {3.0, 6.0}});
+}
+
+BOOST_AUTO_TEST_CASE(batched_values) {
+  Tensor<double> a(shaped<Array<double>>({2, 1, 2}, {1.0, 2.0, 3.0, 4.0}));
+  Tensor<double> b(shaped<Array<double>>({2, 2, 1}, {1.0, 1.0, 2.0, -1.0}));
+  check_close(matmul(a, b).value(), shaped<Array<double>>({2, 1, 1}, {3.0, 2.0}));
+  Tensor<double> shared(Array<double>{{1.0, 0.0}, {0.0, 2.0}});      // [2, 2]
+  check_close(matmul(a, shared).value(), Array<double>{{{1.0, 4.0}}, {{3.0, 8.0}}});
+  check_close(matmul(shared, b).value(), shaped<Array<double>>({2, 2, 1}, {1.0, 2.0, 2.0, -2.0}));
+}
+
+BOOST_AUTO_TEST_CASE(gradients_for_every_transpose_combination) {
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      BOOST_TEST_CONTEXT("transpose_a " << ta << ", transpose_b " << tb) {
+        const MatmulOptions options{ta, tb};
+        Tensor<double> a = random_tensor(ta ? Shape{4, 3} : Shape{3, 4}, 1);
+        Tensor<double> b = random_tensor(tb ? Shape{5, 4} : Shape{4, 5}, 2);
+        check_gradients([options](const Inputs& x) { return matmul(x[0], x[1], options); }, {a, b});
+        Tensor<double> batch_a = random_tensor(ta ? Shape{2, 4, 3} : Shape{2, 3, 4}, 3);
+        Tensor<double> batch_b = random_tensor(tb ? Shape{2, 5, 4} : Shape{2, 4, 5}, 4);
+        check_gradients([options](const Inputs& x) { return matmul(x[0], x[1], options); }, {batch_a, batch_b});
+        check_gradients([options](const Inputs& x) { return matmul(x[0], x[1], options); }, {batch_a, b});
+        check_gradients([options](const Inputs& x) { return matmul(x[0], x[1], options); }, {a, batch_b});
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(gradient_of_one_operand_only) {
+  Tensor<double> weights = random_tensor({4, 2}, 5);
+  Tensor<double> data = random_tensor({3, 4}, 6, -1.0, 1.0, false);
+  check_gradients([&data](const Inputs& x) { return matmul(data, x[0]); }, {weights});
+  Tensor<double> out = matmul(data, weights);
+  sum(out).backward();
+  BOOST_TEST(!data.has_grad());
+}
+
+BOOST_AUTO_TEST_CASE(backward_accumulates_into_existing_gradients) {
+  Tensor<double> a(shaped<Array<double>>({1, 2}, {1.0, 2.0}), true);
+  Tensor<double> b(shaped<Array<double>>({2, 1}, {3.0, 4.0}), true);
+  sum(matmul(a, b)).backward();
+  sum(matmul(a, b)).backward();
+  check_close(a.grad(), Array<double>{{6.0, 8.0}});
+  check_close(b.grad(), shaped<Array<double>>({2, 1}, {2.0, 4.0}));
+}
+
+BOOST_AUTO_TEST_CASE(empty_inner_dimension_gives_zeros) {
+  Tensor<double> a = Tensor<double>::zeros({2, 0});
+  Tensor<double> b = Tensor<double>::zeros({0, 3});
+  check_close(matmul(a, b).value(), Array<double>(Shape{2, 3}, 0.0));
+}
+
+BOOST_AUTO_TEST_CASE(float_matches_double) {
+  Tensor<double> a = random_tensor({7, 5}, 7, -1.0, 1.0, false);
+  Tensor<double> b = random_tensor({5, 6}, 8, -1.0, 1.0, false);
+  Tensor<float> af(Array<float>(xt::cast<float>(a.value())));
+  Tensor<float> bf(Array<float>(xt::cast<float>(b.value())));
+  check_close(matmul(af, bf).value(), matmul(a, b).value(), 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(shape_errors_name_both_shapes) {
+  Tensor<double> a = random_tensor({2, 3}, 9);
+  Tensor<double> b = random_tensor({4, 5}, 10);
+  try {
+    matmul(a, b);
+    BOOST_FAIL("mismatched inner dimensions must throw");
+  } catch (const shape_error& e) {
+    const std::string message = e.what();
+    BOOST_TEST(message.find("[2, 3]") != std::string::npos, message);
+    BOOST_TEST(message.find("[4, 5]") != std::string::npos, message);
+  }
+  BOOST_CHECK_THROW(matmul(random_tensor({2, 3, 4}, 11), random_tensor({3, 4, 5}, 12)), shape_error);
+  BOOST_CHECK_THROW(matmul(random_tensor({4}, 13), random_tensor({4, 2}, 14)), shape_error);
+  BOOST_CHECK_NO_THROW(matmul(a, random_tensor({2, 5}, 15), {.transpose_a = true}));
+}

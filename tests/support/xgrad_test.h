@@ -1,0 +1,74 @@
+#pragma once
+// Helpers shared by the test suites: reproducible random tensors, a non-trivial scalar to
+// differentiate, and closeness checks that report the first differing element.
+
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <string>
+
+#include <xtensor/xview.hpp>
+
+#include "xgrad/framework.h"
+
+namespace xgrad::testing {
+
+// An array of `shape` filled in row-major order: for shapes like [2, 1], whose nested brace
+// form xtensor cannot tell from a shape.
+template <class A = Indices>
+A shaped(const Shape& shape, std::initializer_list<typename A::value_type> values) {
+  A result = A::from_shape(shape);
+  BOOST_TEST_REQUIRE(values.size() == result.size());
+  std::copy(values.begin(), values.end(), result.begin());
+  return result;
+}
+
+// Uniform values in [low, high): uneven, non-symmetric inputs that do not hide bugs the way
+// ones or symmetric patterns can.
+inline Tensor<double> random_tensor(const Shape& shape, std::uint64_t seed, double low = -1.0, double high = 1.0,
+                                    bool requires_grad = true) {
+  Generator generator(seed);
+  Array<double> values = Array<double>::from_shape(shape);
+  for (std::size_t i = 0; i < values.size(); ++i) values.data()[i] = generator.uniform(low, high);
+  return Tensor<double>(std::move(values), requires_grad);
+}
+
+// Random values whose magnitude is at least `margin`, away from kinks at 0 (relu, abs).
+inline Tensor<double> random_away_from_zero(const Shape& shape, std::uint64_t seed, double margin = 0.1) {
+  Tensor<double> t = random_tensor(shape, seed);
+  for (double& v : t.mutable_value()) v = v < 0 ? v - margin : v + margin;
+  return t;
+}
+
+// sum(y * w) with fixed weights that differ element to element, so that every element of
+// y receives its own output gradient, never all ones.
+inline Tensor<double> weighted_sum(const Tensor<double>& y) {
+  Array<double> weights = Array<double>::from_shape(y.shape());
+  for (std::size_t i = 0; i < weights.size(); ++i) weights.data()[i] = 0.3 + 0.9 * std::sin(1.7 * double(i) + 0.4);
+  return sum(y * Tensor<double>(std::move(weights)));
+}
+
+// Gradcheck of weighted_sum(f(inputs)) with the default (PyTorch) tolerances.
+inline void check_gradients(const std::function<Tensor<double>(const std::vector<Tensor<double>>&)>& f,
+                            const std::vector<Tensor<double>>& inputs, GradcheckOptions options = {}) {
+  const GradcheckResult result = gradcheck([&](const auto& xs) { return weighted_sum(f(xs)); }, inputs, options);
+  BOOST_TEST(result.passed, result.report);
+}
+
+template <class A, class B>
+void check_close(const A& actual_expression, const B& expected_expression, double tolerance = 1e-12) {
+  // Evaluate first: views and expressions have no contiguous data() of their own.
+  const xt::xarray<double> actual = xt::cast<double>(actual_expression);
+  const xt::xarray<double> expected = xt::cast<double>(expected_expression);
+  BOOST_TEST_REQUIRE(to_string(Shape(actual.shape().begin(), actual.shape().end())) ==
+                     to_string(Shape(expected.shape().begin(), expected.shape().end())));
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const double a = actual.data()[i];
+    const double e = expected.data()[i];
+    const bool same = (std::isinf(a) && a == e) || std::abs(a - e) <= tolerance * (1.0 + std::abs(e));
+    BOOST_TEST(same, "element " << i << ": " << a << " != expected " << e);
+    if (!same) return;
+  }
+}
+
+}  // namespace xgrad::testing
