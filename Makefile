@@ -3,7 +3,7 @@
 #   make demo   install missing packages, build Release, run the main example
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
-DEBIAN_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev libopenblas-dev libboost-test-dev
+DEBIAN_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev libopenblas-dev libboost-test-dev nlohmann-json3-dev
 
 .PHONY: all deps build test demo clean
 

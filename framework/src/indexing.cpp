@@ -36,15 +36,15 @@ void check_mask(const char* op, const char* what, const Shape& mask, const Shape
   }
 }
 
-}  // namespace
-
-// y[o, j, i] = x[o, indices[j], i]; dx[o, indices[j], i] += dy[o, j, i]
+// y[o, j, i] = x[o, indices[j], i]; dx[o, indices[j], i] += dy[o, j, i] except where
+// indices[j] == skip
 template <class T>
-Tensor<T> index_select(const Tensor<T>& x, int axis, const Indices& indices) {
-  const std::size_t a = normalize_axis("index_select", axis, x.dim());
+Tensor<T> take_along(const char* op, const Tensor<T>& x, int axis, const Indices& indices,
+                     std::optional<std::int64_t> skip) {
+  const std::size_t a = normalize_axis(op, axis, x.dim());
   const detail::AxisView view = detail::axis_view(x.shape(), a);
   const std::size_t count = indices.size();
-  for (std::size_t j = 0; j < count; ++j) check_index("index_select", indices, j, view.extent, axis, x.shape());
+  for (std::size_t j = 0; j < count; ++j) check_index(op, indices, j, view.extent, axis, x.shape());
   Shape shape(x.shape().begin(), x.shape().begin() + static_cast<std::ptrdiff_t>(a));
   shape.insert(shape.end(), indices.shape().begin(), indices.shape().end());
   shape.insert(shape.end(), x.shape().begin() + static_cast<std::ptrdiff_t>(a) + 1, x.shape().end());
@@ -52,23 +52,39 @@ Tensor<T> index_select(const Tensor<T>& x, int axis, const Indices& indices) {
   const std::int64_t* ids = indices.data();
   for (std::size_t o = 0; o < view.outer; ++o) {
     for (std::size_t j = 0; j < count; ++j) {
-      std::copy_n(x.data() + (o * view.extent + static_cast<std::size_t>(ids[j])) * view.inner,
-                  view.inner, y.data() + (o * count + j) * view.inner);
+      std::copy_n(x.data() + (o * view.extent + static_cast<std::size_t>(ids[j])) * view.inner, view.inner,
+                  y.data() + (o * count + j) * view.inner);
     }
   }
-  return record<T>("index_select", std::move(y), {x}, [view, indices](Node<T>& node) {
+  return record<T>(op, std::move(y), {x}, [view, indices, skip](Node<T>& node) {
     const T* gy = node.output_grad().data();
     T* gx = node.input_grad(0).data();
     const std::size_t count = indices.size();
     const std::int64_t* ids = indices.data();
     for (std::size_t o = 0; o < view.outer; ++o) {
       for (std::size_t j = 0; j < count; ++j) {
+        if (skip && ids[j] == *skip) continue;
         T* dst = gx + (o * view.extent + static_cast<std::size_t>(ids[j])) * view.inner;
         const T* src = gy + (o * count + j) * view.inner;
         for (std::size_t i = 0; i < view.inner; ++i) dst[i] += src[i];
       }
     }
   });
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> index_select(const Tensor<T>& x, int axis, const Indices& indices) {
+  return take_along("index_select", x, axis, indices, std::nullopt);
+}
+
+template <class T>
+Tensor<T> embedding(const Tensor<T>& weight, const Indices& ids, std::optional<std::int64_t> padding_idx) {
+  if (weight.dim() != 2) {
+    throw shape_error(detail::message("embedding: the weight has shape ", weight.shape(), "; expected [num, dim]"));
+  }
+  return take_along("embedding", weight, 0, ids, padding_idx);
 }
 
 // y[p] = x[p with axis coordinate replaced by indices[p]]; dx[that element] += dy[p]
@@ -157,6 +173,7 @@ Tensor<T> where(const Mask& condition, const Tensor<T>& a, const Tensor<T>& b) {
 
 #define XGRAD_INSTANTIATE_INDEXING(T)                                               \
   template Tensor<T> index_select(const Tensor<T>&, int, const Indices&);           \
+  template Tensor<T> embedding(const Tensor<T>&, const Indices&, std::optional<std::int64_t>); \
   template Tensor<T> gather(const Tensor<T>&, int, const Indices&);                 \
   template Tensor<T> masked_fill(const Tensor<T>&, const Mask&, scalar_t<T>);       \
   template Tensor<T> where(const Mask&, const Tensor<T>&, const Tensor<T>&);

@@ -1,5 +1,7 @@
 #include "xgrad/framework/matmul.h"
 
+#include <algorithm>
+
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/blas.h"
 #include "xgrad/framework/errors.h"
@@ -97,6 +99,47 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, const MatmulOptions& op
   });
 }
 
+// y = x W^T + b; dx += dy W; dW += dy^T x; db += sum over rows of dy
+template <class T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
+  const Shape& xs = x.shape();
+  const Shape& ws = weight.shape();
+  if (xs.empty() || ws.size() != 2 || xs.back() != ws[1] || (bias.defined() && bias.shape() != Shape{ws[0]})) {
+    throw shape_error(detail::message("linear: x of shape ", xs, ", weight of shape ", ws, " and bias of shape ",
+                                      bias.defined() ? to_string(bias.shape()) : std::string("(none)"),
+                                      " do not fit (expected x [..., in], weight [out, in], bias [out])"));
+  }
+  const std::size_t in = ws[1], out = ws[0], rows = x.size() / std::max<std::size_t>(in, 1);
+  Shape result_shape = xs;
+  result_shape.back() = out;
+  Array<T> y = Array<T>::from_shape(result_shape);
+  T beta = T(0);
+  if (bias.defined()) {  // start from the bias rows and let the GEMM add x W^T onto them
+    for (std::size_t r = 0; r < rows; ++r) std::copy_n(bias.data(), out, y.data() + r * out);
+    beta = T(1);
+  }
+  blas::gemm<T>(false, true, rows, out, in, T(1), x.data(), weight.data(), beta, y.data());
+  std::vector<Tensor<T>> inputs{x, weight};
+  if (bias.defined()) inputs.push_back(bias);
+  return record<T>("linear", std::move(y), std::move(inputs), [rows, in, out](Node<T>& node) {
+    const T* dy = node.output_grad().data();
+    if (node.needs_grad(0)) {
+      blas::gemm<T>(false, false, rows, in, out, T(1), dy, node.input(1).data(), T(1), node.input_grad(0).data());
+    }
+    if (node.needs_grad(1)) {
+      blas::gemm<T>(true, false, out, in, rows, T(1), dy, node.input(0).data(), T(1), node.input_grad(1).data());
+    }
+    if (node.input_count() == 3 && node.needs_grad(2)) {
+      T* db = node.input_grad(2).data();
+      for (std::size_t r = 0; r < rows; ++r) {
+        for (std::size_t o = 0; o < out; ++o) db[o] += dy[r * out + o];
+      }
+    }
+  });
+}
+
+template Tensor<float> linear(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&);
+template Tensor<double> linear(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&);
 template Tensor<float> matmul(const Tensor<float>&, const Tensor<float>&, const MatmulOptions&);
 template Tensor<double> matmul(const Tensor<double>&, const Tensor<double>&, const MatmulOptions&);
 

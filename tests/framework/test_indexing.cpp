@@ -65,3 +65,16 @@ BOOST_AUTO_TEST_CASE(out_of_range_indices_name_the_index_and_position) {
   BOOST_CHECK_THROW(masked_fill(table, Mask{true, false, true}, 0.0), shape_error);
   BOOST_CHECK_THROW(xgrad::where(Mask{true, false, true}, table, table), shape_error);
 }
+
+BOOST_AUTO_TEST_CASE(embedding_padding_row_gets_no_gradient) {
+  Tensor<double> table = random_tensor({4, 3}, 10);
+  const Indices ids{{1, 0, 0}, {3, 1, 0}};  // 0 is padding
+  Tensor<double> looked_up = embedding(table, ids, std::int64_t{0});
+  check_close(xt::view(looked_up.value(), 1, 0), xt::view(table.value(), 3));
+  sum(looked_up * 2.0).backward();
+  check_close(xt::view(table.grad(), 0), Array<double>{0.0, 0.0, 0.0});
+  check_close(xt::view(table.grad(), 1), Array<double>{4.0, 4.0, 4.0});
+  check_gradients([&ids](const Inputs& v) { return embedding(v[0], ids); }, {random_tensor({4, 3}, 11)});
+  BOOST_CHECK_THROW(embedding(random_tensor({4}, 12), ids), shape_error);
+  BOOST_CHECK_THROW(embedding(table, Indices{4}), index_error);
+}

@@ -96,3 +96,34 @@ BOOST_AUTO_TEST_CASE(shape_errors_name_both_shapes) {
   BOOST_CHECK_THROW(matmul(random_tensor({4}, 13), random_tensor({4, 2}, 14)), shape_error);
   BOOST_CHECK_NO_THROW(matmul(a, random_tensor({2, 5}, 15), {.transpose_a = true}));
 }
+
+BOOST_AUTO_TEST_CASE(linear_values_over_leading_dimensions) {
+  Tensor<double> x = Tensor<double>::from({1, 2, 3, 4, 5, 6}, {1, 2, 3});  // [1, 2, 3]
+  Tensor<double> w = Tensor<double>::from({1, 0, -1, 0.5, 0.5, 0.5}, {2, 3});
+  Tensor<double> b = Tensor<double>::from({10, 20}, {2});
+  check_close(linear(x, w, b).value(), shaped<Array<double>>({1, 2, 2}, {8, 23, 8, 27.5}));
+  check_close(linear(x, w).value(), shaped<Array<double>>({1, 2, 2}, {-2, 3, -2, 7.5}));
+}
+
+BOOST_AUTO_TEST_CASE(linear_gradients) {
+  Tensor<double> x = random_tensor({2, 3, 4}, 20);
+  Tensor<double> w = random_tensor({5, 4}, 21);
+  Tensor<double> b = random_tensor({5}, 22);
+  check_gradients([](const Inputs& v) { return linear(v[0], v[1], v[2]); }, {x, w, b});
+  check_gradients([](const Inputs& v) { return linear(v[0], v[1]); }, {x, w});
+  Tensor<double> frozen = random_tensor({5, 4}, 23, -1.0, 1.0, false);
+  check_gradients([&frozen](const Inputs& v) { return linear(v[0], frozen, v[1]); }, {x, b});
+}
+
+BOOST_AUTO_TEST_CASE(linear_shape_errors) {
+  Tensor<double> x = random_tensor({2, 4}, 24);
+  try {
+    linear(x, random_tensor({5, 3}, 25));
+    BOOST_FAIL("mismatched features must throw");
+  } catch (const shape_error& e) {
+    const std::string message = e.what();
+    BOOST_TEST(message.find("[2, 4]") != std::string::npos, message);
+    BOOST_TEST(message.find("[5, 3]") != std::string::npos, message);
+  }
+  BOOST_CHECK_THROW(linear(x, random_tensor({5, 4}, 26), random_tensor({4}, 27)), shape_error);
+}

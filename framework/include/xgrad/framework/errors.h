@@ -29,6 +29,13 @@ class graph_error : public std::logic_error {
   using std::logic_error::logic_error;
 };
 
+// A file that cannot be read or written, or whose contents are not what was expected: the
+// message names the file (and line or key) and what is wrong.
+class file_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 namespace detail {
 
 // Streams all arguments into one string: message("matmul: ", a, " vs ", b).

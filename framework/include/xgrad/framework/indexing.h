@@ -2,6 +2,9 @@
 // Selecting elements by index or by mask. Index lookups are checked: an index outside its
 // axis is an index_error naming the index, its position and the axis extent.
 
+#include <cstdint>
+#include <optional>
+
 #include "xgrad/framework/elementwise.h"
 #include "xgrad/framework/tensor.h"
 
@@ -11,6 +14,11 @@ namespace xgrad {
 // result shape = x.shape[:axis] + indices.shape + x.shape[axis+1:]. With axis 0 this is an
 // embedding lookup. Backward scatter-adds, so repeated indices accumulate.
 template <class T> Tensor<T> index_select(const Tensor<T>& x, int axis, const Indices& indices);
+
+// Rows of `weight` [num, dim] at `ids` (any shape) -> [ids..., dim]: an embedding lookup.
+// Rows equal to `padding_idx` receive no gradient (as in PyTorch's F.embedding).
+template <class T>
+Tensor<T> embedding(const Tensor<T>& weight, const Indices& ids, std::optional<std::int64_t> padding_idx = std::nullopt);
 
 // result[i][j][k] = x[i][indices[i][j][k]][k] for axis 1 (torch.gather): indices has x's rank
 // and, outside `axis`, extents no larger than x's. Backward scatter-adds.

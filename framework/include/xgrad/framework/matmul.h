@@ -20,4 +20,10 @@ struct MatmulOptions {
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, const MatmulOptions& options = {});
 
+// y = x W^T + b over any leading dimensions: x [..., in], weight [out, in] (PyTorch's
+// layout), bias [out] or undefined -> [..., out]. One GEMM forward and one per gradient,
+// with no reshaping copies.
+template <class T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {});
+
 }  // namespace xgrad

@@ -1,0 +1,78 @@
+#include "xgrad/framework/file_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "xgrad/framework/errors.h"
+
+namespace xgrad {
+namespace {
+
+std::string system_reason() { return std::strerror(errno); }
+
+void sync_directory(const std::filesystem::path& directory) {
+  const int fd = ::open(directory.empty() ? "." : directory.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;  // the rename is done; a directory we cannot open cannot be synced either
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw file_error(detail::message(path, ": cannot open for reading (", system_reason(), ")"));
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) throw file_error(detail::message(path, ": read failed (", system_reason(), ")"));
+  return contents.str();
+}
+
+void write_file_atomically(const std::string& path, std::string_view contents) {
+  const std::filesystem::path target(path);
+  // A hidden sibling, so the rename stays within one file system.
+  std::string hidden_name = ".";
+  hidden_name += target.filename().string();
+  hidden_name += ".tmp-XXXXXX";
+  std::string temporary = (target.parent_path() / hidden_name).string();
+  const int fd = ::mkstemp(temporary.data());
+  if (fd < 0) throw file_error(detail::message(path, ": cannot create a temporary file beside it (", system_reason(), ")"));
+  auto fail = [&](const char* step) {
+    const std::string reason = system_reason();
+    ::close(fd);
+    ::unlink(temporary.c_str());
+    throw file_error(detail::message(path, ": ", step, " failed (", reason, "); the previous file is unchanged"));
+  };
+  std::size_t written = 0;
+  while (written < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("writing");
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (::fchmod(fd, 0644) != 0) fail("setting permissions");
+  if (::fsync(fd) != 0) fail("flushing to disk");
+  if (::close(fd) != 0) {
+    const std::string reason = system_reason();
+    ::unlink(temporary.c_str());
+    throw file_error(detail::message(path, ": closing failed (", reason, "); the previous file is unchanged"));
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    const std::string reason = system_reason();
+    ::unlink(temporary.c_str());
+    throw file_error(detail::message(path, ": renaming the finished file into place failed (", reason, ")"));
+  }
+  sync_directory(target.parent_path());
+}
+
+}  // namespace xgrad

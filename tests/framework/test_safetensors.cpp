@@ -1,0 +1,134 @@
+// safetensors: round trips, byte-level layout, and refusal of corrupt files; atomic writes.
+#define BOOST_TEST_MODULE safetensors
+#include "xgrad_test.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+using namespace xgrad;
+using xgrad::testing::check_close;
+using xgrad::testing::random_tensor;
+
+namespace {
+
+// A file from a header text and a data section, written byte by byte as another writer would.
+std::string raw_file(const std::string& header, const std::string& data, std::uint64_t claimed_length = 0) {
+  const std::uint64_t length = claimed_length != 0 ? claimed_length : header.size();
+  std::string bytes(8, '\0');
+  std::memcpy(bytes.data(), &length, 8);
+  return bytes + header + data;
+}
+
+std::string floats_bytes(std::initializer_list<float> values) {
+  std::string bytes(values.size() * 4, '\0');
+  std::memcpy(bytes.data(), std::data(values), bytes.size());
+  return bytes;
+}
+
+void expect_refused(const std::string& bytes, const std::string& fragment) {
+  try {
+    safetensors::File::parse(bytes, "bad.safetensors");
+    BOOST_ERROR("a corrupt file was accepted; expected: " << fragment);
+  } catch (const file_error& e) {
+    const std::string message = e.what();
+    BOOST_TEST(message.find("bad.safetensors") != std::string::npos, message);
+    BOOST_TEST(message.find(fragment) != std::string::npos, message);
+  }
+}
+
+struct TempDir {
+  std::filesystem::path path = std::filesystem::temp_directory_path() / ("xgrad-test-" + std::to_string(::getpid()));
+  TempDir() { std::filesystem::create_directories(path); }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(round_trip_of_every_dtype_and_metadata) {
+  TempDir dir;
+  const Array<float> weights = xt::cast<float>(random_tensor({3, 4}, 1).value());
+  const Array<double> doubles = random_tensor({2, 1, 5}, 2).value();
+  const Indices ids{{4, -1}, {7, 0}};
+  safetensors::Writer writer;
+  writer.add("layer.weight", weights);
+  writer.add("doubles", doubles);
+  writer.add("ids", ids);
+  writer.add("empty", Array<float>::from_shape({0, 3}));
+  writer.add("scalar", Array<double>(2.5));
+  writer.set_metadata("format", "xgrad");
+  const std::string path = (dir.path / "model.safetensors").string();
+  writer.write(path);
+
+  const safetensors::File file = safetensors::File::read(path);
+  BOOST_TEST(file.names() == (std::vector<std::string>{"doubles", "empty", "ids", "layer.weight", "scalar"}));
+  check_close(file.floats<float>("layer.weight"), weights, 0.0);
+  check_close(file.floats<double>("doubles"), doubles, 0.0);
+  check_close(file.floats<float>("doubles"), doubles, 1e-7);  // converted on request
+  BOOST_TEST(file.integers("ids") == ids);
+  BOOST_TEST(to_string(file.entry("empty").shape) == "[0, 3]");
+  BOOST_TEST(file.floats<double>("scalar")() == 2.5);
+  BOOST_TEST(file.metadata().at("format") == "xgrad");
+  BOOST_CHECK_THROW(file.entry("missing"), file_error);
+  BOOST_CHECK_THROW(file.integers("doubles"), file_error);
+  BOOST_CHECK_THROW(file.floats<float>("ids"), file_error);
+}
+
+BOOST_AUTO_TEST_CASE(layout_matches_the_format) {
+  safetensors::Writer writer;
+  writer.add("a", Array<float>{1.0f, 2.0f});
+  const std::string bytes = writer.serialize();
+  std::uint64_t header_length = 0;
+  std::memcpy(&header_length, bytes.data(), 8);
+  BOOST_TEST(header_length % 8 == 0u);  // padded so that the data section is aligned
+  const std::string header = bytes.substr(8, header_length);
+  BOOST_TEST(header.find(R"("a":{"data_offsets":[0,8],"dtype":"F32","shape":[2]})") != std::string::npos, header);
+  BOOST_TEST(bytes.substr(8 + header_length) == floats_bytes({1.0f, 2.0f}));
+}
+
+BOOST_AUTO_TEST_CASE(reads_a_file_from_another_writer) {
+  // Written as PyTorch's tooling writes: unpadded header, keys in any order, metadata present.
+  const std::string header = R"({"__metadata__":{"format":"pt"},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"
+                             R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  const safetensors::File file = safetensors::File::parse(raw_file(header, floats_bytes({1, 2, 3})), "other.safetensors");
+  check_close(file.floats<float>("a"), Array<float>{1, 2}, 0.0);
+  check_close(file.floats<float>("b"), Array<float>{3}, 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(corrupt_files_are_refused_with_a_reason) {
+  const std::string good_header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  const std::string data = floats_bytes({1, 2});
+  BOOST_CHECK_NO_THROW(safetensors::File::parse(raw_file(good_header, data), "good"));
+  expect_refused("abc", "8-byte header length");
+  expect_refused(raw_file(good_header, data).substr(0, 20), "runs past the end");               // truncated header
+  expect_refused(raw_file(good_header, data, 1ull << 40), "exceeds the limit");                   // huge header length
+  expect_refused(raw_file(good_header, data.substr(0, 4)), "data section");                       // truncated data
+  expect_refused(raw_file(R"({"a":{"dtype":"F32",)", ""), "not valid JSON");
+  expect_refused(raw_file(R"([1,2])", ""), "not a JSON object");
+  expect_refused(raw_file(R"({"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", data), "dtype BF16");
+  expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data), "needs 3 x 4 bytes");
+  expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data), "non-negative");
+  expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}})", data),
+                 "more elements than memory");
+  expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", data), "do not lie inside");
+  expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[2]}})", data), "no \"data_offsets\"");
+  expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                          R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                          data),
+                 "overlap");
+  expect_refused(raw_file(R"({"__metadata__":{"k":1}})", ""), "metadata 'k'");
+}
+
+BOOST_AUTO_TEST_CASE(atomic_write_replaces_the_file_whole) {
+  TempDir dir;
+  const std::string path = (dir.path / "file.txt").string();
+  write_file_atomically(path, "first version");
+  write_file_atomically(path, "second");
+  BOOST_TEST(read_file(path) == "second");
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path)) ++entries;
+  BOOST_TEST(entries == 1u);  // no temporary left behind
+  // A write that cannot happen leaves the old file as it was.
+  BOOST_CHECK_THROW(write_file_atomically((dir.path / "missing-dir" / "x").string(), "data"), file_error);
+  BOOST_CHECK_THROW(read_file((dir.path / "absent").string()), file_error);
+}
