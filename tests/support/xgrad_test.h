@@ -10,6 +10,7 @@
 #include <xtensor/xview.hpp>
 
 #include "xgrad/framework.h"
+#include "xgrad/layers.h"
 
 namespace xgrad::testing {
 
@@ -69,6 +70,32 @@ void check_close(const A& actual_expression, const B& expected_expression, doubl
     BOOST_TEST(same, "element " << i << ": " << a << " != expected " << e);
     if (!same) return;
   }
+}
+
+// A PyTorch reference file from tests/fixtures/data (written by tests/fixtures/make_fixtures.py).
+inline safetensors::File fixture(const std::string& name) {
+  return safetensors::File::read(std::string(XGRAD_FIXTURE_DIR) + "/" + name + ".safetensors");
+}
+
+// Tolerances for comparing with PyTorch: relative 1e-6 in double, 1e-4 in float.
+template <class T>
+constexpr double parity_tolerance = std::is_same_v<T, double> ? 1e-6 : 1e-4;
+
+// Sets every parameter of `module` from the fixture's "param.<name>" tensors; a parameter
+// the fixture lacks fails the test, which also checks that names match PyTorch's.
+template <class Module>
+void load_parameters(Module& module, const safetensors::File& file) {
+  using T = typename decltype(module.parameters())::value_type::value_type;
+  for (auto& [name, parameter] : module.named_parameters()) {
+    BOOST_TEST_REQUIRE(file.contains("param." + name), "the PyTorch fixture has no parameter " << name);
+    parameter.mutable_value() = file.template floats<T>("param." + name);
+  }
+}
+
+// sum(output * w) with the fixture's weights w: the scalar the fixture backpropagated.
+template <class T>
+Tensor<T> fixture_objective(const Tensor<T>& output, const safetensors::File& file) {
+  return sum(output * Tensor<T>(file.template floats<T>("output_weights")));
 }
 
 }  // namespace xgrad::testing

@@ -26,7 +26,7 @@ struct GradcheckOptions {
   double rtol = 1e-3;
   // Names for tensors in the report (for example a module's named_parameters()); others are
   // called "input i" or "parameter j".
-  std::vector<std::pair<std::string, Tensor<double>>> names;
+  std::vector<std::pair<std::string, Tensor<double>>> names = {};
 };
 
 struct GradcheckResult {

@@ -10,6 +10,9 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 #include <type_traits>
 
 #include <xtensor/xarray.hpp>
@@ -120,6 +123,10 @@ class Tensor {
   friend class Node<T>;  // moves its inputs' state out when the graph is released
   std::shared_ptr<TensorImpl<T>> impl_;
 };
+
+// Tensors with names, in a meaningful order: a module's parameters, an optimizer's state.
+template <class T>
+using NamedTensors = std::vector<std::pair<std::string, Tensor<T>>>;
 
 namespace detail {
 [[noreturn]] void throw_undefined_tensor();

@@ -1,0 +1,73 @@
+#pragma once
+// Module: the base of every layer and model. A module registers its parameters (leaf
+// tensors that require grad), buffers (state that is saved but not trained) and child
+// modules under names; the names compose with dots into PyTorch's state_dict keys
+// (`encoder.rnn.weight_ih_l0`), so that a PyTorch state_dict saved as safetensors loads here.
+//
+// Modules are neither copyable nor movable: children are registered by reference, as
+// members of their parent. Configuration lives in an options struct per layer.
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "xgrad/framework/safetensors.h"
+#include "xgrad/framework/tensor.h"
+
+namespace xgrad::nn {
+
+template <class T = float>
+class Module {
+ public:
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+  virtual ~Module() = default;
+
+  // Own entries first, in registration order, then each child's under "child.".
+  NamedTensors<T> named_parameters() const;
+  std::vector<Tensor<T>> parameters() const;
+  NamedTensors<T> named_buffers() const;
+  // Parameters and buffers: everything a checkpoint holds.
+  NamedTensors<T> state_dict() const;
+  std::vector<std::pair<std::string, const Module*>> named_children() const;
+
+  // Training mode (dropout active) for this module and all children.
+  void train(bool training = true);
+  void eval() { train(false); }
+  bool is_training() const noexcept { return training_; }
+  void zero_grad();
+
+ protected:
+  // Registers a parameter (it is made to require grad) and returns the shared handle.
+  Tensor<T> register_parameter(const std::string& name, Tensor<T> tensor);
+  Tensor<T> register_buffer(const std::string& name, Tensor<T> tensor);
+  // `child` must live as long as this module (normally it is a member).
+  void register_module(const std::string& name, Module& child);
+
+ private:
+  void check_new_name(const std::string& name) const;
+  void collect(const std::string& prefix, bool parameters, bool buffers, NamedTensors<T>& out) const;
+
+  NamedTensors<T> parameters_;
+  NamedTensors<T> buffers_;
+  std::vector<std::pair<std::string, Module*>> children_;
+  bool training_ = true;
+};
+
+// Writes the state_dict as safetensors (F32 for float modules, F64 for double), atomically.
+template <class T>
+void save_state_dict(const Module<T>& module, const std::string& path,
+                     const std::map<std::string, std::string>& metadata = {});
+
+// Strict loading: every key of the module must be in the file and every tensor of the file
+// must be a key of the module, with equal shapes; otherwise file_error lists each missing
+// and unexpected key and each shape mismatch (both shapes), and nothing is changed.
+// F32 and F64 files load into either kind of module.
+template <class T>
+void load_state_dict(Module<T>& module, const safetensors::File& file);
+template <class T>
+void load_state_dict(Module<T>& module, const std::string& path);
+
+}  // namespace xgrad::nn

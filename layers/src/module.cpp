@@ -1,0 +1,151 @@
+#include "xgrad/layers/module.h"
+
+#include <algorithm>
+#include <set>
+
+#include "xgrad/framework/errors.h"
+
+namespace xgrad::nn {
+
+template <class T>
+void Module<T>::check_new_name(const std::string& name) const {
+  if (name.empty() || name.find('.') != std::string::npos) {
+    throw std::invalid_argument("Module: the name '" + name + "' must be non-empty and contain no '.'");
+  }
+  auto taken = [&](const auto& entries) {
+    return std::any_of(entries.begin(), entries.end(), [&](const auto& entry) { return entry.first == name; });
+  };
+  if (taken(parameters_) || taken(buffers_) || taken(children_)) {
+    throw std::invalid_argument("Module: the name '" + name + "' is already registered");
+  }
+}
+
+template <class T>
+Tensor<T> Module<T>::register_parameter(const std::string& name, Tensor<T> tensor) {
+  check_new_name(name);
+  tensor.set_requires_grad(true);
+  parameters_.emplace_back(name, tensor);
+  return tensor;
+}
+
+template <class T>
+Tensor<T> Module<T>::register_buffer(const std::string& name, Tensor<T> tensor) {
+  check_new_name(name);
+  buffers_.emplace_back(name, tensor);
+  return tensor;
+}
+
+template <class T>
+void Module<T>::register_module(const std::string& name, Module& child) {
+  check_new_name(name);
+  children_.emplace_back(name, &child);
+}
+
+template <class T>
+void Module<T>::collect(const std::string& prefix, bool parameters, bool buffers, NamedTensors<T>& out) const {
+  if (parameters) {
+    for (const auto& [name, tensor] : parameters_) out.emplace_back(prefix + name, tensor);
+  }
+  if (buffers) {
+    for (const auto& [name, tensor] : buffers_) out.emplace_back(prefix + name, tensor);
+  }
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", parameters, buffers, out);
+}
+
+template <class T>
+NamedTensors<T> Module<T>::named_parameters() const {
+  NamedTensors<T> result;
+  collect("", true, false, result);
+  return result;
+}
+
+template <class T>
+std::vector<Tensor<T>> Module<T>::parameters() const {
+  std::vector<Tensor<T>> result;
+  for (auto& [name, tensor] : named_parameters()) result.push_back(tensor);
+  return result;
+}
+
+template <class T>
+NamedTensors<T> Module<T>::named_buffers() const {
+  NamedTensors<T> result;
+  collect("", false, true, result);
+  return result;
+}
+
+template <class T>
+NamedTensors<T> Module<T>::state_dict() const {
+  NamedTensors<T> result;
+  collect("", true, true, result);
+  return result;
+}
+
+template <class T>
+std::vector<std::pair<std::string, const Module<T>*>> Module<T>::named_children() const {
+  return {children_.begin(), children_.end()};
+}
+
+template <class T>
+void Module<T>::train(bool training) {
+  training_ = training;
+  for (auto& [name, child] : children_) child->train(training);
+}
+
+template <class T>
+void Module<T>::zero_grad() {
+  for (auto& [name, tensor] : named_parameters()) tensor.zero_grad();
+}
+
+template <class T>
+void save_state_dict(const Module<T>& module, const std::string& path, const std::map<std::string, std::string>& metadata) {
+  safetensors::Writer writer;
+  for (const auto& [name, tensor] : module.state_dict()) writer.add(name, tensor.value());
+  for (const auto& [key, value] : metadata) writer.set_metadata(key, value);
+  writer.write(path);
+}
+
+template <class T>
+void load_state_dict(Module<T>& module, const safetensors::File& file) {
+  NamedTensors<T> state = module.state_dict();
+  std::vector<std::string> problems;
+  std::set<std::string> expected;
+  for (const auto& [name, tensor] : state) {
+    expected.insert(name);
+    if (!file.contains(name)) {
+      problems.push_back("missing key '" + name + "' (shape " + to_string(tensor.shape()) + ")");
+      continue;
+    }
+    const safetensors::Entry& entry = file.entry(name);
+    if (entry.shape != tensor.shape()) {
+      problems.push_back("key '" + name + "': the file has shape " + to_string(entry.shape) + " but the module expects " +
+                         to_string(tensor.shape()));
+    } else if (entry.dtype == safetensors::Dtype::i64) {
+      problems.push_back("key '" + name + "' is stored as I64, not as floating point");
+    }
+  }
+  for (const std::string& name : file.names()) {
+    if (expected.count(name) == 0) problems.push_back("unexpected key '" + name + "'");
+  }
+  if (!problems.empty()) {
+    std::string message = file.label() + ": does not match the module's state_dict:";
+    for (const std::string& problem : problems) message += "\n  " + problem;
+    throw file_error(message);
+  }
+  for (auto& [name, tensor] : state) tensor.mutable_value() = file.floats<T>(name);
+}
+
+template <class T>
+void load_state_dict(Module<T>& module, const std::string& path) {
+  load_state_dict(module, safetensors::File::read(path));
+}
+
+template class Module<float>;
+template class Module<double>;
+template void save_state_dict(const Module<float>&, const std::string&, const std::map<std::string, std::string>&);
+template void save_state_dict(const Module<double>&, const std::string&, const std::map<std::string, std::string>&);
+template void load_state_dict(Module<float>&, const safetensors::File&);
+template void load_state_dict(Module<double>&, const safetensors::File&);
+template void load_state_dict(Module<float>&, const std::string&);
+template void load_state_dict(Module<double>&, const std::string&);
+
+}  // namespace xgrad::nn

@@ -1,0 +1,149 @@
+// Module: hierarchical names, registration rules, train/eval, zero_grad, and strict
+// safetensors state dicts.
+#define BOOST_TEST_MODULE module
+#include "xgrad_test.h"
+
+#include <filesystem>
+
+using namespace xgrad;
+
+namespace {
+
+// A two-level model: encoder (embedding + linear) and a head with a buffer.
+struct Encoder : nn::Module<float> {
+  nn::Embedding<float> embed{{.num_embeddings = 10, .embedding_dim = 4}};
+  nn::Linear<float> proj{{.in_features = 4, .out_features = 3}};
+  Encoder() {
+    register_module("embed", embed);
+    register_module("proj", proj);
+  }
+};
+
+struct Model : nn::Module<float> {
+  Encoder encoder;
+  nn::Linear<float> head{{.in_features = 3, .out_features = 2, .bias = false}};
+  nn::Dropout<float> dropout{0.5};
+  Tensor<float> scale;
+  Model() {
+    register_module("encoder", encoder);
+    register_module("head", head);
+    register_module("dropout", dropout);
+    scale = register_buffer("scale", Tensor<float>::ones({2}));
+  }
+};
+
+std::vector<std::string> names(const NamedTensors<float>& tensors) {
+  std::vector<std::string> result;
+  for (const auto& [name, tensor] : tensors) result.push_back(name);
+  return result;
+}
+
+struct TempFile {
+  std::string path = (std::filesystem::temp_directory_path() / ("xgrad-module-" + std::to_string(::getpid()))).string();
+  ~TempFile() { std::filesystem::remove(path); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(names_are_dotted_and_hierarchical) {
+  Model model;
+  BOOST_TEST(names(model.named_parameters()) ==
+             (std::vector<std::string>{"encoder.embed.weight", "encoder.proj.weight", "encoder.proj.bias", "head.weight"}));
+  BOOST_TEST(names(model.named_buffers()) == (std::vector<std::string>{"scale"}));
+  BOOST_TEST(names(model.state_dict()).size() == 5u);
+  BOOST_TEST(model.parameters().size() == 4u);
+  for (const Tensor<float>& p : model.parameters()) BOOST_TEST(p.requires_grad());
+  BOOST_TEST(!model.scale.requires_grad());
+  BOOST_TEST(model.named_children().size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(registration_rejects_bad_and_duplicate_names) {
+  struct Bad : nn::Module<float> {
+    void add(const std::string& name) { register_parameter(name, Tensor<float>::zeros({1})); }
+  } bad;
+  bad.add("w");
+  BOOST_CHECK_THROW(bad.add("w"), std::invalid_argument);
+  BOOST_CHECK_THROW(bad.add("a.b"), std::invalid_argument);
+  BOOST_CHECK_THROW(bad.add(""), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(train_and_eval_reach_every_child) {
+  Model model;
+  Tensor<float> x = Tensor<float>::ones({1000});
+  BOOST_TEST(model.dropout.is_training());
+  BOOST_TEST(xt::any(xt::equal(model.dropout(x).value(), 0.0f)));
+  model.eval();
+  BOOST_TEST(!model.encoder.proj.is_training());
+  BOOST_TEST(model.dropout(x).same(x));
+  model.train();
+  BOOST_TEST(model.encoder.embed.is_training());
+}
+
+BOOST_AUTO_TEST_CASE(zero_grad_clears_every_parameter) {
+  Model model;
+  Tensor<float> out = model.head(model.encoder.proj(model.encoder.embed(Indices{1, 2})));
+  sum(out).backward();
+  BOOST_TEST(xt::any(xt::not_equal(model.head.weight.grad(), 0.0f)));
+  model.zero_grad();
+  for (const Tensor<float>& p : model.parameters()) {
+    if (p.has_grad()) BOOST_TEST(xt::all(xt::equal(p.grad(), 0.0f)));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(state_dict_round_trip_restores_values_in_place) {
+  TempFile file;
+  Model saved;
+  saved.scale.mutable_value() = Array<float>{2.0f, 3.0f};
+  nn::save_state_dict(saved, file.path, {{"note", "test"}});
+  Model loaded;
+  const Tensor<float> handle = loaded.encoder.proj.weight;  // optimizers hold handles like this
+  nn::load_state_dict(loaded, file.path);
+  for (const auto& [name, tensor] : saved.state_dict()) {
+    const auto state = loaded.state_dict();
+    const auto it = std::find_if(state.begin(), state.end(), [&](const auto& e) { return e.first == name; });
+    BOOST_TEST_REQUIRE((it != state.end()));
+    BOOST_TEST(it->second.value() == tensor.value(), name);
+  }
+  BOOST_TEST(handle.value() == saved.encoder.proj.weight.value());
+  BOOST_TEST(safetensors::File::read(file.path).metadata().at("note") == "test");
+  // A double model loads the float file (converted), as PyTorch's load_state_dict does.
+  struct DoubleHead : nn::Module<double> {
+    nn::Linear<double> head{{.in_features = 3, .out_features = 2, .bias = false}};
+    DoubleHead() { register_module("head", head); }
+  };
+  safetensors::Writer writer;
+  writer.add("head.weight", saved.head.weight.value());
+  writer.write(file.path);
+  DoubleHead widened;
+  nn::load_state_dict(widened, file.path);
+  xgrad::testing::check_close(widened.head.weight.value(), saved.head.weight.value(), 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(strict_loading_names_every_mismatch_and_changes_nothing) {
+  TempFile file;
+  Model model;
+  safetensors::Writer writer;
+  for (const auto& [name, tensor] : model.state_dict()) {
+    if (name == "head.weight") continue;                                   // missing
+    if (name == "encoder.proj.bias") {
+      writer.add(name, Array<float>::from_shape({4}));                     // wrong shape
+      continue;
+    }
+    writer.add(name, tensor.value());
+  }
+  writer.add("decoder.weight", Array<float>::from_shape({1}));             // unexpected
+  writer.write(file.path);
+  const Array<float> before = model.encoder.embed.weight.value();
+  try {
+    nn::load_state_dict(model, file.path);
+    BOOST_FAIL("a mismatched file must be refused");
+  } catch (const file_error& e) {
+    const std::string message = e.what();
+    BOOST_TEST(message.find("missing key 'head.weight' (shape [2, 3])") != std::string::npos, message);
+    BOOST_TEST(message.find("unexpected key 'decoder.weight'") != std::string::npos, message);
+    BOOST_TEST(message.find("'encoder.proj.bias': the file has shape [4] but the module expects [3]") != std::string::npos,
+               message);
+  }
+  BOOST_TEST(model.encoder.embed.weight.value() == before);
+  BOOST_CHECK_THROW(nn::load_state_dict(model, file.path + ".absent"), file_error);
+}
