@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+using xgrad::testing::TempDir;
 using namespace xgrad;
 using xgrad::testing::check_close;
 using xgrad::testing::random_tensor;
@@ -37,11 +38,6 @@ void expect_refused(const std::string& bytes, const std::string& fragment) {
   }
 }
 
-struct TempDir {
-  std::filesystem::path path = std::filesystem::temp_directory_path() / ("xgrad-test-" + std::to_string(::getpid()));
-  TempDir() { std::filesystem::create_directories(path); }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 }  // namespace
 

@@ -4,7 +4,11 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <xtensor/xview.hpp>
@@ -71,6 +75,26 @@ void check_close(const A& actual_expression, const B& expected_expression, doubl
     if (!same) return;
   }
 }
+
+// A scratch directory, removed with everything in it when the test ends.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static int counter = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("xgrad-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path / name).string(); }
+  // Writes `contents` to a file of that name here and returns its path.
+  std::string write(const std::string& name, const std::string& contents) const {
+    std::ofstream(path / name, std::ios::binary) << contents;
+    return file(name);
+  }
+};
 
 // A PyTorch reference file from tests/fixtures/data (written by tests/fixtures/make_fixtures.py).
 inline safetensors::File fixture(const std::string& name) {

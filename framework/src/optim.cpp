@@ -1,0 +1,535 @@
+#include "xgrad/framework/optim.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <map>
+#include <set>
+#include <system_error>
+
+#include "xgrad/framework/errors.h"
+
+namespace xgrad::optim {
+
+namespace {
+
+// Shortest text that parses back to the same double ("0.1", "1e-08", "inf").
+std::string format_real(double value) {
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  return std::string(buffer, result.ptr);
+}
+
+// Parses all of `text` as a number; false when text is empty, partial or out of range.
+template <class Number>
+bool parse_number(const std::string& text, Number& value) {
+  const char* end = text.data() + text.size();
+  const auto result = std::from_chars(text.data(), end, value);
+  return result.ec == std::errc() && result.ptr == end;
+}
+
+// A parameter takes part in a step (and in clipping) when it requires grad and has a
+// gradient: PyTorch's `p.grad is not None`, with frozen parameters left alone.
+template <class T>
+bool takes_part(const Tensor<T>& parameter) {
+  return parameter.requires_grad() && parameter.has_grad();
+}
+
+// Finite and >= 0 (NaN fails too).
+void check_non_negative(const std::string& optimizer, const char* option, double value) {
+  if (!(value >= 0) || !std::isfinite(value)) {
+    throw std::invalid_argument(
+        detail::message(optimizer, ": invalid ", option, " = ", value, " (must be a finite number >= 0)"));
+  }
+}
+
+void check_beta(const std::string& optimizer, const char* option, double value) {
+  if (!(value >= 0 && value < 1)) {
+    throw std::invalid_argument(detail::message(optimizer, ": invalid ", option, " = ", value, " (must be in [0, 1))"));
+  }
+}
+
+const SgdOptions& checked(const SgdOptions& options) {
+  check_non_negative("SGD", "lr", options.lr);
+  check_non_negative("SGD", "momentum", options.momentum);
+  check_non_negative("SGD", "weight_decay", options.weight_decay);
+  if (!(options.dampening >= 0 && options.dampening <= 1)) {
+    throw std::invalid_argument(
+        detail::message("SGD: invalid dampening = ", options.dampening, " (must be in [0, 1])"));
+  }
+  if (options.nesterov && (options.momentum == 0 || options.dampening != 0)) {
+    throw std::invalid_argument(detail::message(
+        "SGD: nesterov = true requires momentum > 0 and dampening = 0 (got momentum = ", options.momentum,
+        ", dampening = ", options.dampening, ")"));
+  }
+  return options;
+}
+
+const AdamOptions& checked(const std::string& optimizer, const AdamOptions& options) {
+  check_non_negative(optimizer, "lr", options.lr);
+  check_non_negative(optimizer, "eps", options.eps);
+  check_beta(optimizer, "beta1", options.beta1);
+  check_beta(optimizer, "beta2", options.beta2);
+  check_non_negative(optimizer, "weight_decay", options.weight_decay);
+  return options;
+}
+
+// PyTorch's state names.
+std::vector<std::string> sgd_buffers(const SgdOptions& options) {
+  if (options.momentum == 0) return {};
+  return {"momentum_buffer"};
+}
+
+std::vector<std::string> adam_buffers(const AdamOptions& options) {
+  std::vector<std::string> names{"exp_avg", "exp_avg_sq"};
+  if (options.amsgrad) names.emplace_back("max_exp_avg_sq");
+  return names;
+}
+
+AdamOptions as_adam_options(const AdamWOptions& options) {
+  return {.lr = options.lr,
+          .beta1 = options.beta1,
+          .beta2 = options.beta2,
+          .eps = options.eps,
+          .weight_decay = options.weight_decay,
+          .amsgrad = options.amsgrad};
+}
+
+}  // namespace
+
+template <class T>
+NamedTensors<T> numbered(const std::vector<Tensor<T>>& parameters) {
+  NamedTensors<T> named;
+  named.reserve(parameters.size());
+  for (std::size_t i = 0; i < parameters.size(); ++i) named.emplace_back(std::to_string(i), parameters[i]);
+  return named;
+}
+
+// ---- StateWriter / StateReader ----------------------------------------------------------
+
+void StateWriter::text(const std::string& key, const std::string& value) { writer_.set_metadata(prefix_ + key, value); }
+void StateWriter::real(const std::string& key, double value) { text(key, format_real(value)); }
+void StateWriter::integer(const std::string& key, std::int64_t value) { text(key, std::to_string(value)); }
+void StateWriter::boolean(const std::string& key, bool value) { text(key, value ? "true" : "false"); }
+
+const std::string& StateReader::metadata(const std::string& key) {
+  const std::string full = full_key(key);
+  const auto it = file_.metadata().find(full);
+  if (it == file_.metadata().end()) throw file_error(detail::message(file_.label(), ": has no metadata '", full, "'"));
+  read_.insert(full);
+  return it->second;
+}
+
+std::string StateReader::text(const std::string& key) { return metadata(key); }
+
+double StateReader::real(const std::string& key) {
+  const std::string& text = metadata(key);
+  double value = 0;
+  if (!parse_number(text, value)) {
+    throw file_error(detail::message(file_.label(), ": metadata '", full_key(key), "' = '", text, "' is not a number"));
+  }
+  return value;
+}
+
+std::int64_t StateReader::integer(const std::string& key) {
+  const std::string& text = metadata(key);
+  std::int64_t value = 0;
+  if (!parse_number(text, value)) {
+    throw file_error(
+        detail::message(file_.label(), ": metadata '", full_key(key), "' = '", text, "' is not an integer"));
+  }
+  return value;
+}
+
+std::int64_t StateReader::count(const std::string& key) {
+  const std::int64_t value = integer(key);
+  if (value < 0) {
+    throw file_error(detail::message(file_.label(), ": metadata '", full_key(key), "' = ", value, " is negative"));
+  }
+  return value;
+}
+
+bool StateReader::boolean(const std::string& key) {
+  const std::string& text = metadata(key);
+  if (text != "true" && text != "false") {
+    throw file_error(
+        detail::message(file_.label(), ": metadata '", full_key(key), "' = '", text, "' is neither true nor false"));
+  }
+  return text == "true";
+}
+
+void StateReader::expect_type(const std::string& type, const char* kind) {
+  const std::string saved = text("type");
+  if (saved != type) {
+    throw file_error(detail::message(file_.label(), ": metadata '", full_key("type"), "' = '", saved,
+                                     "' but the state is being loaded into a ", type, " ", kind));
+  }
+}
+
+const safetensors::Entry* StateReader::find_tensor(const std::string& key) {
+  const std::string full = full_key(key);
+  if (!file_.contains(full)) return nullptr;
+  read_.insert(full);
+  return &file_.entry(full);
+}
+
+void StateReader::validate(const std::function<void()>& check) const {
+  try {
+    check();
+  } catch (const std::invalid_argument& e) {
+    throw file_error(
+        detail::message(file_.label(), ": the saved options under '", prefix_, "' are invalid: ", e.what()));
+  }
+}
+
+std::vector<std::string> StateReader::unread_keys() const {
+  std::vector<std::string> unread;
+  auto collect = [&](const std::string& key) {
+    if (key.starts_with(prefix_) && read_.count(key) == 0) unread.push_back(key);
+  };
+  for (const std::string& name : file_.names()) collect(name);
+  for (const auto& [key, value] : file_.metadata()) collect(key);
+  return unread;
+}
+
+void StateReader::refuse_unread_keys() const {
+  const std::vector<std::string> unread = unread_keys();
+  if (unread.empty()) return;
+  std::string message = file_.label() + ": unknown keys under '" + prefix_ + "':";
+  for (const std::string& key : unread) message += " '" + key + "'";
+  throw file_error(message);
+}
+
+// ---- Optimizer ----------------------------------------------------------------------------
+
+template <class T>
+Optimizer<T>::Optimizer(std::string type, NamedTensors<T> parameters, std::vector<std::string> buffer_names)
+    : type_(std::move(type)), parameters_(std::move(parameters)), buffer_names_(std::move(buffer_names)) {
+  if (parameters_.empty()) throw std::invalid_argument(type_ + ": got an empty parameter list");
+  std::set<std::string> names;
+  std::map<const TensorImpl<T>*, std::string> tensors;
+  for (const auto& [name, parameter] : parameters_) {
+    if (!parameter.defined()) throw std::invalid_argument(type_ + ": parameter '" + name + "' is an undefined tensor");
+    if (!names.insert(name).second) {
+      throw std::invalid_argument(type_ + ": the parameter name '" + name + "' appears twice");
+    }
+    const auto [it, inserted] = tensors.emplace(parameter.impl_ptr().get(), name);
+    if (!inserted) {
+      throw std::invalid_argument(type_ + ": parameters '" + it->second + "' and '" + name + "' are the same tensor");
+    }
+  }
+  state_.resize(parameters_.size());
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    state_[i].buffers.assign(buffer_names_.size(), Array<T>(parameters_[i].second.shape(), T(0)));
+  }
+}
+
+template <class T>
+void Optimizer<T>::step() {
+  // Check every parameter before changing any, so that a failed step changes nothing.
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    const auto& [name, parameter] = parameters_[i];
+    if (!takes_part(parameter)) continue;
+    if (parameter.grad().shape() != parameter.shape()) {
+      throw shape_error(detail::message(type_, ": parameter '", name, "' has shape ", parameter.shape(),
+                                        " but its gradient has shape ", parameter.grad().shape()));
+    }
+    for (std::size_t b = 0; b < buffer_names_.size(); ++b) {
+      if (state_[i].buffers[b].shape() != parameter.shape()) {
+        throw shape_error(detail::message(type_, ": parameter '", name, "' has shape ", parameter.shape(), " but its ",
+                                          buffer_names_[b], " has shape ", state_[i].buffers[b].shape(),
+                                          " (was the parameter replaced after the optimizer was made?)"));
+      }
+    }
+  }
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    Tensor<T>& parameter = parameters_[i].second;
+    if (!takes_part(parameter)) continue;
+    ++state_[i].updates;
+    update(parameter.mutable_value(), parameter.grad(), state_[i]);
+  }
+  ++steps_;
+}
+
+template <class T>
+void Optimizer<T>::zero_grad() {
+  for (auto& [name, parameter] : parameters_) parameter.zero_grad();
+}
+
+template <class T>
+void Optimizer<T>::save_state(safetensors::Writer& writer, const std::string& prefix) const {
+  StateWriter out(writer, prefix);
+  out.text("type", type_);
+  out.integer("steps", steps_);
+  save_options(out);
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    const std::string& name = parameters_[i].first;
+    out.tensor("step." + name, Indices(state_[i].updates));
+    for (std::size_t b = 0; b < buffer_names_.size(); ++b) {
+      out.tensor(buffer_names_[b] + "." + name, state_[i].buffers[b]);
+    }
+  }
+}
+
+template <class T>
+void Optimizer<T>::load_state(const safetensors::File& file, const std::string& prefix) {
+  StateReader reader(file, prefix);
+  reader.expect_type(type_, "optimizer");
+  const std::int64_t steps = reader.count("steps");
+  LoadedOptions options = read_options(reader);
+
+  // Collect every problem before giving up, so that one message says all that is wrong.
+  std::vector<std::string> problems;
+  std::vector<ParameterState> state(parameters_.size());
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    const auto& [name, parameter] = parameters_[i];
+    const std::string updates_key = reader.full_key("step." + name);
+    if (const safetensors::Entry* entry = reader.find_tensor("step." + name)) {
+      if (entry->dtype != safetensors::Dtype::i64 || !entry->shape.empty()) {
+        problems.push_back("key '" + updates_key + "' must be an I64 scalar but is " +
+                           safetensors::dtype_name(entry->dtype) + " of shape " + to_string(entry->shape));
+      } else {
+        state[i].updates = file.integers(updates_key)();
+        if (state[i].updates < 0 || state[i].updates > steps) {
+          problems.push_back(detail::message("key '", updates_key, "' = ", state[i].updates, " is outside [0, ", steps,
+                                             "], the optimizer's step count"));
+        }
+      }
+    } else {
+      problems.push_back("missing key '" + updates_key + "'");
+    }
+    for (const std::string& buffer : options.buffer_names) {
+      const std::string key = reader.full_key(buffer + "." + name);
+      const safetensors::Entry* entry = reader.find_tensor(buffer + "." + name);
+      if (entry == nullptr) {
+        problems.push_back("missing key '" + key + "' (shape " + to_string(parameter.shape()) + ")");
+      } else if (entry->shape != parameter.shape()) {
+        problems.push_back("key '" + key + "': the file has shape " + to_string(entry->shape) + " but parameter '" +
+                           name + "' has shape " + to_string(parameter.shape()));
+      } else if (entry->dtype == safetensors::Dtype::i64) {
+        problems.push_back("key '" + key + "' is stored as I64, not as floating point");
+      } else {
+        state[i].buffers.push_back(file.floats<T>(key));
+      }
+    }
+  }
+  for (const std::string& key : reader.unread_keys()) problems.push_back("unknown key '" + key + "'");
+  if (!problems.empty()) {
+    std::string message = file.label() + ": does not hold the state of this " + type_ + " optimizer:";
+    for (const std::string& problem : problems) message += "\n  " + problem;
+    throw file_error(message);
+  }
+  options.apply();
+  buffer_names_ = std::move(options.buffer_names);
+  state_ = std::move(state);
+  steps_ = steps;
+}
+
+template <class T>
+void Optimizer<T>::save(const std::string& path) const {
+  safetensors::Writer writer;
+  save_state(writer, "");
+  writer.write(path);
+}
+
+template <class T>
+void Optimizer<T>::load(const std::string& path) {
+  load_state(safetensors::File::read(path), "");
+}
+
+// ---- SGD ----------------------------------------------------------------------------------
+
+template <class T>
+SGD<T>::SGD(NamedTensors<T> parameters, const SgdOptions& options)
+    : Optimizer<T>("SGD", std::move(parameters), sgd_buffers(checked(options))), options_(options) {}
+
+template <class T>
+SGD<T>::SGD(const std::vector<Tensor<T>>& parameters, const SgdOptions& options) : SGD(numbered(parameters), options) {}
+
+template <class T>
+void SGD<T>::set_learning_rate(double lr) {
+  check_non_negative("SGD", "lr", lr);
+  options_.lr = lr;
+}
+
+template <class T>
+void SGD<T>::update(Array<T>& value, const Array<T>& grad, typename Optimizer<T>::ParameterState& state) {
+  const bool decay = options_.weight_decay != 0;
+  const bool nesterov = options_.nesterov;
+  const bool first_update = state.updates == 1;
+  const T lr = static_cast<T>(options_.lr);
+  const T weight_decay = static_cast<T>(options_.weight_decay);
+  const T momentum = static_cast<T>(options_.momentum);
+  const T undamped = static_cast<T>(1 - options_.dampening);
+  T* p = value.data();
+  const T* g = grad.data();
+  T* buffer = options_.momentum != 0 ? state.buffers[0].data() : nullptr;
+  for (std::size_t i = 0, n = value.size(); i < n; ++i) {
+    T d = g[i];
+    if (decay) d += weight_decay * p[i];
+    if (buffer != nullptr) {
+      // PyTorch starts the buffer at the first gradient itself, undamped.
+      buffer[i] = first_update ? d : buffer[i] * momentum + undamped * d;
+      d = nesterov ? d + momentum * buffer[i] : buffer[i];
+    }
+    p[i] -= lr * d;
+  }
+}
+
+template <class T>
+void SGD<T>::save_options(StateWriter& writer) const {
+  writer.real("lr", options_.lr);
+  writer.real("momentum", options_.momentum);
+  writer.real("dampening", options_.dampening);
+  writer.real("weight_decay", options_.weight_decay);
+  writer.boolean("nesterov", options_.nesterov);
+}
+
+template <class T>
+typename Optimizer<T>::LoadedOptions SGD<T>::read_options(StateReader& reader) {
+  const SgdOptions loaded{.lr = reader.real("lr"),
+                          .momentum = reader.real("momentum"),
+                          .dampening = reader.real("dampening"),
+                          .weight_decay = reader.real("weight_decay"),
+                          .nesterov = reader.boolean("nesterov")};
+  reader.validate([&] { checked(loaded); });
+  return {sgd_buffers(loaded), [this, loaded] { options_ = loaded; }};
+}
+
+// ---- Adam and AdamW -----------------------------------------------------------------------
+
+template <class T>
+AdamFamily<T>::AdamFamily(const char* type, NamedTensors<T> parameters, const AdamOptions& options,
+                          WeightDecay weight_decay)
+    : Optimizer<T>(type, std::move(parameters), adam_buffers(checked(type, options))),
+      options_(options),
+      weight_decay_(weight_decay) {}
+
+template <class T>
+void AdamFamily<T>::set_learning_rate(double lr) {
+  check_non_negative(this->type(), "lr", lr);
+  options_.lr = lr;
+}
+
+template <class T>
+void AdamFamily<T>::update(Array<T>& value, const Array<T>& grad, typename Optimizer<T>::ParameterState& state) {
+  const double t = static_cast<double>(state.updates);
+  const double bias_correction1 = 1 - std::pow(options_.beta1, t);
+  const double bias_correction2 = 1 - std::pow(options_.beta2, t);
+  const T step_size = static_cast<T>(options_.lr / bias_correction1);
+  const T bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
+  const bool decoupled = weight_decay_ == WeightDecay::decoupled;
+  const bool l2 = !decoupled && options_.weight_decay != 0;
+  const T weight_decay = static_cast<T>(options_.weight_decay);
+  const T shrink = static_cast<T>(1 - options_.lr * options_.weight_decay);
+  const T beta1 = static_cast<T>(options_.beta1), rest1 = static_cast<T>(1 - options_.beta1);
+  const T beta2 = static_cast<T>(options_.beta2), rest2 = static_cast<T>(1 - options_.beta2);
+  const T eps = static_cast<T>(options_.eps);
+  T* p = value.data();
+  const T* g = grad.data();
+  T* exp_avg = state.buffers[0].data();
+  T* exp_avg_sq = state.buffers[1].data();
+  T* max_exp_avg_sq = options_.amsgrad ? state.buffers[2].data() : nullptr;
+  for (std::size_t i = 0, n = value.size(); i < n; ++i) {
+    T gi = g[i];
+    if (decoupled) p[i] *= shrink;      // AdamW: p *= 1 - lr * weight_decay
+    if (l2) gi += weight_decay * p[i];  // Adam: g += weight_decay * p
+    exp_avg[i] = exp_avg[i] * beta1 + rest1 * gi;
+    exp_avg_sq[i] = exp_avg_sq[i] * beta2 + rest2 * gi * gi;
+    T second_moment = exp_avg_sq[i];
+    if (max_exp_avg_sq != nullptr) {
+      max_exp_avg_sq[i] = std::max(max_exp_avg_sq[i], exp_avg_sq[i]);
+      second_moment = max_exp_avg_sq[i];
+    }
+    const T denominator = std::sqrt(second_moment) / bias_correction2_sqrt + eps;
+    p[i] -= step_size * (exp_avg[i] / denominator);
+  }
+}
+
+template <class T>
+void AdamFamily<T>::save_options(StateWriter& writer) const {
+  writer.real("lr", options_.lr);
+  writer.real("beta1", options_.beta1);
+  writer.real("beta2", options_.beta2);
+  writer.real("eps", options_.eps);
+  writer.real("weight_decay", options_.weight_decay);
+  writer.boolean("amsgrad", options_.amsgrad);
+}
+
+template <class T>
+typename Optimizer<T>::LoadedOptions AdamFamily<T>::read_options(StateReader& reader) {
+  const AdamOptions loaded{.lr = reader.real("lr"),
+                           .beta1 = reader.real("beta1"),
+                           .beta2 = reader.real("beta2"),
+                           .eps = reader.real("eps"),
+                           .weight_decay = reader.real("weight_decay"),
+                           .amsgrad = reader.boolean("amsgrad")};
+  reader.validate([&] { checked(this->type(), loaded); });
+  return {adam_buffers(loaded), [this, loaded] { options_ = loaded; }};
+}
+
+template <class T>
+Adam<T>::Adam(NamedTensors<T> parameters, const AdamOptions& options)
+    : AdamFamily<T>("Adam", std::move(parameters), options, AdamFamily<T>::WeightDecay::l2) {}
+
+template <class T>
+Adam<T>::Adam(const std::vector<Tensor<T>>& parameters, const AdamOptions& options)
+    : Adam(numbered(parameters), options) {}
+
+template <class T>
+AdamW<T>::AdamW(NamedTensors<T> parameters, const AdamWOptions& options)
+    : AdamFamily<T>("AdamW", std::move(parameters), as_adam_options(options), AdamFamily<T>::WeightDecay::decoupled) {}
+
+template <class T>
+AdamW<T>::AdamW(const std::vector<Tensor<T>>& parameters, const AdamWOptions& options)
+    : AdamW(numbered(parameters), options) {}
+
+// ---- clip_grad_norm -----------------------------------------------------------------------
+
+template <class T>
+double clip_grad_norm(const std::vector<Tensor<T>>& parameters, double max_norm) {
+  if (!(max_norm >= 0)) {
+    throw std::invalid_argument(detail::message("clip_grad_norm: invalid max_norm = ", max_norm, " (must be >= 0)"));
+  }
+  // Squares summed in double: float gradients lose nothing, and the order does not matter.
+  double sum_of_squares = 0;
+  for (const Tensor<T>& parameter : parameters) {
+    if (!takes_part(parameter)) continue;
+    const T* g = parameter.grad().data();
+    for (std::size_t i = 0, n = parameter.size(); i < n; ++i) sum_of_squares += static_cast<double>(g[i]) * g[i];
+  }
+  const double norm = std::sqrt(sum_of_squares);
+  if (!std::isfinite(norm)) return norm;
+  const double coefficient = max_norm / (norm + 1e-6);
+  if (coefficient >= 1) return norm;
+  const T scale = static_cast<T>(coefficient);
+  for (Tensor<T> parameter : parameters) {
+    if (!takes_part(parameter)) continue;
+    T* g = parameter.mutable_grad().data();
+    for (std::size_t i = 0, n = parameter.size(); i < n; ++i) g[i] *= scale;
+  }
+  return norm;
+}
+
+template <class T>
+double clip_grad_norm(const NamedTensors<T>& parameters, double max_norm) {
+  std::vector<Tensor<T>> tensors;
+  tensors.reserve(parameters.size());
+  for (const auto& [name, parameter] : parameters) tensors.push_back(parameter);
+  return clip_grad_norm(tensors, max_norm);
+}
+
+#define XGRAD_INSTANTIATE_OPTIM(T)                                       \
+  template NamedTensors<T> numbered(const std::vector<Tensor<T>>&);      \
+  template class Optimizer<T>;                                           \
+  template class SGD<T>;                                                 \
+  template class AdamFamily<T>;                                          \
+  template class Adam<T>;                                                \
+  template class AdamW<T>;                                               \
+  template double clip_grad_norm(const std::vector<Tensor<T>>&, double); \
+  template double clip_grad_norm(const NamedTensors<T>&, double);
+
+XGRAD_INSTANTIATE_OPTIM(float)
+XGRAD_INSTANTIATE_OPTIM(double)
+
+}  // namespace xgrad::optim
