@@ -38,11 +38,6 @@ std::vector<std::string> names(const NamedTensors<float>& tensors) {
   return result;
 }
 
-struct TempFile {
-  std::string path = (std::filesystem::temp_directory_path() / ("xgrad-module-" + std::to_string(::getpid()))).string();
-  ~TempFile() { std::filesystem::remove(path); }
-};
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(names_are_dotted_and_hierarchical) {
@@ -91,13 +86,14 @@ BOOST_AUTO_TEST_CASE(zero_grad_clears_every_parameter) {
 }
 
 BOOST_AUTO_TEST_CASE(state_dict_round_trip_restores_values_in_place) {
-  TempFile file;
+  xgrad::testing::TempDir dir;
+  const std::string path = dir.file("model.safetensors");
   Model saved;
   saved.scale.mutable_value() = Array<float>{2.0f, 3.0f};
-  nn::save_state_dict(saved, file.path, {{"note", "test"}});
+  nn::save_state_dict(saved, path, {{"note", "test"}});
   Model loaded;
   const Tensor<float> handle = loaded.encoder.proj.weight;  // optimizers hold handles like this
-  nn::load_state_dict(loaded, file.path);
+  nn::load_state_dict(loaded, path);
   for (const auto& [name, tensor] : saved.state_dict()) {
     const auto state = loaded.state_dict();
     const auto it = std::find_if(state.begin(), state.end(), [&](const auto& e) { return e.first == name; });
@@ -105,7 +101,7 @@ BOOST_AUTO_TEST_CASE(state_dict_round_trip_restores_values_in_place) {
     BOOST_TEST(it->second.value() == tensor.value(), name);
   }
   BOOST_TEST(handle.value() == saved.encoder.proj.weight.value());
-  BOOST_TEST(safetensors::File::read(file.path).metadata().at("note") == "test");
+  BOOST_TEST(safetensors::File::read(path).metadata().at("note") == "test");
   // A double model loads the float file (converted), as PyTorch's load_state_dict does.
   struct DoubleHead : nn::Module<double> {
     nn::Linear<double> head{{.in_features = 3, .out_features = 2, .bias = false}};
@@ -113,14 +109,15 @@ BOOST_AUTO_TEST_CASE(state_dict_round_trip_restores_values_in_place) {
   };
   safetensors::Writer writer;
   writer.add("head.weight", saved.head.weight.value());
-  writer.write(file.path);
+  writer.write(path);
   DoubleHead widened;
-  nn::load_state_dict(widened, file.path);
+  nn::load_state_dict(widened, path);
   xgrad::testing::check_close(widened.head.weight.value(), saved.head.weight.value(), 0.0);
 }
 
 BOOST_AUTO_TEST_CASE(strict_loading_names_every_mismatch_and_changes_nothing) {
-  TempFile file;
+  xgrad::testing::TempDir dir;
+  const std::string path = dir.file("model.safetensors");
   Model model;
   safetensors::Writer writer;
   for (const auto& [name, tensor] : model.state_dict()) {
@@ -132,10 +129,10 @@ BOOST_AUTO_TEST_CASE(strict_loading_names_every_mismatch_and_changes_nothing) {
     writer.add(name, tensor.value());
   }
   writer.add("decoder.weight", Array<float>::from_shape({1}));             // unexpected
-  writer.write(file.path);
+  writer.write(path);
   const Array<float> before = model.encoder.embed.weight.value();
   try {
-    nn::load_state_dict(model, file.path);
+    nn::load_state_dict(model, path);
     BOOST_FAIL("a mismatched file must be refused");
   } catch (const file_error& e) {
     const std::string message = e.what();
@@ -145,5 +142,5 @@ BOOST_AUTO_TEST_CASE(strict_loading_names_every_mismatch_and_changes_nothing) {
                message);
   }
   BOOST_TEST(model.encoder.embed.weight.value() == before);
-  BOOST_CHECK_THROW(nn::load_state_dict(model, file.path + ".absent"), file_error);
+  BOOST_CHECK_THROW(nn::load_state_dict(model, path + ".absent"), file_error);
 }

@@ -120,8 +120,10 @@ struct MultiheadAttentionOptions {
 
 // PyTorch's nn.MultiheadAttention (batch_first): parameters in_proj_weight [3E, E],
 // in_proj_bias [3E], out_proj.weight [E, E], out_proj.bias [E]. The weights returned are
-// averaged over heads, as PyTorch does by default. Self-attention passes the same tensor as
-// query, keys and values.
+// averaged over heads (after dropout), as PyTorch does by default. Self-attention passes the
+// same tensor as query, keys and values. prepare() keeps the projected keys and values split
+// by head, [B * H, Tk, E / H]. A query that sees no key gets a zero context, where PyTorch
+// gives NaN (and out_proj alone would give its bias).
 template <class T = float>
 class MultiheadAttention : public Attention<T> {
  public:
@@ -145,7 +147,7 @@ enum class LocalAlignment {
 struct LocalAttentionOptions {
   std::size_t query_size = 0;   // Dq
   std::size_t key_size = 0;     // Dk
-  std::size_t window = 2;       // D: keys within [p - D, p + D] are seen
+  std::size_t window = 2;       // D: keys within [p - D, p + D] are seen; local-p needs D >= 1
   LocalAlignment alignment = LocalAlignment::predictive;
   std::size_t predictor_size = 0;  // hidden size of W_p (local-p); 0 means query_size
 };

@@ -14,6 +14,11 @@
 // state, so a padded batch gives exactly what each sequence gives alone (PyTorch's packed
 // sequences). The input projection of all time steps is one GEMM per layer and direction;
 // the recurrence is one fused node per layer and direction whose backward runs through time.
+//
+// Errors: std::invalid_argument from the constructors for a zero input_size, hidden_size or
+// num_layers and a dropout outside [0, 1]; xgrad::shape_error from forward for x that is not
+// [B, T, input_size], a lengths count other than B or a length above T, and h0 / c0 that are
+// not [num_layers * D, B, H]. The cells check x [B, input_size] and h / c [B, H] likewise.
 
 #include <array>
 #include <cstddef>
@@ -32,7 +37,9 @@ struct RnnOptions {
   std::size_t num_layers = 1;
   bool bias = true;
   bool bidirectional = false;
-  // Dropout on the outputs of every layer but the last, in training mode.
+  // Dropout on the outputs of every layer but the last, in training mode, with masks from the
+  // default generator. With num_layers 1 no output lies between layers and the option has no
+  // effect (PyTorch warns; here it is accepted silently).
   double dropout = 0.0;
   // RNN only.
   RnnNonlinearity nonlinearity = RnnNonlinearity::tanh;

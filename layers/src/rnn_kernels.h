@@ -1,0 +1,314 @@
+#pragma once
+// One recurrent step, forward and backward, shared by the fused sequence kernels and the
+// single-step cells (rnn.cpp). A step is one GEMM with W_hh for the whole batch, then per
+// batch row one pass over contiguous vectors of length H with the gate nonlinearities and
+// the state update (the row kernels), or their derivatives.
+//
+// Gate layouts follow PyTorch: LSTM i, f, g, o; GRU r, z, n. `gates` enters the forward
+// functions holding the pre-activations (for the GRU: r and z pre-activations, then
+// hn = W_hn h + b_hn, which r multiplies) and leaves holding what backward reads: the
+// activated gates (the GRU keeps hn as it is).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+#include "xgrad/framework/blas.h"
+#include "xgrad/layers/rnn.h"
+
+namespace xgrad::nn::recurrent {
+
+enum class CellType { rnn_tanh, rnn_relu, lstm, gru };
+
+struct CellMath {
+  CellType type = CellType::lstm;
+  std::size_t hidden = 0;
+
+  // Rows of W_ih and W_hh per hidden unit.
+  std::size_t gates() const noexcept {
+    switch (type) {
+      case CellType::lstm: return 4;
+      case CellType::gru: return 3;
+      default: return 1;
+    }
+  }
+  std::size_t gate_width() const noexcept { return gates() * hidden; }
+  bool has_cell_state() const noexcept { return type == CellType::lstm; }
+};
+
+inline CellType rnn_cell_type(RnnNonlinearity nonlinearity) {
+  return nonlinearity == RnnNonlinearity::relu ? CellType::rnn_relu : CellType::rnn_tanh;
+}
+
+// The buffers of one batch row in the forward pass (null where the cell has no such state).
+template <class T>
+struct ForwardRow {
+  T* gates = nullptr;            // [G*H] pre-activations in, saved gates out
+  const T* input_n = nullptr;    // GRU: W_in x + b_in [H]
+  T* candidate = nullptr;        // GRU: n [H], out
+  const T* h_prev = nullptr;     // [H]
+  T* h = nullptr;                // [H], out
+  const T* c_prev = nullptr;     // LSTM [H]
+  T* c = nullptr;                // LSTM [H], out
+};
+
+// What the forward pass left for one batch row, read by the backward pass.
+template <class T>
+struct SavedRow {
+  const T* gates = nullptr;
+  const T* candidate = nullptr;  // GRU
+  const T* h_prev = nullptr;
+  const T* h = nullptr;
+  const T* c_prev = nullptr;     // LSTM
+  const T* c = nullptr;          // LSTM
+};
+
+// Gradients of one batch row. The outputs are assigned, except dinput_n, which is added to
+// the input projection's gradient (when that is wanted: dinput_n is null otherwise).
+template <class T>
+struct BackwardRow {
+  const T* dh = nullptr;         // d objective / d h', all paths summed
+  const T* dc = nullptr;         // LSTM: d objective / d c' arriving from later steps
+  T* dgates = nullptr;           // out [G*H]: d of the hidden-side pre-activations (GRU: r, z, hn)
+  T* dinput_n = nullptr;         // GRU [H]: += d(W_in x + b_in)
+  T* dh_prev = nullptr;          // out [H]: the part of dh_prev that does not pass through W_hh
+  T* dc_prev = nullptr;          // out, LSTM [H]
+};
+
+template <class T>
+inline T logistic(T v) {
+  return T(1) / (T(1) + std::exp(-v));  // exp overflow gives 1 / inf = 0, the right limit
+}
+
+// h' = act(pre)
+template <class T>
+void rnn_forward(CellType type, std::size_t H, const ForwardRow<T>& row) {
+  for (std::size_t j = 0; j < H; ++j) {
+    const T pre = row.gates[j];
+    row.h[j] = type == CellType::rnn_relu ? (pre > T(0) ? pre : T(0)) : std::tanh(pre);
+  }
+}
+
+// dpre = dh' * act'(pre), from h': tanh' = 1 - h'^2, relu' = [h' > 0]
+template <class T>
+void rnn_backward(CellType type, std::size_t H, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
+  for (std::size_t j = 0; j < H; ++j) {
+    const T h = saved.h[j];
+    const T slope = type == CellType::rnn_relu ? (h > T(0) ? T(1) : T(0)) : T(1) - h * h;
+    grad.dgates[j] = grad.dh[j] * slope;
+    grad.dh_prev[j] = T(0);
+  }
+}
+
+// i, f, o = sigmoid; g = tanh; c' = f * c + i * g; h' = o * tanh(c')
+template <class T>
+void lstm_forward(std::size_t H, const ForwardRow<T>& row) {
+  T* i = row.gates;
+  T* f = i + H;
+  T* g = f + H;
+  T* o = g + H;
+  for (std::size_t j = 0; j < H; ++j) {
+    i[j] = logistic(i[j]);
+    f[j] = logistic(f[j]);
+    g[j] = std::tanh(g[j]);
+    o[j] = logistic(o[j]);
+    const T c = f[j] * row.c_prev[j] + i[j] * g[j];
+    row.c[j] = c;
+    row.h[j] = o[j] * std::tanh(c);
+  }
+}
+
+// dc_all = dc' + dh' o (1 - tanh(c')^2); dc_prev = dc_all f;
+// d(i, f, g) pre-activations = dc_all (g i (1 - i), c_prev f (1 - f), i (1 - g^2));
+// d(o) pre-activation = dh' tanh(c') o (1 - o)
+template <class T>
+void lstm_backward(std::size_t H, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
+  const T* i = saved.gates;
+  const T* f = i + H;
+  const T* g = f + H;
+  const T* o = g + H;
+  T* di = grad.dgates;
+  T* df = di + H;
+  T* dg = df + H;
+  T* d_o = dg + H;
+  for (std::size_t j = 0; j < H; ++j) {
+    const T tanh_c = std::tanh(saved.c[j]);
+    const T dc_all = grad.dc[j] + grad.dh[j] * o[j] * (T(1) - tanh_c * tanh_c);
+    di[j] = dc_all * g[j] * i[j] * (T(1) - i[j]);
+    df[j] = dc_all * saved.c_prev[j] * f[j] * (T(1) - f[j]);
+    dg[j] = dc_all * i[j] * (T(1) - g[j] * g[j]);
+    d_o[j] = grad.dh[j] * tanh_c * o[j] * (T(1) - o[j]);
+    grad.dc_prev[j] = dc_all * f[j];
+    grad.dh_prev[j] = T(0);
+  }
+}
+
+// r, z = sigmoid; n = tanh(xn + r * hn); h' = (1 - z) * n + z * h
+template <class T>
+void gru_forward(std::size_t H, const ForwardRow<T>& row) {
+  T* r = row.gates;
+  T* z = r + H;
+  const T* hn = z + H;
+  for (std::size_t j = 0; j < H; ++j) {
+    r[j] = logistic(r[j]);
+    z[j] = logistic(z[j]);
+    const T n = std::tanh(row.input_n[j] + r[j] * hn[j]);
+    row.candidate[j] = n;
+    row.h[j] = (T(1) - z[j]) * n + z[j] * row.h_prev[j];
+  }
+}
+
+// dn_pre = dh' (1 - z) (1 - n^2); dxn += dn_pre; dhn = dn_pre * r;
+// dr_pre = dn_pre hn r (1 - r); dz_pre = dh' (h - n) z (1 - z); dh (direct) = dh' z
+template <class T>
+void gru_backward(std::size_t H, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
+  const T* r = saved.gates;
+  const T* z = r + H;
+  const T* hn = z + H;
+  T* dr = grad.dgates;
+  T* dz = dr + H;
+  T* dhn = dz + H;
+  for (std::size_t j = 0; j < H; ++j) {
+    const T n = saved.candidate[j];
+    const T dh = grad.dh[j];
+    const T dn_pre = dh * (T(1) - z[j]) * (T(1) - n * n);
+    if (grad.dinput_n != nullptr) grad.dinput_n[j] += dn_pre;
+    dhn[j] = dn_pre * r[j];
+    dr[j] = dn_pre * hn[j] * r[j] * (T(1) - r[j]);
+    dz[j] = dh * (saved.h_prev[j] - n) * z[j] * (T(1) - z[j]);
+    grad.dh_prev[j] = dh * z[j];
+  }
+}
+
+// The buffers of one step for the whole batch, rows of H (gates: G*H) values; null where
+// the cell has no such state. ForwardStep is written by forward_step; SavedStep is what
+// backward_step reads back.
+template <class T>
+struct ForwardStep {
+  T* gates = nullptr;
+  T* candidates = nullptr;  // GRU
+  const T* h_prev = nullptr;
+  T* h = nullptr;
+  const T* c_prev = nullptr;  // LSTM
+  T* c = nullptr;             // LSTM
+};
+
+template <class T>
+struct SavedStep {
+  const T* gates = nullptr;
+  const T* candidates = nullptr;
+  const T* h_prev = nullptr;
+  const T* h = nullptr;
+  const T* c_prev = nullptr;
+  const T* c = nullptr;
+};
+
+// Row `row` of a buffer of rows of `width` values, or null for a buffer the cell lacks.
+template <class P>
+P row_of(P rows, std::size_t row, std::size_t width) {
+  return rows == nullptr ? nullptr : rows + row * width;
+}
+
+// How many leading columns of the gates take the input projection: the GRU's n gate takes
+// W_in x + b_in apart from the hidden side, because r multiplies only W_hn h + b_hn.
+inline std::size_t input_columns(const CellMath& cell) {
+  return cell.type == CellType::gru ? 2 * cell.hidden : cell.gate_width();
+}
+
+// One step for the whole batch: gates = x-projection + b_hh + h_prev W_hh^T (one GEMM onto
+// the pre-filled gates), then the row kernels. input_rows: row b of the input projection
+// W_ih x + b_ih starts at input_rows + b * input_stride. Rows with active(b) false keep
+// their state (h = h_prev, c = c_prev): padded steps of shorter sequences.
+template <class T, class Active>
+void forward_step(const CellMath& cell, std::size_t batch, const T* input_rows, std::size_t input_stride,
+                  const T* w_hh, const T* b_hh, const ForwardStep<T>& step, Active active) {
+  const std::size_t H = cell.hidden;
+  const std::size_t width = cell.gate_width();
+  const std::size_t from_input = input_columns(cell);
+  for (std::size_t b = 0; b < batch; ++b) {
+    T* gates = step.gates + b * width;
+    const T* input = input_rows + b * input_stride;
+    std::copy_n(input, from_input, gates);
+    std::fill(gates + from_input, gates + width, T(0));
+    if (b_hh != nullptr) {
+      for (std::size_t k = 0; k < width; ++k) gates[k] += b_hh[k];
+    }
+  }
+  blas::gemm<T>(false, true, batch, width, H, T(1), step.h_prev, w_hh, T(1), step.gates);
+  for (std::size_t b = 0; b < batch; ++b) {
+    if (!active(b)) {
+      std::copy_n(step.h_prev + b * H, H, step.h + b * H);
+      if (step.c != nullptr) std::copy_n(step.c_prev + b * H, H, step.c + b * H);
+      continue;
+    }
+    const T* input = input_rows + b * input_stride;
+    const ForwardRow<T> row{.gates = step.gates + b * width,
+                            .input_n = cell.type == CellType::gru ? input + from_input : nullptr,
+                            .candidate = row_of(step.candidates, b, H),
+                            .h_prev = step.h_prev + b * H,
+                            .h = step.h + b * H,
+                            .c_prev = row_of(step.c_prev, b, H),
+                            .c = row_of(step.c, b, H)};
+    switch (cell.type) {
+      case CellType::lstm: lstm_forward(H, row); break;
+      case CellType::gru: gru_forward(H, row); break;
+      default: rnn_forward(cell.type, H, row); break;
+    }
+  }
+}
+
+// Backward through one step for the whole batch, given dh (dc) reaching h (c) of this step:
+//   dgates   [B, G*H]  d of the hidden-side pre-activations (0 on inactive rows)
+//   dh_prev  [B, H]    = direct part + dgates W_hh (GEMM with beta = 1); inactive rows pass dh on
+//   dc_prev  [B, H]    LSTM; inactive rows pass dc on
+//   dinput_rows        += d of the input projection, row b at dinput_rows + b * dinput_stride
+//                      (skipped when null)
+template <class T, class Active>
+void backward_step(const CellMath& cell, std::size_t batch, const SavedStep<T>& saved, const T* w_hh, const T* dh,
+                   const T* dc, T* dgates, T* dh_prev, T* dc_prev, T* dinput_rows, std::size_t dinput_stride,
+                   Active active) {
+  const std::size_t H = cell.hidden;
+  const std::size_t width = cell.gate_width();
+  const std::size_t from_input = input_columns(cell);
+  for (std::size_t b = 0; b < batch; ++b) {
+    T* dgates_row = dgates + b * width;
+    if (!active(b)) {
+      std::fill_n(dgates_row, width, T(0));
+      std::copy_n(dh + b * H, H, dh_prev + b * H);
+      if (dc_prev != nullptr) std::copy_n(dc + b * H, H, dc_prev + b * H);
+      continue;
+    }
+    T* dinput = row_of(dinput_rows, b, dinput_stride);
+    const SavedRow<T> row{.gates = saved.gates + b * width,
+                          .candidate = row_of(saved.candidates, b, H),
+                          .h_prev = saved.h_prev + b * H,
+                          .h = saved.h + b * H,
+                          .c_prev = row_of(saved.c_prev, b, H),
+                          .c = row_of(saved.c, b, H)};
+    const BackwardRow<T> grad{.dh = dh + b * H,
+                              .dc = row_of(dc, b, H),
+                              .dgates = dgates_row,
+                              .dinput_n = dinput == nullptr ? nullptr : dinput + from_input,
+                              .dh_prev = dh_prev + b * H,
+                              .dc_prev = row_of(dc_prev, b, H)};
+    switch (cell.type) {
+      case CellType::lstm: lstm_backward(H, row, grad); break;
+      case CellType::gru: gru_backward(H, row, grad); break;
+      default: rnn_backward(cell.type, H, row, grad); break;
+    }
+    if (dinput != nullptr) {
+      for (std::size_t k = 0; k < from_input; ++k) dinput[k] += dgates_row[k];
+    }
+  }
+  blas::gemm<T>(false, false, batch, H, width, T(1), dgates, w_hh, T(1), dh_prev);
+}
+
+// sums[k] += sum over rows of rows[r * width + k]: bias gradients.
+template <class T>
+void add_column_sums(const T* rows, std::size_t count, std::size_t width, T* sums) {
+  for (std::size_t r = 0; r < count; ++r) {
+    for (std::size_t k = 0; k < width; ++k) sums[k] += rows[r * width + k];
+  }
+}
+
+}  // namespace xgrad::nn::recurrent
