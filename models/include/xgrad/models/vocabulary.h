@@ -1,0 +1,133 @@
+#pragma once
+// Vocabulary (token <-> id) and LabelSet (class label <-> id): built once from training data,
+// saved as JSON beside the model, and loaded back with validation, so that a model is
+// always used with the ids it was trained with.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "xgrad/models/corpus.h"
+
+namespace xgrad::models {
+
+using TokenId = std::int64_t;
+
+inline constexpr std::string_view pad_token = "<pad>";
+inline constexpr std::string_view unknown_token = "<unk>";
+inline constexpr std::string_view start_token = "<sos>";
+inline constexpr std::string_view end_token = "<eos>";
+
+// The specials of the translation vocabularies (<pad> <unk> <sos> <eos> = ids 0, 1, 2, 3)
+// and of the classifier's (<pad> <unk> = 0, 1).
+std::vector<std::string> translation_specials();
+std::vector<std::string> classification_specials();
+
+struct VocabularyOptions {
+  // Ids 0, 1, ... in this order; must contain <unk>, which unknown tokens map to.
+  std::vector<std::string> specials = classification_specials();
+  // Tokens seen fewer times are left out (and encode as <unk>).
+  std::size_t min_frequency = 1;
+  // At most this many ids, specials included; the most frequent tokens are kept.
+  std::optional<std::size_t> max_size = std::nullopt;
+};
+
+struct DecodeOptions {
+  // Leaves out every special except <unk>, which stands for a real word.
+  bool drop_specials = false;
+  // Stops before the first occurrence of this id (e.g. <eos>).
+  std::optional<TokenId> stop_at = std::nullopt;
+};
+
+// A transparent hash, so that maps keyed by std::string can be searched with string_views.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
+};
+using StringIds = std::unordered_map<std::string, TokenId, StringHash, std::equal_to<>>;
+
+class Vocabulary {
+ public:
+  // Specials take ids 0..k-1, the other tokens k, k+1, ... in the order given. Duplicates,
+  // or specials without <unk>, are std::invalid_argument.
+  Vocabulary(std::vector<std::string> specials, const std::vector<std::string>& tokens);
+
+  // The specials, then every other token seen at least min_frequency times, by frequency
+  // (highest first) and then by token (byte order), so the ids do not depend on hashing.
+  static Vocabulary build(const std::vector<Tokens>& sentences, const VocabularyOptions& options = {});
+
+  std::size_t size() const noexcept { return tokens_.size(); }
+  std::size_t special_count() const noexcept { return special_count_; }
+  // All tokens, specials first, in id order.
+  const std::vector<std::string>& tokens() const noexcept { return tokens_; }
+  bool contains(std::string_view token) const { return ids_.find(token) != ids_.end(); }
+  // The id of a token the vocabulary holds; xgrad::index_error naming the token otherwise.
+  TokenId id(std::string_view token) const;
+  TokenId unknown_id() const noexcept { return unknown_id_; }
+  bool is_special(TokenId id) const noexcept { return id >= 0 && static_cast<std::size_t>(id) < special_count_; }
+  // xgrad::index_error for an id outside [0, size()).
+  const std::string& token(TokenId id) const;
+
+  // Unknown tokens become <unk>.
+  std::vector<TokenId> encode(const Tokens& tokens) const;
+  Tokens decode(std::span<const TokenId> ids, const DecodeOptions& options = {}) const;
+
+  // {"format": "xgrad-vocabulary", "version": 1, "specials": [...], "tokens": [...]}, the
+  // non-special tokens in id order.
+  std::string to_json() const;
+  // Parses to_json() output; `label` (the file name) starts every error message. The specials
+  // must be exactly `expected_specials`, so that the program's fixed ids mean what it thinks.
+  // Malformed JSON, a missing or mistyped key, a duplicate token or a missing special is a
+  // file_error naming the label and the problem.
+  static Vocabulary from_json(std::string_view text, const std::string& label,
+                              const std::vector<std::string>& expected_specials);
+  // Writes to_json() with write_file_atomically.
+  void save(const std::string& path) const;
+  static Vocabulary load(const std::string& path, const std::vector<std::string>& expected_specials);
+
+ private:
+  std::vector<std::string> tokens_;
+  StringIds ids_;
+  std::size_t special_count_ = 0;
+  TokenId unknown_id_ = 0;
+};
+
+// The classes of a classification task. Labels are kept as the text found in the data
+// ("0", "positive", "HUM"); ids are their positions.
+class LabelSet {
+ public:
+  // Ids in the order given; no labels, an empty label or a duplicate is std::invalid_argument.
+  explicit LabelSet(std::vector<std::string> names);
+
+  // The distinct labels of `labels`: in numeric order when every one is an integer (so "0"
+  // -> 0 and "1" -> 1, and "10" follows "9"), in byte order otherwise.
+  static LabelSet build(const std::vector<std::string>& labels);
+
+  std::size_t size() const noexcept { return names_.size(); }
+  const std::vector<std::string>& names() const noexcept { return names_; }
+  // xgrad::index_error for an id outside [0, size()).
+  const std::string& name(std::int64_t id) const;
+  std::optional<std::int64_t> find(std::string_view label) const;
+
+  // The id of every example's label; a label this set does not hold is a file_error naming
+  // data.path:line (e.g. a class that occurs in an evaluation file but not in training).
+  std::vector<std::int64_t> encode(const LabelledTexts& data) const;
+
+  // {"format": "xgrad-labels", "version": 1, "labels": [...]}
+  std::string to_json() const;
+  static LabelSet from_json(std::string_view text, const std::string& label);
+  void save(const std::string& path) const;
+  static LabelSet load(const std::string& path);
+
+ private:
+  std::vector<std::string> names_;
+  StringIds ids_;
+};
+
+}  // namespace xgrad::models

@@ -1,0 +1,138 @@
+#define BOOST_TEST_MODULE batching
+#include "xgrad_test.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "xgrad/models/batching.h"
+
+using namespace xgrad;
+using namespace xgrad::models;
+using xgrad::testing::shaped;
+
+namespace {
+
+// Uneven lengths in [1, 40], as in a corpus of sentences.
+std::vector<std::size_t> sentence_lengths(std::size_t count, std::uint64_t seed) {
+  Generator generator(seed);
+  std::vector<std::size_t> lengths(count);
+  for (std::size_t& length : lengths) length = 1 + generator.below(40);
+  return lengths;
+}
+
+std::vector<std::size_t> sorted_indices(const std::vector<Batch>& batches) {
+  std::vector<std::size_t> all;
+  for (const Batch& batch : batches) all.insert(all.end(), batch.begin(), batch.end());
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(bucket_sampler)
+
+BOOST_AUTO_TEST_CASE(every_example_appears_once_per_epoch) {
+  const std::vector<std::size_t> lengths = sentence_lengths(1003, 1);
+  const BucketBatchSampler sampler(lengths, {.batch_size = 10, .pool_batches = 8});
+  BOOST_TEST(sampler.batches_per_epoch() == 101u);
+  BOOST_TEST(sampler.example_count() == 1003u);
+  Generator generator(7);
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    const std::vector<Batch> batches = sampler.epoch(generator);
+    BOOST_TEST_REQUIRE(batches.size() == 101u);
+    std::vector<std::size_t> expected(lengths.size());
+    std::iota(expected.begin(), expected.end(), std::size_t{0});
+    BOOST_TEST(sorted_indices(batches) == expected);
+    // Only the last pool can leave a partial batch.
+    const auto partial = std::count_if(batches.begin(), batches.end(), [](const Batch& b) { return b.size() != 10; });
+    BOOST_TEST(partial == 1);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_epoch_is_a_function_of_the_generator_state) {
+  const BucketBatchSampler sampler(sentence_lengths(500, 2), {.batch_size = 16, .pool_batches = 4});
+  Generator generator(42);
+  const std::vector<Batch> first = sampler.epoch(generator);
+  const std::string state_before_second = generator.state();
+  const std::vector<Batch> second = sampler.epoch(generator);
+  BOOST_TEST(first != second);
+
+  // Resuming: restore the state saved at the start of the epoch and draw the epoch again.
+  Generator resumed(0);
+  resumed.set_state(state_before_second);
+  BOOST_TEST(sampler.epoch(resumed) == second);
+
+  Generator same_seed(42);
+  BOOST_TEST(sampler.epoch(same_seed) == first);
+}
+
+BOOST_AUTO_TEST_CASE(pools_cut_padding_far_below_random_batches) {
+  const std::vector<std::size_t> lengths = sentence_lengths(4000, 3);
+  Generator generator(5);
+  const BucketBatchSampler random_batches(lengths, {.batch_size = 32, .pool_batches = 1});
+  const BucketBatchSampler bucketed(lengths, {.batch_size = 32, .pool_batches = 50});
+  const double random_padding = padding_fraction(random_batches.epoch(generator), lengths);
+  const double bucketed_padding = padding_fraction(bucketed.epoch(generator), lengths);
+  BOOST_TEST(random_padding > 0.35);
+  BOOST_TEST(bucketed_padding < 0.05);
+}
+
+BOOST_AUTO_TEST_CASE(a_pool_is_cut_into_runs_of_sorted_lengths_in_shuffled_order) {
+  const std::vector<std::size_t> lengths = sentence_lengths(400, 4);
+  // One pool holds every example: the batches tile the sorted lengths.
+  const BucketBatchSampler sampler(lengths, {.batch_size = 20, .pool_batches = 20});
+  Generator generator(9);
+  std::vector<Batch> batches = sampler.epoch(generator);
+  const auto shortest = [&](const Batch& b) {
+    return *std::min_element(b.begin(), b.end(), [&](auto x, auto y) { return lengths[x] < lengths[y]; });
+  };
+  const auto longest = [&](const Batch& b) {
+    return *std::max_element(b.begin(), b.end(), [&](auto x, auto y) { return lengths[x] < lengths[y]; });
+  };
+  const auto by_shortest = [&](const Batch& a, const Batch& b) { return lengths[shortest(a)] < lengths[shortest(b)]; };
+  BOOST_TEST(!std::is_sorted(batches.begin(), batches.end(), by_shortest));
+  std::stable_sort(batches.begin(), batches.end(), by_shortest);
+  for (std::size_t i = 1; i < batches.size(); ++i) {
+    BOOST_TEST(lengths[longest(batches[i - 1])] <= lengths[shortest(batches[i])]);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_options_are_rejected) {
+  BOOST_CHECK_THROW(BucketBatchSampler({1, 2}, {.batch_size = 0}), std::invalid_argument);
+  BOOST_CHECK_THROW(BucketBatchSampler({1, 2}, {.batch_size = 2, .pool_batches = 0}), std::invalid_argument);
+  Generator generator(1);
+  BOOST_TEST(BucketBatchSampler({}, {.batch_size = 4}).epoch(generator).empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(padding)
+
+BOOST_AUTO_TEST_CASE(padding_fraction_counts_padded_cells) {
+  const std::vector<std::size_t> lengths = {1, 2, 3, 4};
+  // [1, 4] -> 8 cells, [2, 3] -> 6 cells; 10 tokens.
+  BOOST_TEST(padding_fraction({{0, 3}, {1, 2}}, lengths) == 4.0 / 14.0, boost::test_tools::tolerance(1e-15));
+  BOOST_TEST(padding_fraction({{0}, {1}, {2, 3}}, lengths) == 1.0 / 11.0, boost::test_tools::tolerance(1e-15));
+  BOOST_TEST(padding_fraction({}, lengths) == 0.0);
+  BOOST_CHECK_THROW(padding_fraction({{4}}, lengths), index_error);
+}
+
+BOOST_AUTO_TEST_CASE(pad_batch_pads_rows_at_the_end) {
+  const std::vector<std::vector<TokenId>> sequences = {{5, 6, 7}, {8}, {9, 10, 11, 12}, {}};
+  const PaddedBatch padded = pad_batch(sequences, {2, 1, 3, 0}, 0);
+  BOOST_TEST(padded.ids == shaped({4, 4}, {9, 10, 11, 12, 8, 0, 0, 0, 0, 0, 0, 0, 5, 6, 7, 0}));
+  BOOST_TEST(padded.lengths == (std::vector<std::size_t>{4, 1, 0, 3}));
+
+  const PaddedBatch with_pad_id = pad_batch(sequences, {1, 0}, 3);
+  BOOST_TEST(with_pad_id.ids == shaped({2, 3}, {8, 3, 3, 5, 6, 7}));
+  BOOST_TEST(pad_batch(sequences, {}, 0).ids.shape() == (Shape{0, 0}), boost::test_tools::per_element());
+  BOOST_CHECK_THROW(pad_batch(sequences, {0, 4}, 0), index_error);
+}
+
+BOOST_AUTO_TEST_CASE(padding_mask_marks_positions_past_each_length) {
+  const Mask mask = padding_mask({2, 0, 3}, 3);
+  BOOST_TEST(mask == shaped<Mask>({3, 3}, {false, false, true, true, true, true, false, false, false}));
+  BOOST_CHECK_THROW(padding_mask({4}, 3), index_error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,307 @@
+#define BOOST_TEST_MODULE text_data
+#include "xgrad_test.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "xgrad/models/corpus.h"
+#include "xgrad/models/vocabulary.h"
+
+using xgrad::testing::TempDir;
+using namespace xgrad;
+using namespace xgrad::models;
+
+namespace {
+
+// The message of the exception `action` throws as E (the test fails if it throws nothing).
+template <class E, class F>
+std::string error_message(F&& action) {
+  try {
+    action();
+  } catch (const E& e) {
+    return e.what();
+  }
+  BOOST_FAIL("no exception was thrown");
+  return {};
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The first lines of the real corpora (Multi30K val, SST-2 dev, TREC train).
+const std::string multi30k_de =
+    "eine gruppe von männern lädt baumwolle auf einen lastwagen\n"
+    "ein mann schläft in einem grünen raum auf einem sofa .\n"
+    "ein junge mit kopfhörern sitzt auf den schultern einer frau .\n";
+const std::string multi30k_en =
+    "a group of men are loading cotton onto a truck\n"
+    "a man sleeping in a green room on a couch .\n"
+    "a boy wearing headphones sits on a woman &apos;s shoulders .\n";
+const std::string sst2 =
+    "sentence\tlabel\n"
+    "it 's a charming and often affecting journey . \t1\n"
+    "unflinchingly bleak and desperate \t0\n";
+const std::string trec =
+    "question\tlabel\tfine_label\n"
+    "How did serfdom develop in and then leave Russia ?\tDESC\tmanner\n"
+    "What films featured the character Popeye Doyle ?\tENTY\tcremat\n"
+    "How can I find a list of celebrities ' real names ?\tDESC\tmanner\n";
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(corpus)
+
+BOOST_AUTO_TEST_CASE(split_tokens_splits_on_runs_of_whitespace) {
+  BOOST_TEST(split_tokens("  a  b\tc\r\n") == (Tokens{"a", "b", "c"}));
+  BOOST_TEST(split_tokens("männer lädt") == (Tokens{"männer", "lädt"}));
+  BOOST_TEST(split_tokens(" \t ").empty());
+  BOOST_TEST(join_tokens({"a", "b", "c"}) == "a b c");
+  BOOST_TEST(join_tokens({}) == "");
+}
+
+BOOST_AUTO_TEST_CASE(read_sentences_keeps_one_entry_per_line) {
+  TempDir dir;
+  const std::string path = dir.write("s.txt", "a b\r\n\nc");
+  const std::vector<Tokens> sentences = read_sentences(path);
+  BOOST_TEST_REQUIRE(sentences.size() == 3u);
+  BOOST_TEST(sentences[0] == (Tokens{"a", "b"}));
+  BOOST_TEST(sentences[1].empty());
+  BOOST_TEST(sentences[2] == (Tokens{"c"}));
+  BOOST_TEST(read_sentences(dir.write("empty.txt", "")).empty());
+}
+
+BOOST_AUTO_TEST_CASE(parallel_corpus_pairs_lines_and_counts_skipped_pairs) {
+  TempDir dir;
+  const ParallelCorpus real = read_parallel_corpus(dir.write("val.de", multi30k_de), dir.write("val.en", multi30k_en));
+  BOOST_TEST(real.source.size() == 3u);
+  BOOST_TEST(real.target.size() == 3u);
+  BOOST_TEST(real.skipped_empty == 0u);
+  BOOST_TEST(real.source[1][2] == "schläft");
+  BOOST_TEST(real.target[2].back() == ".");
+  BOOST_TEST(real.target[2][8] == "&apos;s");
+
+  const ParallelCorpus gaps = read_parallel_corpus(dir.write("gaps.de", "a\n\nb c\nd\n"), dir.write("gaps.en", "A\nB\n  \nD E\n"));
+  BOOST_TEST(gaps.skipped_empty == 2u);
+  BOOST_TEST_REQUIRE(gaps.source.size() == 2u);
+  BOOST_TEST(gaps.source[1] == (Tokens{"d"}));
+  BOOST_TEST(gaps.target[1] == (Tokens{"D", "E"}));
+}
+
+BOOST_AUTO_TEST_CASE(parallel_corpus_errors_name_both_files) {
+  TempDir dir;
+  const std::string source = dir.write("train.de", "a\nb\nc\n");
+  const std::string target = dir.write("train.en", "A\nB\n");
+  const std::string counts = error_message<file_error>([&] { read_parallel_corpus(source, target); });
+  BOOST_TEST(contains(counts, source + " has 3 lines"), counts);
+  BOOST_TEST(contains(counts, target + " has 2"), counts);
+
+  const std::string missing = (dir.path / "missing.en").string();
+  const std::string absent = error_message<file_error>([&] { read_parallel_corpus(source, missing); });
+  BOOST_TEST(contains(absent, source), absent);
+  BOOST_TEST(contains(absent, missing), absent);
+}
+
+BOOST_AUTO_TEST_CASE(tsv_columns_are_chosen_by_header_name) {
+  TempDir dir;
+  const LabelledTexts sentiment = read_labelled_tsv(dir.write("dev.tsv", sst2));
+  BOOST_TEST(sentiment.path == (dir.path / "dev.tsv").string());
+  BOOST_TEST_REQUIRE(sentiment.texts.size() == 2u);
+  BOOST_TEST(sentiment.texts[1] == (Tokens{"unflinchingly", "bleak", "and", "desperate"}));
+  BOOST_TEST(sentiment.labels == (std::vector<std::string>{"1", "0"}));
+  BOOST_TEST(sentiment.lines == (std::vector<std::size_t>{2, 3}));
+
+  const std::string questions = dir.write("train.tsv", trec);
+  const LabelledTexts coarse = read_labelled_tsv(questions, {.text = "question", .label = "label"});
+  BOOST_TEST(coarse.labels == (std::vector<std::string>{"DESC", "ENTY", "DESC"}));
+  BOOST_TEST(coarse.texts[0].front() == "How");
+  const LabelledTexts fine = read_labelled_tsv(questions, {.text = "question", .label = "fine_label"});
+  BOOST_TEST(fine.labels == (std::vector<std::string>{"manner", "cremat", "manner"}));
+}
+
+BOOST_AUTO_TEST_CASE(tsv_errors_name_file_and_line) {
+  TempDir dir;
+  const std::string questions = dir.write("train.tsv", trec);
+  const std::string column = error_message<file_error>([&] { read_labelled_tsv(questions, {.text = "sentence"}); });
+  BOOST_TEST(contains(column, questions + ":1: no column named 'sentence'"), column);
+  BOOST_TEST(contains(column, "question, label, fine_label"), column);
+
+  const std::string ragged = dir.write("ragged.tsv", "sentence\tlabel\ngood film\t1\nbad film\t0\textra\n");
+  const std::string count = error_message<file_error>([&] { read_labelled_tsv(ragged); });
+  BOOST_TEST(contains(count, ragged + ":3: 3 tab-separated columns but the header has 2"), count);
+
+  const std::string blank = dir.write("blank.tsv", "sentence\tlabel\ngood film\t1\n  \t0\n");
+  const std::string empty_text = error_message<file_error>([&] { read_labelled_tsv(blank); });
+  BOOST_TEST(contains(empty_text, blank + ":3: empty text"), empty_text);
+
+  const std::string unlabelled = dir.write("unlabelled.tsv", "sentence\tlabel\ngood film\t\n");
+  BOOST_TEST(contains(error_message<file_error>([&] { read_labelled_tsv(unlabelled); }), unlabelled + ":2: empty label"));
+
+  const std::string empty = dir.write("empty.tsv", "");
+  BOOST_TEST(contains(error_message<file_error>([&] { read_labelled_tsv(empty); }), empty + ": the file is empty"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(vocabulary)
+
+const std::vector<Tokens> sentences = {{"the", "dog", "runs", "."}, {"the", "cat", "sleeps", "."}, {"a", "dog", "."}};
+
+BOOST_AUTO_TEST_CASE(specials_come_first_then_frequency_then_token) {
+  const Vocabulary vocabulary = Vocabulary::build(sentences, {.specials = translation_specials()});
+  const std::vector<std::string> expected = {"<pad>", "<unk>", "<sos>", "<eos>", ".",      "dog",
+                                             "the",   "a",     "cat",   "runs",  "sleeps"};
+  BOOST_TEST(vocabulary.tokens() == expected);
+  BOOST_TEST(vocabulary.special_count() == 4u);
+  BOOST_TEST(vocabulary.id("<pad>") == 0);
+  BOOST_TEST(vocabulary.id("<eos>") == 3);
+  BOOST_TEST(vocabulary.unknown_id() == 1);
+  BOOST_TEST(vocabulary.is_special(3));
+  BOOST_TEST(!vocabulary.is_special(4));
+
+  // The same counts in another order give the same ids.
+  const std::vector<Tokens> reordered = {sentences[2], sentences[1], sentences[0]};
+  BOOST_TEST(Vocabulary::build(reordered, {.specials = translation_specials()}).tokens() == expected);
+}
+
+BOOST_AUTO_TEST_CASE(min_frequency_and_max_size_limit_the_tokens) {
+  const Vocabulary frequent = Vocabulary::build(sentences, {.min_frequency = 2});
+  BOOST_TEST(frequent.tokens() == (std::vector<std::string>{"<pad>", "<unk>", ".", "dog", "the"}));
+  const Vocabulary small = Vocabulary::build(sentences, {.max_size = 4});
+  BOOST_TEST(small.tokens() == (std::vector<std::string>{"<pad>", "<unk>", ".", "dog"}));
+  // A special that also occurs in the text keeps its special id.
+  const Vocabulary with_special = Vocabulary::build({{"<unk>", "x", "<unk>"}});
+  BOOST_TEST(with_special.tokens() == (std::vector<std::string>{"<pad>", "<unk>", "x"}));
+}
+
+BOOST_AUTO_TEST_CASE(bad_options_are_rejected) {
+  BOOST_CHECK_THROW(Vocabulary::build(sentences, {.min_frequency = 0}), std::invalid_argument);
+  BOOST_CHECK_THROW(Vocabulary::build(sentences, {.specials = translation_specials(), .max_size = 3}), std::invalid_argument);
+  const std::string no_unknown =
+      error_message<std::invalid_argument>([] { Vocabulary::build(sentences, {.specials = {"<pad>"}}); });
+  BOOST_TEST(contains(no_unknown, "must include <unk>"), no_unknown);
+  BOOST_CHECK_THROW(Vocabulary({"<pad>", "<unk>", "<pad>"}, {}), std::invalid_argument);
+  BOOST_CHECK_THROW(Vocabulary({"<pad>", "<unk>"}, {"a", "<unk>"}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(encode_maps_unknown_tokens_to_unk_and_decode_inverts) {
+  const Vocabulary vocabulary = Vocabulary::build(sentences, {.specials = translation_specials()});
+  const std::vector<TokenId> ids = vocabulary.encode({"the", "horse", "runs", "."});
+  BOOST_TEST(ids == (std::vector<TokenId>{6, 1, 9, 4}));
+  BOOST_TEST(vocabulary.decode(ids) == (Tokens{"the", "<unk>", "runs", "."}));
+
+  const std::vector<TokenId> generated = {2, 6, 1, 0, 9, 3, 5, 3};
+  BOOST_TEST(vocabulary.decode(generated) == (Tokens{"<sos>", "the", "<unk>", "<pad>", "runs", "<eos>", "dog", "<eos>"}));
+  BOOST_TEST(vocabulary.decode(generated, {.drop_specials = true}) == (Tokens{"the", "<unk>", "runs", "dog"}));
+  BOOST_TEST(vocabulary.decode(generated, {.drop_specials = true, .stop_at = vocabulary.id("<eos>")}) ==
+             (Tokens{"the", "<unk>", "runs"}));
+
+  BOOST_CHECK_THROW(vocabulary.token(11), index_error);
+  BOOST_CHECK_THROW(vocabulary.token(-1), index_error);
+  BOOST_CHECK_THROW(vocabulary.decode(std::vector<TokenId>{4, 99}), index_error);
+  BOOST_CHECK_THROW(vocabulary.id("horse"), index_error);
+  BOOST_TEST(!vocabulary.contains("horse"));
+  BOOST_TEST(vocabulary.contains("sleeps"));
+}
+
+BOOST_AUTO_TEST_CASE(save_and_load_round_trip) {
+  TempDir dir;
+  const Vocabulary vocabulary = Vocabulary::build(sentences, {.specials = translation_specials()});
+  const std::string path = (dir.path / "vocab.en.json").string();
+  vocabulary.save(path);
+  const Vocabulary loaded = Vocabulary::load(path, translation_specials());
+  BOOST_TEST(loaded.tokens() == vocabulary.tokens());
+  BOOST_TEST(loaded.special_count() == 4u);
+  BOOST_TEST(loaded.encode({"a", "cat"}) == vocabulary.encode({"a", "cat"}));
+  BOOST_TEST(contains(read_file(path), "\"format\": \"xgrad-vocabulary\""));
+}
+
+BOOST_AUTO_TEST_CASE(a_token_that_is_not_utf8_cannot_be_saved) {
+  const Vocabulary latin1({"<pad>", "<unk>"}, {"caf\xe9"});
+  const std::string message = error_message<std::invalid_argument>([&] { latin1.to_json(); });
+  BOOST_TEST(contains(message, "Vocabulary::to_json: cannot write as JSON"), message);
+}
+
+BOOST_AUTO_TEST_CASE(load_names_the_file_and_the_problem) {
+  TempDir dir;
+  const auto problem = [&](const std::string& name, const std::string& json) {
+    const std::string path = dir.write(name, json);
+    const std::string message = error_message<file_error>([&] { Vocabulary::load(path, translation_specials()); });
+    BOOST_TEST(contains(message, path + ": "), message);
+    return message;
+  };
+  const std::string header = R"("format": "xgrad-vocabulary", "version": 1, )";
+  const std::string specials = R"("specials": ["<pad>", "<unk>", "<sos>", "<eos>"], )";
+  BOOST_TEST(contains(problem("truncated.json", "{" + header + specials), "not valid JSON"));
+  BOOST_TEST(contains(problem("array.json", "[1, 2]"), "expected a JSON object"));
+  BOOST_TEST(contains(problem("format.json", R"({"format": "xgrad-labels", "version": 1})"), "\"format\" is \"xgrad-labels\""));
+  BOOST_TEST(contains(problem("version.json", R"({"format": "xgrad-vocabulary", "version": 7})"), "\"version\" is 7"));
+  BOOST_TEST(contains(problem("no_tokens.json", "{" + header + R"("specials": ["<pad>", "<unk>", "<sos>", "<eos>"]})"),
+                      "missing key \"tokens\""));
+  BOOST_TEST(contains(problem("number.json", "{" + header + specials + R"("tokens": ["a", 3]})"), "\"tokens\"[1] is 3"));
+  BOOST_TEST(contains(problem("duplicate.json", "{" + header + specials + R"("tokens": ["a", "b", "a"]})"),
+                      "token 'a' occurs twice (positions 4 and 6)"));
+  BOOST_TEST(contains(problem("unk_twice.json", "{" + header + specials + R"("tokens": ["<unk>"]})"), "token '<unk>' occurs twice"));
+  BOOST_TEST(contains(problem("no_eos.json", "{" + header + R"("specials": ["<pad>", "<unk>", "<sos>"], "tokens": []})"),
+                      "special token '<eos>' is missing"));
+  BOOST_TEST(contains(problem("order.json", "{" + header + R"("specials": ["<unk>", "<pad>", "<sos>", "<eos>"], "tokens": []})"),
+                      "needs exactly [<pad>, <unk>, <sos>, <eos>]"));
+  const std::string missing = (dir.path / "absent.json").string();
+  BOOST_TEST(contains(error_message<file_error>([&] { Vocabulary::load(missing, translation_specials()); }), missing));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(labels)
+
+BOOST_AUTO_TEST_CASE(integer_labels_map_in_numeric_order) {
+  const LabelSet binary = LabelSet::build({"1", "0", "1", "1"});
+  BOOST_TEST(binary.names() == (std::vector<std::string>{"0", "1"}));
+  BOOST_TEST(*binary.find("0") == 0);
+  BOOST_TEST(*binary.find("1") == 1);
+  const LabelSet numbers = LabelSet::build({"10", "9", "-2", "0"});
+  BOOST_TEST(numbers.names() == (std::vector<std::string>{"-2", "0", "9", "10"}));
+}
+
+BOOST_AUTO_TEST_CASE(named_labels_map_in_sorted_order) {
+  const LabelSet coarse = LabelSet::build({"NUM", "HUM", "DESC", "ENTY", "LOC", "ABBR", "HUM"});
+  BOOST_TEST(coarse.names() == (std::vector<std::string>{"ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"}));
+  BOOST_TEST(coarse.name(3) == "HUM");
+  BOOST_CHECK_THROW(coarse.name(6), index_error);
+  // One name among integers makes them all names, in byte order.
+  BOOST_TEST(LabelSet::build({"10", "9", "x"}).names() == (std::vector<std::string>{"10", "9", "x"}));
+  BOOST_CHECK_THROW(LabelSet(std::vector<std::string>{"a", "b", "a"}), std::invalid_argument);
+  BOOST_CHECK_THROW(LabelSet(std::vector<std::string>{}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(encode_names_the_line_of_an_unknown_label) {
+  TempDir dir;
+  const LabelSet labels = LabelSet::build(read_labelled_tsv(dir.write("train.tsv", trec), {.text = "question"}).labels);
+  BOOST_TEST(labels.names() == (std::vector<std::string>{"DESC", "ENTY"}));
+  const std::string evaluation = dir.write("eval.tsv", "question\tlabel\tfine_label\nWho ?\tENTY\tind\nWhere ?\tLOC\tcity\n");
+  const LabelledTexts data = read_labelled_tsv(evaluation, {.text = "question"});
+  const std::string message = error_message<file_error>([&] { labels.encode(data); });
+  BOOST_TEST(contains(message, evaluation + ":3: unknown label 'LOC'"), message);
+
+  const LabelledTexts known = read_labelled_tsv(dir.write("known.tsv", "question\tlabel\tfine_label\nA ?\tENTY\tx\nB ?\tDESC\ty\n"),
+                                                {.text = "question"});
+  BOOST_TEST(labels.encode(known) == (std::vector<std::int64_t>{1, 0}));
+}
+
+BOOST_AUTO_TEST_CASE(save_and_load_round_trip_with_validation) {
+  TempDir dir;
+  const LabelSet labels = LabelSet::build({"positive", "negative"});
+  const std::string path = (dir.path / "labels.json").string();
+  labels.save(path);
+  BOOST_TEST(LabelSet::load(path).names() == labels.names());
+
+  const std::string duplicate = dir.write("duplicate.json", R"({"format": "xgrad-labels", "version": 1, "labels": ["a", "a"]})");
+  const std::string twice = error_message<file_error>([&] { LabelSet::load(duplicate); });
+  BOOST_TEST(contains(twice, duplicate + ": label 'a' occurs twice"), twice);
+  const std::string keyless = dir.write("keyless.json", R"({"format": "xgrad-labels", "version": 1})");
+  BOOST_TEST(contains(error_message<file_error>([&] { LabelSet::load(keyless); }), keyless + ": missing key \"labels\""));
+  const std::string empty = dir.write("empty.json", R"({"format": "xgrad-labels", "version": 1, "labels": []})");
+  BOOST_TEST(contains(error_message<file_error>([&] { LabelSet::load(empty); }), "\"labels\" is empty"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
