@@ -1,0 +1,77 @@
+#pragma once
+// An attention-pooling sequence classifier, assembled from public layers only:
+//   Embedding -> dropout -> (bi)LSTM or GRU over variable-length, masked batches
+//   -> attention pooling: a learned query attends over the encoder states (additive
+//      self-attentive pooling by default, multi-head as an option); padding is masked
+//   -> dropout -> Linear -> logits over any number of classes.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "xgrad/layers/attention.h"
+#include "xgrad/layers/dropout.h"
+#include "xgrad/layers/embedding.h"
+#include "xgrad/layers/linear.h"
+#include "xgrad/layers/rnn.h"
+#include "xgrad/models/batching.h"
+#include "xgrad/models/seq2seq.h"
+
+namespace xgrad::models {
+
+enum class PoolingKind { additive, multihead };
+
+std::string to_string(PoolingKind pooling);
+PoolingKind pooling_kind_from_string(const std::string& name);  // std::invalid_argument listing the choices
+
+struct ClassifierOptions {
+  std::size_t vocabulary = 0;
+  std::size_t classes = 0;
+  std::size_t embedding_size = 128;
+  std::size_t hidden_size = 256;  // per direction
+  std::size_t layers = 1;
+  bool bidirectional = true;
+  CellKind cell = CellKind::lstm;
+  PoolingKind pooling = PoolingKind::additive;
+  std::size_t attention_size = 128;  // additive pooling
+  std::size_t attention_heads = 4;   // multi-head pooling; must divide the encoder output size
+  double dropout = 0.5;
+  std::int64_t pad_id = 0;
+};
+
+std::string to_json(const ClassifierOptions& options);
+ClassifierOptions classifier_options_from_json(const std::string& text);
+
+template <class T>
+struct Classification {
+  Tensor<T> logits;     // [B, classes]
+  Tensor<T> attention;  // [B, T]: the pooling weights over each sequence's tokens (0 on padding)
+};
+
+template <class T = float>
+class SequenceClassifier : public nn::Module<T> {
+ public:
+  explicit SequenceClassifier(const ClassifierOptions& options);
+
+  // batch: token ids [B, T] padded with pad_id, and B lengths >= 1.
+  Classification<T> forward(const PaddedBatch& batch) const;
+  // Mean cross-entropy of the batch's labels (ids in [0, classes)).
+  Tensor<T> loss(const PaddedBatch& batch, const Indices& labels, double label_smoothing = 0.0) const;
+
+  const ClassifierOptions& options() const noexcept { return options_; }
+
+  Tensor<T> query;  // [1, 1, query size]: the learned question the pooling asks of every position
+
+ private:
+  ClassifierOptions options_;
+  nn::Embedding<T> embedding_;
+  nn::Dropout<T> dropout_;
+  std::unique_ptr<nn::GRU<T>> gru_;
+  std::unique_ptr<nn::LSTM<T>> lstm_;
+  std::unique_ptr<nn::Attention<T>> pooling_;
+  nn::Linear<T> output_;
+};
+
+}  // namespace xgrad::models
