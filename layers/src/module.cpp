@@ -97,19 +97,25 @@ void Module<T>::zero_grad() {
 }
 
 template <class T>
+void write_state_dict(const Module<T>& module, safetensors::Writer& writer, const std::string& prefix) {
+  for (const auto& [name, tensor] : module.state_dict()) writer.add(prefix + name, tensor.value());
+}
+
+template <class T>
 void save_state_dict(const Module<T>& module, const std::string& path, const std::map<std::string, std::string>& metadata) {
   safetensors::Writer writer;
-  for (const auto& [name, tensor] : module.state_dict()) writer.add(name, tensor.value());
+  write_state_dict(module, writer);
   for (const auto& [key, value] : metadata) writer.set_metadata(key, value);
   writer.write(path);
 }
 
 template <class T>
-void load_state_dict(Module<T>& module, const safetensors::File& file) {
+void load_state_dict(Module<T>& module, const safetensors::File& file, const std::string& prefix) {
   NamedTensors<T> state = module.state_dict();
   std::vector<std::string> problems;
   std::set<std::string> expected;
-  for (const auto& [name, tensor] : state) {
+  for (auto& [name, tensor] : state) {
+    name = prefix + name;
     expected.insert(name);
     if (!file.contains(name)) {
       problems.push_back("missing key '" + name + "' (shape " + to_string(tensor.shape()) + ")");
@@ -124,7 +130,7 @@ void load_state_dict(Module<T>& module, const safetensors::File& file) {
     }
   }
   for (const std::string& name : file.names()) {
-    if (expected.count(name) == 0) problems.push_back("unexpected key '" + name + "'");
+    if (name.starts_with(prefix) && expected.count(name) == 0) problems.push_back("unexpected key '" + name + "'");
   }
   if (!problems.empty()) {
     std::string message = file.label() + ": does not match the module's state_dict:";
@@ -143,8 +149,10 @@ template class Module<float>;
 template class Module<double>;
 template void save_state_dict(const Module<float>&, const std::string&, const std::map<std::string, std::string>&);
 template void save_state_dict(const Module<double>&, const std::string&, const std::map<std::string, std::string>&);
-template void load_state_dict(Module<float>&, const safetensors::File&);
-template void load_state_dict(Module<double>&, const safetensors::File&);
+template void write_state_dict(const Module<float>&, safetensors::Writer&, const std::string&);
+template void write_state_dict(const Module<double>&, safetensors::Writer&, const std::string&);
+template void load_state_dict(Module<float>&, const safetensors::File&, const std::string&);
+template void load_state_dict(Module<double>&, const safetensors::File&, const std::string&);
 template void load_state_dict(Module<float>&, const std::string&);
 template void load_state_dict(Module<double>&, const std::string&);
 

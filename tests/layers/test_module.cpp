@@ -144,3 +144,34 @@ BOOST_AUTO_TEST_CASE(strict_loading_names_every_mismatch_and_changes_nothing) {
   BOOST_TEST(model.encoder.embed.weight.value() == before);
   BOOST_CHECK_THROW(nn::load_state_dict(model, path + ".absent"), file_error);
 }
+
+BOOST_AUTO_TEST_CASE(a_pytorch_state_dict_loads_directly) {
+  // The same model as fixtures_basic.py's Tagger; its state_dict was saved by PyTorch as is.
+  struct Tagger : nn::Module<double> {
+    nn::Embedding<double> embed{{.num_embeddings = 10, .embedding_dim = 4, .padding_idx = 0}};
+    nn::LSTM<double> rnn{{.input_size = 4, .hidden_size = 3, .num_layers = 2, .bidirectional = true}};
+    nn::Linear<double> proj{{.in_features = 6, .out_features = 5}};
+    Tagger() {
+      register_module("embed", embed);
+      register_module("rnn", rnn);
+      register_module("proj", proj);
+    }
+  } tagger;
+  nn::load_state_dict(tagger, xgrad::testing::fixture("tagger_state_dict"));  // strict: every key by name
+  const safetensors::File io = xgrad::testing::fixture("tagger_io");
+  const Tensor<double> output = tagger.proj(tagger.rnn.forward(tagger.embed(io.integers("ids"))).output);
+  xgrad::testing::check_close(output.value(), io.floats<double>("output"), 1e-12);
+}
+
+BOOST_AUTO_TEST_CASE(a_checkpoint_holds_a_model_under_a_prefix) {
+  xgrad::testing::TempDir dir;
+  Model saved, loaded;
+  safetensors::Writer writer;
+  nn::write_state_dict(saved, writer, "model.");
+  writer.add("optimizer.step", Array<float>{3.0f});  // another component's entry in the same file
+  writer.write(dir.file("checkpoint.safetensors"));
+  const safetensors::File file = safetensors::File::read(dir.file("checkpoint.safetensors"));
+  nn::load_state_dict(loaded, file, "model.");
+  BOOST_TEST(loaded.head.weight.value() == saved.head.weight.value());
+  BOOST_CHECK_THROW(nn::load_state_dict(loaded, file), file_error);  // without the prefix nothing matches
+}

@@ -60,13 +60,18 @@ class Module {
 template <class T>
 void save_state_dict(const Module<T>& module, const std::string& path,
                      const std::map<std::string, std::string>& metadata = {});
+// Adds the state_dict to a file being assembled, each key preceded by `prefix` (a checkpoint
+// can hold a model beside an optimizer's state).
+template <class T>
+void write_state_dict(const Module<T>& module, safetensors::Writer& writer, const std::string& prefix = "");
 
 // Strict loading: every key of the module must be in the file and every tensor of the file
 // must be a key of the module, with equal shapes; otherwise file_error lists each missing
 // and unexpected key and each shape mismatch (both shapes), and nothing is changed.
+// With a prefix, only the file's tensors under that prefix are considered.
 // F32 and F64 files load into either kind of module.
 template <class T>
-void load_state_dict(Module<T>& module, const safetensors::File& file);
+void load_state_dict(Module<T>& module, const safetensors::File& file, const std::string& prefix = "");
 template <class T>
 void load_state_dict(Module<T>& module, const std::string& path);
 
