@@ -50,8 +50,11 @@ std::string attention_heatmap_svg(const std::vector<std::string>& source, const 
     throw shape_error(detail::message("attention_heatmap_svg: weights of shape ", weights.shape(), " for ", target.size(),
                                       " target and ", source.size(), " source tokens"));
   }
-  const double cell = 28, left = widest(target) + 16, top = widest(source) + 16;
-  const double width = left + cell * double(source.size()) + 10, height = top + cell * double(target.size()) + 10;
+  // Source labels are rotated by 60 degrees: a label of width w rises 0.87 w and reaches 0.5 w
+  // to the right of its column.
+  const double cell = 28, left = widest(target) + 16, top = 0.87 * widest(source) + 16;
+  const double width = left + cell * double(source.size()) + 0.5 * widest(source) + 10;
+  const double height = top + cell * double(target.size()) + 10;
   std::ostringstream svg;
   svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
       << "\" font-family=\"sans-serif\" font-size=\"13\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";

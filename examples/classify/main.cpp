@@ -1,0 +1,383 @@
+// xgrad-classify: trains, evaluates and runs the attention-pooling sequence classifier.
+//
+//   xgrad-classify train --train F --out DIR [--valid F | --valid-split X] [...]
+//   xgrad-classify eval --model DIR --data F
+//   xgrad-classify predict --model DIR [--explain-svg FILE]
+//
+// Data files are TSV with a header; --text-column and --label-column pick the columns by
+// name. A model directory holds config.json, vocab.json, labels.json, model.safetensors (the
+// weights with the best validation accuracy), checkpoint.safetensors (what --resume needs)
+// and log.csv, each written atomically.
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <xgrad/framework.h>
+#include <xgrad/models/batching.h>
+#include <xgrad/models/classifier.h>
+#include <xgrad/models/metrics.h>
+#include <xgrad/models/vocabulary.h>
+
+#include "cli.h"
+#include "csv_log.h"
+#include "progress.h"
+#include "svg.h"
+#include "text.h"
+#include "training.h"
+
+namespace {
+
+using namespace xgrad;
+using models::LabelSet;
+using models::Vocabulary;
+namespace fs = std::filesystem;
+
+struct ModelFiles {
+  fs::path dir;
+  fs::path config() const { return dir / "config.json"; }
+  fs::path vocabulary() const { return dir / "vocab.json"; }
+  fs::path labels() const { return dir / "labels.json"; }
+  fs::path weights() const { return dir / "model.safetensors"; }
+  fs::path checkpoint() const { return dir / "checkpoint.safetensors"; }
+  fs::path log() const { return dir / "log.csv"; }
+};
+
+struct TrainFlags {
+  fs::path train, valid, out;
+  std::string text_column = "sentence", label_column = "label";
+  double valid_split = 0;
+  std::size_t epochs = 6, batch = 64, emb = 128, hidden = 256, layers = 1, heads = 4, attention_size = 128;
+  std::size_t min_freq = 1, threads = 2, max_steps = 0, seed = 1;
+  std::string cell = "lstm", attention = "additive";
+  bool unidirectional = false, resume = false;
+  double dropout = 0.5, lr = 1e-3, clip = 5.0, label_smoothing = 0.0, time_budget = 0;
+};
+
+struct UseFlags {
+  fs::path model, data, explain_svg;
+  std::string text_column = "sentence", label_column = "label";
+  std::size_t threads = 2, batch = 64;
+};
+
+// Texts as token ids with their label ids.
+struct Examples {
+  std::vector<std::vector<models::TokenId>> tokens;
+  std::vector<std::int64_t> labels;
+  std::vector<std::size_t> lengths;
+};
+
+models::Tokens normalised(const models::Tokens& tokens) { return cli::normalised_tokens(models::join_tokens(tokens)); }
+
+Examples encode(const models::LabelledTexts& data, const Vocabulary& vocabulary, const LabelSet& labels) {
+  Examples examples;
+  examples.labels = labels.encode(data);
+  for (const models::Tokens& text : data.texts) {
+    examples.tokens.push_back(vocabulary.encode(normalised(text)));
+    examples.lengths.push_back(examples.tokens.back().size());
+  }
+  return examples;
+}
+
+models::Batch range(std::size_t begin, std::size_t end) {
+  models::Batch rows;
+  for (std::size_t i = begin; i < end; ++i) rows.push_back(i);
+  return rows;
+}
+
+// Predicted label ids for every example, in batches.
+std::vector<std::int64_t> predict_all(const models::SequenceClassifier<float>& model, const Examples& examples,
+                                      std::size_t batch_size) {
+  std::vector<std::int64_t> predictions;
+  NoGradGuard no_graph;
+  for (std::size_t start = 0; start < examples.tokens.size(); start += batch_size) {
+    const models::Batch rows = range(start, std::min(examples.tokens.size(), start + batch_size));
+    const Indices predicted = argmax(model.forward(models::pad_batch(examples.tokens, rows, 0)).logits, -1);
+    predictions.insert(predictions.end(), predicted.begin(), predicted.end());
+  }
+  return predictions;
+}
+
+models::ConfusionMatrix confusion(const models::SequenceClassifier<float>& model, const Examples& examples,
+                                  std::size_t classes, std::size_t batch_size) {
+  models::ConfusionMatrix matrix(classes);
+  matrix.add(examples.labels, predict_all(model, examples, batch_size));
+  return matrix;
+}
+
+// Moves a seeded random `fraction` of `data` into a new held-out set.
+models::LabelledTexts hold_out(models::LabelledTexts& data, double fraction, std::uint64_t seed) {
+  std::vector<std::size_t> order(data.texts.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  Generator generator(seed);
+  for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[generator.below(i)]);
+  const auto held = static_cast<std::size_t>(fraction * double(order.size()));
+  std::vector<bool> is_held(order.size(), false);
+  for (std::size_t i = 0; i < held; ++i) is_held[order[i]] = true;
+  models::LabelledTexts kept{data.path, {}, {}, {}}, held_out{data.path + " (held out)", {}, {}, {}};
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    models::LabelledTexts& target = is_held[i] ? held_out : kept;
+    target.texts.push_back(std::move(data.texts[i]));
+    target.labels.push_back(std::move(data.labels[i]));
+    target.lines.push_back(data.lines[i]);
+  }
+  data = std::move(kept);
+  return held_out;
+}
+
+int train(const TrainFlags& flags) {
+  if (!flags.valid.empty() && flags.valid_split > 0) {
+    throw cli::UsageError("give either --valid or --valid-split, not both");
+  }
+  set_num_threads(static_cast<int>(flags.threads));
+  const ModelFiles files{flags.out};
+  const bool resuming = flags.resume && fs::exists(files.checkpoint());
+  if (!flags.resume && fs::exists(files.checkpoint())) {
+    throw cli::UsageError("--out " + flags.out.string() +
+                          " already holds a training run; pass --resume to continue it or choose another directory");
+  }
+  const models::TsvColumns columns{flags.text_column, flags.label_column};
+  models::LabelledTexts train_data = models::read_labelled_tsv(flags.train, columns);
+  const models::LabelledTexts valid_data =
+      flags.valid.empty() ? hold_out(train_data, flags.valid_split > 0 ? flags.valid_split : 0.1, flags.seed)
+                          : models::read_labelled_tsv(flags.valid, columns);
+  manual_seed(flags.seed);
+  std::unique_ptr<Vocabulary> vocabulary;
+  std::unique_ptr<LabelSet> labels;
+  std::unique_ptr<models::SequenceClassifier<float>> model;
+  if (resuming) {
+    vocabulary = std::make_unique<Vocabulary>(Vocabulary::load(files.vocabulary(), models::classification_specials()));
+    labels = std::make_unique<LabelSet>(LabelSet::load(files.labels()));
+    model = std::make_unique<models::SequenceClassifier<float>>(models::classifier_options_from_json(read_file(files.config())));
+    std::printf("resuming %s\n", files.dir.c_str());
+  } else {
+    fs::create_directories(files.dir);
+    std::vector<models::Tokens> texts;
+    for (const models::Tokens& text : train_data.texts) texts.push_back(normalised(text));
+    vocabulary = std::make_unique<Vocabulary>(
+        Vocabulary::build(texts, {.specials = models::classification_specials(), .min_frequency = flags.min_freq}));
+    labels = std::make_unique<LabelSet>(LabelSet::build(train_data.labels));
+    const models::ClassifierOptions options{.vocabulary = vocabulary->size(),
+                                            .classes = labels->size(),
+                                            .embedding_size = flags.emb,
+                                            .hidden_size = flags.hidden,
+                                            .layers = flags.layers,
+                                            .bidirectional = !flags.unidirectional,
+                                            .cell = models::cell_kind_from_string(flags.cell),
+                                            .pooling = models::pooling_kind_from_string(flags.attention),
+                                            .attention_size = flags.attention_size,
+                                            .attention_heads = flags.heads,
+                                            .dropout = flags.dropout};
+    model = std::make_unique<models::SequenceClassifier<float>>(options);
+    vocabulary->save(files.vocabulary());
+    labels->save(files.labels());
+    write_file_atomically(files.config(), models::to_json(options));
+  }
+  const Examples train_examples = encode(train_data, *vocabulary, *labels);
+  const Examples valid_examples = encode(valid_data, *vocabulary, *labels);
+  std::printf("%zu training and %zu validation texts; %zu words, %zu classes\n", train_examples.tokens.size(),
+              valid_examples.tokens.size(), vocabulary->size(), labels->size());
+
+  optim::Adam<float> optimizer(model->named_parameters(), {.lr = flags.lr});
+  optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
+  const models::BucketBatchSampler sampler(train_examples.lengths, {.batch_size = flags.batch});
+  Generator data_order(flags.seed);
+  cli::TrainingProgress progress;
+  progress.data_order = data_order.state();
+  if (resuming) progress = cli::load_checkpoint(files.checkpoint(), *model, optimizer, scheduler);
+  cli::CsvLog log(files.log(), {"epoch", "step", "train_loss", "valid_accuracy", "valid_macro_f1", "tokens_per_second", "seconds"});
+  const cli::StopCondition stop(flags.time_budget, flags.max_steps, progress.seconds);
+
+  bool stopped = false;
+  while (progress.epoch <= flags.epochs && !stopped) {
+    data_order.set_state(progress.data_order);
+    const std::vector<models::Batch> batches = sampler.epoch(data_order);
+    cli::ProgressBar bar({.label = "epoch " + std::to_string(progress.epoch) + "/" + std::to_string(flags.epochs),
+                          .total_steps = batches.size(),
+                          .first_step = progress.batches_done});
+    double loss_sum = 0;
+    std::size_t tokens = 0, batches_now = 0;
+    const double epoch_start = stop.seconds();
+    for (std::size_t b = progress.batches_done; b < batches.size(); ++b) {
+      const models::PaddedBatch batch = models::pad_batch(train_examples.tokens, batches[b], 0);
+      Indices targets = Indices::from_shape({batches[b].size()});
+      for (std::size_t i = 0; i < batches[b].size(); ++i) targets(i) = train_examples.labels[batches[b][i]];
+      Tensor<float> loss = model->loss(batch, targets, flags.label_smoothing);
+      loss.backward();
+      if (flags.clip > 0) optim::clip_grad_norm(model->parameters(), flags.clip);
+      optimizer.step();
+      optimizer.zero_grad();
+      std::size_t batch_tokens = 0;
+      for (std::size_t length : batch.lengths) batch_tokens += length;
+      loss_sum += loss.item();
+      tokens += batch_tokens;
+      ++batches_now;
+      ++progress.batches_done;
+      ++progress.steps;
+      bar.update(progress.batches_done, loss_sum / double(batches_now), batch_tokens);
+      if (stop.reached(progress.steps)) {
+        stopped = true;
+        break;
+      }
+    }
+    bar.finish();
+    const bool epoch_complete = progress.batches_done == batches.size();
+    model->eval();
+    const models::ConfusionMatrix matrix = confusion(*model, valid_examples, labels->size(), 256);
+    model->train();
+    const double epoch_seconds = stop.seconds() - epoch_start;
+    std::printf("epoch %zu%s: train loss %.4f, valid accuracy %.2f%%, macro-F1 %.4f\n", progress.epoch,
+                epoch_complete ? "" : " (partial)", batches_now ? loss_sum / double(batches_now) : 0.0,
+                100 * matrix.accuracy(), matrix.macro_f1());
+    log.append({progress.epoch, progress.steps, batches_now ? loss_sum / double(batches_now) : 0.0, matrix.accuracy(),
+                matrix.macro_f1(), epoch_seconds > 0 ? double(tokens) / epoch_seconds : 0.0, stop.seconds()});
+    if (matrix.accuracy() > progress.best_score) {
+      progress.best_score = matrix.accuracy();
+      progress.best_epoch = progress.epoch;
+      nn::save_state_dict(*model, files.weights().string());
+      std::printf("  best so far: saved %s\n", files.weights().c_str());
+    }
+    if (epoch_complete) {
+      scheduler.step(matrix.accuracy());
+      ++progress.epoch;
+      progress.batches_done = 0;
+      progress.data_order = data_order.state();
+    }
+    progress.seconds = stop.seconds();
+    cli::save_checkpoint(files.checkpoint(), *model, optimizer, scheduler, progress);
+    if (stopped) std::printf("stopping: %s; continue with --resume\n", stop.reason(progress.steps).c_str());
+  }
+  std::printf("best validation accuracy %.2f%% (epoch %zu), weights in %s\n", 100 * progress.best_score,
+              progress.best_epoch, files.weights().c_str());
+  return 0;
+}
+
+struct Loaded {
+  Vocabulary vocabulary;
+  LabelSet labels;
+  models::SequenceClassifier<float> model;
+};
+
+std::unique_ptr<Loaded> load(const fs::path& dir) {
+  const ModelFiles files{dir};
+  auto loaded = std::unique_ptr<Loaded>(new Loaded{
+      Vocabulary::load(files.vocabulary(), models::classification_specials()), LabelSet::load(files.labels()),
+      models::SequenceClassifier<float>(models::classifier_options_from_json(read_file(files.config())))});
+  nn::load_state_dict(loaded->model, files.weights().string());
+  loaded->model.eval();
+  return loaded;
+}
+
+int evaluate(const UseFlags& flags) {
+  set_num_threads(static_cast<int>(flags.threads));
+  const std::unique_ptr<Loaded> loaded = load(flags.model);
+  const models::LabelledTexts data = models::read_labelled_tsv(flags.data, {flags.text_column, flags.label_column});
+  const Examples examples = encode(data, loaded->vocabulary, loaded->labels);
+  const models::ConfusionMatrix matrix = confusion(loaded->model, examples, loaded->labels.size(), flags.batch);
+  std::printf("%zu examples from %s\naccuracy %.2f%%, macro-F1 %.4f\n\n%s", examples.tokens.size(), flags.data.c_str(),
+              100 * matrix.accuracy(), matrix.macro_f1(), matrix.report(loaded->labels.names()).c_str());
+  return 0;
+}
+
+int predict(const UseFlags& flags) {
+  set_num_threads(static_cast<int>(flags.threads));
+  const std::unique_ptr<Loaded> loaded = load(flags.model);
+  std::vector<cli::HighlightedText> explanations;
+  std::vector<std::vector<models::TokenId>> ids;
+  std::vector<models::Tokens> texts;
+  std::size_t line_number = 0;
+  auto flush = [&] {
+    if (ids.empty()) return;
+    NoGradGuard no_graph;
+    const models::Classification<float> result =
+        loaded->model.forward(models::pad_batch(ids, range(0, ids.size()), 0));
+    const Tensor<float> probabilities = softmax(result.logits, -1);
+    const Indices predicted = argmax(result.logits, -1);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const std::string& label = loaded->labels.name(predicted(i));
+      const double probability = probabilities.value()(i, predicted(i));
+      std::printf("%s\t%.4f\n", label.c_str(), probability);
+      if (!flags.explain_svg.empty()) {
+        const float* weights = result.attention.data() + i * result.attention.shape()[1];
+        char caption[64];
+        std::snprintf(caption, sizeof caption, " (%.2f)", probability);
+        explanations.push_back({texts[i], std::vector<float>(weights, weights + texts[i].size()), label + caption});
+      }
+    }
+    std::fflush(stdout);
+    ids.clear();
+    texts.clear();
+  };
+  for (std::string line; std::getline(std::cin, line);) {
+    ++line_number;
+    models::Tokens tokens = cli::normalised_tokens(line);
+    if (tokens.empty()) {
+      flush();  // answer the lines before the bad one
+      throw file_error("<stdin>:" + std::to_string(line_number) + ": the text is empty");
+    }
+    ids.push_back(loaded->vocabulary.encode(tokens));
+    texts.push_back(std::move(tokens));
+    if (ids.size() == flags.batch) flush();
+  }
+  flush();
+  if (!flags.explain_svg.empty()) {
+    write_file_atomically(flags.explain_svg, cli::token_highlights_svg(explanations));
+    std::fprintf(stderr, "attention over each text written to %s\n", flags.explain_svg.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::Program program("xgrad-classify", "Trains and runs an attention-pooling sequence classifier.");
+  TrainFlags train_flags;
+  cli::Command& train_command = program.subcommand("train", "Train a classifier on a labelled TSV file.");
+  train_command.path("--train", train_flags.train, "FILE", "training data (TSV with a header)").required();
+  train_command.path("--out", train_flags.out, "DIR", "model directory to create (or to continue with --resume)").required();
+  train_command.path("--valid", train_flags.valid, "FILE", "validation data (default: hold out --valid-split of --train)");
+  train_command.real("--valid-split", train_flags.valid_split, "X", "fraction of --train held out for validation (default 0.1)").range(0, 0.9);
+  train_command.text("--text-column", train_flags.text_column, "NAME", "header of the text column");
+  train_command.text("--label-column", train_flags.label_column, "NAME", "header of the label column");
+  train_command.size("--epochs", train_flags.epochs, "N", "epochs to train").range(1, 1000);
+  train_command.size("--batch", train_flags.batch, "N", "texts per batch").range(1, 4096);
+  train_command.size("--emb", train_flags.emb, "N", "embedding size").range(1, 4096);
+  train_command.size("--hidden", train_flags.hidden, "N", "hidden size per direction").range(1, 4096);
+  train_command.size("--layers", train_flags.layers, "N", "encoder layers").range(1, 8);
+  train_command.choice("--cell", train_flags.cell, {"lstm", "gru"}, "recurrent cell");
+  train_command.flag("--unidirectional", train_flags.unidirectional, "a forward-only encoder");
+  train_command.choice("--attention", train_flags.attention, {"additive", "multihead"}, "attention pooling");
+  train_command.size("--attention-size", train_flags.attention_size, "N", "additive attention size").range(1, 4096);
+  train_command.size("--heads", train_flags.heads, "N", "heads of multi-head pooling").range(1, 64);
+  train_command.real("--dropout", train_flags.dropout, "P", "dropout probability").range(0, 0.95);
+  train_command.real("--lr", train_flags.lr, "X", "Adam learning rate").above(0, 1);
+  train_command.real("--clip", train_flags.clip, "X", "clip the global gradient norm to X (0: no clipping)").range(0, 1e6);
+  train_command.real("--label-smoothing", train_flags.label_smoothing, "X", "label smoothing of the loss").range(0, 0.5);
+  train_command.size("--min-freq", train_flags.min_freq, "N", "minimum count of a vocabulary word").range(1, 1000000);
+  train_command.size("--seed", train_flags.seed, "N", "seed of initialisation, dropout, data order and split");
+  train_command.size("--threads", train_flags.threads, "N", "threads for matrix products").range(1, 256);
+  train_command.size("--max-steps", train_flags.max_steps, "N", "stop after N optimizer steps (0: no limit)");
+  train_command.real("--time-budget", train_flags.time_budget, "MIN", "stop after MIN minutes (0: no limit)").range(0, 1e6);
+  train_command.flag("--resume", train_flags.resume, "continue the run saved in --out (with the same data flags)");
+
+  UseFlags eval_flags;
+  cli::Command& eval_command = program.subcommand("eval", "Accuracy, macro-F1, per-class scores and the confusion matrix.");
+  eval_command.path("--model", eval_flags.model, "DIR", "model directory").required();
+  eval_command.path("--data", eval_flags.data, "FILE", "labelled data (TSV with a header)").required();
+  eval_command.text("--text-column", eval_flags.text_column, "NAME", "header of the text column");
+  eval_command.text("--label-column", eval_flags.label_column, "NAME", "header of the label column");
+  eval_command.size("--threads", eval_flags.threads, "N", "threads for matrix products").range(1, 256);
+
+  UseFlags predict_flags;
+  cli::Command& predict_command = program.subcommand("predict", "Label texts from standard input (label and probability per line).");
+  predict_command.path("--model", predict_flags.model, "DIR", "model directory").required();
+  predict_command.path("--explain-svg", predict_flags.explain_svg, "FILE", "draw the attention over each text's tokens");
+  predict_command.size("--threads", predict_flags.threads, "N", "threads for matrix products").range(1, 256);
+
+  return cli::run_main(program, argc, argv, [&](const std::string& subcommand) {
+    if (subcommand == "train") return train(train_flags);
+    if (subcommand == "eval") return evaluate(eval_flags);
+    return predict(predict_flags);
+  });
+}
