@@ -3,9 +3,9 @@
 #include <cmath>
 
 #include "loops.h"
-#include "scalar_math.h"
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/fast_math.h"
 
 namespace xgrad {
 namespace {
@@ -176,7 +176,7 @@ Tensor<T> neg(const Tensor<T>& x) {
 // dx += dy * y
 template <class T>
 Tensor<T> exp(const Tensor<T>& x) {
-  return unary("exp", x, [](T v) { return std::exp(v); }, [](T, T y) { return y; });
+  return unary("exp", x, [](T v) { return math::exp(v); }, [](T, T y) { return y; });
 }
 
 // dx += dy / x
@@ -202,13 +202,14 @@ Tensor<T> abs(const Tensor<T>& x) {
 // dx += dy * (1 - y^2)
 template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
-  return unary("tanh", x, [](T v) { return std::tanh(v); }, [](T, T y) { return T(1) - y * y; });
+  return unary("tanh", x, [](T v) { return math::tanh(v); }, [](T, T y) { return T(1) - y * y; });
 }
 
 // dx += dy * y * (1 - y)
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
-  return unary("sigmoid", x, detail::stable_sigmoid<T>, [](T, T y) { return y * (T(1) - y); });
+  return unary(
+      "sigmoid", x, [](T v) { return math::sigmoid(v); }, [](T, T y) { return y * (T(1) - y); });
 }
 
 // dx += dy * [x > 0]

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <limits>
 
-#include "scalar_math.h"
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/fast_math.h"
 
 namespace xgrad {
 namespace {
@@ -96,7 +96,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Indices& targets, const C
     T total = 0;
     T row_sum = 0;
     for (std::size_t j = 0; j < rows.classes; ++j) {
-      total += std::exp(row[j] - largest);
+      total += math::exp(row[j] - largest);
       row_sum += row[j];
     }
     const T lse = largest + std::log(total);
@@ -120,7 +120,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Indices& targets, const C
           const T* row = x + r * classes;
           T* grad_row = gx + r * classes;
           for (std::size_t j = 0; j < classes; ++j) {
-            grad_row[j] += g * (std::exp(row[j] - log_sum_exp[r]) - uniform);
+            grad_row[j] += g * (math::exp(row[j] - log_sum_exp[r]) - uniform);
           }
           grad_row[t] -= g * (T(1) - smoothing);
         }
@@ -169,7 +169,7 @@ Tensor<T> binary_cross_entropy_with_logits(const Tensor<T>& logits, const Tensor
                      for (std::size_t i = 0; i < node.input(0).size(); ++i) {
                        const T g = reduction.gradient(gy, i);
                        if (gx != nullptr) {
-                         gx[i] += g * (detail::stable_sigmoid(x[i]) - y[i]);
+                         gx[i] += g * (math::sigmoid(x[i]) - y[i]);
                        }
                        if (gt != nullptr) gt[i] -= g * x[i];
                      }

@@ -7,6 +7,7 @@
 #include "loops.h"
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/fast_math.h"
 
 namespace xgrad {
 namespace {
@@ -49,7 +50,7 @@ void softmax_rows(const T* x, const unsigned char* masked, T* y, const detail::A
       }
       T total = 0;
       for (std::size_t j = 0; j < view.extent; ++j) {
-        if (kept(j)) total += std::exp(x[start + j * view.inner] - largest);
+        if (kept(j)) total += math::exp(x[start + j * view.inner] - largest);
       }
       const T log_total = std::log(total);
       for (std::size_t j = 0; j < view.extent; ++j) {
@@ -59,7 +60,7 @@ void softmax_rows(const T* x, const unsigned char* masked, T* y, const detail::A
         } else if (log) {
           y[at] = x[at] - largest - log_total;
         } else {
-          y[at] = std::exp(x[at] - largest) / total;
+          y[at] = math::exp(x[at] - largest) / total;
         }
       }
     }
@@ -91,7 +92,7 @@ Tensor<T> softmax_family(const char* op, const Tensor<T>& x, int axis, const Mas
           const std::size_t at = start + j * view.inner;
           if (!kept(j)) continue;
           if (log) {
-            gx[at] += gy[at] - std::exp(py[at]) * dot;  // dx += dy - softmax * sum(dy)
+            gx[at] += gy[at] - math::exp(py[at]) * dot;  // dx += dy - softmax * sum(dy)
           } else {
             gx[at] += py[at] * (gy[at] - dot);  // dx += y * (dy - sum(dy * y))
           }

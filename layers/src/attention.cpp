@@ -12,6 +12,7 @@
 #include "xgrad/framework/dropout.h"
 #include "xgrad/framework/elementwise.h"
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/fast_math.h"
 #include "xgrad/framework/indexing.h"
 #include "xgrad/framework/init.h"
 #include "xgrad/framework/layout.h"
@@ -188,7 +189,8 @@ Tensor<T> additive_scores(const Tensor<T>& query, const Tensor<T>& keys, const T
         if (skip != nullptr && skip[out - scores.data()]) continue;
         const T* k = keys.data() + (b * keys_count + j) * size;
         T total = 0;
-        for (std::size_t a = 0; a < size; ++a) total += pv[a] * std::tanh(q[a] + k[a]);
+#pragma omp simd reduction(+ : total)
+        for (std::size_t a = 0; a < size; ++a) total += pv[a] * math::tanh(q[a] + k[a]);
         *out = total;
       }
     }
@@ -215,8 +217,10 @@ Tensor<T> additive_scores(const Tensor<T>& query, const Tensor<T>& keys, const T
           if (g == T(0)) continue;  // hidden pairs among them: the softmax sends them no gradient
           const T* k = pk + (b * keys_count + j) * size;
           T* dk = row(gk, b * keys_count + j);
+          // The rows never overlap (at worst two of them are the same scratch row).
+#pragma omp simd
           for (std::size_t a = 0; a < size; ++a) {
-            const T h = std::tanh(q[a] + k[a]);
+            const T h = math::tanh(q[a] + k[a]);
             const T dpre = g * pv[a] * (T(1) - h * h);
             dq[a] += dpre;
             dk[a] += dpre;

@@ -14,6 +14,7 @@
 #include <cstddef>
 
 #include "xgrad/framework/blas.h"
+#include "xgrad/framework/fast_math.h"
 #include "xgrad/layers/rnn.h"
 
 namespace xgrad::nn::recurrent {
@@ -75,17 +76,12 @@ struct BackwardRow {
   T* dc_prev = nullptr;          // out, LSTM [H]
 };
 
-template <class T>
-inline T logistic(T v) {
-  return T(1) / (T(1) + std::exp(-v));  // exp overflow gives 1 / inf = 0, the right limit
-}
-
 // h' = act(pre)
 template <class T>
 void rnn_forward(CellType type, std::size_t H, const ForwardRow<T>& row) {
   for (std::size_t j = 0; j < H; ++j) {
     const T pre = row.gates[j];
-    row.h[j] = type == CellType::rnn_relu ? (pre > T(0) ? pre : T(0)) : std::tanh(pre);
+    row.h[j] = type == CellType::rnn_relu ? (pre > T(0) ? pre : T(0)) : math::tanh(pre);
   }
 }
 
@@ -108,13 +104,13 @@ void lstm_forward(std::size_t H, const ForwardRow<T>& row) {
   T* g = f + H;
   T* o = g + H;
   for (std::size_t j = 0; j < H; ++j) {
-    i[j] = logistic(i[j]);
-    f[j] = logistic(f[j]);
-    g[j] = std::tanh(g[j]);
-    o[j] = logistic(o[j]);
+    i[j] = math::sigmoid(i[j]);
+    f[j] = math::sigmoid(f[j]);
+    g[j] = math::tanh(g[j]);
+    o[j] = math::sigmoid(o[j]);
     const T c = f[j] * row.c_prev[j] + i[j] * g[j];
     row.c[j] = c;
-    row.h[j] = o[j] * std::tanh(c);
+    row.h[j] = o[j] * math::tanh(c);
   }
 }
 
@@ -132,7 +128,7 @@ void lstm_backward(std::size_t H, const SavedRow<T>& saved, const BackwardRow<T>
   T* dg = df + H;
   T* d_o = dg + H;
   for (std::size_t j = 0; j < H; ++j) {
-    const T tanh_c = std::tanh(saved.c[j]);
+    const T tanh_c = math::tanh(saved.c[j]);
     const T dc_all = grad.dc[j] + grad.dh[j] * o[j] * (T(1) - tanh_c * tanh_c);
     di[j] = dc_all * g[j] * i[j] * (T(1) - i[j]);
     df[j] = dc_all * saved.c_prev[j] * f[j] * (T(1) - f[j]);
@@ -150,9 +146,9 @@ void gru_forward(std::size_t H, const ForwardRow<T>& row) {
   T* z = r + H;
   const T* hn = z + H;
   for (std::size_t j = 0; j < H; ++j) {
-    r[j] = logistic(r[j]);
-    z[j] = logistic(z[j]);
-    const T n = std::tanh(row.input_n[j] + r[j] * hn[j]);
+    r[j] = math::sigmoid(r[j]);
+    z[j] = math::sigmoid(z[j]);
+    const T n = math::tanh(row.input_n[j] + r[j] * hn[j]);
     row.candidate[j] = n;
     row.h[j] = (T(1) - z[j]) * n + z[j] * row.h_prev[j];
   }

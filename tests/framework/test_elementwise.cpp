@@ -154,3 +154,27 @@ BOOST_AUTO_TEST_CASE(float_and_double_agree) {
   Tensor<float> xf(Array<float>(xt::cast<float>(xd.value())));
   check_close(tanh(xf * xf + 1.0).value(), tanh(xd * xd + 1.0).value(), 1e-6);
 }
+
+BOOST_AUTO_TEST_CASE(fast_float_functions_agree_with_the_standard_library) {
+  double worst_exp = 0, worst_sigmoid = 0, worst_tanh = 0;
+  for (double v = -100.0; v <= 88.0; v += 0.00317) {
+    const float x = static_cast<float>(v);
+    const double e = std::exp(double(x));
+    if (e > 1e-37) worst_exp = std::max(worst_exp, std::abs(math::exp(x) - e) / e);
+    const double s = 1.0 / (1.0 + std::exp(-double(x)));
+    if (s > 1e-37) worst_sigmoid = std::max(worst_sigmoid, std::abs(math::sigmoid(x) - s) / s);
+    const double t = std::tanh(double(x));
+    if (t != 0) worst_tanh = std::max(worst_tanh, std::abs(math::tanh(x) - t) / std::abs(t));
+  }
+  BOOST_TEST_MESSAGE("worst relative errors: exp " << worst_exp << ", sigmoid " << worst_sigmoid << ", tanh " << worst_tanh);
+  BOOST_TEST(worst_exp < 2.5e-7);  // a few units in the last place of a float (6e-8)
+  BOOST_TEST(worst_sigmoid < 2.5e-7);
+  BOOST_TEST(worst_tanh < 1e-6);
+  BOOST_TEST(std::isnan(math::exp(std::nanf(""))));
+  BOOST_TEST(std::isnan(math::tanh(std::nanf(""))));
+  BOOST_TEST(math::exp(1000.0f) == INFINITY);
+  BOOST_TEST(math::exp(-1000.0f) == 0.0f);
+  BOOST_TEST(math::tanh(-50.0f) == -1.0f);
+  BOOST_TEST(math::sigmoid(-200.0f) == 0.0f);
+  BOOST_TEST(math::tanh(1e-30f) == 1e-30f);  // small arguments keep their relative accuracy
+}

@@ -6,6 +6,7 @@
 #include "xgrad/framework/dropout.h"
 #include "xgrad/framework/elementwise.h"
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/fast_math.h"
 #include "xgrad/framework/file_io.h"
 #include "xgrad/framework/gradcheck.h"
 #include "xgrad/framework/indexing.h"
