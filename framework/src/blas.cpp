@@ -9,11 +9,17 @@
 #include "xgrad/framework/errors.h"
 
 namespace xgrad::blas {
+namespace {
+thread_local std::uint64_t flops = 0;
+}  // namespace
+
+std::uint64_t flop_count() noexcept { return flops; }
 
 template <class T>
 void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c) {
   if (m == 0 || n == 0) return;
+  flops += 2 * static_cast<std::uint64_t>(m) * n * k;
   if (k == 0) {  // an empty sum: only the beta term remains
     for (std::size_t i = 0; i < m * n; ++i) c[i] = beta == T(0) ? T(0) : beta * c[i];
     return;

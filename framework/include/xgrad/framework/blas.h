@@ -4,6 +4,7 @@
 // whose declarations clash with the ones xtensor-blas bundles.
 
 #include <cstddef>
+#include <cstdint>
 
 namespace xgrad::blas {
 
@@ -14,5 +15,9 @@ namespace xgrad::blas {
 template <class T>
 void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c);
+
+// Floating-point operations (2 m n k per product) that gemm has performed on this thread:
+// benchmarks divide a workload's count by its time and by the machine's measured peak.
+std::uint64_t flop_count() noexcept;
 
 }  // namespace xgrad::blas

@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""The PyTorch side of xgrad's benchmarks: the same workloads, the same models written the
+efficient way (encoder keys projected once per batch, output projection batched over time),
+on the batches and initial weights that xgrad-bench exported, printing the same JSON line.
+
+    OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=N python3 pytorch_bench.py --workload NAME \
+        --threads N --import DIR [--steps N] [--warmup N]
+
+Run it with Debian's python3-torch (1.13). Each model's parameter names equal xgrad's, so the
+exported safetensors load with load_state_dict(strict=True)."""
+
+import argparse
+import json
+import resource
+import struct
+import time
+
+import numpy
+import torch
+import torch.nn.functional as F
+
+DTYPES = {"F32": numpy.float32, "F64": numpy.float64, "I64": numpy.int64}
+
+
+def read_safetensors(path):
+    """Returns ({name: tensor}, metadata) from a safetensors file."""
+    with open(path, "rb") as file:
+        data = file.read()
+    (header_length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + header_length])
+    metadata = header.pop("__metadata__", {})
+    start = 8 + header_length
+    tensors = {}
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        array = numpy.frombuffer(data[start + begin:start + end], dtype=DTYPES[entry["dtype"]]).reshape(entry["shape"])
+        tensors[name] = torch.from_numpy(array.copy())
+    return tensors, metadata
+
+
+class AdditiveAttention(torch.nn.Module):
+    def __init__(self, query_size, key_size, attention_size):
+        super().__init__()
+        self.query_projection = torch.nn.Linear(query_size, attention_size, bias=False)
+        self.key_projection = torch.nn.Linear(key_size, attention_size)
+        self.score = torch.nn.Linear(attention_size, 1, bias=False)
+
+    def attend(self, query, projected_keys, values, padding):
+        """query [B, Q], projected_keys [B, S, A], values [B, S, D], padding [B, S] (True = pad)."""
+        scores = self.score(torch.tanh(self.query_projection(query).unsqueeze(1) + projected_keys)).squeeze(2)
+        weights = torch.softmax(scores.masked_fill(padding, float("-inf")), dim=1)
+        return torch.bmm(weights.unsqueeze(1), values).squeeze(1), weights
+
+
+class Seq2Seq(torch.nn.Module):
+    """xgrad's models::Seq2Seq with GRU cells and additive attention (Bahdanau order)."""
+
+    def __init__(self, c):
+        super().__init__()
+        memory = 2 * c["encoder_hidden"]
+        self.source_embedding = torch.nn.Embedding(c["source_vocabulary"], c["embedding_size"], padding_idx=c["pad_id"])
+        self.target_embedding = torch.nn.Embedding(c["target_vocabulary"], c["embedding_size"], padding_idx=c["pad_id"])
+        self.dropout = torch.nn.Dropout(c["dropout"])
+        self.encoder = torch.nn.GRU(c["embedding_size"], c["encoder_hidden"], num_layers=c["encoder_layers"],
+                                    bidirectional=True, batch_first=True)
+        self.bridge = torch.nn.Linear(memory, c["decoder_hidden"])
+        self.decoder = torch.nn.GRUCell(c["embedding_size"] + memory, c["decoder_hidden"])
+        self.attention = AdditiveAttention(c["decoder_hidden"], memory, c["decoder_hidden"])
+        self.output = torch.nn.Linear(c["decoder_hidden"] + memory + c["embedding_size"], c["target_vocabulary"])
+        self.sos, self.eos = c["sos_id"], c["eos_id"]
+
+    def encode(self, source, lengths):
+        embedded = self.dropout(self.source_embedding(source))
+        packed = torch.nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        outputs, final = self.encoder(packed)
+        outputs, _ = torch.nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True, total_length=source.shape[1])
+        padding = torch.arange(source.shape[1]).unsqueeze(0) >= lengths.unsqueeze(1)
+        hidden = torch.tanh(self.bridge(torch.cat([final[-2], final[-1]], dim=1)))
+        return outputs, self.attention.key_projection(outputs), padding, hidden
+
+    def step(self, embedded, outputs, keys, padding, hidden):
+        context, weights = self.attention.attend(hidden, keys, outputs, padding)
+        hidden = self.decoder(torch.cat([embedded, context], dim=1), hidden)
+        return torch.cat([hidden, context, embedded], dim=1), hidden, weights
+
+    def loss(self, source, lengths, target_inputs, target_outputs):
+        outputs, keys, padding, hidden = self.encode(source, lengths)
+        embedded = self.dropout(self.target_embedding(target_inputs))
+        features = []
+        for t in range(target_inputs.shape[1]):
+            feature, hidden, _ = self.step(embedded[:, t], outputs, keys, padding, hidden)
+            features.append(feature)
+        rows = torch.stack(features, dim=1).reshape(-1, features[0].shape[1])
+        targets = target_outputs.reshape(-1)
+        real = targets != 0
+        return F.cross_entropy(self.output(rows[real]), targets[real], label_smoothing=0.1)
+
+    def greedy(self, source, lengths, ratio=2.0, extra=10):
+        """Decoder steps taken per sentence, stopping at <eos> or after ratio * S + extra steps."""
+        outputs, keys, padding, hidden = self.encode(source, lengths)
+        limits = (ratio * lengths.double()).long() + extra
+        previous = torch.full((source.shape[0],), self.sos, dtype=torch.long)
+        done = torch.zeros(source.shape[0], dtype=torch.bool)
+        steps = torch.zeros(source.shape[0], dtype=torch.long)
+        for t in range(int(limits.max())):
+            embedded = self.target_embedding(previous)
+            feature, hidden, _ = self.step(embedded, outputs, keys, padding, hidden)
+            previous = torch.log_softmax(self.output(feature), dim=1).argmax(dim=1)
+            steps += (~done).long()
+            done |= (previous == self.eos) | (t + 1 >= limits)
+            if bool(done.all()):
+                break
+        return int(steps.sum())
+
+
+class Classifier(torch.nn.Module):
+    """xgrad's models::SequenceClassifier with an LSTM encoder and additive pooling."""
+
+    def __init__(self, c):
+        super().__init__()
+        states = c["hidden_size"] * (2 if c["bidirectional"] else 1)
+        self.query = torch.nn.Parameter(torch.zeros(1, 1, c["attention_size"]))
+        self.embedding = torch.nn.Embedding(c["vocabulary"], c["embedding_size"], padding_idx=c["pad_id"])
+        self.dropout = torch.nn.Dropout(c["dropout"])
+        self.encoder = torch.nn.LSTM(c["embedding_size"], c["hidden_size"], num_layers=c["layers"],
+                                     bidirectional=c["bidirectional"], batch_first=True)
+        self.pooling = AdditiveAttention(c["attention_size"], states, c["attention_size"])
+        self.output = torch.nn.Linear(states, c["classes"])
+
+    def loss(self, tokens, lengths, labels):
+        embedded = self.dropout(self.embedding(tokens))
+        packed = torch.nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        states, _ = self.encoder(packed)
+        states, _ = torch.nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=tokens.shape[1])
+        padding = torch.arange(tokens.shape[1]).unsqueeze(0) >= lengths.unsqueeze(1)
+        query = self.query.expand(tokens.shape[0], 1, -1).squeeze(1)
+        pooled, _ = self.pooling.attend(query, self.pooling.key_projection(states), states, padding)
+        return F.cross_entropy(self.output(self.dropout(pooled)), labels)
+
+
+def batches(path, count, fields):
+    tensors, _ = read_safetensors(path)
+    return [[tensors[f"batch.{i}.{field}"] for field in fields] for i in range(count)]
+
+
+def load_model(kind, path):
+    weights, metadata = read_safetensors(path)
+    model = kind(json.loads(metadata["config"]))
+    model.load_state_dict(weights, strict=True)
+    return model
+
+
+def timed(warmup, steps, step):
+    for i in range(warmup):
+        step(i)
+    tokens = 0
+    start = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        tokens += step(i)
+    seconds = time.perf_counter() - start
+    return {"tokens_per_s": tokens / seconds, "ms_per_step": 1000 * seconds / steps, "steps": steps}
+
+
+def train(model, data, loss_of, tokens_of, clip, args):
+    model.eval()
+    with torch.no_grad():
+        check_loss = float(loss_of(data[0]))
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(i):
+        loss = loss_of(data[i])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        return tokens_of(data[i])
+
+    result = timed(args.warmup, args.steps, step)
+    result["check_loss"] = check_loss
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", required=True,
+                        choices=["seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64",
+                                 "graph-overhead", "gemm"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--import", dest="import_dir", help="directory xgrad-bench --export wrote")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    count = args.warmup + args.steps
+    if args.workload == "seq2seq-train":
+        model = load_model(Seq2Seq, f"{args.import_dir}/seq2seq-weights.safetensors")
+        data = batches(f"{args.import_dir}/seq2seq-batches.safetensors", count,
+                       ["source", "lengths", "target_inputs", "target_outputs"])
+        result = train(model, data, lambda b: model.loss(*b), lambda b: int((b[3] != 0).sum()), 1.0, args)
+    elif args.workload == "classifier-train":
+        model = load_model(Classifier, f"{args.import_dir}/classifier-weights.safetensors")
+        data = batches(f"{args.import_dir}/classifier-batches.safetensors", count, ["tokens", "lengths", "labels"])
+        result = train(model, data, lambda b: model.loss(*b), lambda b: int(b[1].sum()), 5.0, args)
+    elif args.workload.startswith("decode-greedy-"):
+        name = "decode-" + args.workload.rsplit("-", 1)[1]
+        model = load_model(Seq2Seq, f"{args.import_dir}/{name}-weights.safetensors").eval()
+        data = batches(f"{args.import_dir}/{name}-batches.safetensors", count, ["source", "lengths"])
+        with torch.no_grad():
+            result = timed(args.warmup, args.steps, lambda i: model.greedy(*data[i]))
+    elif args.workload == "graph-overhead":
+        x = torch.ones(1, requires_grad=True)
+
+        def chain(_):
+            y = x
+            for _ in range(1000000):
+                y = y * 1.0000001
+            y.backward()
+            x.grad = None
+            return 1000000
+
+        result = timed(1, args.steps, chain)
+    else:
+        a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
+        result = timed(1, args.steps, lambda _: (torch.mm(a, b), 0)[1])
+        result["gflop_per_step"] = 2 * 2048 ** 3 / 1e9
+    result.update({"impl": "pytorch", "workload": args.workload, "threads": args.threads,
+                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# make bench: every workload with xgrad and with PyTorch, side by side in one run, at 1 and 2
+# threads, then the report (ratios, roofline fractions). Results go to build/bench/.
+#   XGRAD_BENCH_WORKLOADS  the workloads to run (default: all)
+#   XGRAD_BENCH_THREADS    the thread counts to try (default: "1 2")
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=$("$root/scripts/find-data.sh")
+out="$root/build/bench"
+mkdir -p "$out/batches"
+results="$out/results.jsonl"
+: > "$results"
+workloads=${XGRAD_BENCH_WORKLOADS:-"gemm graph-overhead seq2seq-train classifier-train decode-greedy-1 decode-greedy-64"}
+for workload in $workloads; do
+  for threads in ${XGRAD_BENCH_THREADS:-1 2}; do
+    # One threading policy per process: OpenBLAS and OpenMP get the same count.
+    export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+    echo "== $workload, $threads thread(s)" >&2
+    "$root/build/bin/xgrad-bench" --workload "$workload" --threads "$threads" --data "$data" \
+      --export "$out/batches" | tee -a "$results"
+    /usr/bin/python3 "$root/bench/pytorch_bench.py" --workload "$workload" --threads "$threads" \
+      --import "$out/batches" | tee -a "$results"
+  done
+done
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "torch: $(/usr/bin/python3 -c 'import torch; print(torch.__version__)')"
+  /usr/bin/python3 "$root/bench/report.py" "$results"
+} | tee "$out/report.txt"

@@ -1,0 +1,288 @@
+// xgrad-bench: runs one named workload and prints one JSON line with its speed.
+//
+//   xgrad-bench --workload NAME [--threads N] [--data DIR] [--steps N] [--export DIR]
+//
+// Workloads: seq2seq-train (the classic Multi30K RNNsearch model, batch 128, Adam, clip 1),
+// classifier-train (bi-LSTM 256 with additive attention pooling on SST-2, batch 64),
+// decode-greedy-1 and decode-greedy-64 (greedy decoding of Multi30K validation sentences
+// with batch 1 and 64), graph-overhead (10^6 tiny ops forward and backward) and gemm
+// (single-precision matrix product peak).
+//
+// With --export DIR the model workloads write their initial weights and the exact batches
+// they run to DIR, so that bench/pytorch_bench.py can run the identical model on identical
+// batches. Both sides print check_loss, the loss of the first batch without dropout, which
+// agrees when the two compute the same thing.
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <xgrad/framework.h>
+#include <xgrad/models/batching.h>
+#include <xgrad/models/classifier.h>
+#include <xgrad/models/seq2seq.h>
+
+#include "cli.h"
+#include "translation_data.h"
+
+namespace {
+
+using namespace xgrad;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Flags {
+  std::string workload;
+  std::size_t threads = 1, steps = 10, warmup = 2;
+  fs::path data, export_dir;
+};
+
+struct Result {
+  double tokens_per_second = 0;
+  double ms_per_step = 0;
+  double gflop_per_step = 0;
+  double check_loss = 0;
+  std::size_t steps = 0;
+};
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / 1024.0;  // Linux reports kilobytes
+}
+
+void print(const Flags& flags, const Result& r) {
+  std::printf(
+      "{\"impl\": \"xgrad\", \"workload\": \"%s\", \"threads\": %zu, \"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
+      "\"peak_rss_mb\": %.1f, \"gflop_per_step\": %.4f, \"steps\": %zu, \"check_loss\": %.6f}\n",
+      flags.workload.c_str(), flags.threads, r.tokens_per_second, r.ms_per_step, peak_rss_mb(), r.gflop_per_step, r.steps,
+      r.check_loss);
+}
+
+// Times `steps` calls of step() after `warmup` untimed ones; step(i) returns its token count.
+template <class Step>
+Result timed(std::size_t warmup, std::size_t steps, Step&& step) {
+  for (std::size_t i = 0; i < warmup; ++i) step(i);
+  const std::uint64_t flops_before = blas::flop_count();
+  std::size_t tokens = 0;
+  const Clock::time_point start = Clock::now();
+  for (std::size_t i = warmup; i < warmup + steps; ++i) tokens += step(i);
+  const double seconds = seconds_since(start);
+  Result result;
+  result.steps = steps;
+  result.tokens_per_second = double(tokens) / seconds;
+  result.ms_per_step = 1000.0 * seconds / double(steps);
+  result.gflop_per_step = double(blas::flop_count() - flops_before) / 1e9 / double(steps);
+  return result;
+}
+
+std::vector<models::Batch> first_batches(const std::vector<std::size_t>& lengths, std::size_t batch_size, std::size_t count) {
+  Generator order(1);
+  std::vector<models::Batch> batches = models::BucketBatchSampler(lengths, {.batch_size = batch_size}).epoch(order);
+  if (batches.size() < count) throw std::invalid_argument("the corpus has too few batches for this many steps");
+  batches.resize(count);
+  return batches;
+}
+
+void export_indices(safetensors::Writer& writer, const std::string& name, const std::vector<std::size_t>& values) {
+  Indices array = Indices::from_shape({values.size()});
+  for (std::size_t i = 0; i < values.size(); ++i) array(i) = static_cast<std::int64_t>(values[i]);
+  writer.add(name, array);
+}
+
+// The classic configuration of the issue: bi-GRU 512 encoder, GRU 512 decoder, additive
+// attention, embeddings 256, dropout 0.5, label smoothing 0.1, batch 128, Adam, clip 1.
+Result seq2seq_train(const Flags& flags) {
+  const fs::path corpus_dir = flags.data / "multi30k";
+  const models::ParallelCorpus corpus = models::read_parallel_corpus(corpus_dir / "train.de", corpus_dir / "train.en");
+  const auto specials = models::translation_specials();
+  const models::Vocabulary source = models::Vocabulary::build(corpus.source, {.specials = specials, .min_frequency = 2});
+  const models::Vocabulary target = models::Vocabulary::build(corpus.target, {.specials = specials, .min_frequency = 2});
+  const translate::EncodedPairs pairs = translate::encode_pairs(corpus, source, target);
+  const std::vector<models::Batch> batches = first_batches(pairs.lengths, 128, flags.warmup + flags.steps);
+  manual_seed(1);
+  models::Seq2Seq<float> model({.source_vocabulary = source.size(), .target_vocabulary = target.size()});
+  std::vector<translate::TranslationBatch> prepared;
+  for (const models::Batch& rows : batches) prepared.push_back(translate::make_batch(pairs, rows));
+  if (!flags.export_dir.empty()) {
+    nn::save_state_dict(model, (flags.export_dir / "seq2seq-weights.safetensors").string(),
+                        {{"config", models::to_json(model.options())}});
+    safetensors::Writer writer;
+    for (std::size_t i = 0; i < prepared.size(); ++i) {
+      const std::string prefix = "batch." + std::to_string(i) + ".";
+      writer.add(prefix + "source", prepared[i].source.ids);
+      export_indices(writer, prefix + "lengths", prepared[i].source.lengths);
+      writer.add(prefix + "target_inputs", prepared[i].target.inputs);
+      writer.add(prefix + "target_outputs", prepared[i].target.outputs);
+    }
+    writer.write((flags.export_dir / "seq2seq-batches.safetensors").string());
+  }
+  model.eval();
+  const double check_loss = model.loss(prepared[0].source, prepared[0].target, 1.0, 0.1).item();
+  model.train();
+  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
+  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
+    Tensor<float> loss = model.loss(prepared[i].source, prepared[i].target, 1.0, 0.1);
+    loss.backward();
+    optim::clip_grad_norm(model.parameters(), 1.0);
+    optimizer.step();
+    optimizer.zero_grad();
+    return prepared[i].target_tokens;
+  });
+  result.check_loss = check_loss;
+  return result;
+}
+
+// The classifier of the issue: embeddings 128, bi-LSTM 256, additive attention pooling,
+// dropout 0.5, batch 64, Adam, clip 5, on SST-2's training phrases.
+Result classifier_train(const Flags& flags) {
+  const models::LabelledTexts data = models::read_labelled_tsv(flags.data / "sst2" / "train.tsv");
+  const models::Vocabulary vocabulary = models::Vocabulary::build(data.texts, {.specials = models::classification_specials()});
+  const models::LabelSet labels = models::LabelSet::build(data.labels);
+  std::vector<std::vector<models::TokenId>> texts;
+  std::vector<std::size_t> lengths;
+  for (const models::Tokens& text : data.texts) {
+    texts.push_back(vocabulary.encode(text));
+    lengths.push_back(texts.back().size());
+  }
+  const std::vector<std::int64_t> label_ids = labels.encode(data);
+  const std::vector<models::Batch> batches = first_batches(lengths, 64, flags.warmup + flags.steps);
+  std::vector<std::pair<models::PaddedBatch, Indices>> prepared;
+  for (const models::Batch& rows : batches) {
+    Indices targets = Indices::from_shape({rows.size()});
+    for (std::size_t i = 0; i < rows.size(); ++i) targets(i) = label_ids[rows[i]];
+    prepared.emplace_back(models::pad_batch(texts, rows, 0), targets);
+  }
+  manual_seed(1);
+  models::SequenceClassifier<float> model({.vocabulary = vocabulary.size(), .classes = labels.size()});
+  if (!flags.export_dir.empty()) {
+    nn::save_state_dict(model, (flags.export_dir / "classifier-weights.safetensors").string(),
+                        {{"config", models::to_json(model.options())}});
+    safetensors::Writer writer;
+    for (std::size_t i = 0; i < prepared.size(); ++i) {
+      const std::string prefix = "batch." + std::to_string(i) + ".";
+      writer.add(prefix + "tokens", prepared[i].first.ids);
+      export_indices(writer, prefix + "lengths", prepared[i].first.lengths);
+      writer.add(prefix + "labels", prepared[i].second);
+    }
+    writer.write((flags.export_dir / "classifier-batches.safetensors").string());
+  }
+  model.eval();
+  const double check_loss = model.loss(prepared[0].first, prepared[0].second).item();
+  model.train();
+  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
+  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
+    Tensor<float> loss = model.loss(prepared[i].first, prepared[i].second);
+    loss.backward();
+    optim::clip_grad_norm(model.parameters(), 5.0);
+    optimizer.step();
+    optimizer.zero_grad();
+    std::size_t tokens = 0;
+    for (std::size_t length : prepared[i].first.lengths) tokens += length;
+    return tokens;
+  });
+  result.check_loss = check_loss;
+  return result;
+}
+
+// Greedy decoding of validation sentences in order, `batch_size` at a time, with the
+// classic model's initial weights (exported, so that both sides emit the same tokens).
+Result decode_greedy(const Flags& flags, std::size_t batch_size) {
+  const fs::path corpus_dir = flags.data / "multi30k";
+  const models::ParallelCorpus train = models::read_parallel_corpus(corpus_dir / "train.de", corpus_dir / "train.en");
+  const auto specials = models::translation_specials();
+  const models::Vocabulary source = models::Vocabulary::build(train.source, {.specials = specials, .min_frequency = 2});
+  const models::Vocabulary target = models::Vocabulary::build(train.target, {.specials = specials, .min_frequency = 2});
+  const models::ParallelCorpus valid = models::read_parallel_corpus(corpus_dir / "val.de", corpus_dir / "val.en");
+  const translate::EncodedPairs pairs = translate::encode_pairs(valid, source, target);
+  manual_seed(1);
+  models::Seq2Seq<float> model({.source_vocabulary = source.size(), .target_vocabulary = target.size()});
+  model.eval();
+  std::vector<models::PaddedBatch> prepared;
+  for (std::size_t i = 0; i < flags.warmup + flags.steps; ++i) {
+    models::Batch rows;
+    for (std::size_t k = 0; k < batch_size; ++k) rows.push_back((i * batch_size + k) % pairs.source.size());
+    prepared.push_back(models::pad_batch(pairs.source, rows, 0));
+  }
+  const std::string name = "decode-" + std::to_string(batch_size);
+  if (!flags.export_dir.empty()) {
+    nn::save_state_dict(model, (flags.export_dir / (name + "-weights.safetensors")).string(),
+                        {{"config", models::to_json(model.options())}});
+    safetensors::Writer writer;
+    for (std::size_t i = 0; i < prepared.size(); ++i) {
+      writer.add("batch." + std::to_string(i) + ".source", prepared[i].ids);
+      export_indices(writer, "batch." + std::to_string(i) + ".lengths", prepared[i].lengths);
+    }
+    writer.write((flags.export_dir / (name + "-batches.safetensors")).string());
+  }
+  // The search stops at <eos> or after 2 S + 10 steps, as the PyTorch side does.
+  return timed(flags.warmup, flags.steps, [&](std::size_t i) {
+    std::size_t tokens = 0;
+    for (const models::Translation& t : model.greedy(prepared[i], {.max_length_ratio = 2.0, .max_length_extra = 10})) {
+      tokens += t.attention.shape()[0];  // decoder steps taken, <eos> included
+    }
+    return tokens;
+  });
+}
+
+// A chain of 10^6 scalar multiplications on a one-element tensor, then its backward: the
+// cost of recording, running and freeing a node, with no arithmetic to hide behind.
+Result graph_overhead(const Flags& flags) {
+  const std::size_t ops = 1000000;
+  Tensor<float> x = Tensor<float>::from({1.0f}, {1}, true);
+  return timed(1, flags.steps, [&](std::size_t) {
+    Tensor<float> y = x;
+    for (std::size_t i = 0; i < ops; ++i) y = y * 1.0000001f;
+    y.backward();
+    x.zero_grad();
+    return ops;
+  });
+}
+
+// Single-precision GEMM of 2048 x 2048 matrices: the peak the roofline divides by.
+Result gemm_peak(const Flags& flags) {
+  const std::size_t n = 2048;
+  Array<float> a = Array<float>::from_shape({n, n}), b = Array<float>::from_shape({n, n}), c = Array<float>::from_shape({n, n});
+  Generator generator(1);
+  for (float& v : a) v = static_cast<float>(generator.uniform());
+  for (float& v : b) v = static_cast<float>(generator.uniform());
+  return timed(1, flags.steps, [&](std::size_t) {
+    blas::gemm<float>(false, false, n, n, n, 1.0f, a.data(), b.data(), 0.0f, c.data());
+    return std::size_t{0};
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::Program program("xgrad-bench", "Runs one benchmark workload and prints its speed as one JSON line.");
+  Flags flags;
+  program.choice("--workload", flags.workload,
+                 {"seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64", "graph-overhead", "gemm"},
+                 "what to run").required();
+  program.size("--threads", flags.threads, "N", "threads for matrix products").range(1, 256);
+  program.size("--steps", flags.steps, "N", "timed steps (after the warm-up)").range(1, 100000);
+  program.size("--warmup", flags.warmup, "N", "untimed steps first").range(0, 1000);
+  program.path("--data", flags.data, "DIR", "directory holding multi30k/ and sst2/");
+  program.path("--export", flags.export_dir, "DIR", "write the initial weights and the batches here for pytorch_bench.py");
+  return cli::run_main(program, argc, argv, [&](const std::string&) {
+    set_num_threads(static_cast<int>(flags.threads));
+    const bool needs_data = flags.workload != "graph-overhead" && flags.workload != "gemm";
+    if (needs_data && flags.data.empty()) throw cli::UsageError("--data is required for " + flags.workload);
+    if (!flags.export_dir.empty()) fs::create_directories(flags.export_dir);
+    Result result;
+    if (flags.workload == "seq2seq-train") result = seq2seq_train(flags);
+    if (flags.workload == "classifier-train") result = classifier_train(flags);
+    if (flags.workload == "decode-greedy-1") result = decode_greedy(flags, 1);
+    if (flags.workload == "decode-greedy-64") result = decode_greedy(flags, 64);
+    if (flags.workload == "graph-overhead") result = graph_overhead(flags);
+    if (flags.workload == "gemm") result = gemm_peak(flags);
+    print(flags, result);
+    return 0;
+  });
+}
