@@ -49,10 +49,10 @@ struct TrainFlags {
   std::string text_column = "sentence", label_column = "label";
   double valid_split = 0;
   std::size_t epochs = 6, batch = 64, emb = 128, hidden = 256, layers = 1, heads = 4, attention_size = 128;
-  std::size_t min_freq = 1, threads = 2, max_steps = 0, seed = 1;
+  std::size_t min_freq = 2, threads = 2, max_steps = 0, seed = 1;
   std::string cell = "lstm", attention = "additive";
   bool unidirectional = false, resume = false;
-  double dropout = 0.5, lr = 1e-3, clip = 5.0, label_smoothing = 0.0, time_budget = 0;
+  double dropout = 0.5, word_dropout = 0.1, lr = 1e-3, clip = 5.0, label_smoothing = 0.0, time_budget = 0;
 };
 
 struct UseFlags {
@@ -200,7 +200,15 @@ int train(const TrainFlags& flags) {
     std::size_t tokens = 0, batches_now = 0;
     const double epoch_start = stop.seconds();
     for (std::size_t b = progress.batches_done; b < batches.size(); ++b) {
-      const models::PaddedBatch batch = models::pad_batch(train_examples.tokens, batches[b], 0);
+      models::PaddedBatch batch = models::pad_batch(train_examples.tokens, batches[b], 0);
+      // Word dropout: hide words behind <unk> so that the model cannot lean on any one of them.
+      if (flags.word_dropout > 0) {
+        for (std::size_t row = 0; row < batch.lengths.size(); ++row) {
+          for (std::size_t t = 0; t < batch.lengths[row]; ++t) {
+            if (default_generator().uniform() < flags.word_dropout) batch.ids(row, t) = vocabulary->unknown_id();
+          }
+        }
+      }
       Indices targets = Indices::from_shape({batches[b].size()});
       for (std::size_t i = 0; i < batches[b].size(); ++i) targets(i) = train_examples.labels[batches[b][i]];
       Tensor<float> loss = model->loss(batch, targets, flags.label_smoothing);
@@ -351,6 +359,7 @@ int main(int argc, char** argv) {
   train_command.size("--attention-size", train_flags.attention_size, "N", "additive attention size").range(1, 4096);
   train_command.size("--heads", train_flags.heads, "N", "heads of multi-head pooling").range(1, 64);
   train_command.real("--dropout", train_flags.dropout, "P", "dropout probability").range(0, 0.95);
+  train_command.real("--word-dropout", train_flags.word_dropout, "P", "probability of replacing a training word by <unk>").range(0, 0.9);
   train_command.real("--lr", train_flags.lr, "X", "Adam learning rate").above(0, 1);
   train_command.real("--clip", train_flags.clip, "X", "clip the global gradient norm to X (0: no clipping)").range(0, 1e6);
   train_command.real("--label-smoothing", train_flags.label_smoothing, "X", "label smoothing of the loss").range(0, 0.5);
