@@ -18,12 +18,15 @@ const config::KindNames<PoolingKind> pooling_names{{PoolingKind::additive, "addi
 std::size_t encoder_output_size(const ClassifierOptions& o) { return o.hidden_size * (o.bidirectional ? 2 : 1); }
 
 void validate(const ClassifierOptions& o) {
-  for (auto [name, value] : {std::pair{"vocabulary", o.vocabulary}, {"classes", o.classes},
-                             {"embedding_size", o.embedding_size}, {"hidden_size", o.hidden_size},
-                             {"layers", o.layers}, {"attention_size", o.attention_size},
-                             {"attention_heads", o.attention_heads}}) {
-    if (value == 0) throw std::invalid_argument(detail::message("SequenceClassifier: ", name, " must be positive"));
-  }
+  const char* model = "SequenceClassifier";
+  config::check_size(model, "vocabulary", o.vocabulary, config::max_vocabulary);
+  config::check_size(model, "classes", o.classes, config::max_vocabulary);
+  config::check_size(model, "embedding_size", o.embedding_size, config::max_size);
+  config::check_size(model, "hidden_size", o.hidden_size, config::max_size);
+  config::check_size(model, "layers", o.layers, 64);
+  config::check_size(model, "attention_size", o.attention_size, config::max_size);
+  config::check_size(model, "attention_heads", o.attention_heads, config::max_size);
+  config::check_dropout(model, o.dropout);
   if (o.pad_id < 0 || static_cast<std::size_t>(o.pad_id) >= o.vocabulary) {
     throw std::invalid_argument(detail::message("SequenceClassifier: pad_id ", o.pad_id, " is outside the vocabulary"));
   }
@@ -32,6 +35,12 @@ void validate(const ClassifierOptions& o) {
                                                 " attention heads do not divide the encoder output size ",
                                                 encoder_output_size(o)));
   }
+  const double gates = o.cell == CellKind::gru ? 3 : 4, directions = o.bidirectional ? 2 : 1;
+  const double e = double(o.embedding_size), h = double(o.hidden_size), states = double(encoder_output_size(o));
+  const double parameters = double(o.vocabulary) * e + directions * gates * h * (e + h + 2) +
+                            directions * (double(o.layers) - 1) * gates * h * (states + h + 2) +
+                            4 * states * (states + double(o.attention_size)) + (states + 1) * double(o.classes);
+  config::check_parameter_count(model, parameters);
 }
 
 std::size_t query_size(const ClassifierOptions& o) {

@@ -35,15 +35,63 @@ Kind kind_named(const char* what, const std::string& name, const KindNames<Kind>
   throw std::invalid_argument(xgrad::detail::message(what, " '", name, "' is not one of: ", choices));
 }
 
+// The largest model a configuration may ask for: a file cannot make the program allocate
+// more than about 2 GB of weights (and four times that for training).
+inline constexpr double max_parameters = 5e8;
+inline constexpr std::size_t max_size = 1 << 16;         // any one hidden or embedding size
+inline constexpr std::size_t max_vocabulary = 10000000;  // any one vocabulary or class count
+
+inline void check_size(const char* model, const char* name, std::size_t value, std::size_t limit) {
+  if (value == 0 || value > limit) {
+    throw std::invalid_argument(xgrad::detail::message(model, ": ", name, " is ", value, "; expected 1 to ", limit));
+  }
+}
+
+inline void check_dropout(const char* model, double dropout) {
+  if (!(dropout >= 0.0 && dropout < 1.0)) {
+    throw std::invalid_argument(xgrad::detail::message(model, ": dropout ", dropout, " must lie in [0, 1)"));
+  }
+}
+
+inline void check_parameter_count(const char* model, double parameters) {
+  if (parameters > max_parameters) {
+    throw std::invalid_argument(xgrad::detail::message(model, ": the configuration asks for about ", parameters,
+                                                       " parameters; at most ", max_parameters, " are allowed"));
+  }
+}
+
 template <class Options>
 std::string write(const Options& options) {
   return nlohmann::json(options).dump(2) + "\n";
 }
 
+// nlohmann fills a whole-number field from any JSON number with a plain cast, so 5e21, 2.5 or
+// -1 would become an arbitrary count (or undefined behaviour). Each key is checked against
+// the kind of value the defaults have; a key the options do not have is refused as well.
+template <class Options>
+void check_keys_and_number_kinds(const nlohmann::json& given) {
+  if (!given.is_object()) return;  // get<Options>() names the type error
+  const nlohmann::json defaults = Options{};
+  for (const auto& [key, value] : given.items()) {
+    const auto expected = defaults.find(key);
+    if (expected == defaults.end()) {
+      throw std::invalid_argument(xgrad::detail::message("model configuration: unknown key '", key, "'"));
+    }
+    if (!value.is_number() || !expected->is_number_integer()) continue;
+    if (value.is_number_float() || (expected->is_number_unsigned() && !value.is_number_unsigned())) {
+      throw std::invalid_argument(xgrad::detail::message("model configuration: '", key, "' is ", value.dump(),
+                                                         "; expected a whole number",
+                                                         expected->is_number_unsigned() ? " >= 0" : ""));
+    }
+  }
+}
+
 template <class Options>
 Options read(const std::string& text) {
   try {
-    return nlohmann::json::parse(text).get<Options>();
+    const nlohmann::json json = nlohmann::json::parse(text);
+    check_keys_and_number_kinds<Options>(json);
+    return json.get<Options>();
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(xgrad::detail::message("model configuration: ", e.what()));
   }

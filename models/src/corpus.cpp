@@ -86,25 +86,34 @@ std::string join_tokens(const Tokens& tokens) {
   return result;
 }
 
-std::vector<Tokens> read_sentences(const std::string& path) {
-  const std::string text = read_file(path);
+namespace {
+std::vector<Tokens> sentences_of(std::string_view text) {
   std::vector<Tokens> sentences;
   for (const std::string_view line : split_lines(text)) sentences.push_back(split_tokens(line));
   return sentences;
 }
+}  // namespace
+
+std::vector<Tokens> read_sentences(const std::string& path) { return sentences_of(read_file(path)); }
 
 ParallelCorpus read_parallel_corpus(const std::string& source_path, const std::string& target_path) {
-  std::vector<Tokens> source;
-  std::vector<Tokens> target;
+  std::string source, target;
   try {
-    source = read_sentences(source_path);
-    target = read_sentences(target_path);
+    source = read_file(source_path);
+    target = read_file(target_path);
   } catch (const file_error& e) {
     throw file_error(detail::message("parallel corpus (source ", source_path, ", target ", target_path, "): ", e.what()));
   }
+  return parse_parallel_corpus(source, target, source_path, target_path);
+}
+
+ParallelCorpus parse_parallel_corpus(std::string_view source_text, std::string_view target_text,
+                                     const std::string& source_name, const std::string& target_name) {
+  std::vector<Tokens> source = sentences_of(source_text);
+  std::vector<Tokens> target = sentences_of(target_text);
   if (source.size() != target.size()) {
-    throw file_error(detail::message("parallel corpus: source ", source_path, " has ", source.size(), " lines but target ",
-                                     target_path, " has ", target.size(),
+    throw file_error(detail::message("parallel corpus: source ", source_name, " has ", source.size(), " lines but target ",
+                                     target_name, " has ", target.size(),
                                      "; line N of the source must translate line N of the target"));
   }
   ParallelCorpus corpus;
@@ -120,7 +129,10 @@ ParallelCorpus read_parallel_corpus(const std::string& source_path, const std::s
 }
 
 LabelledTexts read_labelled_tsv(const std::string& path, const TsvColumns& columns) {
-  const std::string text = read_file(path);
+  return parse_labelled_tsv(read_file(path), path, columns);
+}
+
+LabelledTexts parse_labelled_tsv(std::string_view text, const std::string& path, const TsvColumns& columns) {
   const std::vector<std::string_view> lines = split_lines(text);
   if (lines.empty()) throw file_error(detail::message(path, ": the file is empty; expected a header line naming the columns"));
   const std::vector<std::string_view> header = split_fields(lines[0]);

@@ -25,20 +25,31 @@ const config::KindNames<AttentionKind> attention_names{
     {AttentionKind::local_predictive, "local-p"}};
 
 void validate(const Seq2SeqOptions& o) {
-  auto positive = [](const char* name, std::size_t value) {
-    if (value == 0) throw std::invalid_argument(detail::message("Seq2Seq: ", name, " must be positive"));
-  };
-  positive("source_vocabulary", o.source_vocabulary);
-  positive("target_vocabulary", o.target_vocabulary);
-  positive("embedding_size", o.embedding_size);
-  positive("encoder_hidden", o.encoder_hidden);
-  positive("decoder_hidden", o.decoder_hidden);
-  positive("encoder_layers", o.encoder_layers);
+  const char* model = "Seq2Seq";
+  config::check_size(model, "source_vocabulary", o.source_vocabulary, config::max_vocabulary);
+  config::check_size(model, "target_vocabulary", o.target_vocabulary, config::max_vocabulary);
+  config::check_size(model, "embedding_size", o.embedding_size, config::max_size);
+  config::check_size(model, "encoder_hidden", o.encoder_hidden, config::max_size);
+  config::check_size(model, "decoder_hidden", o.decoder_hidden, config::max_size);
+  config::check_size(model, "encoder_layers", o.encoder_layers, 64);
+  config::check_size(model, "attention_heads", o.attention_heads, config::max_size);
+  if (o.local_window > config::max_size) {
+    throw std::invalid_argument(detail::message("Seq2Seq: local_window ", o.local_window, " exceeds ", config::max_size));
+  }
+  config::check_dropout(model, o.dropout);
   for (auto [name, id] : {std::pair{"pad_id", o.pad_id}, {"sos_id", o.sos_id}, {"eos_id", o.eos_id}}) {
     if (id < 0 || static_cast<std::size_t>(id) >= std::min(o.source_vocabulary, o.target_vocabulary)) {
       throw std::invalid_argument(detail::message("Seq2Seq: ", name, " ", id, " is outside the vocabularies"));
     }
   }
+  // Weights per layer and direction of a gated recurrence: gates x H x (input + H + 2 biases).
+  const double gates = o.cell == CellKind::gru ? 3 : 4, e = double(o.embedding_size), h = double(o.encoder_hidden),
+               d = double(o.decoder_hidden), memory = 2 * h;
+  const double parameters = (double(o.source_vocabulary) + double(o.target_vocabulary)) * e +
+                            2 * gates * h * (e + h + 2) + 2 * (double(o.encoder_layers) - 1) * gates * h * (memory + h + 2) +
+                            memory * d + gates * d * (e + memory + 2 * d + 2) + 4 * d * (d + memory) +
+                            (d + memory + e + 1) * double(o.target_vocabulary);
+  config::check_parameter_count(model, parameters);
 }
 
 template <class T>

@@ -153,6 +153,18 @@ BOOST_AUTO_TEST_CASE(configuration_and_input_errors) {
   BOOST_TEST(to_json(classifier_options_from_json(to_json(options))) == to_json(options));
   BOOST_CHECK_THROW(classifier_options_from_json("{}"), std::invalid_argument);
   BOOST_CHECK_THROW(pooling_kind_from_string("max"), std::invalid_argument);
+  ClassifierOptions huge = small_options();
+  huge.vocabulary = 9000000;
+  huge.embedding_size = 60000;
+  try {
+    classifier_options_from_json(to_json(huge));
+    BOOST_FAIL("a configuration asking for 5e11 parameters must be refused");
+  } catch (const std::invalid_argument& e) {
+    BOOST_TEST(std::string(e.what()).find("parameters") != std::string::npos, e.what());
+  }
+  huge = small_options();
+  huge.classes = 0;
+  BOOST_CHECK_THROW(classifier_options_from_json(to_json(huge)), std::invalid_argument);
   ClassifierOptions bad = options;
   bad.attention_heads = 5;  // does not divide 2 x 16
   BOOST_CHECK_THROW(SequenceClassifier<float>{bad}, std::invalid_argument);

@@ -224,6 +224,41 @@ BOOST_AUTO_TEST_CASE(configuration_and_input_errors) {
   BOOST_CHECK_THROW(seq2seq_options_from_json("{\"source_vocabulary\": 3}"), std::invalid_argument);
   BOOST_CHECK_THROW(seq2seq_options_from_json("not json"), std::invalid_argument);
   BOOST_CHECK_THROW(attention_kind_from_string("bilinear"), std::invalid_argument);
+  // A configuration file cannot make the program allocate an absurd model.
+  auto refused = [](Seq2SeqOptions options, const std::string& named) {
+    try {
+      seq2seq_options_from_json(to_json(options));
+      BOOST_ERROR("the configuration was accepted; expected an error naming " << named);
+    } catch (const std::invalid_argument& e) {
+      BOOST_TEST(std::string(e.what()).find(named) != std::string::npos, e.what());
+    }
+  };
+  Seq2SeqOptions huge = small_options();
+  huge.embedding_size = 1 << 20;
+  refused(huge, "embedding_size");
+  huge = small_options();
+  huge.target_vocabulary = 5000000;
+  huge.decoder_hidden = 4096;
+  refused(huge, "parameters");
+  huge = small_options();
+  huge.encoder_layers = 0;
+  refused(huge, "encoder_layers");
+  // Numbers that a whole-number field cannot hold, and keys the options do not have (the
+  // first found by fuzz_model_files), are refused by name before any conversion.
+  auto refused_text = [](const std::string& from, const std::string& to, const std::string& named) {
+    std::string text = to_json(small_options());
+    text.replace(text.find(from), from.size(), to);
+    try {
+      seq2seq_options_from_json(text);
+      BOOST_ERROR("'" << to << "' was accepted; expected an error naming " << named);
+    } catch (const std::invalid_argument& e) {
+      BOOST_TEST(std::string(e.what()).find(named) != std::string::npos, e.what());
+    }
+  };
+  refused_text("\"target_vocabulary\": 14", "\"target_vocabulary\": 5e21", "'target_vocabulary' is 5e+21");
+  refused_text("\"embedding_size\": 16", "\"embedding_size\": -16", "'embedding_size' is -16; expected a whole number >= 0");
+  refused_text("\"pad_id\": 0", "\"pad_id\": 0.5", "'pad_id' is 0.5");
+  refused_text("\"attention\"", "\"attenvion\"", "unknown key 'attenvion'");
   try {
     Seq2Seq<float> mismatched(small_options(AttentionKind::dot));  // decoder 64 vs 2 x 32: fine
     Seq2SeqOptions bad = small_options(AttentionKind::dot);

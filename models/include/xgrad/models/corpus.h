@@ -33,6 +33,9 @@ struct ParallelCorpus {
 // Line N of `source_path` translates line N of `target_path`. A missing file or different
 // line counts is a file_error naming both files (and both counts).
 ParallelCorpus read_parallel_corpus(const std::string& source_path, const std::string& target_path);
+// The same for texts already in memory; the names stand for the files in messages.
+ParallelCorpus parse_parallel_corpus(std::string_view source_text, std::string_view target_text,
+                                     const std::string& source_name, const std::string& target_name);
 
 // Which header columns hold the text and the label.
 struct TsvColumns {
@@ -52,5 +55,7 @@ struct LabelledTexts {
 // with a different number of columns than the header, or an empty text or label is a
 // file_error naming path:line.
 LabelledTexts read_labelled_tsv(const std::string& path, const TsvColumns& columns = {});
+// The same for text already in memory; `name` stands for the file in messages.
+LabelledTexts parse_labelled_tsv(std::string_view text, const std::string& name, const TsvColumns& columns = {});
 
 }  // namespace xgrad::models
