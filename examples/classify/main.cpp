@@ -21,8 +21,6 @@
 #include <xgrad/models/vocabulary.h>
 
 #include "cli.h"
-#include "csv_log.h"
-#include "progress.h"
 #include "svg.h"
 #include "text.h"
 #include "training.h"
@@ -49,7 +47,7 @@ struct TrainFlags {
   std::string text_column = "sentence", label_column = "label";
   double valid_split = 0;
   std::size_t epochs = 6, batch = 64, emb = 128, hidden = 256, layers = 1, heads = 4, attention_size = 128;
-  std::size_t min_freq = 2, threads = 2, max_steps = 0, seed = 1;
+  std::size_t min_freq = 2, threads = 2, max_steps = 0, checkpoint_every = 0, seed = 1;
   std::string cell = "lstm", attention = "additive";
   bool unidirectional = false, resume = false;
   double dropout = 0.5, word_dropout = 0.1, lr = 1e-3, clip = 5.0, label_smoothing = 0.0, time_budget = 0;
@@ -132,6 +130,7 @@ int train(const TrainFlags& flags) {
   }
   set_num_threads(static_cast<int>(flags.threads));
   const ModelFiles files{flags.out};
+  remove_stale_temporaries(files.checkpoint());  // what a killed run may have left mid-write
   const bool resuming = flags.resume && fs::exists(files.checkpoint());
   if (!flags.resume && fs::exists(files.checkpoint())) {
     throw cli::UsageError("--out " + flags.out.string() +
@@ -183,79 +182,49 @@ int train(const TrainFlags& flags) {
   optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
   const models::BucketBatchSampler sampler(train_examples.lengths, {.batch_size = flags.batch});
   Generator data_order(flags.seed);
-  cli::TrainingProgress progress;
-  progress.data_order = data_order.state();
-  if (resuming) progress = cli::load_checkpoint(files.checkpoint(), *model, optimizer, scheduler);
-  cli::CsvLog log(files.log(), {"epoch", "step", "train_loss", "valid_accuracy", "valid_macro_f1", "tokens_per_second", "seconds"});
+  cli::TrainingProgress progress =
+      cli::starting_progress(resuming, data_order, files.checkpoint(), *model, optimizer, scheduler);
   const cli::StopCondition stop(flags.time_budget, flags.max_steps, progress.seconds);
-
-  bool stopped = false;
-  while (progress.epoch <= flags.epochs && !stopped) {
-    data_order.set_state(progress.data_order);
-    const std::vector<models::Batch> batches = sampler.epoch(data_order);
-    cli::ProgressBar bar({.label = "epoch " + std::to_string(progress.epoch) + "/" + std::to_string(flags.epochs),
-                          .total_steps = batches.size(),
-                          .first_step = progress.batches_done});
-    double loss_sum = 0;
-    std::size_t tokens = 0, batches_now = 0;
-    const double epoch_start = stop.seconds();
-    for (std::size_t b = progress.batches_done; b < batches.size(); ++b) {
-      models::PaddedBatch batch = models::pad_batch(train_examples.tokens, batches[b], 0);
-      // Word dropout: hide words behind <unk> so that the model cannot lean on any one of them.
-      if (flags.word_dropout > 0) {
-        for (std::size_t row = 0; row < batch.lengths.size(); ++row) {
-          for (std::size_t t = 0; t < batch.lengths[row]; ++t) {
-            if (default_generator().uniform() < flags.word_dropout) batch.ids(row, t) = vocabulary->unknown_id();
-          }
-        }
-      }
-      Indices targets = Indices::from_shape({batches[b].size()});
-      for (std::size_t i = 0; i < batches[b].size(); ++i) targets(i) = train_examples.labels[batches[b][i]];
-      Tensor<float> loss = model->loss(batch, targets, flags.label_smoothing);
-      loss.backward();
-      if (flags.clip > 0) optim::clip_grad_norm(model->parameters(), flags.clip);
-      optimizer.step();
-      optimizer.zero_grad();
-      std::size_t batch_tokens = 0;
-      for (std::size_t length : batch.lengths) batch_tokens += length;
-      loss_sum += loss.item();
-      tokens += batch_tokens;
-      ++batches_now;
-      ++progress.batches_done;
-      ++progress.steps;
-      bar.update(progress.batches_done, loss_sum / double(batches_now), batch_tokens);
-      if (stop.reached(progress.steps)) {
-        stopped = true;
-        break;
-      }
-    }
-    bar.finish();
-    const bool epoch_complete = progress.batches_done == batches.size();
-    model->eval();
-    const models::ConfusionMatrix matrix = confusion(*model, valid_examples, labels->size(), 256);
-    model->train();
-    const double epoch_seconds = stop.seconds() - epoch_start;
-    std::printf("epoch %zu%s: train loss %.4f, valid accuracy %.2f%%, macro-F1 %.4f\n", progress.epoch,
-                epoch_complete ? "" : " (partial)", batches_now ? loss_sum / double(batches_now) : 0.0,
-                100 * matrix.accuracy(), matrix.macro_f1());
-    log.append({progress.epoch, progress.steps, batches_now ? loss_sum / double(batches_now) : 0.0, matrix.accuracy(),
-                matrix.macro_f1(), epoch_seconds > 0 ? double(tokens) / epoch_seconds : 0.0, stop.seconds()});
-    if (matrix.accuracy() > progress.best_score) {
-      progress.best_score = matrix.accuracy();
-      progress.best_epoch = progress.epoch;
-      nn::save_state_dict(*model, files.weights().string());
-      std::printf("  best so far: saved %s\n", files.weights().c_str());
-    }
-    if (epoch_complete) {
-      scheduler.step(matrix.accuracy());
-      ++progress.epoch;
-      progress.batches_done = 0;
-      progress.data_order = data_order.state();
-    }
-    progress.seconds = stop.seconds();
-    cli::save_checkpoint(files.checkpoint(), *model, optimizer, scheduler, progress);
-    if (stopped) std::printf("stopping: %s; continue with --resume\n", stop.reason(progress.steps).c_str());
-  }
+  const cli::TrainingLoop loop{
+      .model = *model,
+      .optimizer = optimizer,
+      .scheduler = scheduler,
+      .sampler = sampler,
+      .checkpoint_path = files.checkpoint(),
+      .weights_path = files.weights(),
+      .log_path = files.log(),
+      .validation_columns = {"valid_accuracy", "valid_macro_f1"},
+      .epochs = flags.epochs,
+      .clip = flags.clip,
+      .checkpoint_every = flags.checkpoint_every,
+      .forward_backward =
+          [&](const models::Batch& rows) {
+            models::PaddedBatch batch = models::pad_batch(train_examples.tokens, rows, 0);
+            // Word dropout: hide words behind <unk> so that the model cannot lean on any one of them.
+            if (flags.word_dropout > 0) {
+              for (std::size_t row = 0; row < batch.lengths.size(); ++row) {
+                for (std::size_t t = 0; t < batch.lengths[row]; ++t) {
+                  if (default_generator().uniform() < flags.word_dropout) batch.ids(row, t) = vocabulary->unknown_id();
+                }
+              }
+            }
+            Indices targets = Indices::from_shape({rows.size()});
+            for (std::size_t i = 0; i < rows.size(); ++i) targets(i) = train_examples.labels[rows[i]];
+            Tensor<float> loss = model->loss(batch, targets, flags.label_smoothing);
+            loss.backward();
+            std::size_t tokens = 0;
+            for (std::size_t length : batch.lengths) tokens += length;
+            return cli::StepOutcome{loss.item(), tokens};
+          },
+      .validate =
+          [&] {
+            const models::ConfusionMatrix matrix = confusion(*model, valid_examples, labels->size(), 256);
+            char summary[96];
+            std::snprintf(summary, sizeof summary, "valid accuracy %.2f%%, macro-F1 %.4f", 100 * matrix.accuracy(),
+                          matrix.macro_f1());
+            return cli::Validation{matrix.accuracy(), summary, {matrix.accuracy(), matrix.macro_f1()}};
+          }};
+  if (cli::run_training(loop, data_order, progress, stop) == cli::RunEnd::interrupted) return 130;
   std::printf("best validation accuracy %.2f%% (epoch %zu), weights in %s\n", 100 * progress.best_score,
               progress.best_epoch, files.weights().c_str());
   return 0;
@@ -368,6 +337,7 @@ int main(int argc, char** argv) {
   train_command.size("--threads", train_flags.threads, "N", "threads for matrix products").range(1, 256);
   train_command.size("--max-steps", train_flags.max_steps, "N", "stop after N optimizer steps (0: no limit)");
   train_command.real("--time-budget", train_flags.time_budget, "MIN", "stop after MIN minutes (0: no limit)").range(0, 1e6);
+  train_command.size("--checkpoint-every", train_flags.checkpoint_every, "N", "also checkpoint every N steps (0: at epoch ends)");
   train_command.flag("--resume", train_flags.resume, "continue the run saved in --out (with the same data flags)");
 
   UseFlags eval_flags;

@@ -1,8 +1,14 @@
 #include "training.h"
 
+#include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <iostream>
+#include <stdexcept>
 
-#include <xgrad/framework/random.h>
+#include <xgrad/framework/errors.h>
+
+#include "progress.h"
 
 namespace xgrad::cli {
 namespace {
@@ -23,6 +29,7 @@ void save_checkpoint(const std::string& path, const nn::Module<float>& model, co
   state.real("best_score", progress.best_score);
   state.integer("best_epoch", static_cast<std::int64_t>(progress.best_epoch));
   state.real("seconds", progress.seconds);
+  state.integer("skipped_steps", static_cast<std::int64_t>(progress.skipped_steps));
   state.text("dropout_generator", default_generator().state());
   writer.write(path);
 }
@@ -39,6 +46,7 @@ TrainingProgress load_checkpoint(const std::string& path, nn::Module<float>& mod
   progress.best_score = state.real("best_score");
   progress.best_epoch = static_cast<std::size_t>(state.count("best_epoch"));
   progress.seconds = state.real("seconds");
+  progress.skipped_steps = static_cast<std::size_t>(state.count("skipped_steps"));
   const std::string dropout_generator = state.text("dropout_generator");
   state.refuse_unread_keys();
   Generator check;  // both generator states must parse before anything changes
@@ -50,6 +58,15 @@ TrainingProgress load_checkpoint(const std::string& path, nn::Module<float>& mod
   optimizer.load_state(file, "optimizer.");
   scheduler.load_state(file, "scheduler.");
   default_generator().set_state(dropout_generator);
+  return progress;
+}
+
+TrainingProgress starting_progress(bool resuming, const Generator& data_order, const std::string& checkpoint_path,
+                                   nn::Module<float>& model, optim::Optimizer<float>& optimizer,
+                                   optim::Scheduler& scheduler) {
+  if (resuming) return load_checkpoint(checkpoint_path, model, optimizer, scheduler);
+  TrainingProgress progress;
+  progress.data_order = data_order.state();
   return progress;
 }
 
@@ -69,6 +86,128 @@ std::string StopCondition::reason(std::size_t steps) const {
   char text[64];
   std::snprintf(text, sizeof text, "reached the time budget of %.1f minutes", budget_seconds_ / 60.0);
   return text;
+}
+
+namespace {
+
+volatile std::sig_atomic_t interrupted = 0;
+extern "C" void note_interrupt(int) { interrupted = 1; }
+
+// Routes SIGINT to a flag for the loop to check between steps, for the lifetime of a run.
+class InterruptCatcher {
+ public:
+  InterruptCatcher() : previous_(std::signal(SIGINT, note_interrupt)) { interrupted = 0; }
+  ~InterruptCatcher() { std::signal(SIGINT, previous_); }
+  InterruptCatcher(const InterruptCatcher&) = delete;
+  InterruptCatcher& operator=(const InterruptCatcher&) = delete;
+  bool caught() const { return interrupted != 0; }
+
+ private:
+  void (*previous_)(int);
+};
+
+}  // namespace
+
+RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingProgress& progress, const StopCondition& stop) {
+  std::vector<std::string> columns{"epoch", "step", "train_loss"};
+  columns.insert(columns.end(), loop.validation_columns.begin(), loop.validation_columns.end());
+  columns.insert(columns.end(), {"tokens_per_second", "seconds", "skipped_steps"});
+  CsvLog log(loop.log_path, columns);
+  const InterruptCatcher interrupt;
+  auto checkpoint = [&] {
+    progress.seconds = stop.seconds();
+    save_checkpoint(loop.checkpoint_path, loop.model, loop.optimizer, loop.scheduler, progress);
+  };
+  // Without clipping the norm is still measured (the largest finite limit never scales).
+  const double max_norm = loop.clip > 0 ? loop.clip : std::numeric_limits<double>::max();
+  std::size_t bad_in_a_row = 0;
+  while (progress.epoch <= loop.epochs) {
+    // The limit is tested before every step, so that a run resumed at its limit adds none.
+    if (stop.reached(progress.steps)) {
+      std::printf("stopping: %s; continue with --resume\n", stop.reason(progress.steps).c_str());
+      return RunEnd::limit_reached;
+    }
+    data_order.set_state(progress.data_order);
+    const std::vector<models::Batch> batches = loop.sampler.epoch(data_order);
+    ProgressBar bar({.label = "epoch " + std::to_string(progress.epoch) + "/" + std::to_string(loop.epochs),
+                     .total_steps = batches.size(),
+                     .first_step = progress.batches_done});
+    double loss_sum = 0;
+    std::size_t tokens = 0, good_steps = 0;
+    const double epoch_start = stop.seconds();
+    RunEnd end = RunEnd::finished;
+    for (std::size_t b = progress.batches_done; b < batches.size(); ++b) {
+      if (stop.reached(progress.steps)) {
+        end = RunEnd::limit_reached;
+        break;
+      }
+      const StepOutcome outcome = loop.forward_backward(batches[b]);
+      const double norm = optim::clip_grad_norm(loop.model.parameters(), max_norm);
+      if (std::isfinite(outcome.loss) && std::isfinite(norm)) {
+        loop.optimizer.step();
+        bad_in_a_row = 0;
+        loss_sum += outcome.loss;
+        ++good_steps;
+      } else {
+        ++progress.skipped_steps;
+        ++bad_in_a_row;
+        std::cerr << "\nwarning: step " << progress.steps + 1 << ": loss " << outcome.loss << ", gradient norm " << norm
+                  << " are not both finite; the update is skipped (" << progress.skipped_steps << " skipped so far)\n";
+        if (bad_in_a_row >= loop.max_bad_steps) {
+          throw std::runtime_error(detail::message(
+              bad_in_a_row, " steps in a row had a loss or gradient that is not finite; stopping. The last good checkpoint ",
+              loop.checkpoint_path, " is unchanged; try a lower --lr or --clip"));
+        }
+      }
+      loop.optimizer.zero_grad();
+      tokens += outcome.tokens;
+      ++progress.batches_done;
+      ++progress.steps;
+      bar.update(progress.batches_done, good_steps ? loss_sum / double(good_steps) : 0.0, outcome.tokens);
+      if (interrupt.caught()) {
+        end = RunEnd::interrupted;
+        break;
+      }
+      if (loop.checkpoint_every != 0 && progress.steps % loop.checkpoint_every == 0) checkpoint();
+    }
+    bar.finish();
+    if (end == RunEnd::interrupted) {
+      checkpoint();
+      std::printf("interrupted at step %zu: checkpoint saved in %s; continue with --resume\n", progress.steps,
+                  loop.checkpoint_path.c_str());
+      return end;
+    }
+    const bool epoch_complete = progress.batches_done == batches.size();
+    loop.model.eval();
+    const Validation valid = loop.validate();
+    loop.model.train();
+    const double train_loss = good_steps ? loss_sum / double(good_steps) : 0.0;
+    const double epoch_seconds = stop.seconds() - epoch_start;
+    std::printf("epoch %zu%s: train loss %.4f, %s\n", progress.epoch, epoch_complete ? "" : " (partial)", train_loss,
+                valid.summary.c_str());
+    std::vector<CsvCell> row{progress.epoch, progress.steps, train_loss};
+    row.insert(row.end(), valid.cells.begin(), valid.cells.end());
+    row.insert(row.end(), {epoch_seconds > 0 ? double(tokens) / epoch_seconds : 0.0, stop.seconds(), progress.skipped_steps});
+    log.append(row);
+    if (valid.score > progress.best_score) {
+      progress.best_score = valid.score;
+      progress.best_epoch = progress.epoch;
+      nn::save_state_dict(loop.model, loop.weights_path);
+      std::printf("  best so far: saved %s\n", loop.weights_path.c_str());
+    }
+    if (epoch_complete) {
+      loop.scheduler.step(valid.score);
+      ++progress.epoch;
+      progress.batches_done = 0;
+      progress.data_order = data_order.state();
+    }
+    checkpoint();
+    if (end == RunEnd::limit_reached) {
+      std::printf("stopping: %s; continue with --resume\n", stop.reason(progress.steps).c_str());
+      return end;
+    }
+  }
+  return RunEnd::finished;
 }
 
 }  // namespace xgrad::cli

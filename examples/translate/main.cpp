@@ -19,8 +19,6 @@
 #include <xgrad/models/bleu.h>
 
 #include "cli.h"
-#include "csv_log.h"
-#include "progress.h"
 #include "svg.h"
 #include "text.h"
 #include "training.h"
@@ -45,7 +43,7 @@ struct ModelFiles {
 struct TrainFlags {
   fs::path train_src, train_tgt, valid_src, valid_tgt, out;
   std::size_t epochs = 12, batch = 128, emb = 256, hidden = 512, layers = 1, min_freq = 2, threads = 2;
-  std::size_t max_steps = 0, valid_beam = 1, seed = 1;
+  std::size_t max_steps = 0, checkpoint_every = 0, valid_beam = 1, seed = 1;
   std::string cell = "gru", attention = "additive";
   bool input_feeding = false, resume = false;
   double dropout = 0.5, lr = 1e-3, clip = 1.0, teacher_forcing = 1.0, label_smoothing = 0.1, time_budget = 0;
@@ -91,9 +89,9 @@ std::vector<models::Translation> translate_all(const models::Seq2Seq<float>& mod
   return translations;
 }
 
-Validation validate(models::Seq2Seq<float>& model, const Vocabulary& target, const translate::EncodedPairs& pairs,
+// Call with the model in evaluation mode.
+Validation validate(const models::Seq2Seq<float>& model, const Vocabulary& target, const translate::EncodedPairs& pairs,
                     const models::SearchOptions& search) {
-  model.eval();
   Validation result;
   double total = 0;
   std::size_t tokens = 0;
@@ -112,13 +110,13 @@ Validation validate(models::Seq2Seq<float>& model, const Vocabulary& target, con
     hypotheses.push_back(target.decode(t.tokens, {.drop_specials = true}));
   }
   result.bleu = models::corpus_bleu(hypotheses, pairs.references);
-  model.train();
   return result;
 }
 
 int train(const TrainFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const ModelFiles files{flags.out};
+  remove_stale_temporaries(files.checkpoint());  // what a killed run may have left mid-write
   const bool resuming = flags.resume && fs::exists(files.checkpoint());
   if (!flags.resume && fs::exists(files.checkpoint())) {
     throw cli::UsageError("--out " + flags.out.string() +
@@ -168,67 +166,38 @@ int train(const TrainFlags& flags) {
   optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
   const models::BucketBatchSampler sampler(train_pairs.lengths, {.batch_size = flags.batch});
   Generator data_order(flags.seed);
-  cli::TrainingProgress progress;
-  progress.data_order = data_order.state();
-  if (resuming) progress = cli::load_checkpoint(files.checkpoint(), model, optimizer, scheduler);
-  cli::CsvLog log(files.log(), {"epoch", "step", "train_loss", "valid_loss", "valid_ppl", "bleu", "tokens_per_second", "seconds"});
+  cli::TrainingProgress progress =
+      cli::starting_progress(resuming, data_order, files.checkpoint(), model, optimizer, scheduler);
   const cli::StopCondition stop(flags.time_budget, flags.max_steps, progress.seconds);
   const models::SearchOptions valid_search{.beam_size = flags.valid_beam};
-
-  bool stopped = false;
-  while (progress.epoch <= flags.epochs && !stopped) {
-    data_order.set_state(progress.data_order);
-    const std::vector<models::Batch> batches = sampler.epoch(data_order);
-    cli::ProgressBar bar({.label = "epoch " + std::to_string(progress.epoch) + "/" + std::to_string(flags.epochs),
-                          .total_steps = batches.size(),
-                          .first_step = progress.batches_done});
-    double loss_sum = 0;
-    std::size_t tokens = 0, batches_now = 0;
-    const double epoch_start = stop.seconds();
-    for (std::size_t b = progress.batches_done; b < batches.size(); ++b) {
-      const translate::TranslationBatch batch = translate::make_batch(train_pairs, batches[b]);
-      Tensor<float> loss = model.loss(batch.source, batch.target, flags.teacher_forcing, flags.label_smoothing);
-      loss.backward();
-      if (flags.clip > 0) optim::clip_grad_norm(model.parameters(), flags.clip);
-      optimizer.step();
-      optimizer.zero_grad();
-      loss_sum += loss.item();
-      tokens += batch.target_tokens;
-      ++batches_now;
-      ++progress.batches_done;
-      ++progress.steps;
-      bar.update(progress.batches_done, loss_sum / double(batches_now), batch.target_tokens);
-      if (stop.reached(progress.steps)) {
-        stopped = true;
-        break;
-      }
-    }
-    bar.finish();
-    const bool epoch_complete = progress.batches_done == batches.size();
-    const Validation valid = validate(model, loaded->target, valid_pairs, valid_search);
-    const double epoch_seconds = stop.seconds() - epoch_start;
-    std::printf("epoch %zu%s: train loss %.3f, valid loss %.3f, perplexity %.2f, %s\n", progress.epoch,
-                epoch_complete ? "" : " (partial)", batches_now ? loss_sum / double(batches_now) : 0.0, valid.loss,
-                valid.perplexity, valid.bleu.to_string().c_str());
-    log.append({progress.epoch, progress.steps, batches_now ? loss_sum / double(batches_now) : 0.0, valid.loss,
-                valid.perplexity, valid.bleu.score, epoch_seconds > 0 ? double(tokens) / epoch_seconds : 0.0,
-                stop.seconds()});
-    if (valid.bleu.score > progress.best_score) {
-      progress.best_score = valid.bleu.score;
-      progress.best_epoch = progress.epoch;
-      nn::save_state_dict(model, files.weights().string());
-      std::printf("  best so far: saved %s\n", files.weights().c_str());
-    }
-    if (epoch_complete) {
-      scheduler.step(valid.bleu.score);
-      ++progress.epoch;
-      progress.batches_done = 0;
-      progress.data_order = data_order.state();
-    }
-    progress.seconds = stop.seconds();
-    cli::save_checkpoint(files.checkpoint(), model, optimizer, scheduler, progress);
-    if (stopped) std::printf("stopping: %s; continue with --resume\n", stop.reason(progress.steps).c_str());
-  }
+  const cli::TrainingLoop loop{
+      .model = model,
+      .optimizer = optimizer,
+      .scheduler = scheduler,
+      .sampler = sampler,
+      .checkpoint_path = files.checkpoint(),
+      .weights_path = files.weights(),
+      .log_path = files.log(),
+      .validation_columns = {"valid_loss", "valid_ppl", "bleu"},
+      .epochs = flags.epochs,
+      .clip = flags.clip,
+      .checkpoint_every = flags.checkpoint_every,
+      .forward_backward =
+          [&](const models::Batch& rows) {
+            const translate::TranslationBatch batch = translate::make_batch(train_pairs, rows);
+            Tensor<float> loss = model.loss(batch.source, batch.target, flags.teacher_forcing, flags.label_smoothing);
+            loss.backward();
+            return cli::StepOutcome{loss.item(), batch.target_tokens};
+          },
+      .validate =
+          [&] {
+            const Validation valid = validate(model, loaded->target, valid_pairs, valid_search);
+            char summary[96];
+            std::snprintf(summary, sizeof summary, "valid loss %.3f, perplexity %.2f, ", valid.loss, valid.perplexity);
+            return cli::Validation{valid.bleu.score, summary + valid.bleu.to_string(),
+                                   {valid.loss, valid.perplexity, valid.bleu.score}};
+          }};
+  if (cli::run_training(loop, data_order, progress, stop) == cli::RunEnd::interrupted) return 130;
   std::printf("best validation BLEU %.2f (epoch %zu), weights in %s\n", progress.best_score, progress.best_epoch,
               files.weights().c_str());
   return 0;
@@ -337,6 +306,7 @@ int main(int argc, char** argv) {
   train_command.size("--threads", train_flags.threads, "N", "threads for matrix products").range(1, 256);
   train_command.size("--max-steps", train_flags.max_steps, "N", "stop after N optimizer steps (0: no limit)");
   train_command.real("--time-budget", train_flags.time_budget, "MIN", "stop after MIN minutes (0: no limit)").range(0, 1e6);
+  train_command.size("--checkpoint-every", train_flags.checkpoint_every, "N", "also checkpoint every N steps (0: at epoch ends)");
   train_command.flag("--resume", train_flags.resume, "continue the run saved in --out");
 
   DecodeFlags eval_flags;

@@ -18,6 +18,15 @@ namespace {
 
 std::string system_reason() { return std::strerror(errno); }
 
+// The name of the hidden sibling a write goes to first (the rename then stays within one file
+// system); "XXXXXX" is what mkstemp replaces.
+std::string temporary_prefix(const std::filesystem::path& target) {
+  std::string name = ".";
+  name += target.filename().string();
+  name += ".tmp-";
+  return name;
+}
+
 void sync_directory(const std::filesystem::path& directory) {
   const int fd = ::open(directory.empty() ? "." : directory.c_str(), O_RDONLY | O_DIRECTORY);
   if (fd < 0) return;  // the rename is done; a directory we cannot open cannot be synced either
@@ -36,13 +45,20 @@ std::string read_file(const std::string& path) {
   return contents.str();
 }
 
+void remove_stale_temporaries(const std::string& path) {
+  const std::filesystem::path target(path);
+  const std::filesystem::path directory = target.parent_path().empty() ? "." : target.parent_path();
+  const std::string prefix = temporary_prefix(target);
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, ignored)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() == prefix.size() + 6 && name.starts_with(prefix)) std::filesystem::remove(entry.path(), ignored);
+  }
+}
+
 void write_file_atomically(const std::string& path, std::string_view contents) {
   const std::filesystem::path target(path);
-  // A hidden sibling, so the rename stays within one file system.
-  std::string hidden_name = ".";
-  hidden_name += target.filename().string();
-  hidden_name += ".tmp-XXXXXX";
-  std::string temporary = (target.parent_path() / hidden_name).string();
+  std::string temporary = (target.parent_path() / (temporary_prefix(target) + "XXXXXX")).string();
   const int fd = ::mkstemp(temporary.data());
   if (fd < 0) throw file_error(detail::message(path, ": cannot create a temporary file beside it (", system_reason(), ")"));
   auto fail = [&](const char* step) {

@@ -5,7 +5,9 @@
 #define BOOST_TEST_MODULE programs
 #include "xgrad_test.h"
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <sstream>
 
@@ -84,10 +86,10 @@ void check_same_tensors(const std::string& a_path, const std::string& b_path) {
 const std::string translate = XGRAD_TRANSLATE;
 const std::string classify = XGRAD_CLASSIFY;
 
-std::string translate_train(const TempDir& dir, const std::string& out) {
+std::string translate_train(const TempDir& dir, const std::string& out, int epochs = 3) {
   return translate + " train --train-src " + dir.file("train.src") + " --train-tgt " + dir.file("train.tgt") +
          " --valid-src " + dir.file("valid.src") + " --valid-tgt " + dir.file("valid.tgt") + " --out " + dir.file(out) +
-         " --emb 8 --hidden 8 --batch 16 --epochs 3 --threads 1 --min-freq 1";
+         " --emb 8 --hidden 8 --batch 16 --epochs " + std::to_string(epochs) + " --threads 1 --min-freq 1";
 }
 
 }  // namespace
@@ -174,4 +176,158 @@ BOOST_AUTO_TEST_CASE(classify_trains_evaluates_predicts_and_resumes) {
   BOOST_TEST(no_column.status == 1);
   BOOST_TEST(contains(no_column.err, "sentence"), no_column.err);
   BOOST_TEST(run(dir, classify + " train --train x --out y --valid-split 2").status == 2);
+}
+
+namespace {
+
+// Starts `command` in the background (exec'd by the shell, so the pid is the program's).
+pid_t start(const std::string& command) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + command + " > /dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(killing_training_at_random_moments_never_breaks_the_checkpoint) {
+  TempDir dir;
+  write_reversal_corpus(dir, "train", 200, 6);
+  write_reversal_corpus(dir, "valid", 20, 7);
+  // About half a second of training, checkpointing after every one of its 400 steps.
+  const std::string flags = " --max-steps 400 --checkpoint-every 1 --resume";
+  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "whole", 40) + flags).status == 0);
+
+  Generator delays(8);
+  int kills = 0;
+  bool finished = false;
+  const std::string checkpoint = dir.file("killed/checkpoint.safetensors");
+  for (int attempt = 0; attempt < 200 && !finished; ++attempt) {
+    const pid_t pid = start(translate_train(dir, "killed", 40) + flags);
+    ::usleep(static_cast<useconds_t>(5000 + delays.below(150000)));  // 5-155 ms
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    finished = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!finished) ++kills;
+    if (!std::filesystem::exists(checkpoint)) continue;
+    // Whatever the moment of the kill, the checkpoint is a whole one: it parses and holds all parts.
+    const safetensors::File file = safetensors::File::read(checkpoint);
+    BOOST_TEST_REQUIRE(file.contains("model.output.weight"));
+    BOOST_TEST_REQUIRE(file.metadata().count("progress.steps") == 1u);
+  }
+  BOOST_TEST_MESSAGE("killed " << kills << " times");
+  BOOST_TEST(kills >= 3);
+  if (!finished) BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "killed", 40) + flags).status == 0);
+  check_same_tensors(dir.file("whole/checkpoint.safetensors"), checkpoint);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.file("killed"))) {
+    BOOST_TEST(entry.path().filename().string().find(".tmp-") == std::string::npos, entry.path());  // cleaned up
+  }
+}
+
+BOOST_AUTO_TEST_CASE(ctrl_c_saves_and_exits_cleanly) {
+  TempDir dir;
+  write_presence_tsv(dir, "train.tsv", 3000, 9);
+  const std::string train = classify + " train --train " + dir.file("train.tsv") + " --text-column text --emb 8 --hidden 8" +
+                            " --attention-size 8 --epochs 50 --threads 1 --out " + dir.file("m");
+  const pid_t pid = start(train);
+  for (int waited = 0; waited < 200 && !std::filesystem::exists(dir.file("m/config.json")); ++waited) ::usleep(20000);
+  ::usleep(300000);  // well inside the first epoch
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 130);
+  const safetensors::File file = safetensors::File::read(dir.file("m/checkpoint.safetensors"));
+  BOOST_TEST(file.metadata().at("progress.epoch") != "");
+  Run resumed = run(dir, train + " --resume --max-steps 1");
+  BOOST_TEST(resumed.status == 0, resumed.err);
+}
+
+// Every program-level row of docs/errors.md: the exit code (2 for a usage error, 1 for a data
+// error, never a signal) and the part of the message that names the place.
+BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
+  TempDir dir;
+  write_reversal_corpus(dir, "train", 60, 10);
+  write_reversal_corpus(dir, "valid", 10, 11);
+  dir.write("short.tgt", "a b\n");
+  write_presence_tsv(dir, "train.tsv", 60, 12);
+  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "t") + " --max-steps 2").status == 0);
+  BOOST_TEST_REQUIRE(run(dir, classify + " train --train " + dir.file("train.tsv") + " --text-column text --emb 8 --hidden 8" +
+                                  " --attention-size 8 --max-steps 2 --out " + dir.file("c"))
+                         .status == 0);
+  // Broken copies of the two model directories.
+  for (const char* copy : {"t-broken-weights", "t-broken-config", "t-broken-vocab"}) {
+    std::filesystem::copy(dir.file("t"), dir.file(copy));
+  }
+  for (const char* copy : {"c-broken-labels", "c-broken-config"}) std::filesystem::copy(dir.file("c"), dir.file(copy));
+  dir.write("t-broken-weights/model.safetensors", read_file(dir.file("t/model.safetensors")).substr(0, 100));
+  dir.write("t-broken-config/config.json", "{\"source_vocabulary\": 12");
+  dir.write("t-broken-vocab/source.vocab.json", "{\"format\": \"xgrad-vocabulary\", \"version\": 1}");
+  dir.write("c-broken-labels/labels.json", "[\"no\"");
+  std::string config = read_file(dir.file("c/config.json"));
+  const std::size_t classes = config.find("\"classes\": 2");
+  BOOST_TEST_REQUIRE(classes != std::string::npos);
+  dir.write("c-broken-config/config.json", config.replace(classes, 12, "\"classes\": 10000000000000"));
+  dir.write("no-column.tsv", "words\tlabel\na b\tyes\n");
+  dir.write("columns.tsv", "text\tlabel\na b\tyes\nc\tno\textra\n");
+  dir.write("empty-text.tsv", "text\tlabel\n \tyes\n");
+  dir.write("unknown-label.tsv", "text\tlabel\na b\tmaybe\n");
+
+  struct Row {
+    std::string command;
+    std::string input;
+    int status;
+    std::vector<std::string> named;  // what the message must name
+  };
+  const std::string t = translate, c = classify, m = " --model " + dir.file("t"), mc = " --model " + dir.file("c");
+  const std::string corpus = " --src " + dir.file("valid.src") + " --ref " + dir.file("valid.tgt");
+  const std::vector<Row> rows{
+      // command line
+      {t + " train --epochs", "", 2, {"--epochs"}},
+      {translate_train(dir, "x") + " --layers 0", "", 2, {"--layers", "0"}},
+      {translate_train(dir, "x") + " --layers ten", "", 2, {"--layers", "ten"}},
+      {translate_train(dir, "x") + " --cell rnn", "", 2, {"--cell", "rnn", "gru"}},
+      {translate_train(dir, "x") + " --dropout 2", "", 2, {"--dropout", "2"}},
+      {translate_train(dir, "x") + " --frobnicate", "", 2, {"--frobnicate"}},
+      {translate_train(dir, "x") + " --seed 2 --seed 3", "", 2, {"--seed", "more than once"}},
+      {t + " train --out " + dir.file("x"), "", 2, {"--train-src"}},
+      {t + " frobnicate", "", 2, {"frobnicate"}},
+      {t + " eval" + m + corpus + " --beam 0", "", 2, {"--beam", "0"}},
+      {translate_train(dir, "t"), "", 2, {"--out", "--resume"}},
+      {c + " train --train " + dir.file("train.tsv") + " --valid x --valid-split 0.2 --out y", "", 2, {"--valid-split"}},
+      {c + " predict" + mc + " --threads 0", "", 2, {"--threads", "0"}},
+      // parallel text
+      {t + " train --train-src " + dir.file("absent.src") + " --train-tgt " + dir.file("train.tgt") + " --valid-src " +
+           dir.file("valid.src") + " --valid-tgt " + dir.file("valid.tgt") + " --out " + dir.file("x"),
+       "", 1, {"absent.src", "No such file"}},
+      {t + " eval" + m + " --src " + dir.file("train.src") + " --ref " + dir.file("short.tgt"), "", 1,
+       {"train.src", "short.tgt", "60 lines", "has 1"}},
+      // TSV
+      {c + " train --train " + dir.file("no-column.tsv") + " --text-column text --out " + dir.file("x"), "", 1,
+       {"no-column.tsv", "'text'"}},
+      {c + " train --train " + dir.file("columns.tsv") + " --text-column text --out " + dir.file("x"), "", 1,
+       {"columns.tsv:3", "3 tab-separated columns"}},
+      {c + " train --train " + dir.file("empty-text.tsv") + " --text-column text --out " + dir.file("x"), "", 1,
+       {"empty-text.tsv:2", "empty text"}},
+      {c + " eval" + mc + " --data " + dir.file("unknown-label.tsv") + " --text-column text", "", 1,
+       {"unknown-label.tsv:2", "maybe"}},
+      {c + " predict" + mc, "a b\n\n", 1, {"<stdin>:2", "empty"}},
+      // model directories
+      {t + " eval --model " + dir.file("absent") + corpus, "", 1, {"absent", "source.vocab.json"}},
+      {t + " eval --model " + dir.file("t-broken-weights") + corpus, "", 1, {"model.safetensors", "header"}},
+      {t + " eval --model " + dir.file("t-broken-config") + corpus, "", 1, {"model configuration"}},
+      {t + " translate --model " + dir.file("t-broken-vocab"), "a\n", 1, {"source.vocab.json"}},
+      {c + " predict --model " + dir.file("c-broken-labels"), "a\n", 1, {"labels.json"}},
+      {c + " predict --model " + dir.file("c-broken-config"), "a\n", 1, {"classes", "10000000000000"}},
+  };
+  for (const Row& row : rows) {
+    BOOST_TEST_CONTEXT(row.command) {
+      const Run result = run(dir, row.command, row.input);
+      BOOST_TEST(result.status == row.status, result.err);
+      for (const std::string& part : row.named) BOOST_TEST(contains(result.err, part), result.err);
+    }
+  }
 }

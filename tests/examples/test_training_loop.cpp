@@ -1,0 +1,128 @@
+// The programs' shared training loop: a step whose loss or gradient is not finite is skipped
+// and counted, too many in a row stop the run without touching the last good checkpoint,
+// Ctrl-C saves a checkpoint that resumes exactly, and checkpoints are whole files.
+#define BOOST_TEST_MODULE training_loop
+#include "xgrad_test.h"
+
+#include <csignal>
+#include <cmath>
+
+#include "training.h"
+
+using namespace xgrad;
+using xgrad::testing::TempDir;
+
+namespace {
+
+// A one-parameter model trained on a fixed objective, with a step function that can be told
+// to poison chosen steps with NaN.
+struct Setup {
+  struct Seeded {
+    Seeded() { manual_seed(5); }  // every Setup starts from the same weights
+  } seeded;
+  TempDir dir;
+  nn::Linear<float> model{{.in_features = 2, .out_features = 1}};
+  optim::SGD<float> optimizer{model.named_parameters(), {.lr = 0.1}};
+  optim::ReduceLROnPlateau scheduler{optimizer, {.mode = optim::PlateauMode::max}};
+  models::BucketBatchSampler sampler{std::vector<std::size_t>(40, 3), {.batch_size = 4}};  // 10 steps an epoch
+  std::vector<std::size_t> poisoned;  // steps (from 1) whose loss is NaN
+  std::size_t calls = 0;
+  int interrupt_at = 0;               // the step that raises SIGINT (0: none)
+
+  cli::TrainingLoop loop(std::size_t epochs) {
+    return {.model = model,
+            .optimizer = optimizer,
+            .scheduler = scheduler,
+            .sampler = sampler,
+            .checkpoint_path = dir.file("checkpoint.safetensors"),
+            .weights_path = dir.file("model.safetensors"),
+            .log_path = dir.file("log.csv"),
+            .validation_columns = {"score"},
+            .epochs = epochs,
+            .clip = 1.0,
+            .max_bad_steps = 3,
+            .forward_backward =
+                [this](const models::Batch& rows) {
+                  ++calls;
+                  Tensor<float> loss = sum(model(Tensor<float>::from({1.0f, 2.0f}, {1, 2})));
+                  loss.backward();
+                  if (int(calls) == interrupt_at) std::raise(SIGINT);
+                  const bool poison = std::find(poisoned.begin(), poisoned.end(), calls) != poisoned.end();
+                  return cli::StepOutcome{poison ? std::nan("") : double(loss.item()), rows.size()};
+                },
+            .validate = [this] { return cli::Validation{-double(model.weight.value()(0, 0)), "ok", {0.0}}; }};
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(non_finite_steps_are_skipped_and_counted) {
+  Setup s;
+  s.poisoned = {2, 5, 6};
+  Generator order(1);
+  cli::TrainingProgress progress;
+  progress.data_order = order.state();
+  const Array<float> before = s.model.weight.value();
+  BOOST_TEST((cli::run_training(s.loop(1), order, progress, cli::StopCondition(0, 0, 0)) == cli::RunEnd::finished));
+  BOOST_TEST(progress.skipped_steps == 3u);
+  BOOST_TEST(progress.steps == 10u);
+  // 7 good updates of w -= 0.1 * d(sum(w . x + b))/dw; the gradient (1, 2) of w and 1 of b are
+  // clipped together to norm 1.
+  const float step = 0.1f / std::sqrt(6.0f);
+  BOOST_TEST(s.model.weight.value()(0, 0) == before(0, 0) - 7 * step, boost::test_tools::tolerance(1e-5f));
+  BOOST_TEST(read_file(s.dir.file("log.csv")).find(",3\n") != std::string::npos);  // skipped_steps column
+}
+
+BOOST_AUTO_TEST_CASE(too_many_bad_steps_in_a_row_stop_and_keep_the_last_good_checkpoint) {
+  Setup s;
+  Generator order(1);
+  cli::TrainingProgress progress;
+  progress.data_order = order.state();
+  BOOST_TEST_REQUIRE((cli::run_training(s.loop(1), order, progress, cli::StopCondition(0, 0, 0)) == cli::RunEnd::finished));
+  const std::string good = read_file(s.dir.file("checkpoint.safetensors"));
+  s.poisoned = {13, 14, 15};  // the second epoch's steps 3, 4, 5
+  try {
+    cli::run_training(s.loop(2), order, progress, cli::StopCondition(0, 0, 0));
+    BOOST_FAIL("three bad steps in a row must stop the run");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()).find("3 steps in a row") != std::string::npos, e.what());
+    BOOST_TEST(std::string(e.what()).find("checkpoint.safetensors") != std::string::npos, e.what());
+  }
+  BOOST_TEST(read_file(s.dir.file("checkpoint.safetensors")) == good);
+}
+
+BOOST_AUTO_TEST_CASE(ctrl_c_saves_a_checkpoint_that_resumes_exactly) {
+  Setup whole, parts;
+  Generator order_whole(1), order_parts(1);
+  cli::TrainingProgress progress_whole, progress_parts;
+  progress_whole.data_order = order_whole.state();
+  progress_parts.data_order = order_parts.state();
+  cli::run_training(whole.loop(2), order_whole, progress_whole, cli::StopCondition(0, 0, 0));
+
+  parts.interrupt_at = 13;
+  BOOST_TEST((cli::run_training(parts.loop(2), order_parts, progress_parts, cli::StopCondition(0, 0, 0)) ==
+              cli::RunEnd::interrupted));
+  BOOST_TEST(progress_parts.steps == 13u);
+  // A fresh process would load the checkpoint and continue.
+  Setup resumed;
+  resumed.calls = 13;
+  cli::TrainingProgress progress = cli::load_checkpoint(parts.dir.file("checkpoint.safetensors"), resumed.model,
+                                                        resumed.optimizer, resumed.scheduler);
+  BOOST_TEST(progress.epoch == 2u);
+  BOOST_TEST(progress.batches_done == 3u);
+  Generator order(1);
+  BOOST_TEST((cli::run_training(resumed.loop(2), order, progress, cli::StopCondition(0, 0, 0)) == cli::RunEnd::finished));
+  BOOST_TEST(resumed.model.weight.value() == whole.model.weight.value());
+  BOOST_TEST(resumed.model.bias.value() == whole.model.bias.value());
+}
+
+BOOST_AUTO_TEST_CASE(a_corrupt_checkpoint_is_refused_with_its_name) {
+  Setup s;
+  write_file_atomically(s.dir.file("checkpoint.safetensors"), "not a checkpoint at all");
+  try {
+    cli::load_checkpoint(s.dir.file("checkpoint.safetensors"), s.model, s.optimizer, s.scheduler);
+    BOOST_FAIL("a corrupt checkpoint must be refused");
+  } catch (const file_error& e) {
+    BOOST_TEST(std::string(e.what()).find("checkpoint.safetensors") != std::string::npos, e.what());
+  }
+}
