@@ -2,11 +2,12 @@
 #   make test   install missing packages, build Release with tests, run every suite
 #   make demo   install missing packages, build Release, run the main example
 #   make bench  the benchmarks against PyTorch (bench/README.md)
+#   make sanitize, make fuzz  what CI runs besides make test (.ci/run)
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 DEBIAN_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev libopenblas-dev libboost-test-dev nlohmann-json3-dev
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test demo bench sanitize fuzz clean
 
 all: build
 
@@ -28,5 +29,19 @@ bench: build
 	@scripts/install-deps.sh python3-torch
 	bench/run.sh
 
+# The fast test suites again, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+sanitize: deps
+	cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXGRAD_SANITIZE=ON -DXGRAD_BUILD_TESTS=ON -DXGRAD_BUILD_EXAMPLES=ON
+	cmake --build build-sanitize -j $(JOBS)
+	cd build-sanitize && ctest -L fast --output-on-failure -j $(JOBS)
+
+# libFuzzer on the file readers, FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@scripts/install-deps.sh clang
+	cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXGRAD_FUZZ=ON -DXGRAD_BUILD_TESTS=OFF -DXGRAD_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF
+	cmake --build build-fuzz -j $(JOBS)
+	scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-sanitize build-fuzz
