@@ -116,7 +116,7 @@ Validation validate(const models::Seq2Seq<float>& model, const Vocabulary& targe
 int train(const TrainFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const ModelFiles files{flags.out};
-  remove_stale_temporaries(files.checkpoint());  // what a killed run may have left mid-write
+  remove_stale_temporaries(files.dir);  // what a killed run may have left mid-write
   const bool resuming = flags.resume && fs::exists(files.checkpoint());
   if (!flags.resume && fs::exists(files.checkpoint())) {
     throw cli::UsageError("--out " + flags.out.string() +

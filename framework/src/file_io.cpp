@@ -45,14 +45,15 @@ std::string read_file(const std::string& path) {
   return contents.str();
 }
 
-void remove_stale_temporaries(const std::string& path) {
-  const std::filesystem::path target(path);
-  const std::filesystem::path directory = target.parent_path().empty() ? "." : target.parent_path();
-  const std::string prefix = temporary_prefix(target);
+void remove_stale_temporaries(const std::string& directory) {
   std::error_code ignored;
   for (const auto& entry : std::filesystem::directory_iterator(directory, ignored)) {
     const std::string name = entry.path().filename().string();
-    if (name.size() == prefix.size() + 6 && name.starts_with(prefix)) std::filesystem::remove(entry.path(), ignored);
+    const std::size_t marker = name.rfind(".tmp-");
+    // ".<target>.tmp-XXXXXX": hidden, a target name, and the six characters mkstemp chose
+    if (name.starts_with('.') && marker != std::string::npos && marker > 1 && name.size() == marker + 5 + 6) {
+      std::filesystem::remove(entry.path(), ignored);
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 using xgrad::testing::TempDir;
 using namespace xgrad;
@@ -127,4 +128,18 @@ BOOST_AUTO_TEST_CASE(atomic_write_replaces_the_file_whole) {
   // A write that cannot happen leaves the old file as it was.
   BOOST_CHECK_THROW(write_file_atomically((dir.path / "missing-dir" / "x").string(), "data"), file_error);
   BOOST_CHECK_THROW(read_file((dir.path / "absent").string()), file_error);
+}
+
+BOOST_AUTO_TEST_CASE(stale_temporaries_of_killed_writes_are_removed_and_nothing_else) {
+  TempDir dir;
+  auto touch = [&](const std::string& name) { std::ofstream(dir.path / name) << "x"; };
+  for (const char* name : {".model.safetensors.tmp-a1B2c3", ".log.csv.tmp-zzzzzz", "file.txt", ".hidden",
+                           "notes.tmp-abcdef", ".x.tmp-toolong", ".tmp-abcdef"}) {
+    touch(name);
+  }
+  remove_stale_temporaries(dir.path.string());
+  std::set<std::string> left;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path)) left.insert(entry.path().filename().string());
+  BOOST_TEST((left == std::set<std::string>{"file.txt", ".hidden", "notes.tmp-abcdef", ".x.tmp-toolong", ".tmp-abcdef"}));
+  remove_stale_temporaries((dir.path / "absent").string());  // nothing to clean is not an error
 }

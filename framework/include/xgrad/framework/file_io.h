@@ -14,9 +14,9 @@ std::string read_file(const std::string& path);
 // to disk, and the temporary is renamed over `path`.
 void write_file_atomically(const std::string& path, std::string_view contents);
 
-// Removes the temporary files ("." + name + ".tmp-XXXXXX") that write_file_atomically leaves
-// beside `path` when a process is killed in the middle of a write. Call it only where no
-// other process is writing `path`.
-void remove_stale_temporaries(const std::string& path);
+// Removes from `directory` the temporary files ("." + name + ".tmp-XXXXXX") that
+// write_file_atomically leaves when a process is killed in the middle of a write. Call it
+// only where no other process is writing into `directory`.
+void remove_stale_temporaries(const std::string& directory);
 
 }  // namespace xgrad
