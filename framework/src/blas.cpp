@@ -1,5 +1,6 @@
 #include "xgrad/framework/blas.h"
 
+#include <algorithm>
 #include <array>
 #include <limits>
 
@@ -30,6 +31,19 @@ void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std:
                                       " exceed the BLAS index range"));
   }
   using Extents = std::array<std::size_t, 2>;
+  // One row times a large matrix (batch-1 decoding) is a matrix-vector product: sgemm would
+  // pack the whole matrix into its panel format on every call (70% of the decoding time),
+  // gemv streams it once. Small matrices stay with sgemm, whose small-size kernels win there.
+  constexpr std::size_t matrix_vector_threshold = std::size_t(1) << 16;  // elements of B
+  if (m == 1 && k * n >= matrix_vector_threshold) {
+    const auto stored_b = xt::adapt(b, k * n, xt::no_ownership(), transpose_b ? Extents{n, k} : Extents{k, n});
+    const auto row = xt::adapt(a, k, xt::no_ownership(), std::array<std::size_t, 1>{k});  // contiguous either way
+    auto result = xt::adapt(c, n, xt::no_ownership(), std::array<std::size_t, 1>{n});
+    // Newer OpenBLAS versions let beta = 0 keep a NaN already in c; a product must not.
+    if (beta == T(0)) std::fill(c, c + n, T(0));
+    xt::blas::gemv(stored_b, row, result, !transpose_b, alpha, beta);  // c = op(B)^T a
+    return;
+  }
   // Non-owning views of the caller's buffers: xt::blas::gemm reads them in place.
   const auto stored_a = xt::adapt(a, m * k, xt::no_ownership(), transpose_a ? Extents{k, m} : Extents{m, k});
   const auto stored_b = xt::adapt(b, k * n, xt::no_ownership(), transpose_b ? Extents{n, k} : Extents{k, n});

@@ -3,6 +3,12 @@
 #define BOOST_TEST_MODULE matmul
 #include "xgrad_test.h"
 
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include <xgrad/framework/blas.h>
+
 using namespace xgrad;
 using xgrad::testing::check_close;
 using xgrad::testing::check_gradients;
@@ -29,6 +35,40 @@ BOOST_AUTO_TEST_CASE(batched_values) {
   Tensor<double> shared(Array<double>{{1.0, 0.0}, {0.0, 2.0}});      // [2, 2]
   check_close(matmul(a, shared).value(), Array<double>{{{1.0, 4.0}}, {{3.0, 8.0}}});
   check_close(matmul(shared, b).value(), shaped<Array<double>>({2, 2, 1}, {1.0, 2.0, 2.0, -2.0}));
+}
+
+// A row times a large matrix takes the matrix-vector route inside blas::gemm (B of at least
+// 2^16 elements), small ones and columns do not; every transpose combination, alpha and beta,
+// against the definition.
+BOOST_AUTO_TEST_CASE(gemm_with_one_row_or_column_matches_the_definition) {
+  Generator generator(3);
+  for (auto [m, n, k] : {std::array<std::size_t, 3>{1, 300, 257}, {1, 70000, 1}, {1, 5, 3}, {4, 1, 3}, {1, 1, 6}}) {
+    for (bool ta : {false, true}) {
+      for (bool tb : {false, true}) {
+        for (double beta : {0.0, 1.0}) {
+          std::vector<double> a(m * k), b(k * n), c(m * n, std::nan("")), expected(m * n);
+          for (double& x : a) x = generator.uniform(-1.0, 1.0);
+          for (double& x : b) x = generator.uniform(-1.0, 1.0);
+          if (beta != 0.0) {
+            for (double& x : c) x = generator.uniform(-1.0, 1.0);
+          }
+          for (std::size_t i = 0; i < m; ++i) {
+            for (std::size_t j = 0; j < n; ++j) {
+              double sum = 0;
+              for (std::size_t p = 0; p < k; ++p) sum += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
+              expected[i * n + j] = 2.0 * sum + beta * (beta != 0.0 ? c[i * n + j] : 0.0);
+            }
+          }
+          blas::gemm(ta, tb, m, n, k, 2.0, a.data(), b.data(), beta, c.data());
+          for (std::size_t i = 0; i < m * n; ++i) {
+            BOOST_TEST(std::abs(c[i] - expected[i]) < 1e-12, "m " << m << " n " << n << " k " << k << " ta " << ta << " tb "
+                                                                 << tb << " beta " << beta << " element " << i << ": "
+                                                                 << c[i] << " vs " << expected[i]);
+          }
+        }
+      }
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(gradients_for_every_transpose_combination) {
