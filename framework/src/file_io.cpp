@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "xgrad/framework/errors.h"
 
@@ -18,13 +19,16 @@ namespace {
 
 std::string system_reason() { return std::strerror(errno); }
 
-// The name of the hidden sibling a write goes to first (the rename then stays within one file
-// system); "XXXXXX" is what mkstemp replaces.
+// A write goes first to a hidden sibling ".<name>.tmp-XXXXXX" (the rename then stays within
+// one file system), where mkstemp replaces the X's; remove_stale_temporaries matches the same.
+constexpr std::string_view temporary_marker = ".tmp-";
+constexpr std::string_view mkstemp_template = "XXXXXX";
+
 std::string temporary_prefix(const std::filesystem::path& target) {
-  std::string name = ".";
-  name += target.filename().string();
-  name += ".tmp-";
-  return name;
+  std::string prefix = ".";  // appended, not operator+: GCC 12 warns falsely (-Wrestrict) on the latter
+  prefix += target.filename().string();
+  prefix += temporary_marker;
+  return prefix;
 }
 
 void sync_directory(const std::filesystem::path& directory) {
@@ -49,9 +53,9 @@ void remove_stale_temporaries(const std::string& directory) {
   std::error_code ignored;
   for (const auto& entry : std::filesystem::directory_iterator(directory, ignored)) {
     const std::string name = entry.path().filename().string();
-    const std::size_t marker = name.rfind(".tmp-");
-    // ".<target>.tmp-XXXXXX": hidden, a target name, and the six characters mkstemp chose
-    if (name.starts_with('.') && marker != std::string::npos && marker > 1 && name.size() == marker + 5 + 6) {
+    const std::size_t marker = name.rfind(temporary_marker);
+    if (name.starts_with('.') && marker != std::string::npos && marker > 1 &&
+        name.size() == marker + temporary_marker.size() + mkstemp_template.size()) {
       std::filesystem::remove(entry.path(), ignored);
     }
   }
@@ -59,7 +63,7 @@ void remove_stale_temporaries(const std::string& directory) {
 
 void write_file_atomically(const std::string& path, std::string_view contents) {
   const std::filesystem::path target(path);
-  std::string temporary = (target.parent_path() / (temporary_prefix(target) + "XXXXXX")).string();
+  std::string temporary = (target.parent_path() / (temporary_prefix(target) + std::string(mkstemp_template))).string();
   const int fd = ::mkstemp(temporary.data());
   if (fd < 0) throw file_error(detail::message(path, ": cannot create a temporary file beside it (", system_reason(), ")"));
   auto fail = [&](const char* step) {
