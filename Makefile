@@ -38,7 +38,7 @@ sanitize: deps
 # libFuzzer on the file readers, FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	@scripts/install-deps.sh clang
+	@scripts/install-deps.sh clang libclang-rt-14-dev  # libFuzzer is only a Recommends of clang
 	cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXGRAD_FUZZ=ON -DXGRAD_BUILD_TESTS=OFF -DXGRAD_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF
 	cmake --build build-fuzz -j $(JOBS)
 	scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
