@@ -20,5 +20,11 @@ install(FILES ${PROJECT_BINARY_DIR}/xgradConfig.cmake ${PROJECT_BINARY_DIR}/xgra
 
 # The .pc file finds the prefix from its own location, so `cmake --install --prefix` works.
 file(RELATIVE_PATH XGRAD_PC_TO_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
+# A static libxgrad built with OpenMP needs the OpenMP runtime in the consumer's link.
+if(XGRAD_USES_OPENMP)
+  set(XGRAD_PC_OPENMP " -fopenmp")
+else()
+  set(XGRAD_PC_OPENMP "")
+endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/xgrad.pc.in ${PROJECT_BINARY_DIR}/xgrad.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/xgrad.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

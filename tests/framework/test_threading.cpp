@@ -1,0 +1,94 @@
+// The threading policy: parallel_for covers every index once, runs on the matrix products'
+// own OpenMP threads where the build links OpenBLAS for OpenMP, and the kernels split by it
+// (optimizer updates, gradient clipping) give the same bits with one thread and with two.
+#define BOOST_TEST_MODULE threading
+#include "xgrad_test.h"
+
+#include <mutex>
+#include <set>
+#include <thread>
+
+using namespace xgrad;
+using xgrad::testing::random_tensor;
+
+namespace {
+
+// Restores one thread (the suites' setting) however a test case ends.
+struct TwoThreads {
+  TwoThreads() { set_num_threads(2); }
+  ~TwoThreads() { set_num_threads(1); }
+};
+
+struct Range {
+  std::size_t begin, end;
+  std::thread::id thread;
+};
+
+std::vector<Range> ranges_of(std::size_t count, std::size_t grain) {
+  std::mutex mutex;
+  std::vector<Range> ranges;
+  parallel_for(count, grain, [&](std::size_t begin, std::size_t end) {
+    const std::lock_guard lock(mutex);
+    ranges.push_back({begin, end, std::this_thread::get_id()});
+  });
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  return ranges;
+}
+
+Tensor<float> parameter_with_gradient(std::size_t size, std::uint64_t seed) {
+  Tensor<float> parameter(xt::cast<float>(random_tensor({size}, seed).value()), true);
+  sum(parameter * Tensor<float>(xt::cast<float>(random_tensor({size}, seed + 1).value()))).backward();
+  return parameter;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(parallel_for_covers_every_index_once_in_ranges_of_at_least_the_grain) {
+  const TwoThreads threads;
+  const std::size_t grain = 1000;
+  for (const std::size_t count : {0UL, 1UL, 999UL, 1000UL, 1999UL, 2000UL, 2001UL, 123457UL}) {
+    const std::vector<Range> ranges = ranges_of(count, grain);
+    std::size_t next = 0;
+    for (const Range& range : ranges) {
+      BOOST_TEST(range.begin == next);
+      BOOST_TEST(range.end > range.begin);
+      if (count >= grain) BOOST_TEST(range.end - range.begin >= grain);
+      next = range.end;
+    }
+    BOOST_TEST(next == count, "count " << count);
+    BOOST_TEST(ranges.size() <= 2U);
+    if (count < 2 * grain) BOOST_TEST(ranges.size() == (count == 0 ? 0U : 1U));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(parallel_for_runs_on_the_blas_threads_and_only_as_many) {
+  std::set<std::thread::id> used;
+  {
+    const TwoThreads threads;
+    for (const Range& range : ranges_of(1 << 20, 1)) used.insert(range.thread);
+  }
+  // The Makefile's build links the OpenMP variant of OpenBLAS, so two threads split the loop;
+  // failing here means the process loaded another OpenBLAS than the one xgrad was built for.
+  BOOST_TEST(used.size() == (XGRAD_EXPECT_PARALLEL_LOOPS ? 2U : 1U));
+  BOOST_TEST(num_threads() == 1);
+  BOOST_TEST(ranges_of(1 << 20, 1).size() == 1U);  // one thread: the calling one alone
+}
+
+BOOST_AUTO_TEST_CASE(updates_and_clipping_give_the_same_bits_with_one_and_two_threads) {
+  const std::size_t size = 5 * elementwise_grain + 123;  // several ranges, an uneven tail
+  auto train = [&](int threads) {
+    set_num_threads(threads);
+    Tensor<float> parameter = parameter_with_gradient(size, 7);
+    const double norm = optim::clip_grad_norm(std::vector<Tensor<float>>{parameter}, 0.5);
+    optim::Adam<float> adam({parameter}, {.lr = 0.01, .weight_decay = 0.1});
+    adam.step();
+    adam.step();
+    set_num_threads(1);
+    return std::pair(norm, Array<float>(parameter.value()));
+  };
+  const auto [norm_one, value_one] = train(1);
+  const auto [norm_two, value_two] = train(2);
+  BOOST_TEST(norm_one == norm_two);
+  BOOST_TEST(norm_one > 0.5);  // clipping took place
+  BOOST_TEST(xt::all(xt::equal(value_one, value_two)));
+}
