@@ -6,6 +6,7 @@
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/fast_math.h"
+#include "xgrad/framework/threading.h"
 
 namespace xgrad {
 namespace {
@@ -87,43 +88,48 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Indices& targets, const C
   std::vector<T> log_sum_exp(rows.rows);
   Array<T> losses(targets.shape(), T(0));
   const T* x = logits.data();
-  for (std::size_t r = 0; r < rows.rows; ++r) {
-    const std::int64_t t = targets.data()[r];
-    if (t == options.ignore_index) continue;
-    const T* row = x + r * rows.classes;
-    T largest = row[0];
-    for (std::size_t j = 1; j < rows.classes; ++j) largest = std::max(largest, row[j]);
-    T total = 0;
-    T row_sum = 0;
-    for (std::size_t j = 0; j < rows.classes; ++j) {
-      total += math::exp(row[j] - largest);
-      row_sum += row[j];
+  const std::size_t rows_per_range = rows_for_grain(rows.classes, transcendental_grain);
+  parallel_for(rows.rows, rows_per_range, [&](std::size_t first_row, std::size_t end_row) {
+    for (std::size_t r = first_row; r < end_row; ++r) {
+      const std::int64_t t = targets.data()[r];
+      if (t == options.ignore_index) continue;
+      const T* row = x + r * rows.classes;
+      T largest = row[0];
+      for (std::size_t j = 1; j < rows.classes; ++j) largest = std::max(largest, row[j]);
+      T total = 0;
+      T row_sum = 0;
+      for (std::size_t j = 0; j < rows.classes; ++j) {
+        total += math::exp(row[j] - largest);
+        row_sum += row[j];
+      }
+      const T lse = largest + std::log(total);
+      log_sum_exp[r] = lse;
+      const T nll = lse - row[t];
+      const T smooth = static_cast<T>(rows.classes) * lse - row_sum;
+      losses.data()[r] = (T(1) - smoothing) * nll + uniform * smooth;
     }
-    const T lse = largest + std::log(total);
-    log_sum_exp[r] = lse;
-    const T nll = lse - row[t];
-    const T smooth = static_cast<T>(rows.classes) * lse - row_sum;
-    losses.data()[r] = (T(1) - smoothing) * nll + uniform * smooth;
-  }
+  });
   const LossReduction reduction{options.reduction, rows.counted};
   return record<T>(
       "cross_entropy", reduction.apply(std::move(losses)), {logits},
       [targets, ignore = options.ignore_index, smoothing, uniform, classes = rows.classes, reduction,
-       log_sum_exp = std::move(log_sum_exp)](Node<T>& node) {
+       rows_per_range, log_sum_exp = std::move(log_sum_exp)](Node<T>& node) {
         const T* x = node.input(0).data();
         const T* gy = node.output_grad().data();
         T* gx = node.input_grad(0).data();
-        for (std::size_t r = 0; r < log_sum_exp.size(); ++r) {
-          const std::int64_t t = targets.data()[r];
-          if (t == ignore) continue;
-          const T g = reduction.gradient(gy, r);
-          const T* row = x + r * classes;
-          T* grad_row = gx + r * classes;
-          for (std::size_t j = 0; j < classes; ++j) {
-            grad_row[j] += g * (math::exp(row[j] - log_sum_exp[r]) - uniform);
+        parallel_for(log_sum_exp.size(), rows_per_range, [&](std::size_t first_row, std::size_t end_row) {
+          for (std::size_t r = first_row; r < end_row; ++r) {
+            const std::int64_t t = targets.data()[r];
+            if (t == ignore) continue;
+            const T g = reduction.gradient(gy, r);
+            const T* row = x + r * classes;
+            T* grad_row = gx + r * classes;
+            for (std::size_t j = 0; j < classes; ++j) {
+              grad_row[j] += g * (math::exp(row[j] - log_sum_exp[r]) - uniform);
+            }
+            grad_row[t] -= g * (T(1) - smoothing);
           }
-          grad_row[t] -= g * (T(1) - smoothing);
-        }
+        });
       });
 }
 

@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/threading.h"
 
 namespace xgrad::optim {
 
@@ -364,16 +365,18 @@ void SGD<T>::update(Array<T>& value, const Array<T>& grad, typename Optimizer<T>
   T* p = value.data();
   const T* g = grad.data();
   T* buffer = options_.momentum != 0 ? state.buffers[0].data() : nullptr;
-  for (std::size_t i = 0, n = value.size(); i < n; ++i) {
-    T d = g[i];
-    if (decay) d += weight_decay * p[i];
-    if (buffer != nullptr) {
-      // PyTorch starts the buffer at the first gradient itself, undamped.
-      buffer[i] = first_update ? d : buffer[i] * momentum + undamped * d;
-      d = nesterov ? d + momentum * buffer[i] : buffer[i];
+  parallel_for(value.size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      T d = g[i];
+      if (decay) d += weight_decay * p[i];
+      if (buffer != nullptr) {
+        // PyTorch starts the buffer at the first gradient itself, undamped.
+        buffer[i] = first_update ? d : buffer[i] * momentum + undamped * d;
+        d = nesterov ? d + momentum * buffer[i] : buffer[i];
+      }
+      p[i] -= lr * d;
     }
-    p[i] -= lr * d;
-  }
+  });
 }
 
 template <class T>
@@ -430,20 +433,22 @@ void AdamFamily<T>::update(Array<T>& value, const Array<T>& grad, typename Optim
   T* exp_avg = state.buffers[0].data();
   T* exp_avg_sq = state.buffers[1].data();
   T* max_exp_avg_sq = options_.amsgrad ? state.buffers[2].data() : nullptr;
-  for (std::size_t i = 0, n = value.size(); i < n; ++i) {
-    T gi = g[i];
-    if (decoupled) p[i] *= shrink;      // AdamW: p *= 1 - lr * weight_decay
-    if (l2) gi += weight_decay * p[i];  // Adam: g += weight_decay * p
-    exp_avg[i] = exp_avg[i] * beta1 + rest1 * gi;
-    exp_avg_sq[i] = exp_avg_sq[i] * beta2 + rest2 * gi * gi;
-    T second_moment = exp_avg_sq[i];
-    if (max_exp_avg_sq != nullptr) {
-      max_exp_avg_sq[i] = std::max(max_exp_avg_sq[i], exp_avg_sq[i]);
-      second_moment = max_exp_avg_sq[i];
+  parallel_for(value.size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      T gi = g[i];
+      if (decoupled) p[i] *= shrink;      // AdamW: p *= 1 - lr * weight_decay
+      if (l2) gi += weight_decay * p[i];  // Adam: g += weight_decay * p
+      exp_avg[i] = exp_avg[i] * beta1 + rest1 * gi;
+      exp_avg_sq[i] = exp_avg_sq[i] * beta2 + rest2 * gi * gi;
+      T second_moment = exp_avg_sq[i];
+      if (max_exp_avg_sq != nullptr) {
+        max_exp_avg_sq[i] = std::max(max_exp_avg_sq[i], exp_avg_sq[i]);
+        second_moment = max_exp_avg_sq[i];
+      }
+      const T denominator = std::sqrt(second_moment) / bias_correction2_sqrt + eps;
+      p[i] -= step_size * (exp_avg[i] / denominator);
     }
-    const T denominator = std::sqrt(second_moment) / bias_correction2_sqrt + eps;
-    p[i] -= step_size * (exp_avg[i] / denominator);
-  }
+  });
 }
 
 template <class T>
@@ -491,12 +496,25 @@ double clip_grad_norm(const std::vector<Tensor<T>>& parameters, double max_norm)
   if (!(max_norm >= 0)) {
     throw std::invalid_argument(detail::message("clip_grad_norm: invalid max_norm = ", max_norm, " (must be >= 0)"));
   }
-  // Squares summed in double: float gradients lose nothing, and the order does not matter.
+  // Squares summed in double, so that float gradients lose nothing; per block of fixed size,
+  // then the blocks in order, so that the norm is the same bits with any number of threads.
   double sum_of_squares = 0;
+  std::vector<double> block_sums;
   for (const Tensor<T>& parameter : parameters) {
     if (!takes_part(parameter)) continue;
     const T* g = parameter.grad().data();
-    for (std::size_t i = 0, n = parameter.size(); i < n; ++i) sum_of_squares += static_cast<double>(g[i]) * g[i];
+    const std::size_t n = parameter.size();
+    block_sums.assign((n + elementwise_grain - 1) / elementwise_grain, 0.0);
+    parallel_for(block_sums.size(), 1, [&](std::size_t first_block, std::size_t end_block) {
+      for (std::size_t block = first_block; block < end_block; ++block) {
+        double sum = 0;
+        for (std::size_t i = block * elementwise_grain, end = std::min(n, i + elementwise_grain); i < end; ++i) {
+          sum += static_cast<double>(g[i]) * g[i];
+        }
+        block_sums[block] = sum;
+      }
+    });
+    for (double sum : block_sums) sum_of_squares += sum;
   }
   const double norm = std::sqrt(sum_of_squares);
   if (!std::isfinite(norm)) return norm;
@@ -506,7 +524,9 @@ double clip_grad_norm(const std::vector<Tensor<T>>& parameters, double max_norm)
   for (Tensor<T> parameter : parameters) {
     if (!takes_part(parameter)) continue;
     T* g = parameter.mutable_grad().data();
-    for (std::size_t i = 0, n = parameter.size(); i < n; ++i) g[i] *= scale;
+    parallel_for(parameter.size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) g[i] *= scale;
+    });
   }
   return norm;
 }

@@ -15,6 +15,7 @@
 
 #include "xgrad/framework/blas.h"
 #include "xgrad/framework/fast_math.h"
+#include "xgrad/framework/threading.h"
 #include "xgrad/layers/rnn.h"
 
 namespace xgrad::nn::recurrent {
@@ -231,26 +232,28 @@ void forward_step(const CellMath& cell, std::size_t batch, const T* input_rows, 
     }
   }
   blas::gemm<T>(false, true, batch, width, H, T(1), step.h_prev, w_hh, T(1), step.gates);
-  for (std::size_t b = 0; b < batch; ++b) {
-    if (!active(b)) {
-      std::copy_n(step.h_prev + b * H, H, step.h + b * H);
-      if (step.c != nullptr) std::copy_n(step.c_prev + b * H, H, step.c + b * H);
-      continue;
+  parallel_for(batch, rows_for_grain(width, transcendental_grain), [&](std::size_t first_row, std::size_t end_row) {
+    for (std::size_t b = first_row; b < end_row; ++b) {
+      if (!active(b)) {
+        std::copy_n(step.h_prev + b * H, H, step.h + b * H);
+        if (step.c != nullptr) std::copy_n(step.c_prev + b * H, H, step.c + b * H);
+        continue;
+      }
+      const T* input = input_rows + b * input_stride;
+      const ForwardRow<T> row{.gates = step.gates + b * width,
+                              .input_n = cell.type == CellType::gru ? input + from_input : nullptr,
+                              .candidate = row_of(step.candidates, b, H),
+                              .h_prev = step.h_prev + b * H,
+                              .h = step.h + b * H,
+                              .c_prev = row_of(step.c_prev, b, H),
+                              .c = row_of(step.c, b, H)};
+      switch (cell.type) {
+        case CellType::lstm: lstm_forward(H, row); break;
+        case CellType::gru: gru_forward(H, row); break;
+        default: rnn_forward(cell.type, H, row); break;
+      }
     }
-    const T* input = input_rows + b * input_stride;
-    const ForwardRow<T> row{.gates = step.gates + b * width,
-                            .input_n = cell.type == CellType::gru ? input + from_input : nullptr,
-                            .candidate = row_of(step.candidates, b, H),
-                            .h_prev = step.h_prev + b * H,
-                            .h = step.h + b * H,
-                            .c_prev = row_of(step.c_prev, b, H),
-                            .c = row_of(step.c, b, H)};
-    switch (cell.type) {
-      case CellType::lstm: lstm_forward(H, row); break;
-      case CellType::gru: gru_forward(H, row); break;
-      default: rnn_forward(cell.type, H, row); break;
-    }
-  }
+  });
 }
 
 // Backward through one step for the whole batch, given dh (dc) reaching h (c) of this step:
@@ -266,36 +269,38 @@ void backward_step(const CellMath& cell, std::size_t batch, const SavedStep<T>& 
   const std::size_t H = cell.hidden;
   const std::size_t width = cell.gate_width();
   const std::size_t from_input = input_columns(cell);
-  for (std::size_t b = 0; b < batch; ++b) {
-    T* dgates_row = dgates + b * width;
-    if (!active(b)) {
-      std::fill_n(dgates_row, width, T(0));
-      std::copy_n(dh + b * H, H, dh_prev + b * H);
-      if (dc_prev != nullptr) std::copy_n(dc + b * H, H, dc_prev + b * H);
-      continue;
+  parallel_for(batch, rows_for_grain(width, transcendental_grain), [&](std::size_t first_row, std::size_t end_row) {
+    for (std::size_t b = first_row; b < end_row; ++b) {
+      T* dgates_row = dgates + b * width;
+      if (!active(b)) {
+        std::fill_n(dgates_row, width, T(0));
+        std::copy_n(dh + b * H, H, dh_prev + b * H);
+        if (dc_prev != nullptr) std::copy_n(dc + b * H, H, dc_prev + b * H);
+        continue;
+      }
+      T* dinput = row_of(dinput_rows, b, dinput_stride);
+      const SavedRow<T> row{.gates = saved.gates + b * width,
+                            .candidate = row_of(saved.candidates, b, H),
+                            .h_prev = saved.h_prev + b * H,
+                            .h = saved.h + b * H,
+                            .c_prev = row_of(saved.c_prev, b, H),
+                            .c = row_of(saved.c, b, H)};
+      const BackwardRow<T> grad{.dh = dh + b * H,
+                                .dc = row_of(dc, b, H),
+                                .dgates = dgates_row,
+                                .dinput_n = dinput == nullptr ? nullptr : dinput + from_input,
+                                .dh_prev = dh_prev + b * H,
+                                .dc_prev = row_of(dc_prev, b, H)};
+      switch (cell.type) {
+        case CellType::lstm: lstm_backward(H, row, grad); break;
+        case CellType::gru: gru_backward(H, row, grad); break;
+        default: rnn_backward(cell.type, H, row, grad); break;
+      }
+      if (dinput != nullptr) {
+        for (std::size_t k = 0; k < from_input; ++k) dinput[k] += dgates_row[k];
+      }
     }
-    T* dinput = row_of(dinput_rows, b, dinput_stride);
-    const SavedRow<T> row{.gates = saved.gates + b * width,
-                          .candidate = row_of(saved.candidates, b, H),
-                          .h_prev = saved.h_prev + b * H,
-                          .h = saved.h + b * H,
-                          .c_prev = row_of(saved.c_prev, b, H),
-                          .c = row_of(saved.c, b, H)};
-    const BackwardRow<T> grad{.dh = dh + b * H,
-                              .dc = row_of(dc, b, H),
-                              .dgates = dgates_row,
-                              .dinput_n = dinput == nullptr ? nullptr : dinput + from_input,
-                              .dh_prev = dh_prev + b * H,
-                              .dc_prev = row_of(dc_prev, b, H)};
-    switch (cell.type) {
-      case CellType::lstm: lstm_backward(H, row, grad); break;
-      case CellType::gru: gru_backward(H, row, grad); break;
-      default: rnn_backward(cell.type, H, row, grad); break;
-    }
-    if (dinput != nullptr) {
-      for (std::size_t k = 0; k < from_input; ++k) dinput[k] += dgates_row[k];
-    }
-  }
+  });
   blas::gemm<T>(false, false, batch, H, width, T(1), dgates, w_hh, T(1), dh_prev);
 }
 

@@ -430,3 +430,33 @@ BOOST_AUTO_TEST_CASE(errors_name_the_layer_and_shapes) {
   check_error<shape_error>([&] { rnn_cell.forward(Tensor<float>::zeros({2, 3}), Tensor<float>::zeros({2, 5})); },
                            {"RNNCell: h has shape [2, 5]"});
 }
+
+// The cell kernels split the batch over threads: outputs and every gradient are the same
+// bits with one thread and with two.
+template <template <class> class Layer>
+void check_same_bits_with_two_threads() {
+  const std::size_t batch = 64, steps = 6, hidden = 64;  // several rows per range, several ranges
+  Lengths lengths(batch);
+  for (std::size_t b = 0; b < batch; ++b) lengths[b] = 1 + b % steps;
+  auto run_with = [&](int threads) {
+    set_num_threads(threads);
+    manual_seed(5);
+    Layer<float> layer({.input_size = 8, .hidden_size = hidden, .bidirectional = true});
+    const Tensor<float> x = random_as<float>({batch, steps, 8}, 40, true);
+    const Tensor<float> results = all_results(run(layer, x, lengths, Tensor<float>(), Tensor<float>()));
+    sum(results * results).backward();
+    set_num_threads(1);
+    std::vector<Array<float>> values{results.value(), x.grad()};
+    for (const Tensor<float>& parameter : layer.parameters()) values.push_back(parameter.grad());
+    return values;
+  };
+  const std::vector<Array<float>> one = run_with(1);
+  const std::vector<Array<float>> two = run_with(2);
+  BOOST_TEST_REQUIRE(one.size() == two.size());
+  for (std::size_t i = 0; i < one.size(); ++i) BOOST_TEST(xt::all(xt::equal(one[i], two[i])), "value " << i);
+}
+
+BOOST_AUTO_TEST_CASE(same_bits_with_one_and_two_threads) {
+  check_same_bits_with_two_threads<nn::LSTM>();
+  check_same_bits_with_two_threads<nn::GRU>();
+}
