@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "loops.h"
 #include "xgrad/framework/errors.h"
 
 namespace xgrad {
@@ -181,7 +182,7 @@ Tensor<T> Node<T>::attach_output(const std::shared_ptr<Node<T>>& node, std::size
 
 template <class T>
 Array<T>& Node<T>::gradient_buffer(const std::shared_ptr<TensorImpl<T>>& x) {
-  if (!x->grad) x->grad.emplace(x->value.shape(), T(0));
+  if (!x->grad) x->grad.emplace(detail::parallel_filled(x->value.shape(), T(0)));
   Node<T>* producer = x->grad_fn.get();
   if (producer != nullptr && !producer->pinned_[x->output_index]) {
     producer->pinned_[x->output_index] = x;

@@ -56,12 +56,16 @@ Shape resolve_shape(const Shape& from, const ShapeRequest& request) {
 template <class T>
 Tensor<T> with_shape(const char* op, const Tensor<T>& x, const Shape& shape) {
   Array<T> y = Array<T>::from_shape(shape);
-  std::copy_n(x.data(), x.size(), y.data());
+  const T* values = x.data();
+  parallel_for(x.size(), elementwise_grain, [&, out = y.data()](std::size_t begin, std::size_t end) {
+    std::copy(values + begin, values + end, out + begin);
+  });
   return record<T>(op, std::move(y), {x}, [](Node<T>& node) {
     const T* gy = node.output_grad().data();
     T* gx = node.input_grad(0).data();
-    const std::size_t n = node.input(0).size();
-    for (std::size_t i = 0; i < n; ++i) gx[i] += gy[i];
+    parallel_for(node.input(0).size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) gx[i] += gy[i];
+    });
   });
 }
 
@@ -126,24 +130,29 @@ Tensor<T> join(const char* op, const std::vector<Tensor<T>>& xs, std::size_t axi
   for (std::size_t k = 0; k < xs.size(); ++k) blocks[k] = extents[k] * view.inner;
   const std::size_t row = view.extent * view.inner;
   Array<T> y = Array<T>::from_shape(shape);
-  for (std::size_t o = 0; o < view.outer; ++o) {
-    T* dst = y.data() + o * row;
-    for (std::size_t k = 0; k < xs.size(); ++k) {
-      std::copy_n(xs[k].data() + o * blocks[k], blocks[k], dst);
-      dst += blocks[k];
+  const std::size_t rows_per_range = rows_for_grain(row, elementwise_grain);
+  parallel_for(view.outer, rows_per_range, [&, out = y.data()](std::size_t first_row, std::size_t end_row) {
+    for (std::size_t o = first_row; o < end_row; ++o) {
+      T* dst = out + o * row;
+      for (std::size_t k = 0; k < xs.size(); ++k) {
+        std::copy_n(xs[k].data() + o * blocks[k], blocks[k], dst);
+        dst += blocks[k];
+      }
     }
-  }
-  return record<T>(op, std::move(y), xs, [blocks, outer = view.outer, row](Node<T>& node) {
+  });
+  return record<T>(op, std::move(y), xs, [blocks, outer = view.outer, row, rows_per_range](Node<T>& node) {
     const T* gy = node.output_grad().data();
     std::size_t offset = 0;
     for (std::size_t k = 0; k < blocks.size(); ++k) {
       if (node.needs_grad(k)) {
         T* gx = node.input_grad(k).data();
-        for (std::size_t o = 0; o < outer; ++o) {
-          const T* src = gy + o * row + offset;
-          T* dst = gx + o * blocks[k];
-          for (std::size_t i = 0; i < blocks[k]; ++i) dst[i] += src[i];
-        }
+        parallel_for(outer, rows_per_range, [&](std::size_t first_row, std::size_t end_row) {
+          for (std::size_t o = first_row; o < end_row; ++o) {
+            const T* src = gy + o * row + offset;
+            T* dst = gx + o * blocks[k];
+            for (std::size_t i = 0; i < blocks[k]; ++i) dst[i] += src[i];
+          }
+        });
       }
       offset += blocks[k];
     }

@@ -3,11 +3,14 @@
 // Every operand is addressed by element strides; a stride of 0 repeats an element along an
 // axis, which is how broadcasting reads and how reductions accumulate.
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <utility>
 
 #include "xgrad/framework/shape.h"
+#include "xgrad/framework/tensor.h"
+#include "xgrad/framework/threading.h"
 
 namespace xgrad::detail {
 
@@ -83,6 +86,22 @@ void for_each_offset(const Shape& extents, const std::array<Strides, N>& strides
     }
     if (outer_rank == 0) return;
   }
+}
+
+// Sets every element to `value`, on the pool's threads when the array is large: the pages of
+// a fresh buffer are then faulted in and zeroed on every core, not on one.
+template <class T>
+void parallel_fill(Array<T>& array, T value) {
+  T* data = array.data();
+  parallel_for(array.size(), elementwise_grain,
+               [&](std::size_t begin, std::size_t end) { std::fill(data + begin, data + end, value); });
+}
+
+template <class T>
+Array<T> parallel_filled(const Shape& shape, T value) {
+  Array<T> result = Array<T>::from_shape(shape);
+  parallel_fill(result, value);
+  return result;
 }
 
 // A tensor seen as [outer, extent, inner] around one axis: the form of every kernel that

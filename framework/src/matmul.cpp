@@ -5,6 +5,7 @@
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/blas.h"
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/threading.h"
 
 namespace xgrad {
 namespace {
@@ -115,7 +116,9 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   Array<T> y = Array<T>::from_shape(result_shape);
   T beta = T(0);
   if (bias.defined()) {  // start from the bias rows and let the GEMM add x W^T onto them
-    for (std::size_t r = 0; r < rows; ++r) std::copy_n(bias.data(), out, y.data() + r * out);
+    parallel_for(rows, rows_for_grain(out, elementwise_grain), [&](std::size_t first_row, std::size_t end_row) {
+      for (std::size_t r = first_row; r < end_row; ++r) std::copy_n(bias.data(), out, y.data() + r * out);
+    });
     beta = T(1);
   }
   blas::gemm<T>(false, true, rows, out, in, T(1), x.data(), weight.data(), beta, y.data());

@@ -1,5 +1,6 @@
 #include "xgrad/framework/tensor.h"
 
+#include "loops.h"
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
 
@@ -31,7 +32,7 @@ Tensor<T> Tensor<T>::ones(const Shape& shape, bool requires_grad) {
 template <class T>
   requires Scalar<T>
 Tensor<T> Tensor<T>::full(const Shape& shape, T fill, bool requires_grad) {
-  return Tensor(Array<T>(shape, fill), requires_grad);
+  return Tensor(detail::parallel_filled(shape, fill), requires_grad);
 }
 
 template <class T>
@@ -99,7 +100,7 @@ Array<T>& Tensor<T>::mutable_grad() {
 template <class T>
   requires Scalar<T>
 void Tensor<T>::zero_grad() {
-  if (has_grad()) impl().grad->fill(T(0));
+  if (has_grad()) detail::parallel_fill(*impl().grad, T(0));
 }
 
 template <class T>

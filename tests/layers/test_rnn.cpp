@@ -431,10 +431,10 @@ BOOST_AUTO_TEST_CASE(errors_name_the_layer_and_shapes) {
                            {"RNNCell: h has shape [2, 5]"});
 }
 
-// The cell kernels split the batch over threads: outputs and every gradient are the same
-// bits with one thread and with two.
+// The cell kernels split the batch over threads: outputs and every gradient agree with one
+// thread and with two (to rounding: the matrix products may sum in another order).
 template <template <class> class Layer>
-void check_same_bits_with_two_threads() {
+void check_same_results_with_two_threads() {
   const std::size_t batch = 64, steps = 6, hidden = 64;  // several rows per range, several ranges
   Lengths lengths(batch);
   for (std::size_t b = 0; b < batch; ++b) lengths[b] = 1 + b % steps;
@@ -453,10 +453,10 @@ void check_same_bits_with_two_threads() {
   const std::vector<Array<float>> one = run_with(1);
   const std::vector<Array<float>> two = run_with(2);
   BOOST_TEST_REQUIRE(one.size() == two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) BOOST_TEST(xt::all(xt::equal(one[i], two[i])), "value " << i);
+  for (std::size_t i = 0; i < one.size(); ++i) BOOST_TEST(xt::allclose(one[i], two[i], 1e-5, 1e-6), "value " << i);
 }
 
-BOOST_AUTO_TEST_CASE(same_bits_with_one_and_two_threads) {
-  check_same_bits_with_two_threads<nn::LSTM>();
-  check_same_bits_with_two_threads<nn::GRU>();
+BOOST_AUTO_TEST_CASE(same_results_with_one_and_two_threads) {
+  check_same_results_with_two_threads<nn::LSTM>();
+  check_same_results_with_two_threads<nn::GRU>();
 }
