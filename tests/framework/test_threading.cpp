@@ -10,14 +10,9 @@
 
 using namespace xgrad;
 using xgrad::testing::random_tensor;
+using xgrad::testing::ScopedThreads;
 
 namespace {
-
-// Restores one thread (the suites' setting) however a test case ends.
-struct TwoThreads {
-  TwoThreads() { set_num_threads(2); }
-  ~TwoThreads() { set_num_threads(1); }
-};
 
 struct Range {
   std::size_t begin, end;
@@ -44,7 +39,7 @@ Tensor<float> parameter_with_gradient(std::size_t size, std::uint64_t seed) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(parallel_for_covers_every_index_once_in_ranges_of_at_least_the_grain) {
-  const TwoThreads threads;
+  const ScopedThreads threads(2);
   const std::size_t grain = 1000;
   for (const std::size_t count : {0UL, 1UL, 999UL, 1000UL, 1999UL, 2000UL, 2001UL, 123457UL}) {
     const std::vector<Range> ranges = ranges_of(count, grain);
@@ -64,7 +59,7 @@ BOOST_AUTO_TEST_CASE(parallel_for_covers_every_index_once_in_ranges_of_at_least_
 BOOST_AUTO_TEST_CASE(parallel_for_runs_on_the_blas_threads_and_only_as_many) {
   std::set<std::thread::id> used;
   {
-    const TwoThreads threads;
+    const ScopedThreads threads(2);
     for (const Range& range : ranges_of(1 << 20, 1)) used.insert(range.thread);
   }
   // The Makefile's build links the OpenMP variant of OpenBLAS, so two threads split the loop;
@@ -77,13 +72,12 @@ BOOST_AUTO_TEST_CASE(parallel_for_runs_on_the_blas_threads_and_only_as_many) {
 BOOST_AUTO_TEST_CASE(updates_and_clipping_give_the_same_bits_with_one_and_two_threads) {
   const std::size_t size = 5 * elementwise_grain + 123;  // several ranges, an uneven tail
   auto train = [&](int threads) {
-    set_num_threads(threads);
+    const ScopedThreads scoped(threads);
     Tensor<float> parameter = parameter_with_gradient(size, 7);
     const double norm = optim::clip_grad_norm(std::vector<Tensor<float>>{parameter}, 0.5);
     optim::Adam<float> adam({parameter}, {.lr = 0.01, .weight_decay = 0.1});
     adam.step();
     adam.step();
-    set_num_threads(1);
     return std::pair(norm, Array<float>(parameter.value()));
   };
   const auto [norm_one, value_one] = train(1);
@@ -99,7 +93,7 @@ BOOST_AUTO_TEST_CASE(ops_split_over_threads_give_the_same_bits_with_one_and_two_
   // matrix product may sum in another order with another thread count.
   const std::size_t rows = 300, width = 256;
   auto run = [&](int threads) {
-    set_num_threads(threads);
+    const ScopedThreads scoped(threads);
     const Tensor<float> a(xt::cast<float>(random_tensor({rows, width}, 11).value()), true);
     const Tensor<float> b(xt::cast<float>(random_tensor({rows, width}, 12).value()), true);
     Indices targets = Indices::from_shape({rows / 2, 2});
@@ -110,7 +104,6 @@ BOOST_AUTO_TEST_CASE(ops_split_over_threads_give_the_same_bits_with_one_and_two_
     const Tensor<float> weight(xt::cast<float>(random_tensor({700, width}, 13).value()));
     const Tensor<float> bias(xt::cast<float>(random_tensor({700}, 14).value()));
     const Tensor<float> projected = linear(a, weight, bias);
-    set_num_threads(1);
     return std::pair(std::vector<Array<float>>{loss.value(), a.grad(), b.grad()}, Array<float>(projected.value()));
   };
   const auto [one, projected_one] = run(1);

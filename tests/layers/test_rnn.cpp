@@ -439,13 +439,12 @@ void check_same_results_with_two_threads() {
   Lengths lengths(batch);
   for (std::size_t b = 0; b < batch; ++b) lengths[b] = 1 + b % steps;
   auto run_with = [&](int threads) {
-    set_num_threads(threads);
+    const xgrad::testing::ScopedThreads scoped(threads);
     manual_seed(5);
     Layer<float> layer({.input_size = 8, .hidden_size = hidden, .bidirectional = true});
     const Tensor<float> x = random_as<float>({batch, steps, 8}, 40, true);
     const Tensor<float> results = all_results(run(layer, x, lengths, Tensor<float>(), Tensor<float>()));
     sum(results * results).backward();
-    set_num_threads(1);
     std::vector<Array<float>> values{results.value(), x.grad()};
     for (const Tensor<float>& parameter : layer.parameters()) values.push_back(parameter.grad());
     return values;

@@ -18,6 +18,16 @@
 
 namespace xgrad::testing {
 
+// Matrix products and parallel_for use `threads` threads until the end of the scope, then one
+// again, as the suites run (OPENBLAS_NUM_THREADS=1), however the scope ends.
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int threads) { set_num_threads(threads); }
+  ~ScopedThreads() { set_num_threads(1); }
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+};
+
 // An array of `shape` filled in row-major order: for shapes like [2, 1], whose nested brace
 // form xtensor cannot tell from a shape.
 template <class A = Indices>
