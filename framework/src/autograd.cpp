@@ -162,17 +162,47 @@ std::size_t live_node_count() noexcept { return detail::Tape::current().live(); 
 // Node<T>
 
 template <class T>
-Node<T>::Node(const char* op, std::vector<Tensor<T>> inputs) : op_(op), inputs_(std::move(inputs)) {}
+Node<T>::Node(const char* op, std::vector<Tensor<T>> inputs, const ValuesRead& reads)
+    : op_(op), inputs_(std::move(inputs)), reads_outputs_(reads.outputs) {
+  if (!reads.inputs) return;
+  unread_inputs_.assign(inputs_.size(), true);
+  for (std::size_t i : *reads.inputs) unread_inputs_.at(i) = false;
+  for (std::size_t i = 0; i < inputs_.size(); ++i) {
+    if (unread_inputs_[i] && inputs_[i].defined()) ++inputs_[i].impl_->unread_holders;
+  }
+}
 
 template <class T>
 Node<T>::~Node() {
-  for (Tensor<T>& input : inputs_) detail::release_iteratively(std::move(input.impl_));
+  release_inputs();
+}
+
+template <class T>
+void Node<T>::release_inputs() noexcept {
+  std::vector<Tensor<T>> inputs = std::move(inputs_);
+  inputs_.clear();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].impl_ == nullptr) continue;
+    if (!unread_inputs_.empty() && unread_inputs_[i]) --inputs[i].impl_->unread_holders;
+    inputs[i].release_unread_value();  // the holders left may all be non-reading
+    detail::release_iteratively(std::move(inputs[i].impl_));
+  }
+}
+
+template <class T>
+const Array<T>& Node<T>::input(std::size_t i) const {
+  if (!unread_inputs_.empty() && unread_inputs_[i]) {
+    throw graph_error(detail::message(op_, ": backward reads input ", i,
+                                      ", which the op declared unread (ValuesRead); its value may be freed"));
+  }
+  return inputs_[i].value();
 }
 
 template <class T>
 Tensor<T> Node<T>::attach_output(const std::shared_ptr<Node<T>>& node, std::size_t k,
                                  Array<T> value) {
   auto result = std::make_shared<TensorImpl<T>>(std::move(value), true);
+  result->producer_reads_value = node->reads_outputs_;
   result->grad_fn = node;
   result->output_index = k;
   node->outputs_[k] = result.get();
@@ -182,7 +212,7 @@ Tensor<T> Node<T>::attach_output(const std::shared_ptr<Node<T>>& node, std::size
 
 template <class T>
 Array<T>& Node<T>::gradient_buffer(const std::shared_ptr<TensorImpl<T>>& x) {
-  if (!x->grad) x->grad.emplace(detail::parallel_filled(x->value.shape(), T(0)));
+  if (!x->grad) x->grad.emplace(detail::parallel_filled(x->shape(), T(0)));
   Node<T>* producer = x->grad_fn.get();
   if (producer != nullptr && !producer->pinned_[x->output_index]) {
     producer->pinned_[x->output_index] = x;
@@ -197,11 +227,29 @@ Array<T>& Node<T>::input_grad(std::size_t i) {
 }
 
 template <class T>
+Array<T>* Node<T>::input_value_as_grad(std::size_t i) {
+  const std::shared_ptr<TensorImpl<T>>& x = inputs_[i].impl_ptr();
+  if (retaining_graph_ || x.use_count() != 1 || !x->grad_fn || x->producer_reads_value || x->value_released ||
+      x->grad) {
+    return nullptr;
+  }
+  x->released_shape = x->value.shape();
+  x->grad.emplace(std::move(x->value));
+  x->value = Array<T>::from_shape({0});
+  x->value_released = true;
+  return &gradient_buffer(x);
+}
+
+template <class T>
 const Array<T>& Node<T>::output(std::size_t k) const {
   if (k >= output_count_ || outputs_[k] == nullptr) {
     throw graph_error(detail::message(op_, ": output ", k,
                                       " no longer exists; a backward function that needs a "
                                       "discarded output must save it itself"));
+  }
+  if (!reads_outputs_) {
+    throw graph_error(detail::message(op_, ": backward reads output ", k,
+                                      ", which the op declared unread (ValuesRead); its value may be freed"));
   }
   return outputs_[k]->value;
 }
@@ -229,13 +277,12 @@ void Node<T>::run_backward(bool retain_graph) {
   }
   {
     NoGradGuard no_recording;
+    retaining_graph_ = retain_graph;
     apply();
   }
   if (!retain_graph) {
     release_saved();
-    std::vector<Tensor<T>> inputs = std::move(inputs_);
-    inputs_.clear();
-    for (Tensor<T>& input : inputs) detail::release_iteratively(std::move(input.impl_));
+    release_inputs();
     released_ = true;
   }
   abandon();  // gradients of this node's outputs are consumed; unpinning may destroy *this
@@ -276,6 +323,14 @@ std::vector<Tensor<T>> reachable_leaves(const Tensor<T>& root) {
 
 // ---------------------------------------------------------------------------------------
 // TensorImpl<T>
+
+template <class T>
+void TensorImpl<T>::release_unread_value() noexcept {
+  if (value_released || producer_reads_value || !grad_fn) return;
+  released_shape = value.shape();
+  value = Array<T>::from_shape({0});
+  value_released = true;
+}
 
 template <class T>
 TensorImpl<T>::~TensorImpl() {

@@ -20,11 +20,14 @@ Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& genera
     scale.data()[i] = generator.uniform() < p ? T(0) : keep_scale;
     y.data()[i] = px[i] * scale.data()[i];
   }
-  return record<T>("dropout", std::move(y), {x}, [scale = std::move(scale)](Node<T>& node) {
-    const T* gy = node.output_grad().data();
-    T* gx = node.input_grad(0).data();
-    for (std::size_t i = 0; i < scale.size(); ++i) gx[i] += gy[i] * scale.data()[i];
-  });
+  return record<T>(
+      "dropout", std::move(y), {x},
+      [scale = std::move(scale)](Node<T>& node) {
+        const T* gy = node.output_grad().data();
+        T* gx = node.input_grad(0).data();
+        for (std::size_t i = 0; i < scale.size(); ++i) gx[i] += gy[i] * scale.data()[i];
+      },
+      reads_no_values());
 }
 
 template <class T>

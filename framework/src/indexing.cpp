@@ -69,7 +69,7 @@ Tensor<T> take_along(const char* op, const Tensor<T>& x, int axis, const Indices
         for (std::size_t i = 0; i < view.inner; ++i) dst[i] += src[i];
       }
     }
-  });
+  }, reads_no_values());
 }
 
 }  // namespace

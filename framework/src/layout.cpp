@@ -60,13 +60,16 @@ Tensor<T> with_shape(const char* op, const Tensor<T>& x, const Shape& shape) {
   parallel_for(x.size(), elementwise_grain, [&, out = y.data()](std::size_t begin, std::size_t end) {
     std::copy(values + begin, values + end, out + begin);
   });
-  return record<T>(op, std::move(y), {x}, [](Node<T>& node) {
-    const T* gy = node.output_grad().data();
-    T* gx = node.input_grad(0).data();
-    parallel_for(node.input(0).size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end; ++i) gx[i] += gy[i];
-    });
-  });
+  return record<T>(
+      op, std::move(y), {x},
+      [](Node<T>& node) {
+        const T* gy = node.output_grad().data();
+        T* gx = node.input_grad(0).data();
+        parallel_for(node.output_grad().size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
+          for (std::size_t i = begin; i < end; ++i) gx[i] += gy[i];
+        });
+      },
+      reads_no_values());
 }
 
 Shape with_axis_inserted(const Shape& shape, std::size_t axis, std::size_t extent) {
@@ -109,15 +112,18 @@ Tensor<T> take_rows(const char* op, const Tensor<T>& x, std::size_t axis, std::s
   for (std::size_t o = 0; o < view.outer; ++o) {
     std::copy_n(x.data() + (o * view.extent + start) * view.inner, block, y.data() + o * block);
   }
-  return record<T>(op, std::move(y), {x}, [view, start, block](Node<T>& node) {
-    const T* gy = node.output_grad().data();
-    T* gx = node.input_grad(0).data();
-    for (std::size_t o = 0; o < view.outer; ++o) {
-      T* dst = gx + (o * view.extent + start) * view.inner;
-      const T* src = gy + o * block;
-      for (std::size_t i = 0; i < block; ++i) dst[i] += src[i];
-    }
-  });
+  return record<T>(
+      op, std::move(y), {x},
+      [view, start, block](Node<T>& node) {
+        const T* gy = node.output_grad().data();
+        T* gx = node.input_grad(0).data();
+        for (std::size_t o = 0; o < view.outer; ++o) {
+          T* dst = gx + (o * view.extent + start) * view.inner;
+          const T* src = gy + o * block;
+          for (std::size_t i = 0; i < block; ++i) dst[i] += src[i];
+        }
+      },
+      reads_no_values());
 }
 
 // Joins xs along `axis` of `shape`, where input k contributes extents[k] there; each input
@@ -156,7 +162,7 @@ Tensor<T> join(const char* op, const std::vector<Tensor<T>>& xs, std::size_t axi
       }
       offset += blocks[k];
     }
-  });
+  }, reads_no_values());
 }
 
 template <class T>

@@ -1,5 +1,6 @@
 #include "xgrad/framework/loss.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -114,18 +115,26 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Indices& targets, const C
       "cross_entropy", reduction.apply(std::move(losses)), {logits},
       [targets, ignore = options.ignore_index, smoothing, uniform, classes = rows.classes, reduction,
        rows_per_range, log_sum_exp = std::move(log_sum_exp)](Node<T>& node) {
-        const T* x = node.input(0).data();
         const T* gy = node.output_grad().data();
-        T* gx = node.input_grad(0).data();
+        // Logits that nothing else holds become their own gradient: no second buffer of
+        // rows x classes (the largest of a translation model) next to them.
+        Array<T>* logits_as_grad = node.input_value_as_grad(0);
+        const bool in_place = logits_as_grad != nullptr;
+        T* gx = in_place ? logits_as_grad->data() : node.input_grad(0).data();
+        const T* x = in_place ? gx : node.input(0).data();
         parallel_for(log_sum_exp.size(), rows_per_range, [&](std::size_t first_row, std::size_t end_row) {
           for (std::size_t r = first_row; r < end_row; ++r) {
+            T* grad_row = gx + r * classes;
             const std::int64_t t = targets.data()[r];
-            if (t == ignore) continue;
+            if (t == ignore) {
+              if (in_place) std::fill_n(grad_row, classes, T(0));
+              continue;
+            }
             const T g = reduction.gradient(gy, r);
             const T* row = x + r * classes;
-            T* grad_row = gx + r * classes;
             for (std::size_t j = 0; j < classes; ++j) {
-              grad_row[j] += g * (math::exp(row[j] - log_sum_exp[r]) - uniform);
+              const T earlier = in_place ? T(0) : grad_row[j];  // row[j] is read before grad_row[j] is written
+              grad_row[j] = earlier + g * (math::exp(row[j] - log_sum_exp[r]) - uniform);
             }
             grad_row[t] -= g * (T(1) - smoothing);
           }

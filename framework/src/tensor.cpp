@@ -10,6 +10,12 @@ namespace detail {
 void throw_undefined_tensor() {
   throw graph_error("use of an undefined tensor (a default-constructed Tensor holds no value)");
 }
+
+void throw_released_value(const Shape& shape) {
+  throw graph_error(message("the value of this intermediate tensor of shape ", shape,
+                            " was freed: no handle outside the graph held it and no backward function "
+                            "declared that it reads it (ValuesRead)"));
+}
 }  // namespace detail
 
 template <class T>

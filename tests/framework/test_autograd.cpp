@@ -181,3 +181,99 @@ BOOST_AUTO_TEST_CASE(tensors_from_values_and_a_shape) {
   BOOST_CHECK_THROW(t.item(), shape_error);
   BOOST_TEST(t.size(-1) == 3u);
 }
+
+// An op result's value is freed once only graph nodes that never read it hold it, as PyTorch
+// keeps only what an op saved: concat, reshape, select and dropout read no values, a matrix
+// product reads its inputs but not its result.
+BOOST_AUTO_TEST_CASE(a_value_no_backward_reads_is_freed_with_its_last_handle) {
+  const Tensor<double> x = testing::random_tensor({2, 3}, 1);
+  const Tensor<double> w = testing::random_tensor({4, 3}, 2);
+  Tensor<double> joined;
+  {
+    const Tensor<double> projected = linear(x, w);
+    joined = concat<double>({projected, reshape(projected, {2, 4})}, 0);
+    BOOST_TEST(projected.value().size() == 8u);  // a handle outside the graph keeps it readable
+  }
+  const Tensor<double>& freed = joined.impl().grad_fn->inputs()[0];
+  BOOST_TEST(freed.impl().value_released);
+  BOOST_TEST(to_string(freed.shape()) == "[2, 4]");  // the shape stays for backward
+  BOOST_TEST(freed.size() == 8u);
+  BOOST_CHECK_THROW(freed.value(), graph_error);
+  testing::weighted_sum(joined).backward();
+
+  // The same graph with every intermediate held gives the same gradients.
+  Tensor<double> x_kept = testing::random_tensor({2, 3}, 1);
+  Tensor<double> w_kept = testing::random_tensor({4, 3}, 2);
+  const Tensor<double> projected = linear(x_kept, w_kept);
+  testing::weighted_sum(concat<double>({projected, reshape(projected, {2, 4})}, 0)).backward();
+  check_close(x.grad(), x_kept.grad(), 0.0);
+  check_close(w.grad(), w_kept.grad(), 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(values_that_a_backward_reads_are_kept) {
+  const Tensor<double> x = testing::random_tensor({2, 3}, 3);
+  const Tensor<double> w = testing::random_tensor({4, 3}, 4);
+  // linear reads its input, the reshape's result; tanh reads its own result.
+  const Tensor<double> projected = linear(reshape(x, {2, 3}), w);
+  const Tensor<double> joined = concat<double>({tanh(x)}, 0);
+  BOOST_TEST(!projected.impl().grad_fn->inputs()[0].impl().value_released);
+  BOOST_TEST(!joined.impl().grad_fn->inputs()[0].impl().value_released);
+  testing::weighted_sum(projected + sum(joined)).backward();
+  BOOST_TEST(x.has_grad());
+}
+
+BOOST_AUTO_TEST_CASE(a_released_node_stops_counting_as_a_holder_that_does_not_read) {
+  const Tensor<double> x = testing::random_tensor({2, 3}, 5);
+  const Tensor<double> w = testing::random_tensor({3, 3}, 6);
+  const Tensor<double> v = testing::random_tensor({2, 3}, 7);
+  Tensor<double> read_later;
+  {
+    const Tensor<double> shared = linear(x, w);
+    const Tensor<double> joined = concat<double>({shared}, 0);  // holds `shared` without reading it
+    read_later = linear(shared, v);                             // reads `shared` in its backward
+    BOOST_TEST(shared.impl().unread_holders == 1u);
+    sum(joined).backward();  // releases concat's node, and with it its hold on `shared`
+    BOOST_TEST(shared.impl().unread_holders == 0u);
+  }
+  const Tensor<double>& shared = read_later.impl().grad_fn->inputs()[0];
+  BOOST_TEST(!shared.impl().value_released);
+  BOOST_TEST(shared.value().size() == 6u);
+}
+
+BOOST_AUTO_TEST_CASE(cross_entropy_turns_logits_nothing_else_holds_into_their_gradient) {
+  const Indices targets{2, 0, -100, 1};
+  const CrossEntropyOptions options{.ignore_index = -100, .label_smoothing = 0.1};
+  const Tensor<double> x = testing::random_tensor({4, 5}, 8);
+  const Tensor<double> w = testing::random_tensor({3, 5}, 9);
+  cross_entropy(linear(x, w), targets, options).backward();  // logits: a temporary
+
+  const Tensor<double> x_kept = testing::random_tensor({4, 5}, 8);
+  const Tensor<double> w_kept = testing::random_tensor({3, 5}, 9);
+  Tensor<double> logits = linear(x_kept, w_kept);
+  logits.retain_grad();
+  cross_entropy(logits, targets, options).backward();
+  check_close(x.grad(), x_kept.grad(), 1e-15);
+  check_close(w.grad(), w_kept.grad(), 1e-15);
+  BOOST_TEST(logits.value().size() == 12u);  // a held value stays as it was
+
+  // A retained graph keeps the logits for the second pass.
+  const Tensor<double> x_twice = testing::random_tensor({4, 5}, 8);
+  Tensor<double> loss = cross_entropy(linear(x_twice, w), targets, options);
+  loss.backward(BackwardOptions{.retain_graph = true});
+  loss.backward();
+  check_close(x_twice.grad(), Array<double>(2.0 * x.grad()), 1e-15);
+}
+
+BOOST_AUTO_TEST_CASE(a_backward_that_reads_a_value_it_declared_unread_is_an_error) {
+  const Tensor<double> x = testing::random_tensor({3}, 10);
+  const Tensor<double> y = record<double>(
+      "careless_square", Array<double>(x.value() * x.value()), {x},
+      [](Node<double>& node) { node.input_grad(0) += 2.0 * node.input(0) * node.output_grad(); },
+      reads_no_values());
+  try {
+    sum(y).backward();
+    BOOST_FAIL("reading an input declared unread must throw");
+  } catch (const graph_error& e) {
+    BOOST_TEST(std::string(e.what()).find("careless_square") != std::string::npos, e.what());
+  }
+}

@@ -9,7 +9,9 @@
 // that can reach it goes away.
 //
 // Backward contract: a backward function ACCUMULATES into input_grad(i) (+=), and only for
-// inputs with needs_grad(i). It may read the inputs, the outputs and the output gradients.
+// inputs with needs_grad(i). It may read the inputs, the outputs and the output gradients,
+// except the values that its op declared it does not read (ValuesRead): those are freed as
+// soon as no handle outside the graph refers to them.
 
 #include <array>
 #include <cstddef>
@@ -39,6 +41,20 @@ class NoGradGuard {
 
 // Graph nodes alive on this thread; 0 once every result of a training step is gone.
 std::size_t live_node_count() noexcept;
+
+// The values an op's backward function reads through node.input(i) and node.output(k);
+// by default all of them. An op that only routes gradients by shape (concat, reshape, select,
+// dropout with its own mask) reads none, a matrix product reads its inputs but not its
+// result. A value that no backward reads is freed once the last handle outside the graph
+// goes away, so that a decoder's per-step copies do not all live until backward.
+struct ValuesRead {
+  // Indices of the inputs whose values backward reads; std::nullopt: every input.
+  std::optional<std::vector<std::size_t>> inputs;
+  bool outputs = true;
+};
+
+// For ops whose backward needs only shapes and what the op saved itself.
+inline ValuesRead reads_no_values() { return {.inputs = std::vector<std::size_t>{}, .outputs = false}; }
 
 namespace detail {
 
@@ -89,10 +105,16 @@ class Node : public detail::NodeBase {
   std::size_t input_count() const noexcept { return inputs_.size(); }
   // Empty once backward has released the graph.
   const std::vector<Tensor<T>>& inputs() const noexcept { return inputs_; }
-  const Array<T>& input(std::size_t i) const { return inputs_[i].value(); }
+  // The value of input i; graph_error if the op declared that its backward does not read it.
+  const Array<T>& input(std::size_t i) const;
   bool needs_grad(std::size_t i) const { return inputs_[i].requires_grad(); }
   // The gradient buffer of input i (zero-filled on first use); backward adds into it.
   Array<T>& input_grad(std::size_t i);
+  // Input i's gradient buffer made from input i's own value, for a backward that can turn
+  // values into gradients in place (cross-entropy's logits): possible when nothing else holds
+  // input i, its producer does not read it, no gradient reached it yet and the graph is not
+  // retained. The value is gone afterwards (input(i) throws); null when not possible.
+  Array<T>* input_value_as_grad(std::size_t i);
 
   std::size_t output_count() const noexcept { return output_count_; }
   // The value of output k; an output that was already destroyed has none (graph_error).
@@ -109,7 +131,7 @@ class Node : public detail::NodeBase {
   static Array<T>& gradient_buffer(const std::shared_ptr<TensorImpl<T>>& x);
 
  protected:
-  Node(const char* op, std::vector<Tensor<T>> inputs);
+  Node(const char* op, std::vector<Tensor<T>> inputs, const ValuesRead& reads);
 
  private:
   friend struct TensorImpl<T>;
@@ -117,9 +139,13 @@ class Node : public detail::NodeBase {
   virtual void release_saved() noexcept = 0;
   void run_backward(bool retain_graph) override;
   void abandon() noexcept override;
+  void release_inputs() noexcept;
 
   const char* op_;
   std::vector<Tensor<T>> inputs_;
+  std::vector<bool> unread_inputs_;  // empty when backward reads every input
+  bool reads_outputs_ = true;
+  bool retaining_graph_ = false;  // during apply(): the inputs' values must survive
   std::array<TensorImpl<T>*, max_outputs> outputs_{};
   std::array<std::shared_ptr<TensorImpl<T>>, max_outputs> pinned_{};
   std::size_t output_count_ = 0;
@@ -131,8 +157,8 @@ class Node : public detail::NodeBase {
 template <class T, class Backward>
 class FunctionNode final : public Node<T> {
  public:
-  FunctionNode(const char* op, std::vector<Tensor<T>> inputs, Backward backward)
-      : Node<T>(op, std::move(inputs)), backward_(std::move(backward)) {}
+  FunctionNode(const char* op, std::vector<Tensor<T>> inputs, Backward backward, const ValuesRead& reads)
+      : Node<T>(op, std::move(inputs), reads), backward_(std::move(backward)) {}
 
  private:
   void apply() override { (*backward_)(static_cast<Node<T>&>(*this)); }
@@ -153,20 +179,22 @@ bool should_record(const std::vector<Tensor<T>>& inputs) noexcept {
 }  // namespace detail
 
 // Wraps `value` as the result of `op` applied to `inputs`. When a gradient is needed the
-// result is connected to a node that runs `backward` during the reverse pass.
+// result is connected to a node that runs `backward` during the reverse pass; `reads` says
+// which values that backward reads.
 template <class T, class Backward>
 Tensor<T> record(const char* op, Array<T> value, std::vector<Tensor<T>> inputs,
-                 Backward&& backward) {
+                 Backward&& backward, const ValuesRead& reads = {}) {
   if (!detail::should_record(inputs)) return Tensor<T>(std::move(value));
   auto node = std::make_shared<FunctionNode<T, std::decay_t<Backward>>>(
-      op, std::move(inputs), std::forward<Backward>(backward));
+      op, std::move(inputs), std::forward<Backward>(backward), reads);
   return Node<T>::attach_output(node, 0, std::move(value));
 }
 
 // The same for an op with several results (a fused recurrent cell returns h and c).
 template <class T, std::size_t N, class Backward>
 std::array<Tensor<T>, N> record(const char* op, std::array<Array<T>, N> values,
-                                std::vector<Tensor<T>> inputs, Backward&& backward) {
+                                std::vector<Tensor<T>> inputs, Backward&& backward,
+                                const ValuesRead& reads = {}) {
   static_assert(N >= 1 && N <= Node<T>::max_outputs, "record: unsupported number of outputs");
   std::array<Tensor<T>, N> results;
   if (!detail::should_record(inputs)) {
@@ -174,7 +202,7 @@ std::array<Tensor<T>, N> record(const char* op, std::array<Array<T>, N> values,
     return results;
   }
   auto node = std::make_shared<FunctionNode<T, std::decay_t<Backward>>>(
-      op, std::move(inputs), std::forward<Backward>(backward));
+      op, std::move(inputs), std::forward<Backward>(backward), reads);
   for (std::size_t k = 0; k < N; ++k) {
     results[k] = Node<T>::attach_output(node, k, std::move(values[k]));
   }

@@ -48,10 +48,24 @@ struct TensorImpl {
   std::shared_ptr<Node<T>> grad_fn;
   std::size_t output_index = 0;
 
+  // An op result's value is freed, keeping its shape, once nothing can read it any more: its
+  // producer's backward does not read it and every owner left is a graph node whose backward
+  // does not read it either (see ValuesRead in autograd.h). PyTorch keeps no more: only what
+  // an op saved for backward outlives the forward pass.
+  bool producer_reads_value = true;
+  std::size_t unread_holders = 0;  // graph nodes holding this tensor without reading its value
+  bool value_released = false;
+  Shape released_shape;
+
   explicit TensorImpl(Array<T> v, bool rg = false) : value(std::move(v)), requires_grad(rg) {}
   TensorImpl(const TensorImpl&) = delete;
   TensorImpl& operator=(const TensorImpl&) = delete;
   ~TensorImpl();
+
+  const Shape& shape() const noexcept { return value_released ? released_shape : value.shape(); }
+  // Called when the owners left are the unread holders: frees the value of an op result whose
+  // producer does not read it either.
+  void release_unread_value() noexcept;
 };
 
 struct BackwardOptions {
@@ -68,6 +82,24 @@ class Tensor {
   // An undefined tensor (defined() is false); most operations reject it.
   Tensor() = default;
   explicit Tensor(Array<T> value, bool requires_grad = false);
+  Tensor(const Tensor&) = default;
+  Tensor(Tensor&&) noexcept = default;
+  // Dropping a handle may free an intermediate value that only the graph holds, unread.
+  Tensor& operator=(const Tensor& other) {
+    if (this != &other) {
+      release_unread_value();
+      impl_ = other.impl_;
+    }
+    return *this;
+  }
+  Tensor& operator=(Tensor&& other) noexcept {
+    if (this != &other) {
+      release_unread_value();
+      impl_ = std::move(other.impl_);
+    }
+    return *this;
+  }
+  ~Tensor() { release_unread_value(); }
 
   static Tensor zeros(const Shape& shape, bool requires_grad = false);
   static Tensor ones(const Shape& shape, bool requires_grad = false);
@@ -78,13 +110,17 @@ class Tensor {
   static Tensor from(std::initializer_list<T> values, const Shape& shape, bool requires_grad = false);
 
   bool defined() const noexcept { return impl_ != nullptr; }
-  const Array<T>& value() const { return impl().value; }
+  // graph_error for an intermediate whose value was freed (reachable only through the graph).
+  const Array<T>& value() const;
   // In-place access that bypasses autograd: for optimizers, initialisers and loading weights.
-  Array<T>& mutable_value() { return impl().value; }
-  const T* data() const { return impl().value.data(); }
-  const Shape& shape() const { return impl().value.shape(); }
-  std::size_t dim() const { return impl().value.dimension(); }
-  std::size_t size() const { return impl().value.size(); }
+  Array<T>& mutable_value() { return const_cast<Array<T>&>(value()); }
+  const T* data() const { return value().data(); }
+  const Shape& shape() const { return impl().shape(); }
+  std::size_t dim() const { return shape().size(); }
+  std::size_t size() const {
+    const TensorImpl<T>& state = impl();
+    return state.value_released ? element_count(state.released_shape) : state.value.size();
+  }
   std::size_t size(int axis) const;
   // The single value of a one-element tensor; shape_error otherwise.
   T item() const;
@@ -121,6 +157,14 @@ class Tensor {
 
  private:
   friend class Node<T>;  // moves its inputs' state out when the graph is released
+  // This handle is about to let go: if every other owner is a non-reading graph node, nothing
+  // can read the value any more.
+  void release_unread_value() noexcept {
+    if (impl_ != nullptr && impl_->unread_holders != 0 &&
+        impl_.use_count() == static_cast<long>(impl_->unread_holders) + 1) {
+      impl_->release_unread_value();
+    }
+  }
   std::shared_ptr<TensorImpl<T>> impl_;
 };
 
@@ -130,6 +174,7 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor<T>>>;
 
 namespace detail {
 [[noreturn]] void throw_undefined_tensor();
+[[noreturn]] void throw_released_value(const Shape& shape);
 }
 
 template <class T>
@@ -137,6 +182,14 @@ template <class T>
 inline TensorImpl<T>& Tensor<T>::impl() const {
   if (!impl_) [[unlikely]] detail::throw_undefined_tensor();
   return *impl_;
+}
+
+template <class T>
+  requires Scalar<T>
+inline const Array<T>& Tensor<T>::value() const {
+  const TensorImpl<T>& state = impl();
+  if (state.value_released) [[unlikely]] detail::throw_released_value(state.released_shape);
+  return state.value;
 }
 
 }  // namespace xgrad
