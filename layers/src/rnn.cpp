@@ -224,13 +224,16 @@ SequenceResult<T> recurrence(const CellMath& cell, const Tensor<T>& xw, const Te
     }
   };
 
+  // Backward reads W_hh; the states and gates it needs are in `history`.
+  const ValuesRead reads{.inputs = std::vector<std::size_t>{1}, .outputs = false};
   if (lstm) {
     auto [out, h, c] = record<T, 3>("lstm_sequence", {std::move(output), std::move(h_n), std::move(c_n)},
-                                    std::move(inputs), std::move(backward));
+                                    std::move(inputs), std::move(backward), reads);
     return {out, h, c};
   }
   const char* op = cell.type == CellType::gru ? "gru_sequence" : "rnn_sequence";
-  auto [out, h] = record<T, 2>(op, {std::move(output), std::move(h_n)}, std::move(inputs), std::move(backward));
+  auto [out, h] =
+      record<T, 2>(op, {std::move(output), std::move(h_n)}, std::move(inputs), std::move(backward), reads);
   return {out, h, Tensor<T>()};
 }
 
@@ -302,13 +305,15 @@ std::array<Tensor<T>, 2> cell_step(const CellMath& cell, const Tensor<T>& x, con
     }
   };
 
+  // Backward reads x and the weights; the states and gates it needs are in `history`.
+  const ValuesRead reads{.inputs = std::vector<std::size_t>{0, 1, 2}, .outputs = false};
   if (lstm) {
     auto [h_out, c_out] = record<T, 2>("lstm_cell", {std::move(h_next), std::move(c_next)}, std::move(inputs),
-                                       std::move(backward));
+                                       std::move(backward), reads);
     return {h_out, c_out};
   }
   const char* op = cell.type == CellType::gru ? "gru_cell" : "rnn_cell";
-  return {record<T>(op, std::move(h_next), std::move(inputs), std::move(backward)), Tensor<T>()};
+  return {record<T>(op, std::move(h_next), std::move(inputs), std::move(backward), reads), Tensor<T>()};
 }
 
 // A cell's parameters: those of one layer, without the _l0 suffix.
