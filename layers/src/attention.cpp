@@ -229,7 +229,7 @@ Tensor<T> additive_scores(const Tensor<T>& query, const Tensor<T>& keys, const T
         }
       }
     }
-  }, ValuesRead{.outputs = false});
+  }, ValuesRead{.inputs = std::nullopt, .outputs = false});
 }
 
 // x [B, T, H * d] -> [B * H, T, d]: one matrix per batch entry and head.
