@@ -163,12 +163,17 @@ std::size_t live_node_count() noexcept { return detail::Tape::current().live(); 
 
 template <class T>
 Node<T>::Node(const char* op, std::vector<Tensor<T>> inputs, const ValuesRead& reads)
-    : op_(op), inputs_(std::move(inputs)), reads_outputs_(reads.outputs) {
+    : op_(op), inputs_(std::move(inputs)), reads_every_input_(!reads.inputs), reads_outputs_(reads.outputs) {
   if (!reads.inputs) return;
-  unread_inputs_.assign(inputs_.size(), true);
-  for (std::size_t i : *reads.inputs) unread_inputs_.at(i) = false;
+  for (std::size_t i : *reads.inputs) {
+    if (i >= 64 || i >= inputs_.size()) {
+      throw std::invalid_argument(detail::message(op, ": ValuesRead lists input ", i, " of ", inputs_.size(),
+                                                  " (listed inputs must exist and lie below 64)"));
+    }
+    read_inputs_ |= std::uint64_t(1) << i;
+  }
   for (std::size_t i = 0; i < inputs_.size(); ++i) {
-    if (unread_inputs_[i] && inputs_[i].defined()) ++inputs_[i].impl_->unread_holders;
+    if (!reads_input(i) && inputs_[i].defined()) ++inputs_[i].impl_->unread_holders;
   }
 }
 
@@ -183,7 +188,7 @@ void Node<T>::release_inputs() noexcept {
   inputs_.clear();
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].impl_ == nullptr) continue;
-    if (!unread_inputs_.empty() && unread_inputs_[i]) --inputs[i].impl_->unread_holders;
+    if (!reads_input(i)) --inputs[i].impl_->unread_holders;
     inputs[i].release_unread_value();  // the holders left may all be non-reading
     detail::release_iteratively(std::move(inputs[i].impl_));
   }
@@ -191,7 +196,7 @@ void Node<T>::release_inputs() noexcept {
 
 template <class T>
 const Array<T>& Node<T>::input(std::size_t i) const {
-  if (!unread_inputs_.empty() && unread_inputs_[i]) {
+  if (!reads_input(i)) {
     throw graph_error(detail::message(op_, ": backward reads input ", i,
                                       ", which the op declared unread (ValuesRead); its value may be freed"));
   }
@@ -229,14 +234,13 @@ Array<T>& Node<T>::input_grad(std::size_t i) {
 template <class T>
 Array<T>* Node<T>::input_value_as_grad(std::size_t i) {
   const std::shared_ptr<TensorImpl<T>>& x = inputs_[i].impl_ptr();
-  if (retaining_graph_ || x.use_count() != 1 || !x->grad_fn || x->producer_reads_value || x->value_released ||
+  if (retaining_graph_ || x.use_count() != 1 || !x->grad_fn || x->producer_reads_value || x->value_released() ||
       x->grad) {
     return nullptr;
   }
-  x->released_shape = x->value.shape();
+  x->released_shape = std::make_unique<Shape>(x->value.shape());
   x->grad.emplace(std::move(x->value));
   x->value = Array<T>::from_shape({0});
-  x->value_released = true;
   return &gradient_buffer(x);
 }
 
@@ -326,10 +330,9 @@ std::vector<Tensor<T>> reachable_leaves(const Tensor<T>& root) {
 
 template <class T>
 void TensorImpl<T>::release_unread_value() noexcept {
-  if (value_released || producer_reads_value || !grad_fn) return;
-  released_shape = value.shape();
+  if (value_released() || producer_reads_value || !grad_fn) return;
+  released_shape = std::make_unique<Shape>(value.shape());
   value = Array<T>::from_shape({0});
-  value_released = true;
 }
 
 template <class T>

@@ -195,7 +195,7 @@ BOOST_AUTO_TEST_CASE(a_value_no_backward_reads_is_freed_with_its_last_handle) {
     BOOST_TEST(projected.value().size() == 8u);  // a handle outside the graph keeps it readable
   }
   const Tensor<double>& freed = joined.impl().grad_fn->inputs()[0];
-  BOOST_TEST(freed.impl().value_released);
+  BOOST_TEST(freed.impl().value_released());
   BOOST_TEST(to_string(freed.shape()) == "[2, 4]");  // the shape stays for backward
   BOOST_TEST(freed.size() == 8u);
   BOOST_CHECK_THROW(freed.value(), graph_error);
@@ -216,8 +216,8 @@ BOOST_AUTO_TEST_CASE(values_that_a_backward_reads_are_kept) {
   // linear reads its input, the reshape's result; tanh reads its own result.
   const Tensor<double> projected = linear(reshape(x, {2, 3}), w);
   const Tensor<double> joined = concat<double>({tanh(x)}, 0);
-  BOOST_TEST(!projected.impl().grad_fn->inputs()[0].impl().value_released);
-  BOOST_TEST(!joined.impl().grad_fn->inputs()[0].impl().value_released);
+  BOOST_TEST(!projected.impl().grad_fn->inputs()[0].impl().value_released());
+  BOOST_TEST(!joined.impl().grad_fn->inputs()[0].impl().value_released());
   testing::weighted_sum(projected + sum(joined)).backward();
   BOOST_TEST(x.has_grad());
 }
@@ -236,7 +236,7 @@ BOOST_AUTO_TEST_CASE(a_released_node_stops_counting_as_a_holder_that_does_not_re
     BOOST_TEST(shared.impl().unread_holders == 0u);
   }
   const Tensor<double>& shared = read_later.impl().grad_fn->inputs()[0];
-  BOOST_TEST(!shared.impl().value_released);
+  BOOST_TEST(!shared.impl().value_released());
   BOOST_TEST(shared.value().size() == 6u);
 }
 
@@ -276,4 +276,8 @@ BOOST_AUTO_TEST_CASE(a_backward_that_reads_a_value_it_declared_unread_is_an_erro
   } catch (const graph_error& e) {
     BOOST_TEST(std::string(e.what()).find("careless_square") != std::string::npos, e.what());
   }
+  const auto no_backward = [](Node<double>&) {};
+  BOOST_CHECK_THROW(record<double>("listing_a_missing_input", Array<double>(x.value()), {x}, no_backward,
+                                   ValuesRead{.inputs = std::vector<std::size_t>{1}, .outputs = true}),
+                    std::invalid_argument);
 }

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -48,7 +49,7 @@ std::size_t live_node_count() noexcept;
 // result. A value that no backward reads is freed once the last handle outside the graph
 // goes away, so that a decoder's per-step copies do not all live until backward.
 struct ValuesRead {
-  // Indices of the inputs whose values backward reads; std::nullopt: every input.
+  // Indices (below 64) of the inputs whose values backward reads; std::nullopt: every input.
   std::optional<std::vector<std::size_t>> inputs;
   bool outputs = true;
 };
@@ -143,7 +144,11 @@ class Node : public detail::NodeBase {
 
   const char* op_;
   std::vector<Tensor<T>> inputs_;
-  std::vector<bool> unread_inputs_;  // empty when backward reads every input
+  bool reads_input(std::size_t i) const noexcept {
+    return reads_every_input_ || (i < 64 && ((read_inputs_ >> i) & 1) != 0);
+  }
+  std::uint64_t read_inputs_ = 0;  // bit i: backward reads input i (listed inputs lie below 64)
+  bool reads_every_input_ = true;
   bool reads_outputs_ = true;
   bool retaining_graph_ = false;  // during apply(): the inputs' values must survive
   std::array<TensorImpl<T>*, max_outputs> outputs_{};

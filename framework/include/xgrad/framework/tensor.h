@@ -53,16 +53,16 @@ struct TensorImpl {
   // does not read it either (see ValuesRead in autograd.h). PyTorch keeps no more: only what
   // an op saved for backward outlives the forward pass.
   bool producer_reads_value = true;
-  std::size_t unread_holders = 0;  // graph nodes holding this tensor without reading its value
-  bool value_released = false;
-  Shape released_shape;
+  std::uint32_t unread_holders = 0;       // graph nodes holding this tensor without reading its value
+  std::unique_ptr<Shape> released_shape;  // set when the value was freed (a pointer: small when not)
 
   explicit TensorImpl(Array<T> v, bool rg = false) : value(std::move(v)), requires_grad(rg) {}
   TensorImpl(const TensorImpl&) = delete;
   TensorImpl& operator=(const TensorImpl&) = delete;
   ~TensorImpl();
 
-  const Shape& shape() const noexcept { return value_released ? released_shape : value.shape(); }
+  bool value_released() const noexcept { return released_shape != nullptr; }
+  const Shape& shape() const noexcept { return value_released() ? *released_shape : value.shape(); }
   // Called when the owners left are the unread holders: frees the value of an op result whose
   // producer does not read it either.
   void release_unread_value() noexcept;
@@ -119,7 +119,7 @@ class Tensor {
   std::size_t dim() const { return shape().size(); }
   std::size_t size() const {
     const TensorImpl<T>& state = impl();
-    return state.value_released ? element_count(state.released_shape) : state.value.size();
+    return state.value_released() ? element_count(*state.released_shape) : state.value.size();
   }
   std::size_t size(int axis) const;
   // The single value of a one-element tensor; shape_error otherwise.
@@ -188,7 +188,7 @@ template <class T>
   requires Scalar<T>
 inline const Array<T>& Tensor<T>::value() const {
   const TensorImpl<T>& state = impl();
-  if (state.value_released) [[unlikely]] detail::throw_released_value(state.released_shape);
+  if (state.value_released()) [[unlikely]] detail::throw_released_value(*state.released_shape);
   return state.value;
 }
 
