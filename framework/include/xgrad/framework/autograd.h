@@ -141,12 +141,12 @@ class Node : public detail::NodeBase {
   void run_backward(bool retain_graph) override;
   void abandon() noexcept override;
   void release_inputs() noexcept;
-
-  const char* op_;
-  std::vector<Tensor<T>> inputs_;
   bool reads_input(std::size_t i) const noexcept {
     return reads_every_input_ || (i < 64 && ((read_inputs_ >> i) & 1) != 0);
   }
+
+  const char* op_;
+  std::vector<Tensor<T>> inputs_;
   std::uint64_t read_inputs_ = 0;  // bit i: backward reads input i (listed inputs lie below 64)
   bool reads_every_input_ = true;
   bool reads_outputs_ = true;
