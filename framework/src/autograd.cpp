@@ -166,9 +166,10 @@ Node<T>::Node(const char* op, std::vector<Tensor<T>> inputs, const ValuesRead& r
     : op_(op), inputs_(std::move(inputs)), reads_every_input_(!reads.inputs), reads_outputs_(reads.outputs) {
   if (!reads.inputs) return;
   for (std::size_t i : *reads.inputs) {
-    if (i >= 64 || i >= inputs_.size()) {
+    if (i >= ValuesRead::max_listed_input || i >= inputs_.size()) {
       throw std::invalid_argument(detail::message(op, ": ValuesRead lists input ", i, " of ", inputs_.size(),
-                                                  " (listed inputs must exist and lie below 64)"));
+                                                  " (listed inputs must exist and lie below ",
+                                                  ValuesRead::max_listed_input, ")"));
     }
     read_inputs_ |= std::uint64_t(1) << i;
   }
@@ -234,13 +235,8 @@ Array<T>& Node<T>::input_grad(std::size_t i) {
 template <class T>
 Array<T>* Node<T>::input_value_as_grad(std::size_t i) {
   const std::shared_ptr<TensorImpl<T>>& x = inputs_[i].impl_ptr();
-  if (retaining_graph_ || x.use_count() != 1 || !x->grad_fn || x->producer_reads_value || x->value_released() ||
-      x->grad) {
-    return nullptr;
-  }
-  x->released_shape = std::make_unique<Shape>(x->value.shape());
-  x->grad.emplace(std::move(x->value));
-  x->value = Array<T>::from_shape({0});
+  if (retaining_graph_ || x.use_count() != 1 || !x->value_releasable() || x->grad) return nullptr;
+  x->grad.emplace(x->take_value());
   return &gradient_buffer(x);
 }
 
@@ -329,10 +325,14 @@ std::vector<Tensor<T>> reachable_leaves(const Tensor<T>& root) {
 // TensorImpl<T>
 
 template <class T>
-void TensorImpl<T>::release_unread_value() noexcept {
-  if (value_released() || producer_reads_value || !grad_fn) return;
+Array<T> TensorImpl<T>::take_value() {
   released_shape = std::make_unique<Shape>(value.shape());
-  value = Array<T>::from_shape({0});
+  return std::exchange(value, Array<T>::from_shape({0}));
+}
+
+template <class T>
+void TensorImpl<T>::release_unread_value() noexcept {
+  if (value_releasable()) take_value();
 }
 
 template <class T>

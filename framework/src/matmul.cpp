@@ -97,7 +97,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, const MatmulOptions& op
         }
       }
     }
-  }, ValuesRead{.inputs = std::vector<std::size_t>{0, 1}, .outputs = false});
+  }, reads_only_inputs({0, 1}));
 }
 
 // y = x W^T + b; dx += dy W; dW += dy^T x; db += sum over rows of dy
@@ -138,7 +138,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
         for (std::size_t o = 0; o < out; ++o) db[o] += dy[r * out + o];
       }
     }
-  }, ValuesRead{.inputs = std::vector<std::size_t>{0, 1}, .outputs = false});
+  }, reads_only_inputs({0, 1}));
 }
 
 template Tensor<float> linear(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&);

@@ -225,7 +225,7 @@ SequenceResult<T> recurrence(const CellMath& cell, const Tensor<T>& xw, const Te
   };
 
   // Backward reads W_hh; the states and gates it needs are in `history`.
-  const ValuesRead reads{.inputs = std::vector<std::size_t>{1}, .outputs = false};
+  const ValuesRead reads = reads_only_inputs({1});
   if (lstm) {
     auto [out, h, c] = record<T, 3>("lstm_sequence", {std::move(output), std::move(h_n), std::move(c_n)},
                                     std::move(inputs), std::move(backward), reads);
@@ -306,7 +306,7 @@ std::array<Tensor<T>, 2> cell_step(const CellMath& cell, const Tensor<T>& x, con
   };
 
   // Backward reads x and the weights; the states and gates it needs are in `history`.
-  const ValuesRead reads{.inputs = std::vector<std::size_t>{0, 1, 2}, .outputs = false};
+  const ValuesRead reads = reads_only_inputs({0, 1, 2});
   if (lstm) {
     auto [h_out, c_out] = record<T, 2>("lstm_cell", {std::move(h_next), std::move(c_next)}, std::move(inputs),
                                        std::move(backward), reads);

@@ -16,6 +16,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -49,13 +50,18 @@ std::size_t live_node_count() noexcept;
 // result. A value that no backward reads is freed once the last handle outside the graph
 // goes away, so that a decoder's per-step copies do not all live until backward.
 struct ValuesRead {
-  // Indices (below 64) of the inputs whose values backward reads; std::nullopt: every input.
+  static constexpr std::size_t max_listed_input = 64;  // a node keeps the list as a bit mask
+  // Indices of the inputs whose values backward reads; std::nullopt: every input.
   std::optional<std::vector<std::size_t>> inputs;
   bool outputs = true;
 };
 
-// For ops whose backward needs only shapes and what the op saved itself.
-inline ValuesRead reads_no_values() { return {.inputs = std::vector<std::size_t>{}, .outputs = false}; }
+// For ops whose backward reads the listed inputs and not its results (products read their
+// operands); with none listed, for ops that need only shapes and what they saved themselves.
+inline ValuesRead reads_only_inputs(std::initializer_list<std::size_t> inputs) {
+  return {.inputs = std::vector<std::size_t>(inputs), .outputs = false};
+}
+inline ValuesRead reads_no_values() { return reads_only_inputs({}); }
 
 namespace detail {
 
@@ -142,12 +148,12 @@ class Node : public detail::NodeBase {
   void abandon() noexcept override;
   void release_inputs() noexcept;
   bool reads_input(std::size_t i) const noexcept {
-    return reads_every_input_ || (i < 64 && ((read_inputs_ >> i) & 1) != 0);
+    return reads_every_input_ || (i < ValuesRead::max_listed_input && ((read_inputs_ >> i) & 1) != 0);
   }
 
   const char* op_;
   std::vector<Tensor<T>> inputs_;
-  std::uint64_t read_inputs_ = 0;  // bit i: backward reads input i (listed inputs lie below 64)
+  std::uint64_t read_inputs_ = 0;  // bit i: backward reads input i
   bool reads_every_input_ = true;
   bool reads_outputs_ = true;
   bool retaining_graph_ = false;  // during apply(): the inputs' values must survive

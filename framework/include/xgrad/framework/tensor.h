@@ -63,8 +63,11 @@ struct TensorImpl {
 
   bool value_released() const noexcept { return released_shape != nullptr; }
   const Shape& shape() const noexcept { return value_released() ? *released_shape : value.shape(); }
-  // Called when the owners left are the unread holders: frees the value of an op result whose
-  // producer does not read it either.
+  // An op result whose producer does not read it, still holding its value.
+  bool value_releasable() const noexcept { return grad_fn && !producer_reads_value && !value_released(); }
+  // Moves the value out, keeping its shape; value() throws from then on.
+  Array<T> take_value();
+  // Called when the owners left are the unread holders: frees the value if releasable.
   void release_unread_value() noexcept;
 };
 
