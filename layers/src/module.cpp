@@ -4,6 +4,7 @@
 #include <set>
 
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/large_pages.h"
 
 namespace xgrad::nn {
 
@@ -24,6 +25,7 @@ template <class T>
 Tensor<T> Module<T>::register_parameter(const std::string& name, Tensor<T> tensor) {
   check_new_name(name);
   tensor.set_requires_grad(true);
+  advise_large_pages(tensor.mutable_value());  // read whole on every step, as long as the module lives
   parameters_.emplace_back(name, tensor);
   return tensor;
 }
@@ -137,7 +139,10 @@ void load_state_dict(Module<T>& module, const safetensors::File& file, const std
     for (const std::string& problem : problems) message += "\n  " + problem;
     throw file_error(message);
   }
-  for (auto& [name, tensor] : state) tensor.mutable_value() = file.floats<T>(name);
+  for (auto& [name, tensor] : state) {
+    tensor.mutable_value() = file.floats<T>(name);
+    advise_large_pages(tensor.mutable_value());
+  }
 }
 
 template <class T>

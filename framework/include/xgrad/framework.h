@@ -11,6 +11,7 @@
 #include "xgrad/framework/gradcheck.h"
 #include "xgrad/framework/indexing.h"
 #include "xgrad/framework/init.h"
+#include "xgrad/framework/large_pages.h"
 #include "xgrad/framework/layout.h"
 #include "xgrad/framework/loss.h"
 #include "xgrad/framework/matmul.h"
