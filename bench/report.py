@@ -1,42 +1,67 @@
 #!/usr/bin/python3
 """Summarises bench/run.sh's JSON lines: for each workload, both implementations at every
 thread count, the ratio of their best speeds, and the fraction of the GEMM roofline
-(GEMM FLOPs per step / time per step / measured sgemm peak at that thread count)."""
+(GEMM FLOPs per step / time per step / measured sgemm peak at that thread count). Where a
+workload ran in several rounds, each line is the median run and shows the range."""
 
 import json
 import sys
 from collections import defaultdict
 
 
+def speed(r):
+    """Higher is better: GFLOP/s for gemm, tokens/s for the models, -ms per step for the graph."""
+    if r["workload"] == "gemm":
+        return r["gflop_per_step"] / (r["ms_per_step"] / 1000)
+    if r["workload"] == "graph-overhead":
+        return -r["ms_per_step"]
+    return r["tokens_per_s"]
+
+
+def median_runs(rows):
+    """One run per (workload, impl, threads): the median by speed (the upper one of an even
+    count, so that it is a run that happened), with the number of rounds and the slowest and
+    fastest speed."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["workload"], r["impl"], r["threads"])].append(r)
+    medians = []
+    for runs in groups.values():
+        runs.sort(key=speed)
+        median = dict(runs[len(runs) // 2], rounds=len(runs), slowest=speed(runs[0]), fastest=speed(runs[-1]))
+        medians.append(median)
+    return medians
+
+
 def main(path):
-    rows = [json.loads(line) for line in open(path) if line.startswith("{")]
-    peak = {r["threads"]: r["gflop_per_step"] / (r["ms_per_step"] / 1000)
-            for r in rows if r["workload"] == "gemm" and r["impl"] == "xgrad"}
+    rows = median_runs([json.loads(line) for line in open(path) if line.startswith("{")])
+    peak = {r["threads"]: speed(r) for r in rows if r["workload"] == "gemm" and r["impl"] == "xgrad"}
     by_workload = defaultdict(list)
     for r in rows:
         by_workload[r["workload"]].append(r)
-    print(f"{'workload':18} {'impl':8} {'threads':>7} {'tokens/s':>12} {'ms/step':>10} {'RSS MB':>8} {'roofline':>9} {'check loss':>11}")
+    print(f"{'workload':18} {'impl':8} {'threads':>7} {'tokens/s':>12} {'ms/step':>10} {'RSS MB':>8} {'roofline':>9} "
+          f"{'check loss':>11}  range of rounds")
     for workload, results in by_workload.items():
         for r in sorted(results, key=lambda r: (r["impl"], r["threads"])):
             roofline = ""
             if workload != "gemm" and r["impl"] == "xgrad" and r.get("gflop_per_step") and r["threads"] in peak:
                 roofline = f"{100 * r['gflop_per_step'] / (r['ms_per_step'] / 1000) / peak[r['threads']]:.0f}%"
-            speed = r["tokens_per_s"] if workload != "gemm" else r["gflop_per_step"] / (r["ms_per_step"] / 1000)
+            shown = r["tokens_per_s"] if workload != "gemm" else speed(r)
             check = f"{r['check_loss']:.6f}" if "check_loss" in r else ""
-            print(f"{workload:18} {r['impl']:8} {r['threads']:>7} {speed:>12.1f} {r['ms_per_step']:>10.2f} "
-                  f"{r['peak_rss_mb']:>8.0f} {roofline:>9} {check:>11}")
+            spread = ""
+            if r["rounds"] > 1:
+                low, high = sorted(abs(s) for s in (r["slowest"], r["fastest"]))
+                spread = f"  {r['rounds']} rounds: {low:.1f} to {high:.1f}" + (" ms" if workload == "graph-overhead" else "")
+            print(f"{workload:18} {r['impl']:8} {r['threads']:>7} {shown:>12.1f} {r['ms_per_step']:>10.2f} "
+                  f"{r['peak_rss_mb']:>8.0f} {roofline:>9} {check:>11}{spread}")
     print()
     print("best of each side (higher is better; gemm in GFLOP/s):")
     for workload, results in by_workload.items():
         best = {}
         for impl in ("xgrad", "pytorch"):
             candidates = [r for r in results if r["impl"] == impl]
-            if not candidates:
-                continue
-            if workload == "gemm":
-                best[impl] = max(candidates, key=lambda r: r["gflop_per_step"] / r["ms_per_step"])
-            else:
-                best[impl] = max(candidates, key=lambda r: r["tokens_per_s"] if workload != "graph-overhead" else -r["ms_per_step"])
+            if candidates:
+                best[impl] = max(candidates, key=speed)
         if len(best) < 2:
             continue
         x, p = best["xgrad"], best["pytorch"]
@@ -44,9 +69,7 @@ def main(path):
             line = (f"{1000 * x['ms_per_step'] / 1e6:.3f} us/op vs {1000 * p['ms_per_step'] / 1e6:.3f} us/op "
                     f"({p['ms_per_step'] / x['ms_per_step']:.2f}x)")
         else:
-            ratio = x["ms_per_step"] and (p["ms_per_step"] / x["ms_per_step"] if workload == "gemm"
-                                          else x["tokens_per_s"] / p["tokens_per_s"])
-            line = f"xgrad {x['threads']} thread(s) vs PyTorch {p['threads']} thread(s): {ratio:.2f}x"
+            line = f"xgrad {x['threads']} thread(s) vs PyTorch {p['threads']} thread(s): {speed(x) / speed(p):.2f}x"
         rss = f", peak RSS {x['peak_rss_mb']:.0f} vs {p['peak_rss_mb']:.0f} MB" if workload.endswith("train") else ""
         print(f"  {workload:18} {line}{rss}")
     xgrad_seq2seq = {r["threads"]: r for r in by_workload.get("seq2seq-train", []) if r["impl"] == "xgrad"}

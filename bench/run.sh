@@ -3,6 +3,9 @@
 # threads, then the report (ratios, roofline fractions). Results go to build/bench/.
 #   XGRAD_BENCH_WORKLOADS  the workloads to run (default: all)
 #   XGRAD_BENCH_THREADS    the thread counts to try (default: "1 2")
+#   XGRAD_BENCH_ROUNDS     xgrad-then-PyTorch rounds per workload and thread count (default 1);
+#                          the report takes each side's median, so that one run's drift on a
+#                          shared machine does not decide a ratio
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=$("$root/scripts/find-data.sh")
@@ -15,11 +18,13 @@ for workload in $workloads; do
   for threads in ${XGRAD_BENCH_THREADS:-1 2}; do
     # One threading policy per process: OpenBLAS and OpenMP get the same count.
     export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
-    echo "== $workload, $threads thread(s)" >&2
-    "$root/build/bin/xgrad-bench" --workload "$workload" --threads "$threads" --data "$data" \
-      --export "$out/batches" | tee -a "$results"
-    /usr/bin/python3 "$root/bench/pytorch_bench.py" --workload "$workload" --threads "$threads" \
-      --import "$out/batches" | tee -a "$results"
+    for round in $(seq "${XGRAD_BENCH_ROUNDS:-1}"); do
+      echo "== $workload, $threads thread(s), round $round" >&2
+      "$root/build/bin/xgrad-bench" --workload "$workload" --threads "$threads" --data "$data" \
+        --export "$out/batches" | tee -a "$results"
+      /usr/bin/python3 "$root/bench/pytorch_bench.py" --workload "$workload" --threads "$threads" \
+        --import "$out/batches" | tee -a "$results"
+    done
   done
 done
 {
