@@ -10,11 +10,9 @@ from collections import defaultdict
 
 
 def speed(r):
-    """Higher is better: GFLOP/s for gemm, tokens/s for the models, -ms per step for the graph."""
+    """Higher is better: GFLOP/s for gemm, tokens (for graph-overhead, ops) per second otherwise."""
     if r["workload"] == "gemm":
         return r["gflop_per_step"] / (r["ms_per_step"] / 1000)
-    if r["workload"] == "graph-overhead":
-        return -r["ms_per_step"]
     return r["tokens_per_s"]
 
 
@@ -46,13 +44,9 @@ def main(path):
             roofline = ""
             if workload != "gemm" and r["impl"] == "xgrad" and r.get("gflop_per_step") and r["threads"] in peak:
                 roofline = f"{100 * r['gflop_per_step'] / (r['ms_per_step'] / 1000) / peak[r['threads']]:.0f}%"
-            shown = r["tokens_per_s"] if workload != "gemm" else speed(r)
             check = f"{r['check_loss']:.6f}" if "check_loss" in r else ""
-            spread = ""
-            if r["rounds"] > 1:
-                low, high = sorted(abs(s) for s in (r["slowest"], r["fastest"]))
-                spread = f"  {r['rounds']} rounds: {low:.1f} to {high:.1f}" + (" ms" if workload == "graph-overhead" else "")
-            print(f"{workload:18} {r['impl']:8} {r['threads']:>7} {shown:>12.1f} {r['ms_per_step']:>10.2f} "
+            spread = f"  {r['rounds']} rounds: {r['slowest']:.1f} to {r['fastest']:.1f}" if r["rounds"] > 1 else ""
+            print(f"{workload:18} {r['impl']:8} {r['threads']:>7} {speed(r):>12.1f} {r['ms_per_step']:>10.2f} "
                   f"{r['peak_rss_mb']:>8.0f} {roofline:>9} {check:>11}{spread}")
     print()
     print("best of each side (higher is better; gemm in GFLOP/s):")

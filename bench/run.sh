@@ -18,6 +18,7 @@ for workload in $workloads; do
   for threads in ${XGRAD_BENCH_THREADS:-1 2}; do
     # One threading policy per process: OpenBLAS and OpenMP get the same count.
     export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+    # Every round exports again, so that every xgrad run does the same work and peak RSS.
     for round in $(seq "${XGRAD_BENCH_ROUNDS:-1}"); do
       echo "== $workload, $threads thread(s), round $round" >&2
       "$root/build/bin/xgrad-bench" --workload "$workload" --threads "$threads" --data "$data" \

@@ -140,8 +140,9 @@ void load_state_dict(Module<T>& module, const safetensors::File& file, const std
     throw file_error(message);
   }
   for (auto& [name, tensor] : state) {
-    tensor.mutable_value() = file.floats<T>(name);
-    advise_large_pages(tensor.mutable_value());
+    // Into the registered storage, which already sits on large pages (register_parameter).
+    const Array<T> loaded = file.floats<T>(name);
+    std::copy(loaded.begin(), loaded.end(), tensor.mutable_value().begin());
   }
 }
 
