@@ -272,6 +272,7 @@ int main(int argc, char** argv) {
   program.path("--export", flags.export_dir, "DIR", "write the initial weights and the batches here for pytorch_bench.py");
   return cli::run_main(program, argc, argv, [&](const std::string&) {
     set_num_threads(static_cast<int>(flags.threads));
+    keep_freed_heap_memory();  // as the example programs' training loop does
     const bool needs_data = flags.workload != "graph-overhead" && flags.workload != "gemm";
     if (needs_data && flags.data.empty()) throw cli::UsageError("--data is required for " + flags.workload);
     if (!flags.export_dir.empty()) fs::create_directories(flags.export_dir);

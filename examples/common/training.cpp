@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include <xgrad/framework/errors.h>
+#include <xgrad/framework/heap.h>
 
 #include "progress.h"
 
@@ -114,6 +115,7 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
   columns.insert(columns.end(), {"tokens_per_second", "seconds", "skipped_steps"});
   CsvLog log(loop.log_path, columns);
   const InterruptCatcher interrupt;
+  keep_freed_heap_memory();  // every step allocates the previous step's buffers again
   auto checkpoint = [&] {
     progress.seconds = stop.seconds();
     save_checkpoint(loop.checkpoint_path, loop.model, loop.optimizer, loop.scheduler, progress);

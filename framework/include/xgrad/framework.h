@@ -9,6 +9,7 @@
 #include "xgrad/framework/fast_math.h"
 #include "xgrad/framework/file_io.h"
 #include "xgrad/framework/gradcheck.h"
+#include "xgrad/framework/heap.h"
 #include "xgrad/framework/indexing.h"
 #include "xgrad/framework/init.h"
 #include "xgrad/framework/large_pages.h"
