@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <limits>
 
 #include <xtensor-blas/xblas.hpp>
@@ -11,16 +12,18 @@
 
 namespace xgrad::blas {
 namespace {
-thread_local std::uint64_t flops = 0;
+std::atomic<std::uint64_t> flops{0};
 }  // namespace
 
-std::uint64_t flop_count() noexcept { return flops; }
+std::uint64_t flop_count() noexcept { return flops.load(std::memory_order_relaxed); }
+
+void count_flops(std::uint64_t count) noexcept { flops.fetch_add(count, std::memory_order_relaxed); }
 
 template <class T>
 void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c) {
   if (m == 0 || n == 0) return;
-  flops += 2 * static_cast<std::uint64_t>(m) * n * k;
+  count_flops(2 * static_cast<std::uint64_t>(m) * n * k);
   if (k == 0) {  // an empty sum: only the beta term remains
     for (std::size_t i = 0; i < m * n; ++i) c[i] = beta == T(0) ? T(0) : beta * c[i];
     return;

@@ -10,6 +10,7 @@
 
 #include "rnn_kernels.h"
 #include "xgrad/framework/autograd.h"
+#include "xgrad/framework/blas.h"
 #include "xgrad/framework/dropout.h"
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/init.h"
@@ -170,12 +171,13 @@ SequenceResult<T> recurrence(const CellMath& cell, const Tensor<T>& xw, const Te
   std::copy_n(h0.data(), batch * H, history.hidden.at(0));
   if (lstm) std::copy_n(c0.data(), batch * H, history.cells.at(0));
   Array<T> output = xt::zeros<T>({batch, steps, H});
+  const blas::PackedMatrix<T> w_hh_packed(w_hh.data(), true, H, width);  // as the H x G*H factor of h W_hh^T
   const auto time_of = [steps, reverse](std::size_t s) { return reverse ? steps - 1 - s : s; };
   for (std::size_t s = 0; s < steps; ++s) {
     const std::size_t t = time_of(s);
     const auto active = [&lengths, t](std::size_t b) { return t < lengths[b]; };
     const recurrent::ForwardStep<T> step = history.forward(s);
-    recurrent::forward_step(cell, batch, xw.data() + t * width, steps * width, w_hh.data(),
+    recurrent::forward_step(cell, batch, xw.data() + t * width, steps * width, {.packed = &w_hh_packed},
                             b_hh.defined() ? b_hh.data() : nullptr, step, active);
     for (std::size_t b = 0; b < batch; ++b) {
       if (active(b)) std::copy_n(step.h + b * H, H, output.data() + (b * steps + t) * H);
@@ -198,6 +200,7 @@ SequenceResult<T> recurrence(const CellMath& cell, const Tensor<T>& xw, const Te
     Array<T> dgates = Array<T>::from_shape({steps, batch, width});  // every row is written
     const T* doutput = node.has_output_grad(0) ? node.output_grad(0).data() : nullptr;
     T* dxw = node.needs_grad(0) ? node.input_grad(0).data() : nullptr;
+    const blas::PackedMatrix<T> w_hh_packed(node.input(1).data(), false, width, H);  // the factor of dgates W_hh
     for (std::size_t s = steps; s-- > 0;) {
       const std::size_t t = time_of(s);
       const auto active = [&lengths, t](std::size_t b) { return t < lengths[b]; };
@@ -206,7 +209,7 @@ SequenceResult<T> recurrence(const CellMath& cell, const Tensor<T>& xw, const Te
         const T* from = doutput + (b * steps + t) * H;
         for (std::size_t j = 0; j < H; ++j) dh_now[b * H + j] += from[j];
       }
-      recurrent::backward_step(cell, batch, history.saved(s), node.input(1).data(), dh_now, dc_now,
+      recurrent::backward_step(cell, batch, history.saved(s), {.packed = &w_hh_packed}, dh_now, dc_now,
                                dgates.data() + s * batch * width, dh_prev, dc_prev,
                                dxw == nullptr ? nullptr : dxw + t * width, steps * width, active);
       std::swap(dh_now, dh_prev);
@@ -264,8 +267,8 @@ std::array<Tensor<T>, 2> cell_step(const CellMath& cell, const Tensor<T>& x, con
   std::copy_n(h.data(), batch * H, history.hidden.at(0));
   if (lstm) std::copy_n(c.data(), batch * H, history.cells.at(0));
   const auto every_row = [](std::size_t) { return true; };
-  recurrent::forward_step(cell, batch, projection.data(), width, w_hh.data(), b_hh.defined() ? b_hh.data() : nullptr,
-                          history.forward(0), every_row);
+  recurrent::forward_step(cell, batch, projection.data(), width, {.stored = w_hh.data()},
+                          b_hh.defined() ? b_hh.data() : nullptr, history.forward(0), every_row);
   Array<T> h_next = copy_rows(history.hidden.at(1), batch, H);
   Array<T> c_next = lstm ? copy_rows(history.cells.at(1), batch, H) : Array<T>();
 
@@ -278,7 +281,7 @@ std::array<Tensor<T>, 2> cell_step(const CellMath& cell, const Tensor<T>& x, con
     Array<T> dprojection = xt::zeros<T>({batch, width});
     Array<T> dh_prev = Array<T>::from_shape({batch, H});
     Array<T> dc_prev = lstm ? Array<T>::from_shape({batch, H}) : Array<T>();
-    recurrent::backward_step(cell, batch, history.saved(0), node.input(2).data(), dh.data(),
+    recurrent::backward_step(cell, batch, history.saved(0), {.stored = node.input(2).data()}, dh.data(),
                              lstm ? dc.data() : nullptr, dgates.data(), dh_prev.data(),
                              lstm ? dc_prev.data() : nullptr, dprojection.data(), width, every_row);
     if (node.needs_grad(0)) {

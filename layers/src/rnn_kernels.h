@@ -1,8 +1,11 @@
 #pragma once
 // One recurrent step, forward and backward, shared by the fused sequence kernels and the
-// single-step cells (rnn.cpp). A step is one GEMM with W_hh for the whole batch, then per
-// batch row one pass over contiguous vectors of length H with the gate nonlinearities and
-// the state update (the row kernels), or their derivatives. The row kernels' loops carry no
+// single-step cells (rnn.cpp). A step is one product with W_hh for the whole batch (in a
+// sequence W_hh packed once for all steps: packed_matrix.h), then per batch row one pass over contiguous
+// vectors of hidden units with the gate nonlinearities and the state update (the row
+// kernels), or their derivatives. A row kernel handles `units` hidden units whose gates lie
+// `stride` values apart (H, or fewer units when the forward step splits the hidden units
+// over threads). The row kernels' loops carry no
 // dependence from one j to the next; `omp simd` says so, since the compiler cannot prove
 // that their many row pointers do not overlap and otherwise leaves them scalar.
 //
@@ -16,6 +19,7 @@
 #include <cstddef>
 
 #include "xgrad/framework/blas.h"
+#include "xgrad/framework/packed_matrix.h"
 #include "xgrad/framework/fast_math.h"
 #include "xgrad/framework/threading.h"
 #include "xgrad/layers/rnn.h"
@@ -81,9 +85,9 @@ struct BackwardRow {
 
 // h' = act(pre)
 template <class T>
-void rnn_forward(CellType type, std::size_t H, const ForwardRow<T>& row) {
+void rnn_forward(CellType type, std::size_t units, const ForwardRow<T>& row) {
 #pragma omp simd
-  for (std::size_t j = 0; j < H; ++j) {
+  for (std::size_t j = 0; j < units; ++j) {
     const T pre = row.gates[j];
     row.h[j] = type == CellType::rnn_relu ? (pre > T(0) ? pre : T(0)) : math::tanh(pre);
   }
@@ -91,9 +95,9 @@ void rnn_forward(CellType type, std::size_t H, const ForwardRow<T>& row) {
 
 // dpre = dh' * act'(pre), from h': tanh' = 1 - h'^2, relu' = [h' > 0]
 template <class T>
-void rnn_backward(CellType type, std::size_t H, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
+void rnn_backward(CellType type, std::size_t units, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
 #pragma omp simd
-  for (std::size_t j = 0; j < H; ++j) {
+  for (std::size_t j = 0; j < units; ++j) {
     const T h = saved.h[j];
     const T slope = type == CellType::rnn_relu ? (h > T(0) ? T(1) : T(0)) : T(1) - h * h;
     grad.dgates[j] = grad.dh[j] * slope;
@@ -103,13 +107,13 @@ void rnn_backward(CellType type, std::size_t H, const SavedRow<T>& saved, const 
 
 // i, f, o = sigmoid; g = tanh; c' = f * c + i * g; h' = o * tanh(c')
 template <class T>
-void lstm_forward(std::size_t H, const ForwardRow<T>& row) {
+void lstm_forward(std::size_t units, std::size_t stride, const ForwardRow<T>& row) {
   T* i = row.gates;
-  T* f = i + H;
-  T* g = f + H;
-  T* o = g + H;
+  T* f = i + stride;
+  T* g = f + stride;
+  T* o = g + stride;
 #pragma omp simd
-  for (std::size_t j = 0; j < H; ++j) {
+  for (std::size_t j = 0; j < units; ++j) {
     i[j] = math::sigmoid(i[j]);
     f[j] = math::sigmoid(f[j]);
     g[j] = math::tanh(g[j]);
@@ -124,17 +128,17 @@ void lstm_forward(std::size_t H, const ForwardRow<T>& row) {
 // d(i, f, g) pre-activations = dc_all (g i (1 - i), c_prev f (1 - f), i (1 - g^2));
 // d(o) pre-activation = dh' tanh(c') o (1 - o)
 template <class T>
-void lstm_backward(std::size_t H, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
+void lstm_backward(std::size_t units, std::size_t stride, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
   const T* i = saved.gates;
-  const T* f = i + H;
-  const T* g = f + H;
-  const T* o = g + H;
+  const T* f = i + stride;
+  const T* g = f + stride;
+  const T* o = g + stride;
   T* di = grad.dgates;
-  T* df = di + H;
-  T* dg = df + H;
-  T* d_o = dg + H;
+  T* df = di + stride;
+  T* dg = df + stride;
+  T* d_o = dg + stride;
 #pragma omp simd
-  for (std::size_t j = 0; j < H; ++j) {
+  for (std::size_t j = 0; j < units; ++j) {
     const T tanh_c = math::tanh(saved.c[j]);
     const T dc_all = grad.dc[j] + grad.dh[j] * o[j] * (T(1) - tanh_c * tanh_c);
     di[j] = dc_all * g[j] * i[j] * (T(1) - i[j]);
@@ -148,12 +152,12 @@ void lstm_backward(std::size_t H, const SavedRow<T>& saved, const BackwardRow<T>
 
 // r, z = sigmoid; n = tanh(xn + r * hn); h' = (1 - z) * n + z * h
 template <class T>
-void gru_forward(std::size_t H, const ForwardRow<T>& row) {
+void gru_forward(std::size_t units, std::size_t stride, const ForwardRow<T>& row) {
   T* r = row.gates;
-  T* z = r + H;
-  const T* hn = z + H;
+  T* z = r + stride;
+  const T* hn = z + stride;
 #pragma omp simd
-  for (std::size_t j = 0; j < H; ++j) {
+  for (std::size_t j = 0; j < units; ++j) {
     r[j] = math::sigmoid(r[j]);
     z[j] = math::sigmoid(z[j]);
     const T n = math::tanh(row.input_n[j] + r[j] * hn[j]);
@@ -165,15 +169,15 @@ void gru_forward(std::size_t H, const ForwardRow<T>& row) {
 // dn_pre = dh' (1 - z) (1 - n^2); dxn += dn_pre; dhn = dn_pre * r;
 // dr_pre = dn_pre hn r (1 - r); dz_pre = dh' (h - n) z (1 - z); dh (direct) = dh' z
 template <class T>
-void gru_backward(std::size_t H, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
+void gru_backward(std::size_t units, std::size_t stride, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
   const T* r = saved.gates;
-  const T* z = r + H;
-  const T* hn = z + H;
+  const T* z = r + stride;
+  const T* hn = z + stride;
   T* dr = grad.dgates;
-  T* dz = dr + H;
-  T* dhn = dz + H;
+  T* dz = dr + stride;
+  T* dhn = dz + stride;
 #pragma omp simd
-  for (std::size_t j = 0; j < H; ++j) {
+  for (std::size_t j = 0; j < units; ++j) {
     const T n = saved.candidate[j];
     const T dh = grad.dh[j];
     const T dn_pre = dh * (T(1) - z[j]) * (T(1) - n * n);
@@ -208,10 +212,11 @@ struct SavedStep {
   const T* c = nullptr;
 };
 
-// Row `row` of a buffer of rows of `width` values, or null for a buffer the cell lacks.
+// Row `row` of a buffer of rows of `width` values, from column `column` on, or null for a
+// buffer the cell lacks.
 template <class P>
-P row_of(P rows, std::size_t row, std::size_t width) {
-  return rows == nullptr ? nullptr : rows + row * width;
+P row_of(P rows, std::size_t row, std::size_t width, std::size_t column = 0) {
+  return rows == nullptr ? nullptr : rows + row * width + column;
 }
 
 // How many leading columns of the gates take the input projection: the GRU's n gate takes
@@ -220,45 +225,85 @@ inline std::size_t input_columns(const CellMath& cell) {
   return cell.type == CellType::gru ? 2 * cell.hidden : cell.gate_width();
 }
 
-// One step for the whole batch: gates = x-projection + b_hh + h_prev W_hh^T (one GEMM onto
-// the pre-filled gates), then the row kernels. input_rows: row b of the input projection
-// W_ih x + b_ih starts at input_rows + b * input_stride. Rows with active(b) false keep
-// their state (h = h_prev, c = c_prev): padded steps of shorter sequences.
+// Blocks of hidden units that make up at least `grain` multiply-adds of the recurrent
+// product, given the multiply-adds per block: the forward step hands out whole blocks.
+inline std::size_t blocks_for_grain(std::size_t multiply_adds_per_block) {
+  return rows_for_grain(multiply_adds_per_block, multiply_add_grain);
+}
+
+// W_hh as a step multiplies by it: packed once for all the steps of a sequence, or as
+// stored [G*H, H] for a single cell step, where packing would cost as much as the product
+// and a batch of one is a matrix-vector product that streams W_hh once (blas::gemm).
+template <class T>
+struct RecurrentWeights {
+  const blas::PackedMatrix<T>* packed = nullptr;  // forward: H x G*H (h W_hh^T); backward: G*H x H
+  const T* stored = nullptr;                      // when not packed
+};
+
+// One step for the whole batch: gates = x-projection + b_hh + h_prev W_hh^T, then the row
+// kernels. The hidden units are split into blocks of the packing's panel width; with packed
+// weights each thread computes all gates of its units for every row and runs the row kernels
+// on them, so that a step is one fork and join and a unit's gates never leave the thread that
+// computed them. input_rows: row b of the input projection W_ih x + b_ih starts at
+// input_rows + b * input_stride. Rows with active(b) false keep their state (h = h_prev,
+// c = c_prev): padded steps of shorter sequences.
 template <class T, class Active>
 void forward_step(const CellMath& cell, std::size_t batch, const T* input_rows, std::size_t input_stride,
-                  const T* w_hh, const T* b_hh, const ForwardStep<T>& step, Active active) {
+                  const RecurrentWeights<T>& w_hh, const T* b_hh, const ForwardStep<T>& step, Active active) {
   const std::size_t H = cell.hidden;
   const std::size_t width = cell.gate_width();
   const std::size_t from_input = input_columns(cell);
-  for (std::size_t b = 0; b < batch; ++b) {
-    T* gates = step.gates + b * width;
-    const T* input = input_rows + b * input_stride;
-    std::copy_n(input, from_input, gates);
-    std::fill(gates + from_input, gates + width, T(0));
-    if (b_hh != nullptr) {
-      for (std::size_t k = 0; k < width; ++k) gates[k] += b_hh[k];
+  // gates[b][g*H + j] = input projection (0 for the GRU's hidden-side n) + b_hh, first <= j < end
+  const auto start_gates = [&](std::size_t first, std::size_t end) {
+    for (std::size_t b = 0; b < batch; ++b) {
+      for (std::size_t g = 0; g < cell.gates(); ++g) {
+        const std::size_t column = g * H + first;
+        T* gates = step.gates + b * width + column;
+        if (column < from_input) {
+          std::copy_n(input_rows + b * input_stride + column, end - first, gates);
+        } else {
+          std::fill_n(gates, end - first, T(0));
+        }
+        if (b_hh != nullptr) {
+          for (std::size_t j = 0; j < end - first; ++j) gates[j] += b_hh[column + j];
+        }
+      }
     }
+  };
+  if (w_hh.packed == nullptr) {
+    start_gates(0, H);
+    blas::gemm<T>(false, true, batch, width, H, T(1), step.h_prev, w_hh.stored, T(1), step.gates);
   }
-  blas::gemm<T>(false, true, batch, width, H, T(1), step.h_prev, w_hh, T(1), step.gates);
-  parallel_for(batch, rows_for_grain(width, transcendental_grain), [&](std::size_t first_row, std::size_t end_row) {
-    for (std::size_t b = first_row; b < end_row; ++b) {
+  const std::size_t block = blas::PackedMatrix<T>::panel_width();
+  const std::size_t blocks = (H + block - 1) / block;
+  const std::size_t grain = w_hh.packed != nullptr ? blocks_for_grain(batch * cell.gates() * block * H)
+                                                   : rows_for_grain(batch * cell.gates() * block, transcendental_grain);
+  parallel_for(blocks, grain, [&](std::size_t first_block, std::size_t end_block) {
+    const std::size_t first = first_block * block, end = std::min(end_block * block, H), units = end - first;
+    if (w_hh.packed != nullptr) {
+      start_gates(first, end);
+      for (std::size_t g = 0; g < cell.gates(); ++g) {
+        w_hh.packed->multiply_add(batch, step.h_prev, H, g * H + first, g * H + end, step.gates, width);
+      }
+    }
+    for (std::size_t b = 0; b < batch; ++b) {
       if (!active(b)) {
-        std::copy_n(step.h_prev + b * H, H, step.h + b * H);
-        if (step.c != nullptr) std::copy_n(step.c_prev + b * H, H, step.c + b * H);
+        std::copy_n(step.h_prev + b * H + first, units, step.h + b * H + first);
+        if (step.c != nullptr) std::copy_n(step.c_prev + b * H + first, units, step.c + b * H + first);
         continue;
       }
       const T* input = input_rows + b * input_stride;
-      const ForwardRow<T> row{.gates = step.gates + b * width,
-                              .input_n = cell.type == CellType::gru ? input + from_input : nullptr,
-                              .candidate = row_of(step.candidates, b, H),
-                              .h_prev = step.h_prev + b * H,
-                              .h = step.h + b * H,
-                              .c_prev = row_of(step.c_prev, b, H),
-                              .c = row_of(step.c, b, H)};
+      const ForwardRow<T> row{.gates = step.gates + b * width + first,
+                              .input_n = cell.type == CellType::gru ? input + from_input + first : nullptr,
+                              .candidate = row_of(step.candidates, b, H, first),
+                              .h_prev = step.h_prev + b * H + first,
+                              .h = step.h + b * H + first,
+                              .c_prev = row_of(step.c_prev, b, H, first),
+                              .c = row_of(step.c, b, H, first)};
       switch (cell.type) {
-        case CellType::lstm: lstm_forward(H, row); break;
-        case CellType::gru: gru_forward(H, row); break;
-        default: rnn_forward(cell.type, H, row); break;
+        case CellType::lstm: lstm_forward(units, H, row); break;
+        case CellType::gru: gru_forward(units, H, row); break;
+        default: rnn_forward(cell.type, units, row); break;
       }
     }
   });
@@ -266,14 +311,16 @@ void forward_step(const CellMath& cell, std::size_t batch, const T* input_rows, 
 
 // Backward through one step for the whole batch, given dh (dc) reaching h (c) of this step:
 //   dgates   [B, G*H]  d of the hidden-side pre-activations (0 on inactive rows)
-//   dh_prev  [B, H]    = direct part + dgates W_hh (GEMM with beta = 1); inactive rows pass dh on
+//   dh_prev  [B, H]    = direct part + dgates W_hh; inactive rows pass dh on
 //   dc_prev  [B, H]    LSTM; inactive rows pass dc on
 //   dinput_rows        += d of the input projection, row b at dinput_rows + b * dinput_stride
 //                      (skipped when null)
+// The product needs every gate of a row, so with packed weights it is a second split, over
+// blocks of dh_prev's columns.
 template <class T, class Active>
-void backward_step(const CellMath& cell, std::size_t batch, const SavedStep<T>& saved, const T* w_hh, const T* dh,
-                   const T* dc, T* dgates, T* dh_prev, T* dc_prev, T* dinput_rows, std::size_t dinput_stride,
-                   Active active) {
+void backward_step(const CellMath& cell, std::size_t batch, const SavedStep<T>& saved,
+                   const RecurrentWeights<T>& w_hh, const T* dh, const T* dc, T* dgates, T* dh_prev, T* dc_prev,
+                   T* dinput_rows, std::size_t dinput_stride, Active active) {
   const std::size_t H = cell.hidden;
   const std::size_t width = cell.gate_width();
   const std::size_t from_input = input_columns(cell);
@@ -300,8 +347,8 @@ void backward_step(const CellMath& cell, std::size_t batch, const SavedStep<T>& 
                                 .dh_prev = dh_prev + b * H,
                                 .dc_prev = row_of(dc_prev, b, H)};
       switch (cell.type) {
-        case CellType::lstm: lstm_backward(H, row, grad); break;
-        case CellType::gru: gru_backward(H, row, grad); break;
+        case CellType::lstm: lstm_backward(H, H, row, grad); break;
+        case CellType::gru: gru_backward(H, H, row, grad); break;
         default: rnn_backward(cell.type, H, row, grad); break;
       }
       if (dinput != nullptr) {
@@ -309,7 +356,15 @@ void backward_step(const CellMath& cell, std::size_t batch, const SavedStep<T>& 
       }
     }
   });
-  blas::gemm<T>(false, false, batch, H, width, T(1), dgates, w_hh, T(1), dh_prev);
+  if (w_hh.packed == nullptr) {
+    blas::gemm<T>(false, false, batch, H, width, T(1), dgates, w_hh.stored, T(1), dh_prev);
+    return;
+  }
+  const std::size_t block = blas::PackedMatrix<T>::panel_width();
+  const std::size_t blocks = (H + block - 1) / block;
+  parallel_for(blocks, blocks_for_grain(batch * width * block), [&](std::size_t first_block, std::size_t end_block) {
+    w_hh.packed->multiply_add(batch, dgates, width, first_block * block, std::min(end_block * block, H), dh_prev, H);
+  });
 }
 
 // sums[k] += sum over rows of rows[r * width + k]: bias gradients.

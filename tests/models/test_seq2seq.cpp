@@ -78,7 +78,9 @@ BOOST_AUTO_TEST_CASE(learns_to_reverse_sequences_with_greedy_and_beam_search) {
   const std::vector<Example> held_out = reversal_examples(200, 10, data);
   Seq2Seq<float> model(small_options());
   optim::Adam<float> adam(model.named_parameters(), {.lr = 0.01});
-  for (int epoch = 0; epoch < 8; ++epoch) {
+  // Twelve epochs: after eight, one initialisation in six (seeds 1-6, with either order of
+  // rounding in the recurrent products) still stood at 92-93%; after twelve all six are >= 96%.
+  for (int epoch = 0; epoch < 12; ++epoch) {
     for (std::size_t start = 0; start < train.size(); start += 50) {
       Tensor<float> loss = model.loss(sources(train, start, start + 50), targets(train, start, start + 50));
       loss.backward();

@@ -18,6 +18,7 @@
 #include "xgrad/framework/matmul.h"
 #include "xgrad/framework/normalization.h"
 #include "xgrad/framework/optim.h"
+#include "xgrad/framework/packed_matrix.h"
 #include "xgrad/framework/random.h"
 #include "xgrad/framework/reduce.h"
 #include "xgrad/framework/safetensors.h"

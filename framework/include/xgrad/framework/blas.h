@@ -16,8 +16,12 @@ template <class T>
 void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c);
 
-// Floating-point operations (2 m n k per product) that gemm has performed on this thread:
-// benchmarks divide a workload's count by its time and by the machine's measured peak.
+// Floating-point operations (2 m n k per product) that gemm and PackedMatrix products have
+// performed in this process, on any thread: benchmarks divide a workload's count by its time
+// and by the machine's measured peak.
 std::uint64_t flop_count() noexcept;
+
+// Adds a product's operations to flop_count(): for matrix kernels outside gemm.
+void count_flops(std::uint64_t count) noexcept;
 
 }  // namespace xgrad::blas

@@ -42,6 +42,9 @@ inline constexpr std::size_t elementwise_grain = std::size_t(1) << 15;
 // second thread for.
 inline constexpr std::size_t transcendental_grain = 4096;
 
+// Multiply-adds of a matrix product worth waking a second thread for.
+inline constexpr std::size_t multiply_add_grain = std::size_t(1) << 18;
+
 // Rows of `width` values each that make up at least `grain` values (at least one row).
 inline std::size_t rows_for_grain(std::size_t width, std::size_t grain) {
   return width >= grain ? 1 : grain / (width == 0 ? 1 : width);
