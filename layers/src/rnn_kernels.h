@@ -1,13 +1,13 @@
 #pragma once
 // One recurrent step, forward and backward, shared by the fused sequence kernels and the
 // single-step cells (rnn.cpp). A step is one product with W_hh for the whole batch (in a
-// sequence W_hh packed once for all steps: packed_matrix.h), then per batch row one pass over contiguous
-// vectors of hidden units with the gate nonlinearities and the state update (the row
-// kernels), or their derivatives. A row kernel handles `units` hidden units whose gates lie
-// `stride` values apart (H, or fewer units when the forward step splits the hidden units
-// over threads). The row kernels' loops carry no
-// dependence from one j to the next; `omp simd` says so, since the compiler cannot prove
-// that their many row pointers do not overlap and otherwise leaves them scalar.
+// sequence W_hh packed once for all steps: packed_matrix.h), then per batch row one pass
+// over contiguous vectors of hidden units with the gate nonlinearities and the state update
+// (the row kernels), or their derivatives. A row kernel handles `units` hidden units whose
+// gates lie `stride` values apart (H, or fewer units when the forward step splits the hidden
+// units over threads). The row kernels' loops carry no dependence from one j to the next;
+// `omp simd` says so, since the compiler cannot prove that their many row pointers do not
+// overlap and otherwise leaves them scalar.
 //
 // Gate layouts follow PyTorch: LSTM i, f, g, o; GRU r, z, n. `gates` enters the forward
 // functions holding the pre-activations (for the GRU: r and z pre-activations, then
@@ -19,8 +19,8 @@
 #include <cstddef>
 
 #include "xgrad/framework/blas.h"
-#include "xgrad/framework/packed_matrix.h"
 #include "xgrad/framework/fast_math.h"
+#include "xgrad/framework/packed_matrix.h"
 #include "xgrad/framework/threading.h"
 #include "xgrad/layers/rnn.h"
 
