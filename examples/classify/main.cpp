@@ -45,7 +45,7 @@ struct ModelFiles {
 struct TrainFlags {
   fs::path train, valid, out;
   std::string text_column = "sentence", label_column = "label";
-  double valid_split = 0;
+  double valid_split = 0.1;
   std::size_t epochs = 6, batch = 64, emb = 128, hidden = 256, layers = 1, heads = 4, attention_size = 128;
   std::size_t min_freq = 2, threads = 2, max_steps = 0, checkpoint_every = 0, seed = 1;
   std::string cell = "lstm", attention = "additive";
@@ -125,9 +125,6 @@ models::LabelledTexts hold_out(models::LabelledTexts& data, double fraction, std
 }
 
 int train(const TrainFlags& flags) {
-  if (!flags.valid.empty() && flags.valid_split > 0) {
-    throw cli::UsageError("give either --valid or --valid-split, not both");
-  }
   set_num_threads(static_cast<int>(flags.threads));
   const ModelFiles files{flags.out};
   remove_stale_temporaries(files.dir);  // what a killed run may have left mid-write
@@ -139,7 +136,7 @@ int train(const TrainFlags& flags) {
   const models::TsvColumns columns{flags.text_column, flags.label_column};
   models::LabelledTexts train_data = models::read_labelled_tsv(flags.train, columns);
   const models::LabelledTexts valid_data =
-      flags.valid.empty() ? hold_out(train_data, flags.valid_split > 0 ? flags.valid_split : 0.1, flags.seed)
+      flags.valid.empty() ? hold_out(train_data, flags.valid_split, flags.seed)
                           : models::read_labelled_tsv(flags.valid, columns);
   manual_seed(flags.seed);
   std::unique_ptr<Vocabulary> vocabulary;
@@ -314,7 +311,8 @@ int main(int argc, char** argv) {
   train_command.path("--train", train_flags.train, "FILE", "training data (TSV with a header)").required();
   train_command.path("--out", train_flags.out, "DIR", "model directory to create (or to continue with --resume)").required();
   train_command.path("--valid", train_flags.valid, "FILE", "validation data (default: hold out --valid-split of --train)");
-  train_command.real("--valid-split", train_flags.valid_split, "X", "fraction of --train held out for validation (default 0.1)").range(0, 0.9);
+  train_command.real("--valid-split", train_flags.valid_split, "X", "fraction of --train held out for validation").above(0, 0.9);
+  train_command.exclusive("--valid", "--valid-split");
   train_command.text("--text-column", train_flags.text_column, "NAME", "header of the text column");
   train_command.text("--label-column", train_flags.label_column, "NAME", "header of the label column");
   train_command.size("--epochs", train_flags.epochs, "N", "epochs to train").range(1, 1000);

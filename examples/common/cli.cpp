@@ -269,6 +269,15 @@ FlagOption& Command::flag(std::string name, bool& target, std::string help) {
   return add<FlagOption>(std::move(name), target, std::move(help));
 }
 
+void Command::exclusive(const std::string& first, const std::string& second) {
+  const Option* first_option = find(first);
+  const Option* second_option = find(second);
+  if (!first_option || !second_option || first_option == second_option) {
+    throw std::invalid_argument(concat("cli: exclusive(", first, ", ", second, ") needs two declared options of ", name()));
+  }
+  exclusive_pairs_.emplace_back(first_option, second_option);
+}
+
 Option* Command::find(std::string_view name) const {
   for (const auto& option : options_) {
     if (option->name() == name) return option.get();
@@ -313,6 +322,11 @@ void Command::parse_options(const std::vector<std::string>& arguments, const std
       option->set(value);
     } catch (const UsageError& e) {
       throw UsageError(e.what() + hint);
+    }
+  }
+  for (const auto& [first, second] : exclusive_pairs_) {
+    if (given.contains(first) && given.contains(second)) {
+      throw UsageError(concat("give either ", first->name(), " or ", second->name(), ", not both", hint));
     }
   }
   for (const auto& option : options_) {

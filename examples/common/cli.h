@@ -25,6 +25,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace xgrad::cli {
@@ -173,6 +174,8 @@ class Command {
   PathOption& path(std::string name, std::filesystem::path& target, std::string metavar, std::string help);
   ChoiceOption& choice(std::string name, std::string& target, std::vector<std::string> choices, std::string help);
   FlagOption& flag(std::string name, bool& target, std::string help);
+  // Declares that `first` and `second` (both declared already) cannot be given together.
+  void exclusive(const std::string& first, const std::string& second);
 
   const std::string& name() const noexcept { return name_; }
   const std::string& description() const noexcept { return description_; }
@@ -194,6 +197,7 @@ class Command {
   std::string name_;
   std::string description_;
   std::vector<std::unique_ptr<Option>> options_;
+  std::vector<std::pair<const Option*, const Option*>> exclusive_pairs_;
 };
 
 // The whole command line: either options of its own, or subcommands (then the first

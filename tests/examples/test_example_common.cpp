@@ -252,6 +252,29 @@ BOOST_AUTO_TEST_CASE(declaration_mistakes_are_rejected) {
   BOOST_CHECK_THROW(command.flag("x", flag, "no dashes"), std::invalid_argument);
   BOOST_CHECK_THROW(command.choice("--cell", cell, {"gru", "lstm"}, "default not a choice"), std::invalid_argument);
   BOOST_CHECK_THROW(program.subcommand("run", "twice"), std::invalid_argument);
+  BOOST_CHECK_THROW(command.exclusive("--x", "--y"), std::invalid_argument);
+  BOOST_CHECK_THROW(command.exclusive("--x", "--x"), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(exclusive_options_are_refused_together_and_accepted_alone) {
+  std::filesystem::path valid;
+  double split = 0.1;
+  Program program("xgrad-classify", "A classifier.");
+  Command& train = program.subcommand("train", "Train.");
+  train.path("--valid", valid, "FILE", "validation data");
+  train.real("--valid-split", split, "X", "fraction held out").above(0, 0.9);
+  train.exclusive("--valid", "--valid-split");
+  BOOST_TEST(contains(train.usage("xgrad-classify train"), "fraction held out; in (0, 0.9] (default 0.1)"));
+  program.parse({"train", "--valid-split", "0.2"});
+  BOOST_TEST(split == 0.2);
+  program.parse({"train", "--valid", "v.tsv"});
+  BOOST_TEST(valid == "v.tsv");
+  try {
+    program.parse({"train", "--valid-split", "0.3", "--valid", "v.tsv"});
+    BOOST_FAIL("both options were accepted");
+  } catch (const UsageError& e) {
+    BOOST_TEST(contains(e.what(), "give either --valid or --valid-split, not both (see 'xgrad-classify train --help')"), e.what());
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
