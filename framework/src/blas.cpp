@@ -9,6 +9,7 @@
 #include <xtensor/xadapt.hpp>
 
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/threading.h"
 
 namespace xgrad::blas {
 namespace {
@@ -54,9 +55,22 @@ void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std:
   xt::blas::gemm(stored_a, stored_b, result, transpose_a, transpose_b, alpha, beta);
 }
 
+template <class T>
+void add_column_sums(std::size_t count, std::size_t width, const T* rows, T* sums) {
+  parallel_for(width, rows_for_grain(count, elementwise_grain), [=](std::size_t first_column, std::size_t end_column) {
+    for (std::size_t i = 0; i < count; ++i) {
+      const T* row = rows + i * width;
+      for (std::size_t j = first_column; j < end_column; ++j) sums[j] += row[j];
+    }
+  });
+}
+
 template void gemm<float>(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
                           const float*, float, float*);
 template void gemm<double>(bool, bool, std::size_t, std::size_t, std::size_t, double,
                            const double*, const double*, double, double*);
+
+template void add_column_sums<float>(std::size_t, std::size_t, const float*, float*);
+template void add_column_sums<double>(std::size_t, std::size_t, const double*, double*);
 
 }  // namespace xgrad::blas

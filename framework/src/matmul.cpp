@@ -133,10 +133,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
       blas::gemm<T>(true, false, out, in, rows, T(1), dy, node.input(0).data(), T(1), node.input_grad(1).data());
     }
     if (node.input_count() == 3 && node.needs_grad(2)) {
-      T* db = node.input_grad(2).data();
-      for (std::size_t r = 0; r < rows; ++r) {
-        for (std::size_t o = 0; o < out; ++o) db[o] += dy[r * out + o];
-      }
+      blas::add_column_sums(rows, out, dy, node.input_grad(2).data());
     }
   }, reads_only_inputs({0, 1}));
 }

@@ -223,7 +223,7 @@ SequenceResult<T> recurrence(const CellMath& cell, const Tensor<T>& xw, const Te
                     node.input_grad(1).data());
     }
     if (node.input_count() > bias_index && node.needs_grad(bias_index)) {
-      recurrent::add_column_sums(dgates.data(), steps * batch, width, node.input_grad(bias_index).data());
+      blas::add_column_sums(steps * batch, width, dgates.data(), node.input_grad(bias_index).data());
     }
   };
 
@@ -300,10 +300,10 @@ std::array<Tensor<T>, 2> cell_step(const CellMath& cell, const Tensor<T>& x, con
     if (lstm && node.needs_grad(4)) add_to(node.input_grad(4), dc_prev.data());
     if (node.input_count() > bias_index) {
       if (node.needs_grad(bias_index)) {
-        recurrent::add_column_sums(dprojection.data(), batch, width, node.input_grad(bias_index).data());
+        blas::add_column_sums(batch, width, dprojection.data(), node.input_grad(bias_index).data());
       }
       if (node.needs_grad(bias_index + 1)) {
-        recurrent::add_column_sums(dgates.data(), batch, width, node.input_grad(bias_index + 1).data());
+        blas::add_column_sums(batch, width, dgates.data(), node.input_grad(bias_index + 1).data());
       }
     }
   };

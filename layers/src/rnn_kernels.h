@@ -367,12 +367,4 @@ void backward_step(const CellMath& cell, std::size_t batch, const SavedStep<T>& 
   });
 }
 
-// sums[k] += sum over rows of rows[r * width + k]: bias gradients.
-template <class T>
-void add_column_sums(const T* rows, std::size_t count, std::size_t width, T* sums) {
-  for (std::size_t r = 0; r < count; ++r) {
-    for (std::size_t k = 0; k < width; ++k) sums[k] += rows[r * width + k];
-  }
-}
-
 }  // namespace xgrad::nn::recurrent

@@ -40,6 +40,23 @@ BOOST_AUTO_TEST_CASE(distributions_have_the_right_moments) {
   for (int count : counts) BOOST_TEST(std::abs(count - n / 5) < n / 100);
 }
 
+BOOST_AUTO_TEST_CASE(counter_streams_are_splitmix64_addressed_by_position) {
+  // SplitMix64's published first outputs from state 0 (prng.di.unimi.it/splitmix64.c).
+  const CounterStream stream(0);
+  BOOST_TEST(stream.bits(2) == 0x06c45d188009454fULL);
+  BOOST_TEST(stream.bits(0) == 0xe220a8397b1dcdafULL);
+  BOOST_TEST(stream.bits(1) == 0x6e789e6aa1b965f4ULL);
+  BOOST_TEST(CounterStream(1).bits(0) != stream.bits(0));
+  const int n = 200000;
+  double sum = 0;
+  for (int i = 0; i < n; ++i) {
+    const double u = CounterStream(99).uniform(i);
+    BOOST_REQUIRE(u >= 0.0 && u < 1.0);
+    sum += u;
+  }
+  BOOST_TEST(sum / n == 0.5, boost::test_tools::tolerance(0.01));
+}
+
 BOOST_AUTO_TEST_CASE(dropout_zeroes_a_fraction_and_rescales_the_rest) {
   Tensor<double> x = Tensor<double>::ones({100, 100});
   Generator g(1);
@@ -54,6 +71,14 @@ BOOST_AUTO_TEST_CASE(dropout_zeroes_a_fraction_and_rescales_the_rest) {
   BOOST_TEST(dropout(x, 0.0, true, g).same(x));
   check_close(dropout(x, 1.0, true, g).value(), Array<double>(x.shape(), 0.0));
   BOOST_CHECK_THROW(dropout(x, 1.5, true, g), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(each_dropout_call_draws_a_new_mask) {
+  const Tensor<double> x = Tensor<double>::ones({1000});
+  Generator g(3);
+  const Array<double> first = dropout(x, 0.5, true, g).value();
+  const Array<double> second = dropout(x, 0.5, true, g).value();
+  BOOST_TEST(xt::sum(xt::not_equal(first, second))() > 400);  // about half the positions differ
 }
 
 BOOST_AUTO_TEST_CASE(dropout_is_reproducible_from_a_seed) {

@@ -88,9 +88,10 @@ BOOST_AUTO_TEST_CASE(updates_and_clipping_give_the_same_bits_with_one_and_two_th
 }
 
 BOOST_AUTO_TEST_CASE(ops_split_over_threads_give_the_same_bits_with_one_and_two_threads) {
-  // Large enough for every split op to use both threads: concat, reshape, cross-entropy rows
-  // and the zero-filled gradient buffers; linear's bias rows are checked apart, since the
-  // matrix product may sum in another order with another thread count.
+  // Large enough for every split op to use both threads: concat, reshape, cross-entropy rows,
+  // dropout's mask, the zero-filled gradient buffers and linear's bias gradient; linear's
+  // output is checked apart, since the matrix product may sum in another order with another
+  // thread count.
   const std::size_t rows = 300, width = 256;
   auto run = [&](int threads) {
     const ScopedThreads scoped(threads);
@@ -98,13 +99,17 @@ BOOST_AUTO_TEST_CASE(ops_split_over_threads_give_the_same_bits_with_one_and_two_
     const Tensor<float> b(xt::cast<float>(random_tensor({rows, width}, 12).value()), true);
     Indices targets = Indices::from_shape({rows / 2, 2});
     for (std::size_t i = 0; i < targets.size(); ++i) targets.data()[i] = static_cast<std::int64_t>((i * 37) % (2 * width));
-    const Tensor<float> joined = concat(std::vector<Tensor<float>>{a, b * 2.0f}, 1);
+    Generator generator(5);
+    const Tensor<float> joined = concat(std::vector<Tensor<float>>{dropout(a, 0.3, true, generator), b * 2.0f}, 1);
     Tensor<float> loss = cross_entropy(reshape(joined, {static_cast<std::int64_t>(rows / 2), 2, -1}), targets);
     loss.backward();
     const Tensor<float> weight(xt::cast<float>(random_tensor({700, width}, 13).value()));
-    const Tensor<float> bias(xt::cast<float>(random_tensor({700}, 14).value()));
-    const Tensor<float> projected = linear(a, weight, bias);
-    return std::pair(std::vector<Array<float>>{loss.value(), a.grad(), b.grad()}, Array<float>(projected.value()));
+    const Tensor<float> bias(xt::cast<float>(random_tensor({700}, 14).value()), true);
+    const Tensor<float> features(xt::cast<float>(random_tensor({rows, width}, 15).value()));
+    const Tensor<float> projected = linear(features, weight, bias);
+    sum(projected * Tensor<float>(xt::cast<float>(random_tensor({rows, 700}, 16).value()))).backward();
+    return std::pair(std::vector<Array<float>>{loss.value(), a.grad(), b.grad(), bias.grad()},
+                     Array<float>(projected.value()));
   };
   const auto [one, projected_one] = run(1);
   const auto [two, projected_two] = run(2);

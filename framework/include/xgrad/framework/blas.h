@@ -16,6 +16,11 @@ template <class T>
 void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c);
 
+// sums[j] += sum over i < count of rows[i * width + j]: the bias gradient of a product's
+// output rows. Split over columns, so each sum is taken in row order with any number of threads.
+template <class T>
+void add_column_sums(std::size_t count, std::size_t width, const T* rows, T* sums);
+
 // Floating-point operations (2 m n k per product) that gemm and PackedMatrix products have
 // performed in this process, on any thread: benchmarks divide a workload's count by its time
 // and by the machine's measured peak.

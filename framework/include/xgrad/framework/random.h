@@ -35,6 +35,27 @@ class Generator {
   std::mt19937_64 engine_;
 };
 
+// Random bits addressed by position instead of drawn in sequence: bits(i) depends only on the
+// key and i (SplitMix64's output for the i-th state after `key`), so any part of a stream can
+// be computed on any thread and the whole comes out the same. Dropout draws one key from a
+// Generator per mask and generates the mask in parallel from it.
+class CounterStream {
+ public:
+  explicit CounterStream(std::uint64_t key) noexcept : key_(key) {}
+
+  std::uint64_t bits(std::uint64_t index) const noexcept {
+    std::uint64_t z = key_ + (index + 1) * 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, 1) with 53 random bits, as Generator::uniform.
+  double uniform(std::uint64_t index) const noexcept { return static_cast<double>(bits(index) >> 11) * 0x1.0p-53; }
+
+ private:
+  std::uint64_t key_;
+};
+
 // The generator used when none is passed explicitly; one per thread.
 Generator& default_generator();
 // Reseeds the default generator of this thread.
