@@ -5,6 +5,7 @@
 
 #include "xgrad/framework/blas.h"
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/threading.h"
 
 namespace xgrad::blas {
 namespace {
@@ -93,19 +94,30 @@ std::size_t PackedMatrix<T>::panel_width() noexcept {
 
 template <class T>
 PackedMatrix<T>::PackedMatrix(const T* b, bool transposed, std::size_t k, std::size_t n)
-    : k_(k), n_(n), panels_(((n + panel_width_of<T> - 1) / panel_width_of<T>) * panel_width_of<T> * k, T(0)) {
+    : k_(k), n_(n) {
   constexpr std::size_t width = panel_width_of<T>;
-  const auto packed = [&](std::size_t l, std::size_t j) -> T& { return panels_[(j / width) * width * k + l * width + j % width]; };
-  // Each loop reads B in its stored order.
-  if (transposed) {
-    for (std::size_t j = 0; j < n; ++j) {
-      for (std::size_t l = 0; l < k; ++l) packed(l, j) = b[j * k + l];
+  const std::size_t panel_count = (n + width - 1) / width;
+  panels_ = std::make_unique_for_overwrite<T[]>(panel_count * width * k);
+  // Panels on both threads: a recurrence packs W_hh on every pass, and one thread alone
+  // would keep the other waiting.
+  parallel_for(panel_count, rows_for_grain(width * k, elementwise_grain), [&](std::size_t first, std::size_t end) {
+    for (std::size_t panel = first; panel < end; ++panel) {
+      T* packed = panels_.get() + panel * width * k;
+      const std::size_t first_column = panel * width, columns = std::min(width, n - first_column);
+      // Each loop reads B in its stored order; columns past n stay zero.
+      if (transposed) {
+        for (std::size_t l = 0; l < k; ++l) std::fill_n(packed + l * width + columns, width - columns, T(0));
+        for (std::size_t j = 0; j < columns; ++j) {
+          for (std::size_t l = 0; l < k; ++l) packed[l * width + j] = b[(first_column + j) * k + l];
+        }
+      } else {
+        for (std::size_t l = 0; l < k; ++l) {
+          std::copy_n(b + l * n + first_column, columns, packed + l * width);
+          std::fill_n(packed + l * width + columns, width - columns, T(0));
+        }
+      }
     }
-  } else {
-    for (std::size_t l = 0; l < k; ++l) {
-      for (std::size_t j = 0; j < n; ++j) packed(l, j) = b[l * n + j];
-    }
-  }
+  });
 }
 
 template <class T>
@@ -123,7 +135,7 @@ void PackedMatrix<T>::multiply_add(std::size_t m, const T* a, std::size_t lda, s
   for (std::size_t j = first_column; j < end_column;) {
     const std::size_t panel = j / width, panel_start = panel * width;
     const std::size_t panel_end = std::min(panel_start + width, end_column);
-    const T* packed = panels_.data() + panel * width * k_;
+    const T* packed = panels_.get() + panel * width * k_;
     const bool whole = j == panel_start && panel_end == panel_start + width;
     for (std::size_t i = 0; i < m; i += rows_per_block) {
       const std::size_t rows = std::min(rows_per_block, m - i);

@@ -7,7 +7,7 @@
 // (bench/README.md). Forward passes read it from several threads at once.
 
 #include <cstddef>
-#include <vector>
+#include <memory>
 
 namespace xgrad::blas {
 
@@ -32,7 +32,9 @@ class PackedMatrix {
 
  private:
   std::size_t k_, n_;
-  std::vector<T> panels_;  // panel p: k rows of panel_width() values, columns past n zero
+  // Panel p: k rows of panel_width() values, columns past n zero. Not value-initialised:
+  // packing writes every value.
+  std::unique_ptr<T[]> panels_;
 };
 
 }  // namespace xgrad::blas
