@@ -35,9 +35,9 @@ class Generator {
   std::mt19937_64 engine_;
 };
 
-// Random bits addressed by position instead of drawn in sequence: bits(i) depends only on the
-// key and i (SplitMix64's output for the i-th state after `key`), so any part of a stream can
-// be computed on any thread and the whole comes out the same. Dropout draws one key from a
+// Random bits addressed by position instead of drawn in sequence: bits(i) is output i
+// (counting from 0) of SplitMix64 seeded with the key, computed without the ones before it, so
+// any part of a stream can be computed on any thread and the whole comes out the same. Dropout draws one key from a
 // Generator per mask and generates the mask in parallel from it.
 class CounterStream {
  public:
