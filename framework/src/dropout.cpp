@@ -36,7 +36,7 @@ Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& genera
   Array<T> y = Array<T>::from_shape(x.shape());
   // One draw from the generator keys the whole mask, whatever the number of threads.
   const CounterStream stream(generator.next());
-  // uniform < p exactly when its 53 bits, as an integer, are below ceil(p 2^53).
+  // unit_interval(bits) < p exactly when bits >> 11, an integer, is below ceil(p 2^53).
   const auto drop_below = static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53));
   parallel_for(y.size(), elementwise_grain, [&, x_values = x.data(), scales = scale.data(), outputs = y.data()](
                                                 std::size_t begin, std::size_t end) {

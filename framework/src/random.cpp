@@ -13,7 +13,7 @@ void Generator::seed(std::uint64_t seed) { engine_.seed(seed); }
 
 std::uint64_t Generator::next() { return engine_(); }
 
-double Generator::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double Generator::uniform() { return unit_interval(next()); }
 
 double Generator::uniform(double low, double high) { return low + (high - low) * uniform(); }
 

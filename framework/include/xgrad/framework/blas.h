@@ -1,5 +1,6 @@
 #pragma once
-// Matrix products on contiguous row-major buffers, through xt::blas::gemm (OpenBLAS).
+// Matrix products on contiguous row-major buffers, through xt::blas::gemm (OpenBLAS), and
+// the column sums that go with them (bias gradients).
 // Custom kernels (fused recurrent cells, attention) use this instead of including cblas.h,
 // whose declarations clash with the ones xtensor-blas bundles.
 

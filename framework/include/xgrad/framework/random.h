@@ -10,6 +10,10 @@
 
 namespace xgrad {
 
+// The top 53 bits of a random 64-bit value as a double uniform in [0, 1) (the spacing at
+// which doubles below 1 are exact). Generator and CounterStream both convert so.
+inline double unit_interval(std::uint64_t bits) noexcept { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
+
 class Generator {
  public:
   explicit Generator(std::uint64_t seed = default_seed);
@@ -49,8 +53,7 @@ class CounterStream {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
   }
-  // Uniform in [0, 1) with 53 random bits, as Generator::uniform.
-  double uniform(std::uint64_t index) const noexcept { return static_cast<double>(bits(index) >> 11) * 0x1.0p-53; }
+  double uniform(std::uint64_t index) const noexcept { return unit_interval(bits(index)); }
 
  private:
   std::uint64_t key_;
