@@ -173,6 +173,7 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
       if (loop.checkpoint_every != 0 && progress.steps % loop.checkpoint_every == 0) checkpoint();
     }
     bar.finish();
+    const double training_seconds = stop.seconds() - epoch_start;  // the speed column leaves validation out
     if (end == RunEnd::interrupted) {
       checkpoint();
       std::printf("interrupted at step %zu: checkpoint saved in %s; continue with --resume\n", progress.steps,
@@ -184,12 +185,11 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
     const Validation valid = loop.validate();
     loop.model.train();
     const double train_loss = good_steps ? loss_sum / double(good_steps) : 0.0;
-    const double epoch_seconds = stop.seconds() - epoch_start;
     std::printf("epoch %zu%s: train loss %.4f, %s\n", progress.epoch, epoch_complete ? "" : " (partial)", train_loss,
                 valid.summary.c_str());
     std::vector<CsvCell> row{progress.epoch, progress.steps, train_loss};
     row.insert(row.end(), valid.cells.begin(), valid.cells.end());
-    row.insert(row.end(), {epoch_seconds > 0 ? double(tokens) / epoch_seconds : 0.0, stop.seconds(), progress.skipped_steps});
+    row.insert(row.end(), {training_seconds > 0 ? double(tokens) / training_seconds : 0.0, stop.seconds(), progress.skipped_steps});
     log.append(row);
     if (valid.score > progress.best_score) {
       progress.best_score = valid.score;
