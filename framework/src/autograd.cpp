@@ -332,7 +332,9 @@ Array<T> TensorImpl<T>::take_value() {
 
 template <class T>
 void TensorImpl<T>::release_unread_value() noexcept {
-  if (value_releasable()) take_value();
+  // The shape it keeps takes a heap block of its own: freeing a smaller value saves nothing
+  // (a chain of scalar ops would grow by that block per op).
+  if (value_releasable() && value.size() * sizeof(T) > sizeof(Shape)) take_value();
 }
 
 template <class T>

@@ -10,28 +10,55 @@
 namespace xgrad {
 namespace {
 
+// The values an elementwise derivative reads besides dy: its first input (x, or a), its
+// second (b), its result (y). Declared to the graph (ValuesRead), so that the others can be
+// freed before backward, and the only ones backward touches: the derivative gets 0 for the rest.
+struct Uses {
+  bool first = false;
+  bool second = false;
+  bool result = false;
+};
+
+template <Uses uses>
+const ValuesRead& values_read() {
+  static const ValuesRead reads = [] {
+    std::vector<std::size_t> inputs;
+    if (uses.first) inputs.push_back(0);
+    if (uses.second) inputs.push_back(1);
+    return ValuesRead{.inputs = std::move(inputs), .outputs = uses.result};
+  }();
+  return reads;
+}
+
 // y = f(x); dx += dy * dydx(x, y)
-template <class T, class Forward, class Derivative>
+template <Uses uses, class T, class Forward, class Derivative>
 Tensor<T> unary(const char* op, const Tensor<T>& x, Forward f, Derivative dydx) {
+  static_assert(!uses.second, "a unary op has one input");
   const Array<T>& xv = x.value();
   Array<T> y = Array<T>::from_shape(xv.shape());
   const T* px = xv.data();
   T* py = y.data();
   const std::size_t n = xv.size();
   for (std::size_t i = 0; i < n; ++i) py[i] = f(px[i]);
-  return record<T>(op, std::move(y), {x}, [dydx](Node<T>& node) {
-    const T* px = node.input(0).data();
-    const T* py = node.output().data();
-    const T* gy = node.output_grad().data();
-    T* gx = node.input_grad(0).data();
-    const std::size_t n = node.input(0).size();
-    for (std::size_t i = 0; i < n; ++i) gx[i] += gy[i] * dydx(px[i], py[i]);
-  });
+  return record<T>(
+      op, std::move(y), {x},
+      [dydx](Node<T>& node) {
+        const T* px = uses.first ? node.input(0).data() : nullptr;
+        const T* py = uses.result ? node.output().data() : nullptr;
+        const Array<T>& gyv = node.output_grad();
+        const T* gy = gyv.data();
+        T* gx = node.input_grad(0).data();
+        const std::size_t n = gyv.size();
+        for (std::size_t i = 0; i < n; ++i) {
+          gx[i] += gy[i] * dydx(uses.first ? px[i] : T(0), uses.result ? py[i] : T(0));
+        }
+      },
+      values_read<uses>());
 }
 
 // y = f(a, b) with broadcasting; da += dy * dyda(a, b, y); db += dy * dydb(a, b, y), each
 // summed over the axes along which that operand was broadcast.
-template <class T, class Forward, class DerivativeA, class DerivativeB>
+template <Uses uses, class T, class Forward, class DerivativeA, class DerivativeB>
 Tensor<T> binary(const char* op, const Tensor<T>& a, const Tensor<T>& b, Forward f,
                  DerivativeA dyda, DerivativeB dydb) {
   const Array<T>& av = a.value();
@@ -42,42 +69,44 @@ Tensor<T> binary(const char* op, const Tensor<T>& a, const Tensor<T>& b, Forward
   const T* pa = av.data();
   const T* pb = bv.data();
   T* py = y.data();
+  using detail::broadcast_strides;
   if (same_shape) {
     for (std::size_t i = 0; i < y.size(); ++i) py[i] = f(pa[i], pb[i]);
   } else {
-    using detail::broadcast_strides;
     detail::for_each_offset<3>(
         shape,
         {detail::contiguous_strides(shape), broadcast_strides(av.shape(), shape),
          broadcast_strides(bv.shape(), shape)},
         [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t j) { py[o] = f(pa[i], pb[j]); });
   }
-  return record<T>(op, std::move(y), {a, b}, [dyda, dydb, same_shape](Node<T>& node) {
-    const Array<T>& av = node.input(0);
-    const Array<T>& bv = node.input(1);
-    const Array<T>& yv = node.output();
-    const T* pa = av.data();
-    const T* pb = bv.data();
-    const T* py = yv.data();
-    const T* gy = node.output_grad().data();
-    T* ga = node.needs_grad(0) ? node.input_grad(0).data() : nullptr;
-    T* gb = node.needs_grad(1) ? node.input_grad(1).data() : nullptr;
-    auto accumulate = [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t j) {
-      if (ga != nullptr) ga[i] += gy[o] * dyda(pa[i], pb[j], py[o]);
-      if (gb != nullptr) gb[j] += gy[o] * dydb(pa[i], pb[j], py[o]);
-    };
-    if (same_shape) {
-      const auto n = static_cast<std::ptrdiff_t>(yv.size());
-      for (std::ptrdiff_t i = 0; i < n; ++i) accumulate(i, i, i);
-    } else {
-      using detail::broadcast_strides;
-      detail::for_each_offset<3>(yv.shape(),
-                                 {detail::contiguous_strides(yv.shape()),
-                                  broadcast_strides(av.shape(), yv.shape()),
-                                  broadcast_strides(bv.shape(), yv.shape())},
-                                 accumulate);
-    }
-  });
+  // Broadcasting needs the operands' shapes, which outlive values that backward does not read.
+  return record<T>(
+      op, std::move(y), {a, b},
+      [dyda, dydb, same_shape, a_shape = av.shape(), b_shape = bv.shape()](Node<T>& node) {
+        const T* pa = uses.first ? node.input(0).data() : nullptr;
+        const T* pb = uses.second ? node.input(1).data() : nullptr;
+        const T* py = uses.result ? node.output().data() : nullptr;
+        const Array<T>& gyv = node.output_grad();
+        const T* gy = gyv.data();
+        T* ga = node.needs_grad(0) ? node.input_grad(0).data() : nullptr;
+        T* gb = node.needs_grad(1) ? node.input_grad(1).data() : nullptr;
+        auto accumulate = [&](std::ptrdiff_t o, std::ptrdiff_t i, std::ptrdiff_t j) {
+          const T first = uses.first ? pa[i] : T(0), second = uses.second ? pb[j] : T(0);
+          const T result = uses.result ? py[o] : T(0);
+          if (ga != nullptr) ga[i] += gy[o] * dyda(first, second, result);
+          if (gb != nullptr) gb[j] += gy[o] * dydb(first, second, result);
+        };
+        if (same_shape) {
+          const auto n = static_cast<std::ptrdiff_t>(gyv.size());
+          for (std::ptrdiff_t i = 0; i < n; ++i) accumulate(i, i, i);
+        } else {
+          detail::for_each_offset<3>(gyv.shape(),
+                                     {detail::contiguous_strides(gyv.shape()), broadcast_strides(a_shape, gyv.shape()),
+                                      broadcast_strides(b_shape, gyv.shape())},
+                                     accumulate);
+        }
+      },
+      values_read<uses>());
 }
 
 }  // namespace
@@ -85,7 +114,7 @@ Tensor<T> binary(const char* op, const Tensor<T>& a, const Tensor<T>& b, Forward
 // da += dy; db += dy
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(
+  return binary<Uses{}>(
       "add", a, b, [](T x, T y) { return x + y; }, [](T, T, T) { return T(1); },
       [](T, T, T) { return T(1); });
 }
@@ -93,7 +122,7 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
 // da += dy; db -= dy
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(
+  return binary<Uses{}>(
       "sub", a, b, [](T x, T y) { return x - y; }, [](T, T, T) { return T(1); },
       [](T, T, T) { return T(-1); });
 }
@@ -101,7 +130,7 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
 // da += dy * b; db += dy * a
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(
+  return binary<Uses{.first = true, .second = true}>(
       "mul", a, b, [](T x, T y) { return x * y; }, [](T, T y, T) { return y; },
       [](T x, T, T) { return x; });
 }
@@ -109,7 +138,7 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
 // da += dy / b; db -= dy * a / b^2 = dy * (-y / b)
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(
+  return binary<Uses{.second = true, .result = true}>(
       "div", a, b, [](T x, T y) { return x / y; }, [](T, T y, T) { return T(1) / y; },
       [](T, T y, T out) { return -out / y; });
 }
@@ -117,7 +146,7 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 // da += dy * b * a^(b-1); db += dy * y * log(a)
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
-  return binary(
+  return binary<Uses{.first = true, .second = true, .result = true}>(
       "pow", a, b, [](T x, T e) { return std::pow(x, e); },
       [](T x, T e, T) { return e * std::pow(x, e - T(1)); },
       [](T x, T e, T out) { return x == T(0) && e >= T(0) ? T(0) : out * std::log(x); });
@@ -126,43 +155,43 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
 // dx += dy
 template <class T>
 Tensor<T> add(const Tensor<T>& a, scalar_t<T> s) {
-  return unary("add", a, [s](T x) { return x + s; }, [](T, T) { return T(1); });
+  return unary<Uses{}>("add", a, [s](T x) { return x + s; }, [](T, T) { return T(1); });
 }
 
 // dx += dy
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, scalar_t<T> s) {
-  return unary("sub", a, [s](T x) { return x - s; }, [](T, T) { return T(1); });
+  return unary<Uses{}>("sub", a, [s](T x) { return x - s; }, [](T, T) { return T(1); });
 }
 
 // dx -= dy
 template <class T>
 Tensor<T> sub(scalar_t<T> s, const Tensor<T>& a) {
-  return unary("sub", a, [s](T x) { return s - x; }, [](T, T) { return T(-1); });
+  return unary<Uses{}>("sub", a, [s](T x) { return s - x; }, [](T, T) { return T(-1); });
 }
 
 // dx += dy * s
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, scalar_t<T> s) {
-  return unary("mul", a, [s](T x) { return x * s; }, [s](T, T) { return s; });
+  return unary<Uses{}>("mul", a, [s](T x) { return x * s; }, [s](T, T) { return s; });
 }
 
 // dx += dy / s
 template <class T>
 Tensor<T> div(const Tensor<T>& a, scalar_t<T> s) {
-  return unary("div", a, [s](T x) { return x / s; }, [s](T, T) { return T(1) / s; });
+  return unary<Uses{}>("div", a, [s](T x) { return x / s; }, [s](T, T) { return T(1) / s; });
 }
 
 // dx -= dy * s / x^2 = dy * (-y / x)
 template <class T>
 Tensor<T> div(scalar_t<T> s, const Tensor<T>& a) {
-  return unary("div", a, [s](T x) { return s / x; }, [](T x, T y) { return -y / x; });
+  return unary<Uses{.first = true, .result = true}>("div", a, [s](T x) { return s / x; }, [](T x, T y) { return -y / x; });
 }
 
 // dx += dy * e * x^(e-1)
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, scalar_t<T> exponent) {
-  return unary(
+  return unary<Uses{.first = true}>(
       "pow", a, [exponent](T x) { return std::pow(x, exponent); },
       [exponent](T x, T) { return exponent * std::pow(x, exponent - T(1)); });
 }
@@ -170,31 +199,31 @@ Tensor<T> pow(const Tensor<T>& a, scalar_t<T> exponent) {
 // dx -= dy
 template <class T>
 Tensor<T> neg(const Tensor<T>& x) {
-  return unary("neg", x, [](T v) { return -v; }, [](T, T) { return T(-1); });
+  return unary<Uses{}>("neg", x, [](T v) { return -v; }, [](T, T) { return T(-1); });
 }
 
 // dx += dy * y
 template <class T>
 Tensor<T> exp(const Tensor<T>& x) {
-  return unary("exp", x, [](T v) { return math::exp(v); }, [](T, T y) { return y; });
+  return unary<Uses{.result = true}>("exp", x, [](T v) { return math::exp(v); }, [](T, T y) { return y; });
 }
 
 // dx += dy / x
 template <class T>
 Tensor<T> log(const Tensor<T>& x) {
-  return unary("log", x, [](T v) { return std::log(v); }, [](T v, T) { return T(1) / v; });
+  return unary<Uses{.first = true}>("log", x, [](T v) { return std::log(v); }, [](T v, T) { return T(1) / v; });
 }
 
 // dx += dy / (2 y)
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& x) {
-  return unary("sqrt", x, [](T v) { return std::sqrt(v); }, [](T, T y) { return T(0.5) / y; });
+  return unary<Uses{.result = true}>("sqrt", x, [](T v) { return std::sqrt(v); }, [](T, T y) { return T(0.5) / y; });
 }
 
 // dx += dy * sign(x)
 template <class T>
 Tensor<T> abs(const Tensor<T>& x) {
-  return unary(
+  return unary<Uses{.first = true}>(
       "abs", x, [](T v) { return std::abs(v); },
       [](T v, T) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0)); });
 }
@@ -202,22 +231,22 @@ Tensor<T> abs(const Tensor<T>& x) {
 // dx += dy * (1 - y^2)
 template <class T>
 Tensor<T> tanh(const Tensor<T>& x) {
-  return unary("tanh", x, [](T v) { return math::tanh(v); }, [](T, T y) { return T(1) - y * y; });
+  return unary<Uses{.result = true}>("tanh", x, [](T v) { return math::tanh(v); }, [](T, T y) { return T(1) - y * y; });
 }
 
 // dx += dy * y * (1 - y)
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
-  return unary(
+  return unary<Uses{.result = true}>(
       "sigmoid", x, [](T v) { return math::sigmoid(v); }, [](T, T y) { return y * (T(1) - y); });
 }
 
-// dx += dy * [x > 0]
+// dx += dy * [y > 0]  (y > 0 exactly where x > 0)
 template <class T>
 Tensor<T> relu(const Tensor<T>& x) {
-  return unary(
+  return unary<Uses{.result = true}>(
       "relu", x, [](T v) { return v > T(0) ? v : T(0); },
-      [](T v, T) { return v > T(0) ? T(1) : T(0); });
+      [](T, T y) { return y > T(0) ? T(1) : T(0); });
 }
 
 // dx += dy * [min <= x <= max]
@@ -227,7 +256,7 @@ Tensor<T> clamp(const Tensor<T>& x, scalar_t<T> min, scalar_t<T> max) {
     throw std::invalid_argument(
         detail::message("clamp: min (", min, ") must not be greater than max (", max, ")"));
   }
-  return unary(
+  return unary<Uses{.first = true}>(
       "clamp", x, [min, max](T v) { return v < min ? min : (v > max ? max : v); },
       [min, max](T v, T) { return v >= min && v <= max ? T(1) : T(0); });
 }

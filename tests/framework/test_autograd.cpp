@@ -187,27 +187,35 @@ BOOST_AUTO_TEST_CASE(tensors_from_values_and_a_shape) {
 // product reads its inputs but not its result.
 BOOST_AUTO_TEST_CASE(a_value_no_backward_reads_is_freed_with_its_last_handle) {
   const Tensor<double> x = testing::random_tensor({2, 3}, 1);
-  const Tensor<double> w = testing::random_tensor({4, 3}, 2);
+  const Tensor<double> w = testing::random_tensor({8, 3}, 2);
   Tensor<double> joined;
   {
     const Tensor<double> projected = linear(x, w);
-    joined = concat<double>({projected, reshape(projected, {2, 4})}, 0);
-    BOOST_TEST(projected.value().size() == 8u);  // a handle outside the graph keeps it readable
+    joined = concat<double>({projected, reshape(projected, {2, 8})}, 0);
+    BOOST_TEST(projected.value().size() == 16u);  // a handle outside the graph keeps it readable
   }
   const Tensor<double>& freed = joined.impl().grad_fn->inputs()[0];
   BOOST_TEST(freed.impl().value_released());
-  BOOST_TEST(to_string(freed.shape()) == "[2, 4]");  // the shape stays for backward
-  BOOST_TEST(freed.size() == 8u);
+  BOOST_TEST(to_string(freed.shape()) == "[2, 8]");  // the shape stays for backward
+  BOOST_TEST(freed.size() == 16u);
   BOOST_CHECK_THROW(freed.value(), graph_error);
   testing::weighted_sum(joined).backward();
 
   // The same graph with every intermediate held gives the same gradients.
   Tensor<double> x_kept = testing::random_tensor({2, 3}, 1);
-  Tensor<double> w_kept = testing::random_tensor({4, 3}, 2);
+  Tensor<double> w_kept = testing::random_tensor({8, 3}, 2);
   const Tensor<double> projected = linear(x_kept, w_kept);
-  testing::weighted_sum(concat<double>({projected, reshape(projected, {2, 4})}, 0)).backward();
+  testing::weighted_sum(concat<double>({projected, reshape(projected, {2, 8})}, 0)).backward();
   check_close(x.grad(), x_kept.grad(), 0.0);
   check_close(w.grad(), w_kept.grad(), 0.0);
+}
+
+// Freeing keeps the shape in a heap block of its own: a value no larger than that stays.
+BOOST_AUTO_TEST_CASE(a_value_smaller_than_its_shape_record_is_not_freed) {
+  const Tensor<double> x = testing::random_tensor({1, 3}, 1);
+  const Tensor<double> w = testing::random_tensor({2, 3}, 2);
+  const Tensor<double> joined = concat<double>({linear(x, w)}, 0);  // two values, 16 bytes
+  BOOST_TEST(!joined.impl().grad_fn->inputs()[0].impl().value_released());
 }
 
 BOOST_AUTO_TEST_CASE(values_that_a_backward_reads_are_kept) {

@@ -51,7 +51,8 @@ struct TensorImpl {
   // An op result's value is freed, keeping its shape, once nothing can read it any more: its
   // producer's backward does not read it and every owner left is a graph node whose backward
   // does not read it either (see ValuesRead in autograd.h). PyTorch keeps no more: only what
-  // an op saved for backward outlives the forward pass.
+  // an op saved for backward outlives the forward pass. Values no larger than the shape that
+  // freeing keeps (a few scalars) stay.
   bool producer_reads_value = true;
   std::uint32_t unread_holders = 0;       // graph nodes holding this tensor without reading its value
   std::unique_ptr<Shape> released_shape;  // set when the value was freed (a pointer: small when not)
