@@ -122,6 +122,7 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
   };
   // Without clipping the norm is still measured (the largest finite limit never scales).
   const double max_norm = loop.clip > 0 ? loop.clip : std::numeric_limits<double>::max();
+  const std::vector<Tensor<float>> parameters = loop.model.parameters();  // gathered once, not per step
   std::size_t bad_in_a_row = 0;
   while (progress.epoch <= loop.epochs) {
     // The limit is tested before every step, so that a run resumed at its limit adds none.
@@ -144,7 +145,7 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
         break;
       }
       const StepOutcome outcome = loop.forward_backward(batches[b]);
-      const double norm = optim::clip_grad_norm(loop.model.parameters(), max_norm);
+      const double norm = optim::clip_grad_norm(parameters, max_norm);
       if (std::isfinite(outcome.loss) && std::isfinite(norm)) {
         loop.optimizer.step();
         bad_in_a_row = 0;
