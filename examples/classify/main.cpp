@@ -6,8 +6,9 @@
 //
 // Data files are TSV with a header; --text-column and --label-column pick the columns by
 // name. A model directory holds config.json, vocab.json, labels.json, model.safetensors (the
-// weights with the best validation accuracy), checkpoint.safetensors (what --resume needs)
-// and log.csv, each written atomically.
+// weights with the best validation accuracy), checkpoint.safetensors (what --resume needs),
+// log.csv and, when validation was held out of --train, held_out.tsv (those texts, for eval),
+// each written atomically.
 
 #include <cmath>
 #include <cstdio>
@@ -40,6 +41,7 @@ struct ModelFiles {
   fs::path weights() const { return dir / "model.safetensors"; }
   fs::path checkpoint() const { return dir / "checkpoint.safetensors"; }
   fs::path log() const { return dir / "log.csv"; }
+  fs::path held_out() const { return dir / "held_out.tsv"; }
 };
 
 struct TrainFlags {
@@ -124,6 +126,17 @@ models::LabelledTexts hold_out(models::LabelledTexts& data, double fraction, std
   return held_out;
 }
 
+// The texts as a TSV with the given column names, tokens joined by single spaces: what
+// read_labelled_tsv reads back into the same tokens and labels.
+std::string to_tsv(const models::LabelledTexts& data, const models::TsvColumns& columns) {
+  std::string tsv = columns.text + "\t" + columns.label + "\n";
+  for (std::size_t i = 0; i < data.texts.size(); ++i) {
+    for (std::size_t t = 0; t < data.texts[i].size(); ++t) (tsv += t == 0 ? "" : " ") += data.texts[i][t];
+    tsv += "\t" + data.labels[i] + "\n";
+  }
+  return tsv;
+}
+
 int train(const TrainFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const ModelFiles files{flags.out};
@@ -169,6 +182,7 @@ int train(const TrainFlags& flags) {
     vocabulary->save(files.vocabulary());
     labels->save(files.labels());
     write_file_atomically(files.config(), models::to_json(options));
+    if (flags.valid.empty()) write_file_atomically(files.held_out(), to_tsv(valid_data, columns));
   }
   const Examples train_examples = encode(train_data, *vocabulary, *labels);
   const Examples valid_examples = encode(valid_data, *vocabulary, *labels);
@@ -311,7 +325,7 @@ int main(int argc, char** argv) {
   train_command.path("--train", train_flags.train, "FILE", "training data (TSV with a header)").required();
   train_command.path("--out", train_flags.out, "DIR", "model directory to create (or to continue with --resume)").required();
   train_command.path("--valid", train_flags.valid, "FILE", "validation data (default: hold out --valid-split of --train)");
-  train_command.real("--valid-split", train_flags.valid_split, "X", "fraction of --train held out for validation").above(0, 0.9);
+  train_command.real("--valid-split", train_flags.valid_split, "X", "fraction of --train held out for validation (saved as DIR/held_out.tsv)").above(0, 0.9);
   train_command.exclusive("--valid", "--valid-split");
   train_command.text("--text-column", train_flags.text_column, "NAME", "header of the text column");
   train_command.text("--label-column", train_flags.label_column, "NAME", "header of the label column");

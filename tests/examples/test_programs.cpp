@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <sstream>
 
 using namespace xgrad;
@@ -225,6 +226,26 @@ BOOST_AUTO_TEST_CASE(killing_training_at_random_moments_never_breaks_the_checkpo
   for (const auto& entry : std::filesystem::directory_iterator(dir.file("killed"))) {
     BOOST_TEST(entry.path().filename().string().find(".tmp-") == std::string::npos, entry.path());  // cleaned up
   }
+}
+
+// Validation held out of --train is saved with the model, so that eval reproduces the
+// accuracy that training reported for the kept weights.
+BOOST_AUTO_TEST_CASE(classify_saves_the_held_out_texts_for_eval) {
+  TempDir dir;
+  write_presence_tsv(dir, "train.tsv", 200, 13);
+  Run trained = run(dir, classify + " train --train " + dir.file("train.tsv") + " --text-column text --emb 8 --hidden 8" +
+                             " --attention-size 8 --epochs 2 --threads 1 --valid-split 0.2 --out " + dir.file("m"));
+  BOOST_TEST_REQUIRE(trained.status == 0, trained.err);
+  const std::string held_out = read_file(dir.file("m/held_out.tsv"));
+  BOOST_TEST(held_out.starts_with("text\tlabel\n"));
+  BOOST_TEST(std::count(held_out.begin(), held_out.end(), '\n') == 41);  // the header and 20% of 200
+  const std::size_t best = trained.out.find("best validation accuracy ");
+  BOOST_TEST_REQUIRE(best != std::string::npos, trained.out);
+  const std::string accuracy = trained.out.substr(best + 25, trained.out.find('%', best) - best - 25);
+  Run eval = run(dir, classify + " eval --model " + dir.file("m") + " --data " + dir.file("m/held_out.tsv") +
+                          " --text-column text");
+  BOOST_TEST_REQUIRE(eval.status == 0, eval.err);
+  BOOST_TEST(eval.out.find("accuracy " + accuracy + "%") != std::string::npos, eval.out << " vs " << accuracy);
 }
 
 BOOST_AUTO_TEST_CASE(ctrl_c_saves_and_exits_cleanly) {
