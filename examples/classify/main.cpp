@@ -126,14 +126,11 @@ models::LabelledTexts hold_out(models::LabelledTexts& data, double fraction, std
   return held_out;
 }
 
-// The texts as a TSV with the given column names, tokens joined by single spaces: what
-// read_labelled_tsv reads back into the same tokens and labels.
+// The texts as a TSV with the given column names: what read_labelled_tsv reads back into
+// the same tokens and labels.
 std::string to_tsv(const models::LabelledTexts& data, const models::TsvColumns& columns) {
   std::string tsv = columns.text + "\t" + columns.label + "\n";
-  for (std::size_t i = 0; i < data.texts.size(); ++i) {
-    for (std::size_t t = 0; t < data.texts[i].size(); ++t) (tsv += t == 0 ? "" : " ") += data.texts[i][t];
-    tsv += "\t" + data.labels[i] + "\n";
-  }
+  for (std::size_t i = 0; i < data.texts.size(); ++i) tsv += models::join_tokens(data.texts[i]) + "\t" + data.labels[i] + "\n";
   return tsv;
 }
 

@@ -122,7 +122,6 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
   };
   // Without clipping the norm is still measured (the largest finite limit never scales).
   const double max_norm = loop.clip > 0 ? loop.clip : std::numeric_limits<double>::max();
-  const std::vector<Tensor<float>> parameters = loop.model.parameters();  // gathered once, not per step
   std::size_t bad_in_a_row = 0;
   while (progress.epoch <= loop.epochs) {
     // The limit is tested before every step, so that a run resumed at its limit adds none.
@@ -145,7 +144,7 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
         break;
       }
       const StepOutcome outcome = loop.forward_backward(batches[b]);
-      const double norm = optim::clip_grad_norm(parameters, max_norm);
+      const double norm = optim::clip_grad_norm(loop.optimizer.parameters(), max_norm);  // what the step updates
       if (std::isfinite(outcome.loss) && std::isfinite(norm)) {
         loop.optimizer.step();
         bad_in_a_row = 0;
@@ -174,7 +173,6 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
       if (loop.checkpoint_every != 0 && progress.steps % loop.checkpoint_every == 0) checkpoint();
     }
     bar.finish();
-    const double training_seconds = stop.seconds() - epoch_start;  // the speed column leaves validation out
     if (end == RunEnd::interrupted) {
       checkpoint();
       std::printf("interrupted at step %zu: checkpoint saved in %s; continue with --resume\n", progress.steps,
@@ -182,6 +180,7 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
       return end;
     }
     const bool epoch_complete = progress.batches_done == batches.size();
+    const double training_seconds = stop.seconds() - epoch_start;  // the speed column leaves validation out
     loop.model.eval();
     const Validation valid = loop.validate();
     loop.model.train();

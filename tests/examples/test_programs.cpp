@@ -239,9 +239,11 @@ BOOST_AUTO_TEST_CASE(classify_saves_the_held_out_texts_for_eval) {
   const std::string held_out = read_file(dir.file("m/held_out.tsv"));
   BOOST_TEST(held_out.starts_with("text\tlabel\n"));
   BOOST_TEST(std::count(held_out.begin(), held_out.end(), '\n') == 41);  // the header and 20% of 200
-  const std::size_t best = trained.out.find("best validation accuracy ");
+  const std::string reported = "best validation accuracy ";
+  const std::size_t best = trained.out.find(reported);
   BOOST_TEST_REQUIRE(best != std::string::npos, trained.out);
-  const std::string accuracy = trained.out.substr(best + 25, trained.out.find('%', best) - best - 25);
+  const std::size_t start = best + reported.size();
+  const std::string accuracy = trained.out.substr(start, trained.out.find('%', start) - start);
   Run eval = run(dir, classify + " eval --model " + dir.file("m") + " --data " + dir.file("m/held_out.tsv") +
                           " --text-column text");
   BOOST_TEST_REQUIRE(eval.status == 0, eval.err);
