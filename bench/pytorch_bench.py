@@ -3,14 +3,21 @@
 efficient way (encoder keys projected once per batch, output projection batched over time),
 on the batches and initial weights that xgrad-bench exported, printing the same JSON line.
 
-    OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=N python3 pytorch_bench.py --workload NAME \
-        --threads N --import DIR [--steps N] [--warmup N]
+    OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=B python3 pytorch_bench.py --workload NAME \
+        --threads N [--blas-threads B] --import DIR [--steps N] [--warmup N]
+
+--threads is PyTorch's intra-op thread count (torch.set_num_threads), --blas-threads the
+number of OpenBLAS threads (default: the same). They are separate pools: torch.set_num_threads
+does not reach Debian's pthreads OpenBLAS, which reads OPENBLAS_NUM_THREADS once, when torch
+loads it, so the variable must say the same as --blas-threads. One intra-op thread with two
+OpenBLAS threads uses both cores without oversubscribing them.
 
 Run it with Debian's python3-torch (1.13). Each model's parameter names equal xgrad's, so the
 exported safetensors load with load_state_dict(strict=True)."""
 
 import argparse
 import json
+import os
 import resource
 import struct
 import time
@@ -186,11 +193,18 @@ def main():
     parser.add_argument("--workload", required=True,
                         choices=["seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64",
                                  "graph-overhead", "gemm"])
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch's intra-op threads")
+    parser.add_argument("--blas-threads", type=int, help="OpenBLAS's threads (default: --threads)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--import", dest="import_dir", help="directory xgrad-bench --export wrote")
     args = parser.parse_args()
+    if args.blas_threads is None:
+        args.blas_threads = args.threads
+    if os.environ.get("OPENBLAS_NUM_THREADS") != str(args.blas_threads):
+        parser.error(f"OPENBLAS_NUM_THREADS is {os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, but --blas-threads "
+                     f"is {args.blas_threads}: OpenBLAS reads the variable when torch loads, so set it to "
+                     f"{args.blas_threads} in the environment")
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     count = args.warmup + args.steps
@@ -226,7 +240,7 @@ def main():
         result = timed(1, args.steps, lambda _: (torch.mm(a, b), 0)[1])
         result["gflop_per_step"] = 2 * 2048 ** 3 / 1e9
     result.update({"impl": "pytorch", "workload": args.workload, "threads": args.threads,
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+                   "blas_threads": args.blas_threads, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
     print(json.dumps(result))
 
 

@@ -2,7 +2,9 @@
 """Summarises bench/run.sh's JSON lines: for each workload, both implementations at every
 thread count, the ratio of their best speeds, and the fraction of the GEMM roofline
 (GEMM FLOPs per step / time per step / measured sgemm peak at that thread count). Where a
-workload ran in several rounds, each line is the median run and shows the range."""
+workload ran in several rounds, each line is the median run and shows the range. A run
+whose OpenBLAS thread count differs from its other threads (PyTorch's two pools) shows
+both, "1, BLAS 2"."""
 
 import json
 import sys
@@ -16,13 +18,21 @@ def speed(r):
     return r["tokens_per_s"]
 
 
+def blas_threads(r):
+    return r.get("blas_threads", r["threads"])
+
+
+def threads_label(r):
+    return str(r["threads"]) if blas_threads(r) == r["threads"] else f"{r['threads']}, BLAS {blas_threads(r)}"
+
+
 def median_runs(rows):
-    """One run per (workload, impl, threads): the median by speed (the upper one of an even
-    count, so that it is a run that happened), with the number of rounds and the slowest and
-    fastest speed."""
+    """One run per (workload, impl, threads, OpenBLAS threads): the median by speed (the upper
+    one of an even count, so that it is a run that happened), with the number of rounds and the
+    slowest and fastest speed."""
     groups = defaultdict(list)
     for r in rows:
-        groups[(r["workload"], r["impl"], r["threads"])].append(r)
+        groups[(r["workload"], r["impl"], r["threads"], blas_threads(r))].append(r)
     medians = []
     for runs in groups.values():
         runs.sort(key=speed)
@@ -37,16 +47,16 @@ def main(path):
     by_workload = defaultdict(list)
     for r in rows:
         by_workload[r["workload"]].append(r)
-    print(f"{'workload':18} {'impl':8} {'threads':>7} {'tokens/s':>12} {'ms/step':>10} {'RSS MB':>8} {'roofline':>9} "
+    print(f"{'workload':18} {'impl':8} {'threads':>12} {'tokens/s':>12} {'ms/step':>10} {'RSS MB':>8} {'roofline':>9} "
           f"{'check loss':>11}  range of rounds")
     for workload, results in by_workload.items():
-        for r in sorted(results, key=lambda r: (r["impl"], r["threads"])):
+        for r in sorted(results, key=lambda r: (r["impl"], r["threads"], blas_threads(r))):
             roofline = ""
             if workload != "gemm" and r["impl"] == "xgrad" and r.get("gflop_per_step") and r["threads"] in peak:
                 roofline = f"{100 * r['gflop_per_step'] / (r['ms_per_step'] / 1000) / peak[r['threads']]:.0f}%"
             check = f"{r['check_loss']:.6f}" if "check_loss" in r else ""
             spread = f"  {r['rounds']} rounds: {r['slowest']:.1f} to {r['fastest']:.1f}" if r["rounds"] > 1 else ""
-            print(f"{workload:18} {r['impl']:8} {r['threads']:>7} {speed(r):>12.1f} {r['ms_per_step']:>10.2f} "
+            print(f"{workload:18} {r['impl']:8} {threads_label(r):>12} {speed(r):>12.1f} {r['ms_per_step']:>10.2f} "
                   f"{r['peak_rss_mb']:>8.0f} {roofline:>9} {check:>11}{spread}")
     print()
     print("best of each side (higher is better; gemm in GFLOP/s):")
@@ -63,7 +73,7 @@ def main(path):
             line = (f"{1000 * x['ms_per_step'] / 1e6:.3f} us/op vs {1000 * p['ms_per_step'] / 1e6:.3f} us/op "
                     f"({p['ms_per_step'] / x['ms_per_step']:.2f}x)")
         else:
-            line = f"xgrad {x['threads']} thread(s) vs PyTorch {p['threads']} thread(s): {speed(x) / speed(p):.2f}x"
+            line = f"xgrad ({threads_label(x)} threads) vs PyTorch ({threads_label(p)} threads): {speed(x) / speed(p):.2f}x"
         rss = f", peak RSS {x['peak_rss_mb']:.0f} vs {p['peak_rss_mb']:.0f} MB" if workload.endswith("train") else ""
         print(f"  {workload:18} {line}{rss}")
     xgrad_seq2seq = {r["threads"]: r for r in by_workload.get("seq2seq-train", []) if r["impl"] == "xgrad"}

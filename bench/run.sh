@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: every workload with xgrad and with PyTorch, side by side in one run, at 1 and 2
-# threads, then the report (ratios, roofline fractions). Results go to build/bench/.
+# threads (PyTorch also with its intra-op and OpenBLAS thread counts apart), then the report
+# (ratios, roofline fractions). Results go to build/bench/.
 #   XGRAD_BENCH_WORKLOADS  the workloads to run (default: all)
 #   XGRAD_BENCH_THREADS    the thread counts to try (default: "1 2")
 #   XGRAD_BENCH_ROUNDS     xgrad-then-PyTorch rounds per workload and thread count (default 1);
@@ -14,17 +15,22 @@ mkdir -p "$out/batches"
 results="$out/results.jsonl"
 : > "$results"
 workloads=${XGRAD_BENCH_WORKLOADS:-"gemm graph-overhead seq2seq-train classifier-train decode-greedy-1 decode-greedy-64"}
+thread_counts=${XGRAD_BENCH_THREADS:-1 2}
 for workload in $workloads; do
-  for threads in ${XGRAD_BENCH_THREADS:-1 2}; do
-    # One threading policy per process: OpenBLAS and OpenMP get the same count.
-    export OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
+  for threads in $thread_counts; do
+    # xgrad has one pool: OpenBLAS (its OpenMP build) and xgrad's own loops share it.
+    # PyTorch has two (its intra-op threads, and the pthreads OpenBLAS that
+    # torch.set_num_threads does not reach), so it runs with every OpenBLAS count as well.
+    export OMP_NUM_THREADS=$threads
     # Every round exports again, so that every xgrad run does the same work and peak RSS.
     for round in $(seq "${XGRAD_BENCH_ROUNDS:-1}"); do
       echo "== $workload, $threads thread(s), round $round" >&2
-      "$root/build/bin/xgrad-bench" --workload "$workload" --threads "$threads" --data "$data" \
-        --export "$out/batches" | tee -a "$results"
-      /usr/bin/python3 "$root/bench/pytorch_bench.py" --workload "$workload" --threads "$threads" \
-        --import "$out/batches" | tee -a "$results"
+      OPENBLAS_NUM_THREADS=$threads "$root/build/bin/xgrad-bench" --workload "$workload" --threads "$threads" \
+        --data "$data" --export "$out/batches" | tee -a "$results"
+      for blas_threads in $thread_counts; do
+        OPENBLAS_NUM_THREADS=$blas_threads /usr/bin/python3 "$root/bench/pytorch_bench.py" --workload "$workload" \
+          --threads "$threads" --blas-threads "$blas_threads" --import "$out/batches" | tee -a "$results"
+      done
     done
   done
 done
