@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Summarises bench/run.sh's JSON lines: for each workload, both implementations at every
-thread count, the ratio of their best speeds, and the fraction of the GEMM roofline
+thread count, the ratio of their best speeds, and the fraction of the roofline: for batch-1
+decoding the memory's (tokens/s / the read-bound workload's passes/s), otherwise the GEMM's
 (GEMM FLOPs per step / time per step / measured sgemm peak at that thread count). Where a
 workload ran in several rounds, each line is the median run and shows the range. A run
 whose OpenBLAS thread count differs from its other threads (PyTorch's two pools) shows
@@ -44,6 +45,7 @@ def median_runs(rows):
 def main(path):
     rows = median_runs([json.loads(line) for line in open(path) if line.startswith("{")])
     peak = {r["threads"]: speed(r) for r in rows if r["workload"] == "gemm" and r["impl"] == "xgrad"}
+    read_bound = {r["threads"]: speed(r) for r in rows if r["workload"] == "read-bound"}
     by_workload = defaultdict(list)
     for r in rows:
         by_workload[r["workload"]].append(r)
@@ -52,7 +54,10 @@ def main(path):
     for workload, results in by_workload.items():
         for r in sorted(results, key=lambda r: (r["impl"], r["threads"], blas_threads(r))):
             roofline = ""
-            if workload != "gemm" and r["impl"] == "xgrad" and r.get("gflop_per_step") and r["threads"] in peak:
+            if workload == "decode-greedy-1" and r["impl"] == "xgrad" and r["threads"] in read_bound:
+                roofline = f"{100 * speed(r) / read_bound[r['threads']]:.0f}%"
+            elif workload not in ("gemm", "read-bound") and r["impl"] == "xgrad" and r.get("gflop_per_step") \
+                    and r["threads"] in peak:
                 roofline = f"{100 * r['gflop_per_step'] / (r['ms_per_step'] / 1000) / peak[r['threads']]:.0f}%"
             check = f"{r['check_loss']:.6f}" if "check_loss" in r else ""
             spread = f"  {r['rounds']} rounds: {r['slowest']:.1f} to {r['fastest']:.1f}" if r["rounds"] > 1 else ""
@@ -75,7 +80,11 @@ def main(path):
         else:
             line = f"xgrad ({threads_label(x)} threads) vs PyTorch ({threads_label(p)} threads): {speed(x) / speed(p):.2f}x"
         rss = f", peak RSS {x['peak_rss_mb']:.0f} vs {p['peak_rss_mb']:.0f} MB" if workload.endswith("train") else ""
-        print(f"  {workload:18} {line}{rss}")
+        bound = ""
+        if workload == "decode-greedy-1" and read_bound:
+            threads, fastest = max(read_bound.items(), key=lambda item: item[1])
+            bound = f"; the read bound ({threads} threads, {fastest:.1f} tokens/s) is {fastest / speed(p):.2f}x PyTorch's best"
+        print(f"  {workload:18} {line}{rss}{bound}")
     xgrad_seq2seq = {r["threads"]: r for r in by_workload.get("seq2seq-train", []) if r["impl"] == "xgrad"}
     if 1 in xgrad_seq2seq and 2 in xgrad_seq2seq:
         print(f"  seq2seq-train scaling: 2 threads = {xgrad_seq2seq[2]['tokens_per_s'] / xgrad_seq2seq[1]['tokens_per_s']:.2f}x 1 thread")

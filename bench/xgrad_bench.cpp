@@ -5,7 +5,8 @@
 // Workloads: seq2seq-train (the classic Multi30K RNNsearch model, batch 128, Adam, clip 1),
 // classifier-train (bi-LSTM 256 with additive attention pooling on SST-2, batch 64),
 // decode-greedy-1 and decode-greedy-64 (greedy decoding of Multi30K validation sentences
-// with batch 1 and 64), graph-overhead (10^6 tiny ops forward and backward) and gemm
+// with batch 1 and 64), read-bound (a read of the weights batch-1 decoding multiplies per
+// token: its memory roofline), graph-overhead (10^6 tiny ops forward and backward) and gemm
 // (single-precision matrix product peak).
 //
 // With --export DIR the model workloads write their initial weights and the exact batches
@@ -15,6 +16,8 @@
 
 #include <sys/resource.h>
 
+#include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -95,18 +98,34 @@ void export_indices(safetensors::Writer& writer, const std::string& name, const 
   writer.add(name, array);
 }
 
+// Multi30K's training corpus and its vocabularies (words seen at least twice, as
+// xgrad-translate builds them), which fix the translation workloads' model sizes.
+struct Multi30k {
+  models::ParallelCorpus train;
+  models::Vocabulary source, target;
+
+  models::Seq2SeqOptions model_options() const {
+    return {.source_vocabulary = source.size(), .target_vocabulary = target.size()};
+  }
+};
+
+Multi30k read_multi30k(const Flags& flags) {
+  const fs::path corpus_dir = flags.data / "multi30k";
+  models::ParallelCorpus train = models::read_parallel_corpus(corpus_dir / "train.de", corpus_dir / "train.en");
+  const auto specials = models::translation_specials();
+  models::Vocabulary source = models::Vocabulary::build(train.source, {.specials = specials, .min_frequency = 2});
+  models::Vocabulary target = models::Vocabulary::build(train.target, {.specials = specials, .min_frequency = 2});
+  return {std::move(train), std::move(source), std::move(target)};
+}
+
 // The classic configuration of the issue: bi-GRU 512 encoder, GRU 512 decoder, additive
 // attention, embeddings 256, dropout 0.5, label smoothing 0.1, batch 128, Adam, clip 1.
 Result seq2seq_train(const Flags& flags) {
-  const fs::path corpus_dir = flags.data / "multi30k";
-  const models::ParallelCorpus corpus = models::read_parallel_corpus(corpus_dir / "train.de", corpus_dir / "train.en");
-  const auto specials = models::translation_specials();
-  const models::Vocabulary source = models::Vocabulary::build(corpus.source, {.specials = specials, .min_frequency = 2});
-  const models::Vocabulary target = models::Vocabulary::build(corpus.target, {.specials = specials, .min_frequency = 2});
-  const translate::EncodedPairs pairs = translate::encode_pairs(corpus, source, target);
+  const Multi30k multi30k = read_multi30k(flags);
+  const translate::EncodedPairs pairs = translate::encode_pairs(multi30k.train, multi30k.source, multi30k.target);
   const std::vector<models::Batch> batches = first_batches(pairs.lengths, 128, flags.warmup + flags.steps);
   manual_seed(1);
-  models::Seq2Seq<float> model({.source_vocabulary = source.size(), .target_vocabulary = target.size()});
+  models::Seq2Seq<float> model(multi30k.model_options());
   std::vector<translate::TranslationBatch> prepared;
   for (const models::Batch& rows : batches) prepared.push_back(translate::make_batch(pairs, rows));
   if (!flags.export_dir.empty()) {
@@ -193,15 +212,12 @@ Result classifier_train(const Flags& flags) {
 // Greedy decoding of validation sentences in order, `batch_size` at a time, with the
 // classic model's initial weights (exported, so that both sides emit the same tokens).
 Result decode_greedy(const Flags& flags, std::size_t batch_size) {
+  const Multi30k multi30k = read_multi30k(flags);
   const fs::path corpus_dir = flags.data / "multi30k";
-  const models::ParallelCorpus train = models::read_parallel_corpus(corpus_dir / "train.de", corpus_dir / "train.en");
-  const auto specials = models::translation_specials();
-  const models::Vocabulary source = models::Vocabulary::build(train.source, {.specials = specials, .min_frequency = 2});
-  const models::Vocabulary target = models::Vocabulary::build(train.target, {.specials = specials, .min_frequency = 2});
   const models::ParallelCorpus valid = models::read_parallel_corpus(corpus_dir / "val.de", corpus_dir / "val.en");
-  const translate::EncodedPairs pairs = translate::encode_pairs(valid, source, target);
+  const translate::EncodedPairs pairs = translate::encode_pairs(valid, multi30k.source, multi30k.target);
   manual_seed(1);
-  models::Seq2Seq<float> model({.source_vocabulary = source.size(), .target_vocabulary = target.size()});
+  models::Seq2Seq<float> model(multi30k.model_options());
   model.eval();
   std::vector<models::PaddedBatch> prepared;
   for (std::size_t i = 0; i < flags.warmup + flags.steps; ++i) {
@@ -227,6 +243,37 @@ Result decode_greedy(const Flags& flags, std::size_t batch_size) {
       tokens += t.attention.shape()[0];  // decoder steps taken, <eos> included
     }
     return tokens;
+  });
+}
+
+// The memory roofline of decode-greedy-1: a read of as many floats as batch-1 greedy decoding
+// multiplies per generated token (the decoder cell, the attention's query side and the output
+// layer), on 2 MB pages like the parameters and split over the threads like the products. A
+// pass counts as a token, a step is 100 passes: no decoder reading its weights once per token
+// can run faster than this.
+Result read_bound(const Flags& flags) {
+  const models::Seq2Seq<float> model(read_multi30k(flags).model_options());
+  std::size_t floats_per_token = 0;
+  for (const auto& [name, parameter] : model.named_parameters()) {
+    for (const char* per_token : {"decoder.", "output.", "attention.query_projection.", "attention.score."}) {
+      if (name.starts_with(per_token)) floats_per_token += parameter.size();
+    }
+  }
+  Array<float> weights = Array<float>::from_shape({floats_per_token});
+  advise_large_pages(weights);
+  std::fill(weights.begin(), weights.end(), 1.0f);
+  const float* data = weights.data();
+  std::atomic<std::uint32_t> checksum = 0;  // where the sums go, so that the reads are not optimised away
+  const std::size_t passes_per_step = 100;
+  return timed(flags.warmup, flags.steps, [&](std::size_t) {
+    for (std::size_t pass = 0; pass < passes_per_step; ++pass) {
+      parallel_for(floats_per_token, elementwise_grain, [&](std::size_t begin, std::size_t end) {
+        std::uint32_t sum = 0;  // integer, so that the compiler may reorder the additions into vectors
+        for (std::size_t i = begin; i < end; ++i) sum += std::bit_cast<std::uint32_t>(data[i]);
+        checksum.fetch_add(sum, std::memory_order_relaxed);
+      });
+    }
+    return passes_per_step;
   });
 }
 
@@ -263,7 +310,8 @@ int main(int argc, char** argv) {
   cli::Program program("xgrad-bench", "Runs one benchmark workload and prints its speed as one JSON line.");
   Flags flags;
   program.choice("--workload", flags.workload,
-                 {"seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64", "graph-overhead", "gemm"},
+                 {"seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64", "read-bound", "graph-overhead",
+                  "gemm"},
                  "what to run").required();
   program.size("--threads", flags.threads, "N", "threads for matrix products").range(1, 256);
   program.size("--steps", flags.steps, "N", "timed steps (after the warm-up)").range(1, 100000);
@@ -281,6 +329,7 @@ int main(int argc, char** argv) {
     if (flags.workload == "classifier-train") result = classifier_train(flags);
     if (flags.workload == "decode-greedy-1") result = decode_greedy(flags, 1);
     if (flags.workload == "decode-greedy-64") result = decode_greedy(flags, 64);
+    if (flags.workload == "read-bound") result = read_bound(flags);
     if (flags.workload == "graph-overhead") result = graph_overhead(flags);
     if (flags.workload == "gemm") result = gemm_peak(flags);
     print(flags, result);
