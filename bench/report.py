@@ -56,8 +56,7 @@ def main(path):
             roofline = ""
             if workload == "decode-greedy-1" and r["impl"] == "xgrad" and r["threads"] in read_bound:
                 roofline = f"{100 * speed(r) / read_bound[r['threads']]:.0f}%"
-            elif workload not in ("gemm", "read-bound") and r["impl"] == "xgrad" and r.get("gflop_per_step") \
-                    and r["threads"] in peak:
+            elif workload != "gemm" and r["impl"] == "xgrad" and r.get("gflop_per_step") and r["threads"] in peak:
                 roofline = f"{100 * r['gflop_per_step'] / (r['ms_per_step'] / 1000) / peak[r['threads']]:.0f}%"
             check = f"{r['check_loss']:.6f}" if "check_loss" in r else ""
             spread = f"  {r['rounds']} rounds: {r['slowest']:.1f} to {r['fastest']:.1f}" if r["rounds"] > 1 else ""

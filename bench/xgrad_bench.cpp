@@ -249,8 +249,8 @@ Result decode_greedy(const Flags& flags, std::size_t batch_size) {
 // The memory roofline of decode-greedy-1: a read of as many floats as batch-1 greedy decoding
 // multiplies per generated token (the decoder cell, the attention's query side and the output
 // layer), on 2 MB pages like the parameters and split over the threads like the products. A
-// pass counts as a token, a step is 100 passes: no decoder reading its weights once per token
-// can run faster than this.
+// pass counts as a token, a step is 100 passes: a decoder that did nothing but read its
+// weights once per token would run about this fast.
 Result read_bound(const Flags& flags) {
   const models::Seq2Seq<float> model(read_multi30k(flags).model_options());
   std::size_t floats_per_token = 0;
