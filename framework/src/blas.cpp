@@ -29,6 +29,7 @@ void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std:
     for (std::size_t i = 0; i < m * n; ++i) c[i] = beta == T(0) ? T(0) : beta * c[i];
     return;
   }
+  detail::follow_busy_cores();
   constexpr auto blas_limit = static_cast<std::size_t>(std::numeric_limits<xt::blas_index_t>::max());
   if (m > blas_limit || n > blas_limit || k > blas_limit) {
     throw shape_error(detail::message("gemm: dimensions ", m, " x ", k, " x ", n,

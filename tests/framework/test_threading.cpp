@@ -1,9 +1,15 @@
 // The threading policy: parallel_for covers every index once, runs on the matrix products'
 // own OpenMP threads where the build links OpenBLAS for OpenMP, and the kernels split by it
-// (optimizer updates, gradient clipping) give the same bits with one thread and with two.
+// (optimizer updates, gradient clipping) give the same bits with one thread and with two;
+// beside a busy core the pool runs one thread fewer.
 #define BOOST_TEST_MODULE threading
 #include "xgrad_test.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -133,4 +139,24 @@ BOOST_AUTO_TEST_CASE(ops_split_over_threads_give_the_same_bits_with_one_and_two_
     outside += std::abs(double(projected_one.data()[i]) - double(projected_two.data()[i])) > bound;
   }
   BOOST_TEST(outside == 0U, outside << " of " << projected_one.size() << " outputs differ by more than their bound");
+}
+
+BOOST_AUTO_TEST_CASE(the_pool_runs_one_thread_fewer_while_another_process_holds_a_core) {
+  set_num_threads(2);
+  BOOST_TEST_REQUIRE(requested_threads() == 2);
+  const pid_t spinner = fork();
+  BOOST_TEST_REQUIRE(spinner >= 0);
+  if (spinner == 0) {
+    for (volatile std::uint64_t i = 0;; i = i + 1) {
+    }
+  }
+  // Four looks, 100 ms apart, with the spinner on a core all along.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(450);
+  while (std::chrono::steady_clock::now() < until) parallel_for(1, 1, [](std::size_t, std::size_t) {});
+  const int threads_beside_the_spinner = num_threads();
+  kill(spinner, SIGKILL);
+  waitpid(spinner, nullptr, 0);
+  BOOST_TEST(threads_beside_the_spinner == 1);
+  BOOST_TEST(requested_threads() == 2);  // what was asked for stays
+  set_num_threads(1);
 }

@@ -19,12 +19,19 @@
 
 namespace xgrad::testing {
 
-// Matrix products and parallel_for use `threads` threads until the end of the scope, then one
-// again, as the suites run (OPENBLAS_NUM_THREADS=1), however the scope ends.
+// Matrix products and parallel_for use `threads` threads until the end of the scope, whatever
+// else runs on the machine (the suites run two at a time), then one again, as the suites run
+// (OPENBLAS_NUM_THREADS=1), however the scope ends.
 class ScopedThreads {
  public:
-  explicit ScopedThreads(int threads) { set_num_threads(threads); }
-  ~ScopedThreads() { set_num_threads(1); }
+  explicit ScopedThreads(int threads) {
+    set_follow_busy_cores(false);
+    set_num_threads(threads);
+  }
+  ~ScopedThreads() {
+    set_num_threads(1);
+    set_follow_busy_cores(true);
+  }
   ScopedThreads(const ScopedThreads&) = delete;
   ScopedThreads& operator=(const ScopedThreads&) = delete;
 };

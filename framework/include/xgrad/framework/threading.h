@@ -11,8 +11,27 @@
 namespace xgrad {
 
 // Threads used by matrix products and parallel_for. 0 or less means one per available core.
+// The default is OpenBLAS's (OPENBLAS_NUM_THREADS, else one per core).
 void set_num_threads(int threads);
+// The threads in use now: the count asked for, less one for each core that other processes
+// keep busy (below).
 int num_threads();
+// The count asked for with set_num_threads (or OpenBLAS's default).
+int requested_threads();
+
+// Whether the pool follows busy cores (on by default): every 100 ms it looks how much of the
+// cores this process may use other processes took, and runs one thread fewer than asked for
+// each core they held, since a fork-join region beside a busy core waits a whole time slice
+// for its descheduled thread at every join. Off, the pool keeps the count asked for, as a
+// test of thread counts needs; results of xgrad's own loops are the same bits either way,
+// OpenBLAS's products only within rounding (they may sum in another order).
+void set_follow_busy_cores(bool enabled);
+
+namespace detail {
+// Looks at the machine's load if 100 ms have passed since the last look (a clock read
+// otherwise); parallel_for and the matrix products call it before they fork.
+void follow_busy_cores();
+}  // namespace detail
 
 // A non-owning reference to a callable body(begin, end), so that parallel_for needs neither
 // a template in this header nor a heap allocation per call.
