@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/fast_math.h"
+#include "xgrad/framework/isa.h"
 #include "xgrad/framework/threading.h"
 
 namespace xgrad {
@@ -74,6 +76,38 @@ void check_same_shape(const char* op, const char* a_name, const Shape& a, const 
   }
 }
 
+// The log of sum_j exp(row[j]) over `classes` values (taken as largest + log sum exp(row -
+// largest), which cannot overflow), and sum_j row[j].
+template <Isa isa>
+struct LogSumExpRow {
+  template <class T>
+  XGRAD_KERNEL static std::pair<T, T> run(std::size_t classes, const T* row) {
+    T largest = row[0];
+    for (std::size_t j = 1; j < classes; ++j) largest = std::max(largest, row[j]);
+    T total = 0;
+    T row_sum = 0;
+    for (std::size_t j = 0; j < classes; ++j) {
+      total += math::exp(row[j] - largest);
+      row_sum += row[j];
+    }
+    return {largest + std::log(total), row_sum};
+  }
+};
+
+// grad_row[j] (+)= g (softmax(row)[j] - uniform), softmax from the row's log-sum-exp; assigned
+// when `in_place` (grad_row is row itself, each value read before it is written).
+template <Isa isa>
+struct SoftmaxGradientRow {
+  template <class T>
+  XGRAD_KERNEL static void run(std::size_t classes, const T* row, T log_sum_exp, T g, T uniform, bool in_place,
+                               T* grad_row) {
+    for (std::size_t j = 0; j < classes; ++j) {
+      const T earlier = in_place ? T(0) : grad_row[j];
+      grad_row[j] = earlier + g * (math::exp(row[j] - log_sum_exp) - uniform);
+    }
+  }
+};
+
 }  // namespace
 
 // loss = (1-s) (lse - x_t) + s/C (C lse - sum_j x_j); dx_j += g (softmax_j - (1-s)[j=t] - s/C)
@@ -95,15 +129,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Indices& targets, const C
       const std::int64_t t = targets.data()[r];
       if (t == options.ignore_index) continue;
       const T* row = x + r * rows.classes;
-      T largest = row[0];
-      for (std::size_t j = 1; j < rows.classes; ++j) largest = std::max(largest, row[j]);
-      T total = 0;
-      T row_sum = 0;
-      for (std::size_t j = 0; j < rows.classes; ++j) {
-        total += math::exp(row[j] - largest);
-        row_sum += row[j];
-      }
-      const T lse = largest + std::log(total);
+      const auto [lse, row_sum] = dispatch<LogSumExpRow>(rows.classes, row);
       log_sum_exp[r] = lse;
       const T nll = lse - row[t];
       const T smooth = static_cast<T>(rows.classes) * lse - row_sum;
@@ -131,11 +157,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Indices& targets, const C
               continue;
             }
             const T g = reduction.gradient(gy, r);
-            const T* row = x + r * classes;
-            for (std::size_t j = 0; j < classes; ++j) {
-              const T earlier = in_place ? T(0) : grad_row[j];  // row[j] is read before grad_row[j] is written
-              grad_row[j] = earlier + g * (math::exp(row[j] - log_sum_exp[r]) - uniform);
-            }
+            dispatch<SoftmaxGradientRow>(classes, x + r * classes, log_sum_exp[r], g, uniform, in_place, grad_row);
             grad_row[t] -= g * (T(1) - smoothing);
           }
         });

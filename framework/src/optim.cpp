@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/isa.h"
 #include "xgrad/framework/threading.h"
 
 namespace xgrad::optim {
@@ -422,30 +423,33 @@ struct AdamStep {
   bool decoupled, l2;
 };
 
-// One Adam step over elements [begin, end) (max_exp_avg_sq null without AMSGrad). Everything
-// comes by value, so that it sits in registers: read through a closure, every store to p
-// could change the closure's float members and the loop stayed scalar, a tenth of a
-// classifier training step. `omp simd`: the buffers never overlap, which the compiler cannot
-// prove either.
-template <class T>
-void adam_range(const AdamStep<T> k, T* p, const T* g, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq,
-                std::size_t begin, std::size_t end) {
+// One Adam step over elements [begin, end) (max_exp_avg_sq null without AMSGrad), for each
+// instruction set (isa.h). Everything comes by value, so that it sits in registers: read
+// through a closure, every store to p could change the closure's float members and the loop
+// stayed scalar, a tenth of a classifier training step. `omp simd`: the buffers never overlap,
+// which the compiler cannot prove either.
+template <Isa isa>
+struct AdamRange {
+  template <class T>
+  XGRAD_KERNEL static void run(const AdamStep<T> k, T* p, const T* g, T* exp_avg, T* exp_avg_sq,
+                               T* max_exp_avg_sq, std::size_t begin, std::size_t end) {
 #pragma omp simd
-  for (std::size_t i = begin; i < end; ++i) {
-    T gi = g[i];
-    if (k.decoupled) p[i] *= k.shrink;      // AdamW: p *= 1 - lr * weight_decay
-    if (k.l2) gi += k.weight_decay * p[i];  // Adam: g += weight_decay * p
-    exp_avg[i] = exp_avg[i] * k.beta1 + k.rest1 * gi;
-    exp_avg_sq[i] = exp_avg_sq[i] * k.beta2 + k.rest2 * gi * gi;
-    T second_moment = exp_avg_sq[i];
-    if (max_exp_avg_sq != nullptr) {
-      max_exp_avg_sq[i] = std::max(max_exp_avg_sq[i], exp_avg_sq[i]);
-      second_moment = max_exp_avg_sq[i];
+    for (std::size_t i = begin; i < end; ++i) {
+      T gi = g[i];
+      if (k.decoupled) p[i] *= k.shrink;      // AdamW: p *= 1 - lr * weight_decay
+      if (k.l2) gi += k.weight_decay * p[i];  // Adam: g += weight_decay * p
+      exp_avg[i] = exp_avg[i] * k.beta1 + k.rest1 * gi;
+      exp_avg_sq[i] = exp_avg_sq[i] * k.beta2 + k.rest2 * gi * gi;
+      T second_moment = exp_avg_sq[i];
+      if (max_exp_avg_sq != nullptr) {
+        max_exp_avg_sq[i] = std::max(max_exp_avg_sq[i], exp_avg_sq[i]);
+        second_moment = max_exp_avg_sq[i];
+      }
+      const T denominator = std::sqrt(second_moment) / k.bias_correction2_sqrt + k.eps;
+      p[i] -= k.step_size * (exp_avg[i] / denominator);
     }
-    const T denominator = std::sqrt(second_moment) / k.bias_correction2_sqrt + k.eps;
-    p[i] -= k.step_size * (exp_avg[i] / denominator);
   }
-}
+};
 }  // namespace
 
 template <class T>
@@ -471,7 +475,7 @@ void AdamFamily<T>::update(Array<T>& value, const Array<T>& grad, typename Optim
   T* exp_avg_sq = state.buffers[1].data();
   T* max_exp_avg_sq = options_.amsgrad ? state.buffers[2].data() : nullptr;
   parallel_for(value.size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
-    adam_range(step, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, begin, end);
+    dispatch<AdamRange>(step, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, begin, end);
   });
 }
 
@@ -516,15 +520,19 @@ AdamW<T>::AdamW(const std::vector<Tensor<T>>& parameters, const AdamWOptions& op
 // ---- clip_grad_norm -----------------------------------------------------------------------
 
 namespace {
-// sum of x[i]^2 in double. By value and with omp simd: inside the clipping closure the loop
-// stayed scalar (it re-read the captured pointer for every element).
-template <class T>
-double squared_sum(const T* x, std::size_t n) {
-  double sum = 0;
+// sum of x[i]^2 in double, for each instruction set (isa.h). By value and with omp simd:
+// inside the clipping closure the loop stayed scalar (it re-read the captured pointer for
+// every element).
+template <Isa isa>
+struct SquaredSum {
+  template <class T>
+  XGRAD_KERNEL static double run(const T* x, std::size_t n) {
+    double sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (std::size_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
-  return sum;
-}
+    for (std::size_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+    return sum;
+  }
+};
 }  // namespace
 
 template <class T>
@@ -544,7 +552,7 @@ double clip_grad_norm(const std::vector<Tensor<T>>& parameters, double max_norm)
     parallel_for(block_sums.size(), 1, [&](std::size_t first_block, std::size_t end_block) {
       for (std::size_t block = first_block; block < end_block; ++block) {
         const std::size_t begin = block * elementwise_grain;
-        block_sums[block] = squared_sum(g + begin, std::min(n, begin + elementwise_grain) - begin);
+        block_sums[block] = dispatch<SquaredSum>(g + begin, std::min(n, begin + elementwise_grain) - begin);
       }
     });
     for (double sum : block_sums) sum_of_squares += sum;

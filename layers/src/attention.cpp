@@ -15,6 +15,7 @@
 #include "xgrad/framework/fast_math.h"
 #include "xgrad/framework/indexing.h"
 #include "xgrad/framework/init.h"
+#include "xgrad/framework/isa.h"
 #include "xgrad/framework/layout.h"
 #include "xgrad/framework/matmul.h"
 #include "xgrad/framework/reduce.h"
@@ -163,6 +164,41 @@ Tensor<T> dot_scores(const Tensor<T>& query, const Tensor<T>& keys) {
   return matmul(query, keys, {.transpose_b = true});
 }
 
+// scores[j] = v . tanh(q + keys[j]) for the keys_count rows of `keys` (A = size values each),
+// but for those that `skip` (null: none) masks, which keep their score.
+template <Isa isa>
+struct AdditiveScoreRow {
+  template <class T>
+  XGRAD_KERNEL static void run(std::size_t keys_count, std::size_t size, const T* q, const T* keys, const T* v,
+                               const bool* skip, T* scores) {
+    for (std::size_t j = 0; j < keys_count; ++j) {
+      if (skip != nullptr && skip[j]) continue;
+      const T* k = keys + j * size;
+      T total = 0;
+#pragma omp simd reduction(+ : total)
+      for (std::size_t a = 0; a < size; ++a) total += v[a] * math::tanh(q[a] + k[a]);
+      scores[j] = total;
+    }
+  }
+};
+
+// One pair's share of the gradient, g = ds: h = tanh(q + k); dq += g v (1 - h^2); dk += the
+// same; dv += g h. The rows never overlap (at worst two of them are the same scratch row).
+template <Isa isa>
+struct AdditiveScorePairGradient {
+  template <class T>
+  XGRAD_KERNEL static void run(std::size_t size, T g, const T* q, const T* k, const T* v, T* dq, T* dk, T* dv) {
+#pragma omp simd
+    for (std::size_t a = 0; a < size; ++a) {
+      const T h = math::tanh(q[a] + k[a]);
+      const T dpre = g * v[a] * (T(1) - h * h);
+      dq[a] += dpre;
+      dk[a] += dpre;
+      dv[a] += g * h;
+    }
+  }
+};
+
 // s[b, i, j] = v . tanh(q[b, i] + k[b, j]) for q [B, Tq, A], k [B, Tk, A], v [1, A]: Bahdanau's
 // score as one node. It saves nothing: backward recomputes each tanh rather than hold the
 // B * Tq * Tk * A activations, which for a decoder step would outweigh all else it keeps.
@@ -185,14 +221,9 @@ Tensor<T> additive_scores(const Tensor<T>& query, const Tensor<T>& keys, const T
   for (std::size_t b = 0; b < batch; ++b) {
     for (std::size_t i = 0; i < queries; ++i) {
       const T* q = query.data() + (b * queries + i) * size;
-      for (std::size_t j = 0; j < keys_count; ++j, ++out) {
-        if (skip != nullptr && skip[out - scores.data()]) continue;
-        const T* k = keys.data() + (b * keys_count + j) * size;
-        T total = 0;
-#pragma omp simd reduction(+ : total)
-        for (std::size_t a = 0; a < size; ++a) total += pv[a] * math::tanh(q[a] + k[a]);
-        *out = total;
-      }
+      dispatch<AdditiveScoreRow>(keys_count, size, q, keys.data() + b * keys_count * size, pv,
+                                 skip != nullptr ? skip + (out - scores.data()) : nullptr, out);
+      out += keys_count;
     }
   }
   return record<T>("additive_attention_score", std::move(scores), {query, keys, v},
@@ -215,17 +246,8 @@ Tensor<T> additive_scores(const Tensor<T>& query, const Tensor<T>& keys, const T
         for (std::size_t j = 0; j < keys_count; ++j) {
           const T g = gs[query_row * keys_count + j];
           if (g == T(0)) continue;  // hidden pairs among them: the softmax sends them no gradient
-          const T* k = pk + (b * keys_count + j) * size;
-          T* dk = row(gk, b * keys_count + j);
-          // The rows never overlap (at worst two of them are the same scratch row).
-#pragma omp simd
-          for (std::size_t a = 0; a < size; ++a) {
-            const T h = math::tanh(q[a] + k[a]);
-            const T dpre = g * pv[a] * (T(1) - h * h);
-            dq[a] += dpre;
-            dk[a] += dpre;
-            gv[a] += g * h;
-          }
+          dispatch<AdditiveScorePairGradient>(size, g, q, pk + (b * keys_count + j) * size, pv, dq,
+                                              row(gk, b * keys_count + j), gv);
         }
       }
     }

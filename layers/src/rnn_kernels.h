@@ -3,7 +3,7 @@
 // single-step cells (rnn.cpp). A step is one product with W_hh for the whole batch (in a
 // sequence W_hh packed once for all steps: packed_matrix.h), then per batch row one pass
 // over contiguous vectors of hidden units with the gate nonlinearities and the state update
-// (the row kernels), or their derivatives. A row kernel handles `units` hidden units whose
+// (the row kernels, compiled for each instruction set: isa.h), or their derivatives. A row kernel handles `units` hidden units whose
 // gates lie `stride` values apart (H, or fewer units when the forward step splits the hidden
 // units over threads). The row kernels' loops carry no dependence from one j to the next;
 // `omp simd` says so, since the compiler cannot prove that their many row pointers do not
@@ -20,6 +20,7 @@
 
 #include "xgrad/framework/blas.h"
 #include "xgrad/framework/fast_math.h"
+#include "xgrad/framework/isa.h"
 #include "xgrad/framework/packed_matrix.h"
 #include "xgrad/framework/threading.h"
 #include "xgrad/layers/rnn.h"
@@ -84,110 +85,128 @@ struct BackwardRow {
 };
 
 // h' = act(pre)
-template <class T>
-void rnn_forward(CellType type, std::size_t units, const ForwardRow<T>& row) {
+template <Isa isa>
+struct RnnForward {
+  template <class T>
+  XGRAD_KERNEL static void run(CellType type, std::size_t units, const ForwardRow<T>& row) {
 #pragma omp simd
-  for (std::size_t j = 0; j < units; ++j) {
-    const T pre = row.gates[j];
-    row.h[j] = type == CellType::rnn_relu ? (pre > T(0) ? pre : T(0)) : math::tanh(pre);
+    for (std::size_t j = 0; j < units; ++j) {
+      const T pre = row.gates[j];
+      row.h[j] = type == CellType::rnn_relu ? (pre > T(0) ? pre : T(0)) : math::tanh(pre);
+    }
   }
-}
+};
 
 // dpre = dh' * act'(pre), from h': tanh' = 1 - h'^2, relu' = [h' > 0]
-template <class T>
-void rnn_backward(CellType type, std::size_t units, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
+template <Isa isa>
+struct RnnBackward {
+  template <class T>
+  XGRAD_KERNEL static void run(CellType type, std::size_t units, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
 #pragma omp simd
-  for (std::size_t j = 0; j < units; ++j) {
-    const T h = saved.h[j];
-    const T slope = type == CellType::rnn_relu ? (h > T(0) ? T(1) : T(0)) : T(1) - h * h;
-    grad.dgates[j] = grad.dh[j] * slope;
-    grad.dh_prev[j] = T(0);
+    for (std::size_t j = 0; j < units; ++j) {
+      const T h = saved.h[j];
+      const T slope = type == CellType::rnn_relu ? (h > T(0) ? T(1) : T(0)) : T(1) - h * h;
+      grad.dgates[j] = grad.dh[j] * slope;
+      grad.dh_prev[j] = T(0);
+    }
   }
-}
+};
 
 // i, f, o = sigmoid; g = tanh; c' = f * c + i * g; h' = o * tanh(c')
-template <class T>
-void lstm_forward(std::size_t units, std::size_t stride, const ForwardRow<T>& row) {
-  T* i = row.gates;
-  T* f = i + stride;
-  T* g = f + stride;
-  T* o = g + stride;
+template <Isa isa>
+struct LstmForward {
+  template <class T>
+  XGRAD_KERNEL static void run(std::size_t units, std::size_t stride, const ForwardRow<T>& row) {
+    T* i = row.gates;
+    T* f = i + stride;
+    T* g = f + stride;
+    T* o = g + stride;
 #pragma omp simd
-  for (std::size_t j = 0; j < units; ++j) {
-    i[j] = math::sigmoid(i[j]);
-    f[j] = math::sigmoid(f[j]);
-    g[j] = math::tanh(g[j]);
-    o[j] = math::sigmoid(o[j]);
-    const T c = f[j] * row.c_prev[j] + i[j] * g[j];
-    row.c[j] = c;
-    row.h[j] = o[j] * math::tanh(c);
+    for (std::size_t j = 0; j < units; ++j) {
+      i[j] = math::sigmoid(i[j]);
+      f[j] = math::sigmoid(f[j]);
+      g[j] = math::tanh(g[j]);
+      o[j] = math::sigmoid(o[j]);
+      const T c = f[j] * row.c_prev[j] + i[j] * g[j];
+      row.c[j] = c;
+      row.h[j] = o[j] * math::tanh(c);
+    }
   }
-}
+};
 
 // dc_all = dc' + dh' o (1 - tanh(c')^2); dc_prev = dc_all f;
 // d(i, f, g) pre-activations = dc_all (g i (1 - i), c_prev f (1 - f), i (1 - g^2));
 // d(o) pre-activation = dh' tanh(c') o (1 - o)
-template <class T>
-void lstm_backward(std::size_t units, std::size_t stride, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
-  const T* i = saved.gates;
-  const T* f = i + stride;
-  const T* g = f + stride;
-  const T* o = g + stride;
-  T* di = grad.dgates;
-  T* df = di + stride;
-  T* dg = df + stride;
-  T* d_o = dg + stride;
+template <Isa isa>
+struct LstmBackward {
+  template <class T>
+  XGRAD_KERNEL static void run(std::size_t units, std::size_t stride, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
+    const T* i = saved.gates;
+    const T* f = i + stride;
+    const T* g = f + stride;
+    const T* o = g + stride;
+    T* di = grad.dgates;
+    T* df = di + stride;
+    T* dg = df + stride;
+    T* d_o = dg + stride;
 #pragma omp simd
-  for (std::size_t j = 0; j < units; ++j) {
-    const T tanh_c = math::tanh(saved.c[j]);
-    const T dc_all = grad.dc[j] + grad.dh[j] * o[j] * (T(1) - tanh_c * tanh_c);
-    di[j] = dc_all * g[j] * i[j] * (T(1) - i[j]);
-    df[j] = dc_all * saved.c_prev[j] * f[j] * (T(1) - f[j]);
-    dg[j] = dc_all * i[j] * (T(1) - g[j] * g[j]);
-    d_o[j] = grad.dh[j] * tanh_c * o[j] * (T(1) - o[j]);
-    grad.dc_prev[j] = dc_all * f[j];
-    grad.dh_prev[j] = T(0);
+    for (std::size_t j = 0; j < units; ++j) {
+      const T tanh_c = math::tanh(saved.c[j]);
+      const T dc_all = grad.dc[j] + grad.dh[j] * o[j] * (T(1) - tanh_c * tanh_c);
+      di[j] = dc_all * g[j] * i[j] * (T(1) - i[j]);
+      df[j] = dc_all * saved.c_prev[j] * f[j] * (T(1) - f[j]);
+      dg[j] = dc_all * i[j] * (T(1) - g[j] * g[j]);
+      d_o[j] = grad.dh[j] * tanh_c * o[j] * (T(1) - o[j]);
+      grad.dc_prev[j] = dc_all * f[j];
+      grad.dh_prev[j] = T(0);
+    }
   }
-}
+};
 
 // r, z = sigmoid; n = tanh(xn + r * hn); h' = (1 - z) * n + z * h
-template <class T>
-void gru_forward(std::size_t units, std::size_t stride, const ForwardRow<T>& row) {
-  T* r = row.gates;
-  T* z = r + stride;
-  const T* hn = z + stride;
+template <Isa isa>
+struct GruForward {
+  template <class T>
+  XGRAD_KERNEL static void run(std::size_t units, std::size_t stride, const ForwardRow<T>& row) {
+    T* r = row.gates;
+    T* z = r + stride;
+    const T* hn = z + stride;
 #pragma omp simd
-  for (std::size_t j = 0; j < units; ++j) {
-    r[j] = math::sigmoid(r[j]);
-    z[j] = math::sigmoid(z[j]);
-    const T n = math::tanh(row.input_n[j] + r[j] * hn[j]);
-    row.candidate[j] = n;
-    row.h[j] = (T(1) - z[j]) * n + z[j] * row.h_prev[j];
+    for (std::size_t j = 0; j < units; ++j) {
+      r[j] = math::sigmoid(r[j]);
+      z[j] = math::sigmoid(z[j]);
+      const T n = math::tanh(row.input_n[j] + r[j] * hn[j]);
+      row.candidate[j] = n;
+      row.h[j] = (T(1) - z[j]) * n + z[j] * row.h_prev[j];
+    }
   }
-}
+};
 
 // dn_pre = dh' (1 - z) (1 - n^2); dxn += dn_pre; dhn = dn_pre * r;
 // dr_pre = dn_pre hn r (1 - r); dz_pre = dh' (h - n) z (1 - z); dh (direct) = dh' z
-template <class T>
-void gru_backward(std::size_t units, std::size_t stride, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
-  const T* r = saved.gates;
-  const T* z = r + stride;
-  const T* hn = z + stride;
-  T* dr = grad.dgates;
-  T* dz = dr + stride;
-  T* dhn = dz + stride;
+template <Isa isa>
+struct GruBackward {
+  template <class T>
+  XGRAD_KERNEL static void run(std::size_t units, std::size_t stride, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
+    const T* r = saved.gates;
+    const T* z = r + stride;
+    const T* hn = z + stride;
+    T* dr = grad.dgates;
+    T* dz = dr + stride;
+    T* dhn = dz + stride;
 #pragma omp simd
-  for (std::size_t j = 0; j < units; ++j) {
-    const T n = saved.candidate[j];
-    const T dh = grad.dh[j];
-    const T dn_pre = dh * (T(1) - z[j]) * (T(1) - n * n);
-    if (grad.dinput_n != nullptr) grad.dinput_n[j] += dn_pre;
-    dhn[j] = dn_pre * r[j];
-    dr[j] = dn_pre * hn[j] * r[j] * (T(1) - r[j]);
-    dz[j] = dh * (saved.h_prev[j] - n) * z[j] * (T(1) - z[j]);
-    grad.dh_prev[j] = dh * z[j];
+    for (std::size_t j = 0; j < units; ++j) {
+      const T n = saved.candidate[j];
+      const T dh = grad.dh[j];
+      const T dn_pre = dh * (T(1) - z[j]) * (T(1) - n * n);
+      if (grad.dinput_n != nullptr) grad.dinput_n[j] += dn_pre;
+      dhn[j] = dn_pre * r[j];
+      dr[j] = dn_pre * hn[j] * r[j] * (T(1) - r[j]);
+      dz[j] = dh * (saved.h_prev[j] - n) * z[j] * (T(1) - z[j]);
+      grad.dh_prev[j] = dh * z[j];
+    }
   }
-}
+};
 
 // The buffers of one step for the whole batch, rows of H (gates: G*H) values; null where
 // the cell has no such state. ForwardStep is written by forward_step; SavedStep is what
@@ -301,9 +320,9 @@ void forward_step(const CellMath& cell, std::size_t batch, const T* input_rows, 
                               .c_prev = row_of(step.c_prev, b, H, first),
                               .c = row_of(step.c, b, H, first)};
       switch (cell.type) {
-        case CellType::lstm: lstm_forward(units, H, row); break;
-        case CellType::gru: gru_forward(units, H, row); break;
-        default: rnn_forward(cell.type, units, row); break;
+        case CellType::lstm: dispatch<LstmForward>(units, H, row); break;
+        case CellType::gru: dispatch<GruForward>(units, H, row); break;
+        default: dispatch<RnnForward>(cell.type, units, row); break;
       }
     }
   });
@@ -347,9 +366,9 @@ void backward_step(const CellMath& cell, std::size_t batch, const SavedStep<T>& 
                                 .dh_prev = dh_prev + b * H,
                                 .dc_prev = row_of(dc_prev, b, H)};
       switch (cell.type) {
-        case CellType::lstm: lstm_backward(H, H, row, grad); break;
-        case CellType::gru: gru_backward(H, H, row, grad); break;
-        default: rnn_backward(cell.type, H, row, grad); break;
+        case CellType::lstm: dispatch<LstmBackward>(H, H, row, grad); break;
+        case CellType::gru: dispatch<GruBackward>(H, H, row, grad); break;
+        default: dispatch<RnnBackward>(cell.type, H, row, grad); break;
       }
       if (dinput != nullptr) {
         for (std::size_t k = 0; k < from_input; ++k) dinput[k] += dgates_row[k];

@@ -12,6 +12,7 @@
 #include "xgrad/framework/heap.h"
 #include "xgrad/framework/indexing.h"
 #include "xgrad/framework/init.h"
+#include "xgrad/framework/isa.h"
 #include "xgrad/framework/large_pages.h"
 #include "xgrad/framework/layout.h"
 #include "xgrad/framework/loss.h"

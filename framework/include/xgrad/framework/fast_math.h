@@ -9,7 +9,9 @@
 //   sigmoid:  1 / (1 + exp(-x)), no cancellation anywhere
 //   tanh:     1 - 2 / (1 + exp(2x)), or for |x| < 1/4 its odd series to x^11, where the first
 //             form would lose relative accuracy to cancellation
-// NaN propagates; overflow gives +inf (exp), 1 (sigmoid) or +-1 (tanh).
+// NaN propagates; overflow gives +inf (exp), 1 (sigmoid) or +-1 (tanh). Always inlined, so
+// that kernels compiled for a wider instruction set (isa.h) inline them too: GCC's heuristics
+// did not, and a call per element keeps a loop scalar.
 
 #include <bit>
 #include <cmath>
@@ -17,11 +19,11 @@
 
 namespace xgrad::math {
 
-inline double exp(double x) { return std::exp(x); }
-inline double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x)); }
-inline double tanh(double x) { return std::tanh(x); }
+[[gnu::always_inline]] inline double exp(double x) { return std::exp(x); }
+[[gnu::always_inline]] inline double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x)); }
+[[gnu::always_inline]] inline double tanh(double x) { return std::tanh(x); }
 
-inline float exp(float x) {
+[[gnu::always_inline]] inline float exp(float x) {
   // Beyond these bounds the result is 0 or +inf in float.
   const float clamped = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
   // round(x / ln 2): adding and subtracting 1.5 * 2^23 rounds to the nearest integer in any
@@ -45,9 +47,9 @@ inline float exp(float x) {
   return x != x ? x : result;  // NaN in, NaN out
 }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
+[[gnu::always_inline]] inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
 
-inline float tanh(float x) {
+[[gnu::always_inline]] inline float tanh(float x) {
   const float via_exp = 1.0f - 2.0f / (1.0f + exp(2.0f * x));
   const float x2 = x * x;
   float series = -1382.0f / 155925.0f;

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <memory>
 
+#include "xgrad/framework/isa.h"
+
 namespace xgrad::blas {
 
 template <class T>
@@ -28,10 +30,13 @@ class PackedMatrix {
   void multiply_add(std::size_t m, const T* a, std::size_t lda, std::size_t first_column, std::size_t end_column,
                     T* c, std::size_t ldc) const;
 
+  // The panel width of a matrix packed now: it follows the active instruction set (isa.h),
+  // two of its vectors. A packed matrix keeps the instruction set it was packed for.
   static std::size_t panel_width() noexcept;
 
  private:
   std::size_t k_, n_;
+  Isa isa_;
   // Panel p: k rows of panel_width() values, columns past n zero. Not value-initialised:
   // packing writes every value.
   std::unique_ptr<T[]> panels_;
