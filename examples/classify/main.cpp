@@ -282,6 +282,7 @@ int evaluate(const UseFlags& flags) {
 }
 
 int predict(const UseFlags& flags) {
+  cli::refuse_unwritable_output_file("--explain-svg", flags.explain_svg);
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<Loaded> loaded = load(flags.model);
   std::vector<cli::HighlightedText> explanations;

@@ -417,6 +417,16 @@ void flush_standard_output() {
                           "); output was lost"));
 }
 
+void refuse_unwritable_output_file(const std::string& flag, const std::filesystem::path& path) {
+  if (path.empty()) return;
+  std::error_code ignored;  // what cannot be inspected is left to the write to report
+  if (std::filesystem::is_directory(path, ignored)) throw UsageError(concat(flag, " ", path.string(), " is a directory"));
+  const std::filesystem::path parent = path.parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ignored)) {
+    throw UsageError(concat(flag, " ", path.string(), ": the directory ", parent.string(), " does not exist"));
+  }
+}
+
 int run_main(const Program& program, int argc, const char* const* argv,
              const std::function<int(const std::string& subcommand)>& body, std::ostream& out, std::ostream& err) {
   reserve_closed_standard_streams();

@@ -224,6 +224,11 @@ class Program : public Command {
 // Programs that answer line by line call it after each batch; run_main calls it last.
 void flush_standard_output();
 
+// Refuses (UsageError naming `flag`) an output file that cannot be written however long the
+// program works first: a directory, or a name in a directory that does not exist. An empty
+// path (the flag not given) passes.
+void refuse_unwritable_output_file(const std::string& flag, const std::filesystem::path& path);
+
 // What main() returns: parses the command line and runs `body(subcommand)`. --help prints to
 // `out` and gives 0; a UsageError gives 2 and any other exception 1, both with
 // "<program>: <message>" on `err`; so does output lost on the way to standard output

@@ -246,6 +246,7 @@ int evaluate(const DecodeFlags& flags) {
 }
 
 int translate_stdin(const DecodeFlags& flags) {
+  cli::refuse_unwritable_output_file("--attention-svg", flags.attention_svg);
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<LoadedModel> loaded = load_model({flags.model}, true);
   loaded->model.eval();

@@ -478,7 +478,10 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
       {t + " train --help", "", 1, {"standard output"}, "> /dev/full"},
       {translate_train(dir, "to-full-stdout") + " --max-steps 1", "", 1, {"standard output"}, "> /dev/full"},
       {c + " predict" + mc + " --explain-svg /dev/full", "a b\n", 1, {"/dev/full", "No space left on device"}},
-      {t + " translate" + m + " --attention-svg " + dir.file("empty"), "a b\n", 1, {dir.file("empty"), "is a directory"}},
+      {t + " translate" + m + " --attention-svg " + dir.file("empty"), "a b\n", 2,
+       {"--attention-svg", dir.file("empty"), "is a directory"}},
+      {c + " predict" + mc + " --explain-svg " + dir.file("absent/e.svg"), "a b\n", 2,
+       {"--explain-svg", dir.file("absent"), "does not exist"}},
       // parallel text
       {t + " train --train-src " + dir.file("absent.src") + " --train-tgt " + dir.file("train.tgt") + " --valid-src " +
            dir.file("valid.src") + " --valid-tgt " + dir.file("valid.tgt") + " --out " + dir.file("x"),
