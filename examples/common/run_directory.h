@@ -1,5 +1,5 @@
 #pragma once
-// The --out directory of a training run, kept as git or sqlite keep theirs: one run per
+// The --out directory of a training run, guarded as git guards a repository: one run per
 // directory at a time, no file overwritten that a run of ours did not write, nothing written
 // before every check has passed, and no --resume that would continue something else.
 //
@@ -7,7 +7,6 @@
 // the run lives and holding its pid, and run.json, which marks the directory as a run's and
 // records the model flags the run started with.
 
-#include <cstddef>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -47,7 +46,6 @@ class RunDirectory {
   // other run's pid if one took it since), writes the pid, removes what a killed run left
   // mid-write and, for a new run, records run.json. Call when every other check has passed.
   void claim();
-
 
  private:
   std::filesystem::path lock_file() const;
