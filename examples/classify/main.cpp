@@ -7,8 +7,8 @@
 // Data files are TSV with a header; --text-column and --label-column pick the columns by
 // name. A model directory holds config.json, vocab.json, labels.json, model.safetensors (the
 // weights with the best validation accuracy), checkpoint.safetensors (what --resume needs),
-// log.csv and, when validation was held out of --train, held_out.tsv (those texts, for eval),
-// each written atomically.
+// log.csv, when validation was held out of --train, held_out.tsv (those texts, for eval), and
+// run.lock and run.json (run_directory.h); each is written atomically.
 
 #include <cmath>
 #include <cstdio>
@@ -22,6 +22,7 @@
 #include <xgrad/models/vocabulary.h>
 
 #include "cli.h"
+#include "run_directory.h"
 #include "svg.h"
 #include "text.h"
 #include "training.h"
@@ -39,9 +40,13 @@ struct ModelFiles {
   fs::path vocabulary() const { return dir / "vocab.json"; }
   fs::path labels() const { return dir / "labels.json"; }
   fs::path weights() const { return dir / "model.safetensors"; }
-  fs::path checkpoint() const { return dir / "checkpoint.safetensors"; }
+  fs::path checkpoint() const { return dir / cli::checkpoint_file_name; }
   fs::path log() const { return dir / "log.csv"; }
   fs::path held_out() const { return dir / "held_out.tsv"; }
+  // The names of everything above: what a training run writes.
+  static std::vector<std::string> names() {
+    return {"config.json", "vocab.json", "labels.json", "model.safetensors", cli::checkpoint_file_name, "log.csv", "held_out.tsv"};
+  }
 };
 
 struct TrainFlags {
@@ -134,15 +139,24 @@ std::string to_tsv(const models::LabelledTexts& data, const models::TsvColumns& 
   return tsv;
 }
 
+// The flags that decide the model's shape and vocabulary: a resumed run must give the same.
+std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
+  return {{"--emb", std::to_string(flags.emb)},
+          {"--hidden", std::to_string(flags.hidden)},
+          {"--layers", std::to_string(flags.layers)},
+          {"--cell", flags.cell},
+          {"--unidirectional", flags.unidirectional ? "on" : "off"},
+          {"--attention", flags.attention},
+          {"--attention-size", std::to_string(flags.attention_size)},
+          {"--heads", std::to_string(flags.heads)},
+          {"--min-freq", std::to_string(flags.min_freq)}};
+}
+
 int train(const TrainFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const ModelFiles files{flags.out};
-  remove_stale_temporaries(files.dir);  // what a killed run may have left mid-write
-  const bool resuming = flags.resume && fs::exists(files.checkpoint());
-  if (!flags.resume && fs::exists(files.checkpoint())) {
-    throw cli::UsageError("--out " + flags.out.string() +
-                          " already holds a training run; pass --resume to continue it or choose another directory");
-  }
+  cli::RunDirectory run_directory(files.dir, ModelFiles::names(), flags.resume, model_flags(flags));
+  const bool resuming = flags.resume;
   const models::TsvColumns columns{flags.text_column, flags.label_column};
   models::LabelledTexts train_data = models::read_labelled_tsv(flags.train, columns);
   const models::LabelledTexts valid_data =
@@ -156,9 +170,9 @@ int train(const TrainFlags& flags) {
     vocabulary = std::make_unique<Vocabulary>(Vocabulary::load(files.vocabulary(), models::classification_specials()));
     labels = std::make_unique<LabelSet>(LabelSet::load(files.labels()));
     model = std::make_unique<models::SequenceClassifier<float>>(models::classifier_options_from_json(read_file(files.config())));
+    run_directory.claim();
     std::printf("resuming %s\n", files.dir.c_str());
   } else {
-    fs::create_directories(files.dir);
     std::vector<models::Tokens> texts;
     for (const models::Tokens& text : train_data.texts) texts.push_back(normalised(text));
     vocabulary = std::make_unique<Vocabulary>(
@@ -175,7 +189,9 @@ int train(const TrainFlags& flags) {
                                             .attention_size = flags.attention_size,
                                             .attention_heads = flags.heads,
                                             .dropout = flags.dropout};
-    model = std::make_unique<models::SequenceClassifier<float>>(options);
+    model = cli::model_from_flags(model_flags(flags),
+                                  [&] { return std::make_unique<models::SequenceClassifier<float>>(options); });
+    run_directory.claim();
     vocabulary->save(files.vocabulary());
     labels->save(files.labels());
     write_file_atomically(files.config(), models::to_json(options));
@@ -266,6 +282,7 @@ int evaluate(const UseFlags& flags) {
 }
 
 int predict(const UseFlags& flags) {
+  cli::refuse_unwritable_output_file("--explain-svg", flags.explain_svg);
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<Loaded> loaded = load(flags.model);
   std::vector<cli::HighlightedText> explanations;
@@ -290,7 +307,7 @@ int predict(const UseFlags& flags) {
         explanations.push_back({texts[i], std::vector<float>(weights, weights + texts[i].size()), label + caption});
       }
     }
-    std::fflush(stdout);
+    cli::flush_standard_output();  // a reader sees each batch's answers as they come, and a lost write stops the program
     ids.clear();
     texts.clear();
   };

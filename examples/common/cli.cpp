@@ -1,15 +1,22 @@
 #include "cli.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <limits>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <type_traits>
+
+#include <xgrad/framework/errors.h>
 
 namespace xgrad::cli {
 namespace {
@@ -389,13 +396,49 @@ int run_main(const Program& program, int argc, const char* const* argv,
   return run_main(program, argc, argv, body, std::cout, std::cerr);
 }
 
+namespace {
+
+void reserve_closed_standard_streams() {
+  for (const int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+    // open() returns the lowest free number, which is `fd` itself once the ones below are open.
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) ::open("/dev/null", O_RDONLY);
+  }
+}
+
+}  // namespace
+
+void flush_standard_output() {
+  errno = 0;
+  std::cout.flush();
+  const bool flushed = std::fflush(stdout) == 0;
+  const int reason = errno;
+  if (flushed && !std::ferror(stdout) && std::cout) return;
+  throw file_error(concat("standard output: writing failed (", reason ? std::strerror(reason) : "an earlier write",
+                          "); output was lost"));
+}
+
+void refuse_unwritable_output_file(const std::string& flag, const std::filesystem::path& path) {
+  if (path.empty()) return;
+  std::error_code ignored;  // what cannot be inspected is left to the write to report
+  if (std::filesystem::is_directory(path, ignored)) throw UsageError(concat(flag, " ", path.string(), " is a directory"));
+  const std::filesystem::path parent = path.parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ignored)) {
+    throw UsageError(concat(flag, " ", path.string(), ": the directory ", parent.string(), " does not exist"));
+  }
+}
+
 int run_main(const Program& program, int argc, const char* const* argv,
              const std::function<int(const std::string& subcommand)>& body, std::ostream& out, std::ostream& err) {
+  reserve_closed_standard_streams();
   try {
-    return body(program.parse(argc, argv));
-  } catch (const HelpRequested& help) {
-    out << help.text() << std::flush;
-    return 0;
+    int status = 0;
+    try {
+      status = body(program.parse(argc, argv));
+    } catch (const HelpRequested& help) {
+      out << help.text();
+    }
+    flush_standard_output();
+    return status;
   } catch (const UsageError& e) {
     err << program.name() << ": " << e.what() << std::endl;
     return 2;

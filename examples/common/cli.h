@@ -219,9 +219,22 @@ class Program : public Command {
   std::vector<std::unique_ptr<Command>> subcommands_;
 };
 
+// Flushes standard output; an xgrad::file_error naming it when anything written there was
+// lost (a full disk, a closed stream), so that a program never ends well with lost output.
+// Programs that answer line by line call it after each batch; run_main calls it last.
+void flush_standard_output();
+
+// Refuses (UsageError naming `flag`) an output file that cannot be written however long the
+// program works first: a directory, or a name in a directory that does not exist. An empty
+// path (the flag not given) passes.
+void refuse_unwritable_output_file(const std::string& flag, const std::filesystem::path& path);
+
 // What main() returns: parses the command line and runs `body(subcommand)`. --help prints to
 // `out` and gives 0; a UsageError gives 2 and any other exception 1, both with
-// "<program>: <message>" on `err`.
+// "<program>: <message>" on `err`; so does output lost on the way to standard output
+// (flush_standard_output). A standard stream the program was started without (`>&-`) is
+// reopened read-only on /dev/null first: no file the program opens can take its number and
+// receive its output, and writes to it fail, to be reported.
 int run_main(const Program& program, int argc, const char* const* argv,
              const std::function<int(const std::string& subcommand)>& body);
 int run_main(const Program& program, int argc, const char* const* argv,

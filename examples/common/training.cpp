@@ -9,6 +9,7 @@
 #include <xgrad/framework/errors.h>
 #include <xgrad/framework/heap.h>
 
+#include "cli.h"
 #include "progress.h"
 
 namespace xgrad::cli {
@@ -94,18 +95,36 @@ namespace {
 volatile std::sig_atomic_t interrupted = 0;
 extern "C" void note_interrupt(int) { interrupted = 1; }
 
-// Routes SIGINT to a flag for the loop to check between steps, for the lifetime of a run.
+// Routes SIGINT (Ctrl-C) and SIGTERM (kill, a scheduler's or a container's stop) to a flag
+// for the loop to check between steps, for the lifetime of a run: both end it with a checkpoint.
 class InterruptCatcher {
  public:
-  InterruptCatcher() : previous_(std::signal(SIGINT, note_interrupt)) { interrupted = 0; }
-  ~InterruptCatcher() { std::signal(SIGINT, previous_); }
+  InterruptCatcher()
+      : previous_interrupt_(std::signal(SIGINT, note_interrupt)), previous_terminate_(std::signal(SIGTERM, note_interrupt)) {
+    interrupted = 0;
+  }
+  ~InterruptCatcher() {
+    std::signal(SIGINT, previous_interrupt_);
+    std::signal(SIGTERM, previous_terminate_);
+  }
   InterruptCatcher(const InterruptCatcher&) = delete;
   InterruptCatcher& operator=(const InterruptCatcher&) = delete;
   bool caught() const { return interrupted != 0; }
 
  private:
-  void (*previous_)(int);
+  void (*previous_interrupt_)(int);
+  void (*previous_terminate_)(int);
 };
+
+// A checkpoint saved in the middle of an epoch of more batches than this run's data gives
+// cannot be continued: the epoch would never end.
+void refuse_position_past_the_data(const TrainingLoop& loop, const TrainingProgress& progress, std::size_t batches) {
+  if (progress.batches_done <= batches) return;
+  throw UsageError(detail::message("--resume: the checkpoint ", loop.checkpoint_path, " was saved after batch ",
+                                   progress.batches_done, " of epoch ", progress.epoch,
+                                   ", but the training data now gives only ", batches,
+                                   " batches per epoch; resume with the run's data and --batch"));
+}
 
 }  // namespace
 
@@ -131,6 +150,7 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
     }
     data_order.set_state(progress.data_order);
     const std::vector<models::Batch> batches = loop.sampler.epoch(data_order);
+    refuse_position_past_the_data(loop, progress, batches.size());
     ProgressBar bar({.label = "epoch " + std::to_string(progress.epoch) + "/" + std::to_string(loop.epochs),
                      .total_steps = batches.size(),
                      .first_step = progress.batches_done});
@@ -204,6 +224,7 @@ RunEnd run_training(const TrainingLoop& loop, Generator& data_order, TrainingPro
       progress.data_order = data_order.state();
     }
     checkpoint();
+    flush_standard_output();  // the epoch's report, lost to a full disk, stops the run (it can resume)
     if (end == RunEnd::limit_reached) {
       std::printf("stopping: %s; continue with --resume\n", stop.reason(progress.steps).c_str());
       return end;

@@ -19,6 +19,9 @@
 
 namespace xgrad::cli {
 
+// The file of a run's --out directory that holds everything --resume needs.
+inline constexpr const char* checkpoint_file_name = "checkpoint.safetensors";
+
 // Where a training run stands. Saved with every checkpoint, so that --resume continues
 // with the same remaining batches in the same order and the same dropout masks.
 struct TrainingProgress {
@@ -86,7 +89,9 @@ struct StepOutcome {
 // max_bad_steps such steps in a row without touching the last good checkpoint. After each
 // epoch (and when a limit stops the run) it validates, keeps the best weights, logs a CSV
 // row and writes the checkpoint; it also checkpoints every checkpoint_every steps. Ctrl-C
-// (SIGINT) saves the checkpoint and ends the run.
+// (SIGINT) and SIGTERM save the checkpoint and end the run. Resuming at a batch past the
+// end of the sampler's epoch (smaller data, a larger batch) is a UsageError naming the
+// checkpoint and both numbers.
 struct TrainingLoop {
   nn::Module<float>& model;
   optim::Optimizer<float>& optimizer;

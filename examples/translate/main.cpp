@@ -6,8 +6,8 @@
 //
 // A model directory holds config.json (the model's options), source.vocab.json and
 // target.vocab.json, model.safetensors (the weights with the best validation BLEU),
-// checkpoint.safetensors (everything --resume needs) and log.csv. Every file is written
-// atomically.
+// checkpoint.safetensors (everything --resume needs) and log.csv, and run.lock and run.json
+// (run_directory.h). Every file is written atomically.
 
 #include <cmath>
 #include <cstdio>
@@ -19,6 +19,7 @@
 #include <xgrad/models/bleu.h>
 
 #include "cli.h"
+#include "run_directory.h"
 #include "svg.h"
 #include "text.h"
 #include "training.h"
@@ -36,8 +37,12 @@ struct ModelFiles {
   fs::path source_vocabulary() const { return dir / "source.vocab.json"; }
   fs::path target_vocabulary() const { return dir / "target.vocab.json"; }
   fs::path weights() const { return dir / "model.safetensors"; }
-  fs::path checkpoint() const { return dir / "checkpoint.safetensors"; }
+  fs::path checkpoint() const { return dir / cli::checkpoint_file_name; }
   fs::path log() const { return dir / "log.csv"; }
+  // The names of everything above: what a training run writes.
+  static std::vector<std::string> names() {
+    return {"config.json", "source.vocab.json", "target.vocab.json", "model.safetensors", cli::checkpoint_file_name, "log.csv"};
+  }
 };
 
 struct TrainFlags {
@@ -113,15 +118,22 @@ Validation validate(const models::Seq2Seq<float>& model, const Vocabulary& targe
   return result;
 }
 
+// The flags that decide the model's shape and vocabularies: a resumed run must give the same.
+std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
+  return {{"--emb", std::to_string(flags.emb)},
+          {"--hidden", std::to_string(flags.hidden)},
+          {"--layers", std::to_string(flags.layers)},
+          {"--cell", flags.cell},
+          {"--attention", flags.attention},
+          {"--input-feeding", flags.input_feeding ? "on" : "off"},
+          {"--min-freq", std::to_string(flags.min_freq)}};
+}
+
 int train(const TrainFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const ModelFiles files{flags.out};
-  remove_stale_temporaries(files.dir);  // what a killed run may have left mid-write
-  const bool resuming = flags.resume && fs::exists(files.checkpoint());
-  if (!flags.resume && fs::exists(files.checkpoint())) {
-    throw cli::UsageError("--out " + flags.out.string() +
-                          " already holds a training run; pass --resume to continue it or choose another directory");
-  }
+  cli::RunDirectory run_directory(files.dir, ModelFiles::names(), flags.resume, model_flags(flags));
+  const bool resuming = flags.resume;
   const models::ParallelCorpus train_corpus = models::read_parallel_corpus(flags.train_src, flags.train_tgt);
   const models::ParallelCorpus valid_corpus = models::read_parallel_corpus(flags.valid_src, flags.valid_tgt);
   if (train_corpus.skipped_empty + valid_corpus.skipped_empty > 0) {
@@ -132,9 +144,9 @@ int train(const TrainFlags& flags) {
   std::unique_ptr<LoadedModel> loaded;
   if (resuming) {
     loaded = load_model(files, false);
+    run_directory.claim();
     std::printf("resuming %s\n", files.dir.c_str());
   } else {
-    fs::create_directories(files.dir);
     const auto specials = models::translation_specials();
     Vocabulary source = Vocabulary::build(train_corpus.source, {.specials = specials, .min_frequency = flags.min_freq});
     Vocabulary target = Vocabulary::build(train_corpus.target, {.specials = specials, .min_frequency = flags.min_freq});
@@ -148,7 +160,10 @@ int train(const TrainFlags& flags) {
                                          .attention = models::attention_kind_from_string(flags.attention),
                                          .input_feeding = flags.input_feeding,
                                          .dropout = flags.dropout};
-    loaded = std::unique_ptr<LoadedModel>(new LoadedModel{std::move(source), std::move(target), models::Seq2Seq<float>(options)});
+    loaded = std::unique_ptr<LoadedModel>(new LoadedModel{
+        std::move(source), std::move(target),
+        cli::model_from_flags(model_flags(flags), [&] { return models::Seq2Seq<float>(options); })});
+    run_directory.claim();
     loaded->source.save(files.source_vocabulary());
     loaded->target.save(files.target_vocabulary());
     write_file_atomically(files.config(), models::to_json(options));
@@ -231,6 +246,7 @@ int evaluate(const DecodeFlags& flags) {
 }
 
 int translate_stdin(const DecodeFlags& flags) {
+  cli::refuse_unwritable_output_file("--attention-svg", flags.attention_svg);
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<LoadedModel> loaded = load_model({flags.model}, true);
   loaded->model.eval();
@@ -264,7 +280,7 @@ int translate_stdin(const DecodeFlags& flags) {
         std::cout << '\n';
       }
     }
-    std::cout.flush();
+    cli::flush_standard_output();  // a reader sees each batch's lines as they come, and a lost write stops the program
     lines.clear();
   };
   for (std::string line; std::getline(std::cin, line);) {

@@ -5,12 +5,17 @@
 #define BOOST_TEST_MODULE programs
 #include "xgrad_test.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <set>
 #include <sstream>
+#include <thread>
 
 using namespace xgrad;
 using xgrad::testing::TempDir;
@@ -23,11 +28,22 @@ struct Run {
   std::string err;
 };
 
-// Runs a shell command line with standard output and error captured in files of `dir`.
-Run run(const TempDir& dir, const std::string& command, const std::string& input = "") {
+// Runs a shell command line with standard output and error captured in files of `dir`, or
+// standard output sent where `stdout_redirection` says ("> /dev/full", ">&-").
+Run run(const TempDir& dir, const std::string& command, const std::string& input = "",
+        const std::string& stdout_redirection = "") {
   const std::string in = dir.write("stdin.txt", input);
-  const int raw = std::system((command + " < " + in + " > " + dir.file("stdout.txt") + " 2> " + dir.file("stderr.txt")).c_str());
+  dir.write("stdout.txt", "");
+  const std::string out = stdout_redirection.empty() ? " > " + dir.file("stdout.txt") : " " + stdout_redirection;
+  const int raw = std::system((command + " < " + in + out + " 2> " + dir.file("stderr.txt")).c_str());
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_file(dir.file("stdout.txt")), read_file(dir.file("stderr.txt"))};
+}
+
+// The names in a directory.
+std::set<std::string> entries(const std::string& directory) {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) names.insert(entry.path().filename().string());
+  return names;
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -198,15 +214,19 @@ BOOST_AUTO_TEST_CASE(killing_training_at_random_moments_never_breaks_the_checkpo
   write_reversal_corpus(dir, "train", 200, 6);
   write_reversal_corpus(dir, "valid", 20, 7);
   // About half a second of training, checkpointing after every one of its 400 steps.
-  const std::string flags = " --max-steps 400 --checkpoint-every 1 --resume";
+  const std::string flags = " --max-steps 400 --checkpoint-every 1";
   BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "whole", 40) + flags).status == 0);
 
   Generator delays(8);
   int kills = 0;
   bool finished = false;
   const std::string checkpoint = dir.file("killed/checkpoint.safetensors");
+  // --resume once there is a checkpoint: a run killed before its first starts again.
+  auto killed_run = [&] {
+    return translate_train(dir, "killed", 40) + flags + (std::filesystem::exists(checkpoint) ? " --resume" : "");
+  };
   for (int attempt = 0; attempt < 200 && !finished; ++attempt) {
-    const pid_t pid = start(translate_train(dir, "killed", 40) + flags);
+    const pid_t pid = start(killed_run());
     ::usleep(static_cast<useconds_t>(5000 + delays.below(150000)));  // 5-155 ms
     ::kill(pid, SIGKILL);
     int status = 0;
@@ -221,11 +241,13 @@ BOOST_AUTO_TEST_CASE(killing_training_at_random_moments_never_breaks_the_checkpo
   }
   BOOST_TEST_MESSAGE("killed " << kills << " times");
   BOOST_TEST(kills >= 3);
-  if (!finished) BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "killed", 40) + flags).status == 0);
+  if (!finished) BOOST_TEST_REQUIRE(run(dir, killed_run()).status == 0);
   check_same_tensors(dir.file("whole/checkpoint.safetensors"), checkpoint);
   for (const auto& entry : std::filesystem::directory_iterator(dir.file("killed"))) {
     BOOST_TEST(entry.path().filename().string().find(".tmp-") == std::string::npos, entry.path());  // cleaned up
   }
+  // A killed run leaves its lock file, but not its lock: --resume is not refused.
+  BOOST_TEST(std::filesystem::exists(dir.file("killed/run.lock")));
 }
 
 // Validation held out of --train is saved with the model, so that eval reproduces the
@@ -250,23 +272,119 @@ BOOST_AUTO_TEST_CASE(classify_saves_the_held_out_texts_for_eval) {
   BOOST_TEST(eval.out.find("accuracy " + accuracy + "%") != std::string::npos, eval.out << " vs " << accuracy);
 }
 
-BOOST_AUTO_TEST_CASE(ctrl_c_saves_and_exits_cleanly) {
-  TempDir dir;
-  write_presence_tsv(dir, "train.tsv", 3000, 9);
-  const std::string train = classify + " train --train " + dir.file("train.tsv") + " --text-column text --emb 8 --hidden 8" +
-                            " --attention-size 8 --epochs 50 --threads 1 --out " + dir.file("m");
-  const pid_t pid = start(train);
-  for (int waited = 0; waited < 200 && !std::filesystem::exists(dir.file("m/config.json")); ++waited) ::usleep(20000);
-  ::usleep(300000);  // well inside the first epoch
-  ::kill(pid, SIGINT);
+namespace {
+
+// A classifier run long enough to be stopped in its first epoch; returns its pid once it
+// has claimed `out` (written run.json).
+pid_t start_long_classify_run(const TempDir& dir, const std::string& out) {
+  write_presence_tsv(dir, "long.tsv", 3000, 9);
+  const pid_t pid = start(classify + " train --train " + dir.file("long.tsv") + " --text-column text --emb 8 --hidden 8" +
+                          " --attention-size 8 --epochs 50 --threads 1 --out " + dir.file(out));
+  for (int waited = 0; waited < 500 && !std::filesystem::exists(dir.file(out + "/config.json")); ++waited) ::usleep(20000);
+  return pid;
+}
+
+int exit_status(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
-  BOOST_TEST(WIFEXITED(status));
-  BOOST_TEST(WEXITSTATUS(status) == 130);
-  const safetensors::File file = safetensors::File::read(dir.file("m/checkpoint.safetensors"));
-  BOOST_TEST(file.metadata().at("progress.epoch") != "");
-  Run resumed = run(dir, train + " --resume --max-steps 1");
-  BOOST_TEST(resumed.status == 0, resumed.err);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+// Ctrl-C, and SIGTERM as a scheduler or container stops a job, both checkpoint and exit 130.
+BOOST_AUTO_TEST_CASE(ctrl_c_and_sigterm_save_and_exit_cleanly) {
+  for (const int signal : {SIGINT, SIGTERM}) {
+    BOOST_TEST_CONTEXT("signal " << signal) {
+      TempDir dir;
+      const pid_t pid = start_long_classify_run(dir, "m");
+      ::usleep(300000);  // well inside the first epoch
+      ::kill(pid, signal);
+      BOOST_TEST(exit_status(pid) == 130);
+      const safetensors::File file = safetensors::File::read(dir.file("m/checkpoint.safetensors"));
+      BOOST_TEST(file.metadata().at("progress.epoch") != "");
+      Run resumed = run(dir, classify + " train --train " + dir.file("long.tsv") + " --text-column text --emb 8 --hidden 8" +
+                                 " --attention-size 8 --epochs 50 --threads 1 --out " + dir.file("m") +
+                                 " --resume --max-steps 1");
+      BOOST_TEST(resumed.status == 0, resumed.err);
+    }
+  }
+}
+
+// One run per directory: a second training run on a directory in use is refused, naming the
+// directory and the run holding it, whether it would start anew or resume.
+BOOST_AUTO_TEST_CASE(a_directory_in_use_by_a_run_is_refused) {
+  TempDir dir;
+  write_presence_tsv(dir, "small.tsv", 100, 14);
+  const pid_t pid = start_long_classify_run(dir, "m");
+  const std::string second = classify + " train --train " + dir.file("small.tsv") + " --text-column text --emb 8 --hidden 8" +
+                             " --attention-size 8 --threads 1 --out " + dir.file("m");
+  for (const char* resume : {"", " --resume"}) {
+    Run refused = run(dir, second + resume);
+    BOOST_TEST(refused.status == 2, refused.err);
+    BOOST_TEST((contains(refused.err, dir.file("m")) && contains(refused.err, "pid " + std::to_string(pid))), refused.err);
+  }
+  ::kill(pid, SIGTERM);
+  BOOST_TEST(exit_status(pid) == 130);
+}
+
+// Nothing is written into --out before every check has passed; a refused directory is left
+// as it was; output files are written through links and into FIFOs, never replaced.
+BOOST_AUTO_TEST_CASE(refused_runs_write_nothing_and_outputs_keep_links_and_fifos) {
+  TempDir dir;
+  write_presence_tsv(dir, "train.tsv", 60, 15);
+  write_reversal_corpus(dir, "train", 40, 16);
+  write_reversal_corpus(dir, "valid", 10, 17);
+  const std::string classify_train = classify + " train --train " + dir.file("train.tsv") +
+                                     " --text-column text --emb 8 --hidden 8 --attention-size 8 --threads 1 --max-steps 1";
+  std::filesystem::create_directory(dir.file("empty"));
+  for (const std::string& refused : {classify_train + " --attention multihead --heads 3 --out " + dir.file("new"),
+                                     translate_train(dir, "new") + " --attention dot",
+                                     classify_train + " --valid " + dir.file("absent.tsv") + " --out " + dir.file("new"),
+                                     classify_train + " --attention multihead --heads 3 --out " + dir.file("empty")}) {
+    BOOST_TEST_CONTEXT(refused) {
+      BOOST_TEST(run(dir, refused).status != 0);
+      BOOST_TEST(!std::filesystem::exists(dir.file("new")));
+      BOOST_TEST(entries(dir.file("empty")).empty());
+    }
+  }
+  std::filesystem::create_directory(dir.file("mine"));
+  dir.write("mine/model.safetensors", "my own weights");
+  BOOST_TEST(run(dir, classify_train + " --out " + dir.file("mine")).status == 2);
+  BOOST_TEST((entries(dir.file("mine")) == std::set<std::string>{"model.safetensors"}));
+  BOOST_TEST(read_file(dir.file("mine/model.safetensors")) == "my own weights");
+
+  BOOST_TEST_REQUIRE(run(dir, classify_train + " --out " + dir.file("c")).status == 0);
+  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "t") + " --max-steps 1").status == 0);
+  std::filesystem::create_directory(dir.file("pictures"));
+  struct Output {
+    std::string command, input, flag;
+  };
+  for (const Output& output : {Output{classify + " predict --model " + dir.file("c"), "a x b\n", " --explain-svg "},
+                               Output{translate + " translate --model " + dir.file("t"), "a b\n", " --attention-svg "}}) {
+    BOOST_TEST_CONTEXT(output.command) {
+      std::filesystem::remove(dir.file("link.svg"));
+      std::filesystem::create_symlink("pictures/drawn.svg", dir.file("link.svg"));
+      Run linked = run(dir, output.command + output.flag + dir.file("link.svg"), output.input);
+      BOOST_TEST(linked.status == 0, linked.err);
+      BOOST_TEST(std::filesystem::is_symlink(dir.file("link.svg")));
+      BOOST_TEST(contains(read_file(dir.file("pictures/drawn.svg")), "<svg"));
+
+      const std::string fifo = dir.file("pipe.svg");
+      std::filesystem::remove(fifo);
+      BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+      std::string received;
+      std::thread reader([&] { received = read_file(fifo); });
+      Run piped = run(dir, output.command + output.flag + fifo, output.input);
+      ::close(::open(fifo.c_str(), O_WRONLY | O_NONBLOCK));  // a reader still waiting (nothing was written) sees the end
+      reader.join();
+      BOOST_TEST(piped.status == 0, piped.err);
+      BOOST_TEST(contains(received, "<svg"));
+      BOOST_TEST(std::filesystem::is_fifo(fifo));
+
+      BOOST_TEST(run(dir, output.command + output.flag + "/dev/null", output.input).status == 0);
+    }
+  }
 }
 
 // Every program-level row of docs/errors.md: the exit code (2 for a usage error, 1 for a data
@@ -298,12 +416,19 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
   dir.write("columns.tsv", "text\tlabel\na b\tyes\nc\tno\textra\n");
   dir.write("empty-text.tsv", "text\tlabel\n \tyes\n");
   dir.write("unknown-label.tsv", "text\tlabel\na b\tmaybe\n");
+  write_reversal_corpus(dir, "tiny", 5, 18);  // one batch, where "t" stopped after its second
+  std::filesystem::create_directory(dir.file("empty"));
+  std::filesystem::create_directory(dir.file("foreign-weights"));
+  dir.write("foreign-weights/model.safetensors", "someone's weights");
+  std::filesystem::create_directory(dir.file("users-own"));
+  for (const char* name : {"config.json", "vocab.json", "log.csv"}) dir.write(std::string("users-own/") + name, "mine");
 
   struct Row {
     std::string command;
     std::string input;
     int status;
     std::vector<std::string> named;  // what the message must name
+    std::string stdout_redirection = "";
   };
   const std::string t = translate, c = classify, m = " --model " + dir.file("t"), mc = " --model " + dir.file("c");
   const std::string corpus = " --src " + dir.file("valid.src") + " --ref " + dir.file("valid.tgt");
@@ -322,6 +447,41 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
       {translate_train(dir, "t"), "", 2, {"--out", "--resume"}},
       {c + " train --train " + dir.file("train.tsv") + " --valid x --valid-split 0.2 --out y", "", 2, {"--valid-split"}},
       {c + " predict" + mc + " --threads 0", "", 2, {"--threads", "0"}},
+      // run directories
+      {translate_train(dir, "foreign-weights"), "", 2, {"foreign-weights", "model.safetensors"}},
+      {c + " train --train " + dir.file("train.tsv") + " --text-column text --out " + dir.file("users-own"), "", 2,
+       {"users-own", "config.json, log.csv, vocab.json"}},
+      {translate_train(dir, "x") + " --resume", "", 2, {"--resume", dir.file("x"), "does not exist"}},
+      {translate_train(dir, "empty") + " --resume", "", 2, {"--resume", dir.file("empty"), "no training run"}},
+      {t + " train --train-src " + dir.file("train.src") + " --train-tgt " + dir.file("train.tgt") + " --valid-src " +
+           dir.file("valid.src") + " --valid-tgt " + dir.file("valid.tgt") + " --out " + dir.file("t") +
+           " --emb 8 --hidden 16 --cell lstm --min-freq 1 --resume",
+       "", 2, {"--resume", "--hidden 8 (given 16), --cell gru (given lstm)"}},
+      {c + " train --train " + dir.file("train.tsv") + " --text-column text --emb 8 --hidden 8 --attention-size 8 --out " +
+           dir.file("c") + " --resume --min-freq 3 --unidirectional",
+       "", 2, {"--min-freq 2 (given 3)", "--unidirectional off (given on)"}},
+      {t + " train --train-src " + dir.file("tiny.src") + " --train-tgt " + dir.file("tiny.tgt") + " --valid-src " +
+           dir.file("valid.src") + " --valid-tgt " + dir.file("valid.tgt") + " --out " + dir.file("t") +
+           " --emb 8 --hidden 8 --batch 16 --threads 1 --min-freq 1 --resume",
+       "", 2, {"t/checkpoint.safetensors", "after batch 2", "only 1 batches"}},
+      // model options that do not fit together
+      {translate_train(dir, "x") + " --attention dot", "", 2, {"--attention dot", "--hidden 8", "decoder_hidden"}},
+      {c + " train --train " + dir.file("train.tsv") + " --text-column text --hidden 8 --attention multihead --heads 3 --out " +
+           dir.file("x"),
+       "", 2, {"--heads 3", "--hidden 8", "divide"}},
+      // standard output and output files
+      {c + " predict" + mc, "a b\n", 1, {"standard output", "No space left on device"}, "> /dev/full"},
+      {c + " predict" + mc, "a b\n", 1, {"standard output", "Bad file descriptor"}, ">&-"},
+      {c + " eval" + mc + " --data " + dir.file("train.tsv") + " --text-column text", "", 1, {"standard output"}, "> /dev/full"},
+      {t + " translate" + m, "a b\n", 1, {"standard output"}, "> /dev/full"},
+      {t + " eval" + m + corpus, "", 1, {"standard output"}, "> /dev/full"},
+      {t + " train --help", "", 1, {"standard output"}, "> /dev/full"},
+      {translate_train(dir, "to-full-stdout") + " --max-steps 1", "", 1, {"standard output"}, "> /dev/full"},
+      {c + " predict" + mc + " --explain-svg /dev/full", "a b\n", 1, {"/dev/full", "No space left on device"}},
+      {t + " translate" + m + " --attention-svg " + dir.file("empty"), "a b\n", 2,
+       {"--attention-svg", dir.file("empty"), "is a directory"}},
+      {c + " predict" + mc + " --explain-svg " + dir.file("absent/e.svg"), "a b\n", 2,
+       {"--explain-svg", dir.file("absent"), "does not exist"}},
       // parallel text
       {t + " train --train-src " + dir.file("absent.src") + " --train-tgt " + dir.file("train.tgt") + " --valid-src " +
            dir.file("valid.src") + " --valid-tgt " + dir.file("valid.tgt") + " --out " + dir.file("x"),
@@ -348,9 +508,15 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
   };
   for (const Row& row : rows) {
     BOOST_TEST_CONTEXT(row.command) {
-      const Run result = run(dir, row.command, row.input);
+      const Run result = run(dir, row.command, row.input, row.stdout_redirection);
       BOOST_TEST(result.status == row.status, result.err);
       for (const std::string& part : row.named) BOOST_TEST(contains(result.err, part), result.err);
     }
   }
+  // Every refusal above happened before anything was written: "x" never came to be, and the
+  // directories that were not ours are as they were.
+  BOOST_TEST(!std::filesystem::exists(dir.file("x")));
+  BOOST_TEST(entries(dir.file("empty")).empty());
+  BOOST_TEST((entries(dir.file("foreign-weights")) == std::set<std::string>{"model.safetensors"}));
+  BOOST_TEST((entries(dir.file("users-own")) == std::set<std::string>{"config.json", "vocab.json", "log.csv"}));
 }

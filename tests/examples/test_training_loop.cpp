@@ -1,12 +1,14 @@
 // The programs' shared training loop: a step whose loss or gradient is not finite is skipped
 // and counted, too many in a row stop the run without touching the last good checkpoint,
-// Ctrl-C saves a checkpoint that resumes exactly, and checkpoints are whole files.
+// Ctrl-C and SIGTERM save a checkpoint that resumes exactly, a checkpoint past the end of
+// smaller data is refused, and checkpoints are whole files.
 #define BOOST_TEST_MODULE training_loop
 #include "xgrad_test.h"
 
 #include <csignal>
 #include <cmath>
 
+#include "cli.h"
 #include "training.h"
 
 using namespace xgrad;
@@ -24,10 +26,14 @@ struct Setup {
   nn::Linear<float> model{{.in_features = 2, .out_features = 1}};
   optim::SGD<float> optimizer{model.named_parameters(), {.lr = 0.1}};
   optim::ReduceLROnPlateau scheduler{optimizer, {.mode = optim::PlateauMode::max}};
-  models::BucketBatchSampler sampler{std::vector<std::size_t>(40, 3), {.batch_size = 4}};  // 10 steps an epoch
+  models::BucketBatchSampler sampler;
   std::vector<std::size_t> poisoned;  // steps (from 1) whose loss is NaN
   std::size_t calls = 0;
-  int interrupt_at = 0;               // the step that raises SIGINT (0: none)
+  int interrupt_at = 0;               // the step that raises interrupt_signal (0: none)
+  int interrupt_signal = SIGINT;
+
+  // Batches of 4 examples: 10 steps an epoch by default.
+  explicit Setup(std::size_t examples = 40) : sampler{std::vector<std::size_t>(examples, 3), {.batch_size = 4}} {}
 
   cli::TrainingLoop loop(std::size_t epochs) {
     return {.model = model,
@@ -46,7 +52,7 @@ struct Setup {
                   ++calls;
                   Tensor<float> loss = sum(model(Tensor<float>::from({1.0f, 2.0f}, {1, 2})));
                   loss.backward();
-                  if (int(calls) == interrupt_at) std::raise(SIGINT);
+                  if (int(calls) == interrupt_at) std::raise(interrupt_signal);
                   const bool poison = std::find(poisoned.begin(), poisoned.end(), calls) != poisoned.end();
                   return cli::StepOutcome{poison ? std::nan("") : double(loss.item()), rows.size()};
                 },
@@ -127,4 +133,41 @@ BOOST_AUTO_TEST_CASE(a_corrupt_checkpoint_is_refused_with_its_name) {
   } catch (const file_error& e) {
     BOOST_TEST(std::string(e.what()).find("checkpoint.safetensors") != std::string::npos, e.what());
   }
+}
+
+// A scheduler's or container's stop (SIGTERM) is treated as Ctrl-C; were it not caught, it
+// would end this test process.
+BOOST_AUTO_TEST_CASE(sigterm_saves_a_checkpoint_like_ctrl_c) {
+  Setup s;
+  s.interrupt_at = 4;
+  s.interrupt_signal = SIGTERM;
+  Generator order(1);
+  cli::TrainingProgress progress;
+  progress.data_order = order.state();
+  BOOST_TEST((cli::run_training(s.loop(2), order, progress, cli::StopCondition(0, 0, 0)) == cli::RunEnd::interrupted));
+  Setup resumed;
+  BOOST_TEST(cli::load_checkpoint(s.dir.file("checkpoint.safetensors"), resumed.model, resumed.optimizer, resumed.scheduler)
+                 .steps == 4u);
+}
+
+// Saved after batch 5 of 10, resumed on data of 2 batches: the epoch could never end. (The
+// time budget turns the endless loop this once was into a failure rather than a hang.)
+BOOST_AUTO_TEST_CASE(resuming_past_the_end_of_smaller_data_is_refused_with_both_numbers) {
+  Setup s;
+  s.interrupt_at = 5;
+  Generator order(1);
+  cli::TrainingProgress progress;
+  progress.data_order = order.state();
+  BOOST_TEST_REQUIRE((cli::run_training(s.loop(2), order, progress, cli::StopCondition(0, 0, 0)) == cli::RunEnd::interrupted));
+  Setup smaller(8);
+  try {
+    cli::run_training(smaller.loop(2), order, progress, cli::StopCondition(0.01, 0, 0));
+    BOOST_FAIL("a position past the end of the data must be refused");
+  } catch (const cli::UsageError& e) {
+    const std::string message = e.what();
+    for (const char* part : {"checkpoint.safetensors", "batch 5", "only 2"}) {
+      BOOST_TEST(message.find(part) != std::string::npos, message);
+    }
+  }
+  BOOST_TEST(smaller.calls == 0u);
 }

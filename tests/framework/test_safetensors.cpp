@@ -6,6 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using xgrad::testing::TempDir;
 using namespace xgrad;
@@ -128,6 +133,48 @@ BOOST_AUTO_TEST_CASE(atomic_write_replaces_the_file_whole) {
   // A write that cannot happen leaves the old file as it was.
   BOOST_CHECK_THROW(write_file_atomically((dir.path / "missing-dir" / "x").string(), "data"), file_error);
   BOOST_CHECK_THROW(read_file((dir.path / "absent").string()), file_error);
+}
+
+// Output flags accept what a shell redirection accepts: a link is written through to its
+// target, a device or FIFO is written in place (renaming over /dev/null would replace it, or
+// fail), and a full device is an error naming the file.
+BOOST_AUTO_TEST_CASE(atomic_write_follows_links_and_writes_devices_and_fifos_in_place) {
+  TempDir dir;
+  namespace fs = std::filesystem;
+  fs::create_directory(dir.path / "real");
+  fs::create_symlink("real/target.txt", dir.path / "link.txt");  // relative, and dangling until written
+  write_file_atomically(dir.file("link.txt"), "through the link");
+  BOOST_TEST(fs::is_symlink(dir.path / "link.txt"));
+  BOOST_TEST(read_file(dir.file("real/target.txt")) == "through the link");
+  write_file_atomically(dir.file("link.txt"), "again");
+  BOOST_TEST(fs::is_symlink(dir.path / "link.txt"));
+  BOOST_TEST(read_file(dir.file("real/target.txt")) == "again");
+
+  const std::string fifo = dir.file("pipe");
+  BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::string received;
+  std::thread reader([&] { received = read_file(fifo); });
+  write_file_atomically(fifo, "into the pipe");
+  ::close(::open(fifo.c_str(), O_WRONLY | O_NONBLOCK));  // a reader still waiting (nothing was written) sees the end
+  reader.join();
+  BOOST_TEST(received == "into the pipe");
+  BOOST_TEST(fs::is_fifo(fifo));
+
+  write_file_atomically("/dev/null", "discarded");
+  BOOST_TEST(fs::is_character_file("/dev/null"));
+  try {
+    write_file_atomically("/dev/full", "no room");
+    BOOST_FAIL("writing to /dev/full succeeded");
+  } catch (const file_error& e) {
+    BOOST_TEST(std::string(e.what()).find("/dev/full") != std::string::npos, e.what());
+  }
+  try {
+    write_file_atomically(dir.file("real"), "a directory");
+    BOOST_FAIL("a directory was replaced");
+  } catch (const file_error& e) {
+    BOOST_TEST(std::string(e.what()).find("directory") != std::string::npos, e.what());
+  }
+  BOOST_TEST(fs::is_directory(dir.path / "real"));
 }
 
 BOOST_AUTO_TEST_CASE(stale_temporaries_of_killed_writes_are_removed_and_nothing_else) {

@@ -1,0 +1,77 @@
+#pragma once
+// The --out directory of a training run, guarded as git guards a repository: one run per
+// directory at a time, no file overwritten that a run of ours did not write, nothing written
+// before every check has passed, and no --resume that would continue something else.
+//
+// Beside its model files a run keeps two of its own: run.lock, locked (flock) for as long as
+// the run lives and holding its pid, and run.json, which marks the directory as a run's and
+// records the model flags the run started with.
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli.h"
+#include "training.h"
+
+namespace xgrad::cli {
+
+// A command-line flag that decides the model's shape or vocabulary (--hidden, --cell,
+// --min-freq, ...) with its value as given.
+struct ModelFlag {
+  std::string name;
+  std::string value;
+};
+
+// "--emb 8 --cell gru": the flags as they would be typed.
+std::string joined_flags(const std::vector<ModelFlag>& flags);
+
+class RunDirectory {
+ public:
+  // Checks `dir` (the value of --out) without writing anything into it; `model_files` are
+  // the names of the files a run writes there, `model_flags` the flags as given now.
+  // UsageError (naming the directory) when it is not a directory; when another training run
+  // holds it (naming that run's pid); when it holds files that are not a run's of ours
+  // (naming them); when it holds a run (checkpoint_file_name) and `resume` is false, or none
+  // and `resume` is true; and when resuming with model flags other than the run's (naming
+  // each flag with the saved and the given value).
+  RunDirectory(std::filesystem::path dir, std::vector<std::string> model_files, bool resume,
+               std::vector<ModelFlag> model_flags);
+  ~RunDirectory();
+  RunDirectory(const RunDirectory&) = delete;
+  RunDirectory& operator=(const RunDirectory&) = delete;
+
+  // Makes the directory this process's: creates it, takes the lock (UsageError naming the
+  // other run's pid if one took it since), writes the pid, removes what a killed run left
+  // mid-write and, for a new run, records run.json. Call when every other check has passed.
+  void claim();
+
+ private:
+  std::filesystem::path lock_file() const;
+  std::filesystem::path record_file() const;
+  // Takes the lock on lock_fd_ without waiting; UsageError naming the holder when it is taken.
+  void lock();
+  void refuse_foreign_files() const;
+  void refuse_changed_model_flags() const;
+
+  std::filesystem::path dir_;
+  std::vector<std::string> model_files_;
+  bool resume_;
+  std::vector<ModelFlag> model_flags_;
+  int lock_fd_ = -1;
+};
+
+// The model built from options the flags gave. Options that do not fit together (heads that
+// do not divide the size, dot attention between unequal sizes) are the command line's
+// mistake: a UsageError naming the model flags.
+template <class Build>
+auto model_from_flags(const std::vector<ModelFlag>& flags, Build build) -> decltype(build()) {
+  try {
+    return build();
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("the model flags ") + joined_flags(flags) + " do not fit together: " + e.what());
+  }
+}
+
+}  // namespace xgrad::cli
