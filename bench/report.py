@@ -42,8 +42,30 @@ def median_runs(rows):
     return medians
 
 
+def report_busy_core(rows):
+    """Beside a busy core: xgrad at its default (largest) thread count against its own one-thread
+    speed and against PyTorch's best, all under the same load."""
+    by_workload = defaultdict(list)
+    for r in rows:
+        by_workload[r["workload"]].append(r)
+    print()
+    print("beside a busy core (yes > /dev/null on one core; higher is better):")
+    for workload, results in by_workload.items():
+        xgrad = {r["threads"]: r for r in results if r["impl"] == "xgrad"}
+        pytorch = [r for r in results if r["impl"] == "pytorch"]
+        if not xgrad or not pytorch:
+            continue
+        default, one = xgrad[max(xgrad)], xgrad[min(xgrad)]
+        best = max(pytorch, key=speed)
+        print(f"  {workload:18} xgrad {default['threads']} threads {speed(default):.1f}, 1 thread {speed(one):.1f} "
+              f"({speed(default) / speed(one):.2f}x); PyTorch's best ({threads_label(best)} threads) {speed(best):.1f} "
+              f"({speed(default) / speed(best):.2f}x)")
+
+
 def main(path):
-    rows = median_runs([json.loads(line) for line in open(path) if line.startswith("{")])
+    lines = [json.loads(line) for line in open(path) if line.startswith("{")]
+    busy = [r for r in lines if r.get("load") == "busy-core"]
+    rows = median_runs([r for r in lines if r.get("load") != "busy-core"])
     peak = {r["threads"]: speed(r) for r in rows if r["workload"] == "gemm" and r["impl"] == "xgrad"}
     read_bound = {r["threads"]: speed(r) for r in rows if r["workload"] == "read-bound"}
     by_workload = defaultdict(list)
@@ -87,6 +109,8 @@ def main(path):
     xgrad_seq2seq = {r["threads"]: r for r in by_workload.get("seq2seq-train", []) if r["impl"] == "xgrad"}
     if 1 in xgrad_seq2seq and 2 in xgrad_seq2seq:
         print(f"  seq2seq-train scaling: 2 threads = {xgrad_seq2seq[2]['tokens_per_s'] / xgrad_seq2seq[1]['tokens_per_s']:.2f}x 1 thread")
+    if busy:
+        report_busy_core(median_runs(busy))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # make bench: every workload with xgrad and with PyTorch, side by side in one run, at 1 and 2
-# threads (PyTorch also with its intra-op and OpenBLAS thread counts apart), then the report
-# (ratios, roofline fractions). Results go to build/bench/.
+# threads (PyTorch also with its intra-op and OpenBLAS thread counts apart), then the training
+# workloads and batch-1 decoding beside a busy core, then the report (ratios, roofline
+# fractions). Results go to build/bench/.
 #   XGRAD_BENCH_WORKLOADS  the workloads to run (default: all)
 #   XGRAD_BENCH_THREADS    the thread counts to try (default: "1 2")
+#   XGRAD_BENCH_CONTENTION_WORKLOADS  the workloads to run beside a busy core (default: the
+#                          training workloads and decode-greedy-1; "" for none)
+#   XGRAD_BENCH_BUILD      the build directory whose bin/xgrad-bench runs (default: build)
 #   XGRAD_BENCH_ROUNDS     xgrad-then-PyTorch rounds per workload and thread count (default 1);
 #                          the report takes each side's median, so that one run's drift on a
 #                          shared machine does not decide a ratio
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 data=$("$root/scripts/find-data.sh")
-out="$root/build/bench"
+build=${XGRAD_BENCH_BUILD:-$root/build}
+out="$build/bench"
 mkdir -p "$out/batches"
 results="$out/results.jsonl"
 : > "$results"
@@ -25,7 +30,7 @@ for workload in $workloads; do
     # Every round exports again, so that every xgrad run does the same work and peak RSS.
     for round in $(seq "${XGRAD_BENCH_ROUNDS:-1}"); do
       echo "== $workload, $threads thread(s), round $round" >&2
-      OPENBLAS_NUM_THREADS=$threads "$root/build/bin/xgrad-bench" --workload "$workload" --threads "$threads" \
+      OPENBLAS_NUM_THREADS=$threads "$build/bin/xgrad-bench" --workload "$workload" --threads "$threads" \
         --data "$data" --export "$out/batches" | tee -a "$results"
       [[ $workload == read-bound ]] && continue  # a bound for xgrad's decoding, not a model PyTorch runs
       for blas_threads in $thread_counts; do
@@ -36,6 +41,34 @@ for workload in $workloads; do
       done
     done
   done
+done
+# Beside a busy core: the training workloads and batch-1 decoding again while `yes` holds one
+# core, xgrad at its programs' default thread count (one per core) and at one thread, PyTorch
+# at every count, so that each side's best under the load is known. Lines carry
+# "load": "busy-core"; the report compares them apart.
+contention_workloads=${XGRAD_BENCH_CONTENTION_WORKLOADS:-"seq2seq-train classifier-train decode-greedy-1"}
+cores=$(nproc)
+busy_tag='s/}$/, "load": "busy-core"}/'
+for workload in $contention_workloads; do
+  yes > /dev/null &
+  busy_loop=$!
+  trap 'kill $busy_loop 2>/dev/null' EXIT
+  for threads in $(printf '%s\n' 1 "$cores" | sort -un); do
+    echo "== $workload beside a busy core, xgrad at $threads thread(s)" >&2
+    OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads "$build/bin/xgrad-bench" --workload "$workload" \
+      --threads "$threads" --data "$data" --export "$out/batches" | sed "$busy_tag" | tee -a "$results"
+  done
+  for threads in $thread_counts; do
+    for blas_threads in $thread_counts; do
+      echo "== $workload beside a busy core, PyTorch at $threads thread(s), BLAS $blas_threads" >&2
+      OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$blas_threads /usr/bin/python3 "$root/bench/pytorch_bench.py" \
+        --workload "$workload" --threads "$threads" --blas-threads "$blas_threads" --import "$out/batches" |
+        sed "$busy_tag" | tee -a "$results"
+    done
+  done
+  kill $busy_loop
+  wait $busy_loop 2>/dev/null || true
+  trap - EXIT
 done
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -5,22 +5,27 @@
 
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/isa.h"
 #include "xgrad/framework/threading.h"
 
 namespace xgrad {
 namespace {
 
-// Arguments by value, so that the stores cannot alias them and the loop vectorises.
-template <class T>
-void draw_mask(CounterStream stream, std::uint64_t drop_below, T keep_scale, std::size_t begin, std::size_t end,
-               const T* x, T* scales, T* y) {
+// Arguments by value, so that the stores cannot alias them and the loop vectorises; for each
+// instruction set (isa.h): AVX-512 multiplies the 64-bit hashes in vectors.
+template <Isa isa>
+struct DrawMask {
+  template <class T>
+  XGRAD_KERNEL static void run(CounterStream stream, std::uint64_t drop_below, T keep_scale, std::size_t begin,
+                               std::size_t end, const T* x, T* scales, T* y) {
 #pragma omp simd
-  for (std::size_t i = begin; i < end; ++i) {
-    const T scale = (stream.bits(i) >> 11) < drop_below ? T(0) : keep_scale;
-    scales[i] = scale;
-    y[i] = x[i] * scale;
+    for (std::size_t i = begin; i < end; ++i) {
+      const T scale = (stream.bits(i) >> 11) < drop_below ? T(0) : keep_scale;
+      scales[i] = scale;
+      y[i] = x[i] * scale;
+    }
   }
-}
+};
 
 }  // namespace
 
@@ -40,7 +45,7 @@ Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& genera
   const auto drop_below = static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53));
   parallel_for(y.size(), elementwise_grain, [&, x_values = x.data(), scales = scale.data(), outputs = y.data()](
                                                 std::size_t begin, std::size_t end) {
-    draw_mask(stream, drop_below, keep_scale, begin, end, x_values, scales, outputs);
+    dispatch<DrawMask>(stream, drop_below, keep_scale, begin, end, x_values, scales, outputs);
   });
   return record<T>(
       "dropout", std::move(y), {x},

@@ -2,7 +2,8 @@
 // supports and the cap, and on every path the CPU supports each dispatched kernel (packed
 // products, the recurrent row kernels, additive attention, cross-entropy, Adam, gradient
 // norms) gives in float what the baseline path gives in double, within the rounding bound of
-// its sums, and in double what the baseline path gives to 1e-12.
+// its sums, and in double what the baseline path gives to 1e-12; dropout masks are the same
+// bits on every path.
 #define BOOST_TEST_MODULE isa
 #include "xgrad_test.h"
 
@@ -191,4 +192,22 @@ BOOST_AUTO_TEST_CASE(cross_entropy_agrees_on_every_path) {
 BOOST_AUTO_TEST_CASE(adam_and_clipping_agree_on_every_path) {
   // The norm sums 98,381 squares in double; Adam's steps are a few roundings each.
   check_on_every_path("AdamW", adam_steps<float>, adam_steps<double>, sum_error_bound<float>(16, 8));
+}
+
+BOOST_AUTO_TEST_CASE(dropout_masks_are_the_same_bits_on_every_path) {
+  // Integer hashes and one product by 0 or 1 / (1 - p) each: nothing to round differently.
+  const Tensor<float> x = random_as<float>({3 * elementwise_grain + 5}, 9);
+  auto masked = [&] {
+    Generator generator(5);
+    return Array<float>(dropout(x, 0.3, true, generator).value());
+  };
+  Array<float> baseline;
+  {
+    const ScopedIsa scoped(Isa::baseline);
+    baseline = masked();
+  }
+  for (const Isa isa : supported_isas()) {
+    const ScopedIsa scoped(isa);
+    BOOST_TEST(xt::all(xt::equal(masked(), baseline)), "on " << isa_name(isa));
+  }
 }
