@@ -7,6 +7,8 @@
 #define BOOST_TEST_MODULE isa
 #include "xgrad_test.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -133,6 +135,17 @@ std::vector<Array<T>> adam_steps() {
 }
 
 }  // namespace
+
+// First, before any case caps it: XGRAD_MAX_ISA as the process started with it (ctest also
+// runs this case with it set to baseline, and to a value it must ignore).
+BOOST_AUTO_TEST_CASE(the_environment_caps_the_instruction_set) {
+  const char* cap = std::getenv("XGRAD_MAX_ISA");
+  const std::string named = cap != nullptr ? cap : "";
+  const Isa expected = named == "baseline" ? Isa::baseline
+                       : named == "avx2"   ? std::min(Isa::avx2, supported_isa())
+                                           : supported_isa();
+  BOOST_TEST(isa_name(active_isa()) == isa_name(expected), "XGRAD_MAX_ISA=" << named);
+}
 
 BOOST_AUTO_TEST_CASE(the_active_instruction_set_is_the_supported_one_capped) {
   const Isa widest = supported_isa();
