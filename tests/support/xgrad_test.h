@@ -87,6 +87,18 @@ void check_close(const A& actual_expression, const B& expected_expression, doubl
 }
 
 // A scratch directory, removed with everything in it when the test ends.
+// The message of the exception `action` throws as E (the test fails if it throws nothing).
+template <class E, class F>
+std::string error_message(F&& action) {
+  try {
+    action();
+  } catch (const E& e) {
+    return e.what();
+  }
+  BOOST_FAIL("no exception was thrown");
+  return {};
+}
+
 struct TempDir {
   std::filesystem::path path;
   TempDir() {
