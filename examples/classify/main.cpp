@@ -289,7 +289,9 @@ int evaluate(const UseFlags& flags) {
   const models::LabelledTexts data = read_texts(flags.data, {flags.text_column, flags.label_column}, flags.max_length);
   require_texts(data, flags.max_length);
   const Examples examples = cli::building("the encoded texts", [&] { return encode(data, loaded->vocabulary, loaded->labels); });
-  const models::ConfusionMatrix matrix = confusion(loaded->model, examples, loaded->labels.size(), flags.batch);
+  const models::ConfusionMatrix matrix = cli::building("the predictions for " + flags.data.string(), [&] {
+    return confusion(loaded->model, examples, loaded->labels.size(), flags.batch);
+  });
   std::printf("%zu examples from %s\naccuracy %.2f%%, macro-F1 %.4f\n\n%s", examples.tokens.size(), flags.data.c_str(),
               100 * matrix.accuracy(), matrix.macro_f1(), matrix.report(loaded->labels.names()).c_str());
   return 0;
@@ -306,8 +308,9 @@ int predict(const UseFlags& flags) {
   auto flush = [&] {
     if (ids.empty()) return;
     NoGradGuard no_graph;
-    const models::Classification<float> result =
-        loaded->model.forward(models::pad_batch(ids, range(0, ids.size()), 0));
+    const models::Classification<float> result = cli::building("the predictions for standard input", [&] {
+      return loaded->model.forward(models::pad_batch(ids, range(0, ids.size()), 0));
+    });
     const Tensor<float> probabilities = softmax(result.logits, -1);
     const Indices predicted = argmax(result.logits, -1);
     for (std::size_t i = 0; i < ids.size(); ++i) {

@@ -145,8 +145,10 @@ int train(const TrainFlags& flags) {
     fs::create_directories(files.dir);
     const models::VocabularyOptions vocabulary_options{
         .specials = models::translation_specials(), .min_frequency = flags.min_freq, .max_size = flags.max_vocab};
-    Vocabulary source = cli::building("the source vocabulary", [&] { return Vocabulary::build(train_corpus.source, vocabulary_options); });
-    Vocabulary target = cli::building("the target vocabulary", [&] { return Vocabulary::build(train_corpus.target, vocabulary_options); });
+    Vocabulary source = cli::building("the source vocabulary",
+                                      [&] { return Vocabulary::build(train_corpus.source, vocabulary_options); });
+    Vocabulary target = cli::building("the target vocabulary",
+                                      [&] { return Vocabulary::build(train_corpus.target, vocabulary_options); });
     const models::Seq2SeqOptions options{.source_vocabulary = source.size(),
                                          .target_vocabulary = target.size(),
                                          .embedding_size = flags.emb,
@@ -231,7 +233,9 @@ int evaluate(const DecodeFlags& flags) {
   std::size_t tokens = 0;
   std::vector<models::Tokens> hypotheses;
   const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
-  for (const models::Translation& t : translate_all(loaded->model, pairs, search, flags.batch)) {
+  const std::vector<models::Translation> translations = cli::building(
+      "the translations of " + flags.src.string(), [&] { return translate_all(loaded->model, pairs, search, flags.batch); });
+  for (const models::Translation& t : translations) {
     hypotheses.push_back(loaded->target.decode(t.tokens, {.drop_specials = true}));
   }
   for (std::size_t start = 0; start < pairs.source.size(); start += flags.batch) {
@@ -263,8 +267,9 @@ int translate_stdin(const DecodeFlags& flags) {
       nonempty.push_back(i);
       pairs.source.push_back(loaded->source.encode(lines[i]));
     }
-    std::vector<models::Translation> translations =
-        pairs.source.empty() ? std::vector<models::Translation>{} : translate_all(loaded->model, pairs, search, flags.batch);
+    std::vector<models::Translation> translations = cli::building("the translations of standard input", [&] {
+      return pairs.source.empty() ? std::vector<models::Translation>{} : translate_all(loaded->model, pairs, search, flags.batch);
+    });
     std::size_t next = 0;
     for (std::size_t i = 0; i < lines.size(); ++i) {
       if (next < nonempty.size() && nonempty[next] == i) {
