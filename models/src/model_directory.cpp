@@ -35,6 +35,18 @@ Options read_configuration(const ModelSource& files, Options (*parse)(const std:
   return options;
 }
 
+// Runs `build`, naming the configuration when the model it describes cannot be built: the
+// layers' constructors find the sizes that do not fit together (a local attention window of
+// 0, dot attention between unequal sizes) and throw std::invalid_argument.
+template <class Build>
+auto built_from_configuration(const ModelSource& files, Build&& build) {
+  try {
+    return build();
+  } catch (const std::invalid_argument& e) {
+    fail(files.label(model_file::config), ": ", e.what());
+  }
+}
+
 Vocabulary read_vocabulary(const ModelSource& files, const char* name, const std::vector<std::string>& specials) {
   return Vocabulary::from_json(files.text(name, max_vocabulary_file_size), files.label(name), specials);
 }
@@ -110,8 +122,9 @@ std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& file
   check_special(files, model_file::target_vocabulary, target, pad_token, "pad_id", options.pad_id);
   check_special(files, model_file::target_vocabulary, target, start_token, "sos_id", options.sos_id);
   check_special(files, model_file::target_vocabulary, target, end_token, "eos_id", options.eos_id);
-  auto loaded = std::unique_ptr<TranslationModel>(
-      new TranslationModel{std::move(source), std::move(target), Seq2Seq<float>(options)});
+  auto loaded = built_from_configuration(files, [&] {
+    return std::unique_ptr<TranslationModel>(new TranslationModel{std::move(source), std::move(target), Seq2Seq<float>(options)});
+  });
   if (with_weights) load_weights(files, loaded->model);
   return loaded;
 }
@@ -124,8 +137,10 @@ std::unique_ptr<ClassificationModel> load_classification_model(const ModelSource
   check_special(files, model_file::vocabulary, vocabulary, pad_token, "pad_id", options.pad_id);
   LabelSet labels = LabelSet::from_json(files.text(model_file::labels, max_vocabulary_file_size), files.label(model_file::labels));
   check_count(files, model_file::labels, labels.size(), "classes", options.classes);
-  auto loaded = std::unique_ptr<ClassificationModel>(
-      new ClassificationModel{std::move(vocabulary), std::move(labels), SequenceClassifier<float>(options)});
+  auto loaded = built_from_configuration(files, [&] {
+    return std::unique_ptr<ClassificationModel>(
+        new ClassificationModel{std::move(vocabulary), std::move(labels), SequenceClassifier<float>(options)});
+  });
   if (with_weights) load_weights(files, loaded->model);
   return loaded;
 }

@@ -146,6 +146,18 @@ BOOST_AUTO_TEST_CASE(configurations_over_the_limits_are_refused_before_anything_
   BOOST_TEST(contains(translation_error(files), "m/config.json: no such file"));
 }
 
+// Sizes that do not fit together are found by the layers as the model is built; the message
+// names the configuration (found by fuzz_model_directory: a local-p window of 0).
+BOOST_AUTO_TEST_CASE(a_configuration_whose_model_cannot_be_built_is_named) {
+  std::map<std::string, std::string> files = translation_files();
+  Seq2SeqOptions no_window = translation_options;
+  no_window.attention = AttentionKind::local_predictive;
+  no_window.local_window = 0;
+  files[file::config] = to_json(no_window);
+  const std::string message = translation_error(files);
+  BOOST_TEST(contains(message, "m/config.json: LocalAttention (local-p): window = 0 must be positive"), message);
+}
+
 // A model file replaced by a device or a pipe is refused unread: /dev/zero would otherwise be
 // read until memory runs out, and a FIFO would never end.
 BOOST_AUTO_TEST_CASE(files_that_are_not_regular_files_are_refused_unread) {
