@@ -19,9 +19,11 @@
 #include <xgrad/models/batching.h>
 #include <xgrad/models/classifier.h>
 #include <xgrad/models/metrics.h>
+#include <xgrad/models/model_directory.h>
 #include <xgrad/models/vocabulary.h>
 
 #include "cli.h"
+#include "data_checks.h"
 #include "run_directory.h"
 #include "svg.h"
 #include "text.h"
@@ -34,18 +36,26 @@ using models::LabelSet;
 using models::Vocabulary;
 namespace fs = std::filesystem;
 
+// Longer texts are skipped in training and evaluation and refused by predict: SST-2's and
+// TREC's longest have under 60 tokens, and memory grows with the longest text of a batch.
+constexpr std::size_t default_max_length = 512;
+// Most words in the vocabulary: the embeddings grow with it.
+constexpr std::size_t default_max_vocabulary = 100000;
+
 struct ModelFiles {
   fs::path dir;
-  fs::path config() const { return dir / "config.json"; }
-  fs::path vocabulary() const { return dir / "vocab.json"; }
-  fs::path labels() const { return dir / "labels.json"; }
-  fs::path weights() const { return dir / "model.safetensors"; }
+  fs::path config() const { return dir / models::model_file::config; }
+  fs::path vocabulary() const { return dir / models::model_file::vocabulary; }
+  fs::path labels() const { return dir / models::model_file::labels; }
+  fs::path weights() const { return dir / models::model_file::weights; }
   fs::path checkpoint() const { return dir / cli::checkpoint_file_name; }
   fs::path log() const { return dir / "log.csv"; }
   fs::path held_out() const { return dir / "held_out.tsv"; }
   // The names of everything above: what a training run writes.
   static std::vector<std::string> names() {
-    return {"config.json", "vocab.json", "labels.json", "model.safetensors", cli::checkpoint_file_name, "log.csv", "held_out.tsv"};
+    return {models::model_file::config,  models::model_file::vocabulary, models::model_file::labels,
+            models::model_file::weights, cli::checkpoint_file_name,      "log.csv",
+            "held_out.tsv"};
   }
 };
 
@@ -55,6 +65,7 @@ struct TrainFlags {
   double valid_split = 0.1;
   std::size_t epochs = 6, batch = 64, emb = 128, hidden = 256, layers = 1, heads = 4, attention_size = 128;
   std::size_t min_freq = 2, threads = 2, max_steps = 0, checkpoint_every = 0, seed = 1;
+  std::size_t max_length = default_max_length, max_vocab = default_max_vocabulary;
   std::string cell = "lstm", attention = "additive";
   bool unidirectional = false, resume = false;
   double dropout = 0.5, word_dropout = 0.1, lr = 1e-3, clip = 5.0, label_smoothing = 0.0, time_budget = 0;
@@ -63,7 +74,7 @@ struct TrainFlags {
 struct UseFlags {
   fs::path model, data, explain_svg;
   std::string text_column = "sentence", label_column = "label";
-  std::size_t threads = 2, batch = 64;
+  std::size_t threads = 2, batch = 64, max_length = default_max_length;
 };
 
 // Texts as token ids with their label ids.
@@ -72,6 +83,19 @@ struct Examples {
   std::vector<std::int64_t> labels;
   std::vector<std::size_t> lengths;
 };
+
+// The labelled texts of a TSV file, skipping (and reporting) the over-long ones.
+models::LabelledTexts read_texts(const fs::path& path, const models::TsvColumns& columns, std::size_t max_length) {
+  models::LabelledTexts data =
+      cli::building("the texts of " + path.string(), [&] { return models::read_labelled_tsv(path, columns, max_length); });
+  cli::report_skipped(path, {.too_long = data.skipped_long}, max_length);
+  return data;
+}
+
+// An error naming the file when no text is left of it.
+void require_texts(const models::LabelledTexts& data, std::size_t max_length) {
+  cli::require_examples(data.texts.size(), data.path, {.too_long = data.skipped_long}, max_length);
+}
 
 models::Tokens normalised(const models::Tokens& tokens) { return cli::normalised_tokens(models::join_tokens(tokens)); }
 
@@ -118,6 +142,10 @@ models::LabelledTexts hold_out(models::LabelledTexts& data, double fraction, std
   Generator generator(seed);
   for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[generator.below(i)]);
   const auto held = static_cast<std::size_t>(fraction * double(order.size()));
+  if (held == 0) {
+    throw file_error(detail::message(data.path, ": --valid-split ", fraction, " of its ", order.size(),
+                                     " texts holds out none for validation; give --valid or a larger --valid-split"));
+  }
   std::vector<bool> is_held(order.size(), false);
   for (std::size_t i = 0; i < held; ++i) is_held[order[i]] = true;
   models::LabelledTexts kept{data.path, {}, {}, {}}, held_out{data.path + " (held out)", {}, {}, {}};
@@ -149,7 +177,14 @@ std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
           {"--attention", flags.attention},
           {"--attention-size", std::to_string(flags.attention_size)},
           {"--heads", std::to_string(flags.heads)},
-          {"--min-freq", std::to_string(flags.min_freq)}};
+          {"--min-freq", std::to_string(flags.min_freq)},
+          {"--max-vocab", std::to_string(flags.max_vocab)}};
+}
+
+std::unique_ptr<models::ClassificationModel> load(const fs::path& dir, bool best_weights) {
+  return cli::building("the model of " + dir.string(), [&] {
+    return models::load_classification_model(models::ModelDirectory(dir), best_weights);
+  });
 }
 
 int train(const TrainFlags& flags) {
@@ -158,28 +193,28 @@ int train(const TrainFlags& flags) {
   cli::RunDirectory run_directory(files.dir, ModelFiles::names(), flags.resume, model_flags(flags));
   const bool resuming = flags.resume;
   const models::TsvColumns columns{flags.text_column, flags.label_column};
-  models::LabelledTexts train_data = models::read_labelled_tsv(flags.train, columns);
+  models::LabelledTexts train_data = read_texts(flags.train, columns, flags.max_length);
+  require_texts(train_data, flags.max_length);
   const models::LabelledTexts valid_data =
-      flags.valid.empty() ? hold_out(train_data, flags.valid_split, flags.seed)
-                          : models::read_labelled_tsv(flags.valid, columns);
+      flags.valid.empty() ? hold_out(train_data, flags.valid_split, flags.seed) : read_texts(flags.valid, columns, flags.max_length);
+  require_texts(valid_data, flags.max_length);
   manual_seed(flags.seed);
-  std::unique_ptr<Vocabulary> vocabulary;
-  std::unique_ptr<LabelSet> labels;
-  std::unique_ptr<models::SequenceClassifier<float>> model;
+  std::unique_ptr<models::ClassificationModel> loaded;
   if (resuming) {
-    vocabulary = std::make_unique<Vocabulary>(Vocabulary::load(files.vocabulary(), models::classification_specials()));
-    labels = std::make_unique<LabelSet>(LabelSet::load(files.labels()));
-    model = std::make_unique<models::SequenceClassifier<float>>(models::classifier_options_from_json(read_file(files.config())));
+    loaded = load(files.dir, false);
     run_directory.claim();
     std::printf("resuming %s\n", files.dir.c_str());
   } else {
     std::vector<models::Tokens> texts;
     for (const models::Tokens& text : train_data.texts) texts.push_back(normalised(text));
-    vocabulary = std::make_unique<Vocabulary>(
-        Vocabulary::build(texts, {.specials = models::classification_specials(), .min_frequency = flags.min_freq}));
-    labels = std::make_unique<LabelSet>(LabelSet::build(train_data.labels));
-    const models::ClassifierOptions options{.vocabulary = vocabulary->size(),
-                                            .classes = labels->size(),
+    Vocabulary vocabulary = cli::building("the vocabulary", [&] {
+      return Vocabulary::build(texts, {.specials = models::classification_specials(),
+                                       .min_frequency = flags.min_freq,
+                                       .max_size = flags.max_vocab});
+    });
+    LabelSet labels = LabelSet::build(train_data.labels);
+    const models::ClassifierOptions options{.vocabulary = vocabulary.size(),
+                                            .classes = labels.size(),
                                             .embedding_size = flags.emb,
                                             .hidden_size = flags.hidden,
                                             .layers = flags.layers,
@@ -189,28 +224,38 @@ int train(const TrainFlags& flags) {
                                             .attention_size = flags.attention_size,
                                             .attention_heads = flags.heads,
                                             .dropout = flags.dropout};
-    model = cli::model_from_flags(model_flags(flags),
-                                  [&] { return std::make_unique<models::SequenceClassifier<float>>(options); });
+    loaded = cli::building("the model", [&] {
+      return std::unique_ptr<models::ClassificationModel>(new models::ClassificationModel{
+          std::move(vocabulary), std::move(labels),
+          cli::model_from_flags(model_flags(flags), [&] { return models::SequenceClassifier<float>(options); })});
+    });
     run_directory.claim();
-    vocabulary->save(files.vocabulary());
-    labels->save(files.labels());
+    loaded->vocabulary.save(files.vocabulary());
+    loaded->labels.save(files.labels());
     write_file_atomically(files.config(), models::to_json(options));
     if (flags.valid.empty()) write_file_atomically(files.held_out(), to_tsv(valid_data, columns));
   }
-  const Examples train_examples = encode(train_data, *vocabulary, *labels);
-  const Examples valid_examples = encode(valid_data, *vocabulary, *labels);
+  const Vocabulary& vocabulary = loaded->vocabulary;
+  const LabelSet& labels = loaded->labels;
+  models::SequenceClassifier<float>& model = loaded->model;
+  const Examples train_examples =
+      cli::building("the encoded training texts", [&] { return encode(train_data, vocabulary, labels); });
+  const Examples valid_examples =
+      cli::building("the encoded validation texts", [&] { return encode(valid_data, vocabulary, labels); });
   std::printf("%zu training and %zu validation texts; %zu words, %zu classes\n", train_examples.tokens.size(),
-              valid_examples.tokens.size(), vocabulary->size(), labels->size());
+              valid_examples.tokens.size(), vocabulary.size(), labels.size());
 
-  optim::Adam<float> optimizer(model->named_parameters(), {.lr = flags.lr});
+  optim::Adam<float> optimizer = cli::building("the optimizer's state", [&] {
+    return optim::Adam<float>(model.named_parameters(), {.lr = flags.lr});
+  });
   optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
   const models::BucketBatchSampler sampler(train_examples.lengths, {.batch_size = flags.batch});
   Generator data_order(flags.seed);
   cli::TrainingProgress progress =
-      cli::starting_progress(resuming, data_order, files.checkpoint(), *model, optimizer, scheduler);
+      cli::starting_progress(resuming, data_order, files.checkpoint(), model, optimizer, scheduler);
   const cli::StopCondition stop(flags.time_budget, flags.max_steps, progress.seconds);
   const cli::TrainingLoop loop{
-      .model = *model,
+      .model = model,
       .optimizer = optimizer,
       .scheduler = scheduler,
       .sampler = sampler,
@@ -228,13 +273,13 @@ int train(const TrainFlags& flags) {
             if (flags.word_dropout > 0) {
               for (std::size_t row = 0; row < batch.lengths.size(); ++row) {
                 for (std::size_t t = 0; t < batch.lengths[row]; ++t) {
-                  if (default_generator().uniform() < flags.word_dropout) batch.ids(row, t) = vocabulary->unknown_id();
+                  if (default_generator().uniform() < flags.word_dropout) batch.ids(row, t) = vocabulary.unknown_id();
                 }
               }
             }
             Indices targets = Indices::from_shape({rows.size()});
             for (std::size_t i = 0; i < rows.size(); ++i) targets(i) = train_examples.labels[rows[i]];
-            Tensor<float> loss = model->loss(batch, targets, flags.label_smoothing);
+            Tensor<float> loss = model.loss(batch, targets, flags.label_smoothing);
             loss.backward();
             std::size_t tokens = 0;
             for (std::size_t length : batch.lengths) tokens += length;
@@ -242,40 +287,30 @@ int train(const TrainFlags& flags) {
           },
       .validate =
           [&] {
-            const models::ConfusionMatrix matrix = confusion(*model, valid_examples, labels->size(), 256);
+            const models::ConfusionMatrix matrix = confusion(model, valid_examples, labels.size(), 256);
             char summary[96];
             std::snprintf(summary, sizeof summary, "valid accuracy %.2f%%, macro-F1 %.4f", 100 * matrix.accuracy(),
                           matrix.macro_f1());
             return cli::Validation{matrix.accuracy(), summary, {matrix.accuracy(), matrix.macro_f1()}};
           }};
-  if (cli::run_training(loop, data_order, progress, stop) == cli::RunEnd::interrupted) return 130;
+  const cli::RunEnd end =
+      cli::building("training batches", [&] { return cli::run_training(loop, data_order, progress, stop); });
+  if (end == cli::RunEnd::interrupted) return 130;
   std::printf("best validation accuracy %.2f%% (epoch %zu), weights in %s\n", 100 * progress.best_score,
               progress.best_epoch, files.weights().c_str());
   return 0;
 }
 
-struct Loaded {
-  Vocabulary vocabulary;
-  LabelSet labels;
-  models::SequenceClassifier<float> model;
-};
-
-std::unique_ptr<Loaded> load(const fs::path& dir) {
-  const ModelFiles files{dir};
-  auto loaded = std::unique_ptr<Loaded>(new Loaded{
-      Vocabulary::load(files.vocabulary(), models::classification_specials()), LabelSet::load(files.labels()),
-      models::SequenceClassifier<float>(models::classifier_options_from_json(read_file(files.config())))});
-  nn::load_state_dict(loaded->model, files.weights().string());
-  loaded->model.eval();
-  return loaded;
-}
-
 int evaluate(const UseFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
-  const std::unique_ptr<Loaded> loaded = load(flags.model);
-  const models::LabelledTexts data = models::read_labelled_tsv(flags.data, {flags.text_column, flags.label_column});
-  const Examples examples = encode(data, loaded->vocabulary, loaded->labels);
-  const models::ConfusionMatrix matrix = confusion(loaded->model, examples, loaded->labels.size(), flags.batch);
+  const std::unique_ptr<models::ClassificationModel> loaded = load(flags.model, true);
+  loaded->model.eval();
+  const models::LabelledTexts data = read_texts(flags.data, {flags.text_column, flags.label_column}, flags.max_length);
+  require_texts(data, flags.max_length);
+  const Examples examples = cli::building("the encoded texts", [&] { return encode(data, loaded->vocabulary, loaded->labels); });
+  const models::ConfusionMatrix matrix = cli::building("the predictions for " + flags.data.string(), [&] {
+    return confusion(loaded->model, examples, loaded->labels.size(), flags.batch);
+  });
   std::printf("%zu examples from %s\naccuracy %.2f%%, macro-F1 %.4f\n\n%s", examples.tokens.size(), flags.data.c_str(),
               100 * matrix.accuracy(), matrix.macro_f1(), matrix.report(loaded->labels.names()).c_str());
   return 0;
@@ -284,7 +319,8 @@ int evaluate(const UseFlags& flags) {
 int predict(const UseFlags& flags) {
   cli::refuse_unwritable_output_file("--explain-svg", flags.explain_svg);
   set_num_threads(static_cast<int>(flags.threads));
-  const std::unique_ptr<Loaded> loaded = load(flags.model);
+  const std::unique_ptr<models::ClassificationModel> loaded = load(flags.model, true);
+  loaded->model.eval();
   std::vector<cli::HighlightedText> explanations;
   std::vector<std::vector<models::TokenId>> ids;
   std::vector<models::Tokens> texts;
@@ -292,8 +328,9 @@ int predict(const UseFlags& flags) {
   auto flush = [&] {
     if (ids.empty()) return;
     NoGradGuard no_graph;
-    const models::Classification<float> result =
-        loaded->model.forward(models::pad_batch(ids, range(0, ids.size()), 0));
+    const models::Classification<float> result = cli::building("the predictions for standard input", [&] {
+      return loaded->model.forward(models::pad_batch(ids, range(0, ids.size()), 0));
+    });
     const Tensor<float> probabilities = softmax(result.logits, -1);
     const Indices predicted = argmax(result.logits, -1);
     for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -312,11 +349,13 @@ int predict(const UseFlags& flags) {
     texts.clear();
   };
   for (std::string line; std::getline(std::cin, line);) {
-    ++line_number;
-    models::Tokens tokens = cli::normalised_tokens(line);
-    if (tokens.empty()) {
+    models::Tokens tokens;
+    try {
+      tokens = cli::standard_input_tokens(line, ++line_number, flags.max_length);
+      if (tokens.empty()) throw file_error("<stdin>:" + std::to_string(line_number) + ": the text is empty");
+    } catch (const file_error&) {
       flush();  // answer the lines before the bad one
-      throw file_error("<stdin>:" + std::to_string(line_number) + ": the text is empty");
+      throw;
     }
     ids.push_back(loaded->vocabulary.encode(tokens));
     texts.push_back(std::move(tokens));
@@ -359,6 +398,8 @@ int main(int argc, char** argv) {
   train_command.real("--clip", train_flags.clip, "X", "clip the global gradient norm to X (0: no clipping)").range(0, 1e6);
   train_command.real("--label-smoothing", train_flags.label_smoothing, "X", "label smoothing of the loss").range(0, 0.5);
   train_command.size("--min-freq", train_flags.min_freq, "N", "minimum count of a vocabulary word").range(1, 1000000);
+  train_command.size("--max-vocab", train_flags.max_vocab, "N", "keep at most the N most frequent words").range(8, models::max_vocabulary_size);
+  train_command.size("--max-length", train_flags.max_length, "N", "skip (and count) texts of more than N tokens").range(1, 100000);
   train_command.size("--seed", train_flags.seed, "N", "seed of initialisation, dropout, data order and split");
   train_command.size("--threads", train_flags.threads, "N", "threads for matrix products").range(1, 256);
   train_command.size("--max-steps", train_flags.max_steps, "N", "stop after N optimizer steps (0: no limit)");
@@ -373,12 +414,14 @@ int main(int argc, char** argv) {
   eval_command.text("--text-column", eval_flags.text_column, "NAME", "header of the text column");
   eval_command.text("--label-column", eval_flags.label_column, "NAME", "header of the label column");
   eval_command.size("--threads", eval_flags.threads, "N", "threads for matrix products").range(1, 256);
+  eval_command.size("--max-length", eval_flags.max_length, "N", "skip (and count) texts of more than N tokens").range(1, 100000);
 
   UseFlags predict_flags;
   cli::Command& predict_command = program.subcommand("predict", "Label texts from standard input (label and probability per line).");
   predict_command.path("--model", predict_flags.model, "DIR", "model directory").required();
   predict_command.path("--explain-svg", predict_flags.explain_svg, "FILE", "draw the attention over each text's tokens");
   predict_command.size("--threads", predict_flags.threads, "N", "threads for matrix products").range(1, 256);
+  predict_command.size("--max-length", predict_flags.max_length, "N", "refuse input lines of more than N tokens").range(1, 100000);
 
   return cli::run_main(program, argc, argv, [&](const std::string& subcommand) {
     if (subcommand == "train") return train(train_flags);

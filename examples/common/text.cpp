@@ -1,5 +1,8 @@
 #include "text.h"
 
+#include <xgrad/framework/errors.h>
+#include <xgrad/framework/utf8.h>
+
 namespace xgrad::cli {
 
 models::Tokens normalised_tokens(const std::string& line) {
@@ -17,6 +20,16 @@ models::Tokens normalised_tokens(const std::string& line) {
     }
   }
   return models::split_tokens(lowered);
+}
+
+models::Tokens standard_input_tokens(const std::string& line, std::size_t line_number, std::size_t max_length) {
+  require_utf8(line, "<stdin>", line_number);
+  models::Tokens tokens = normalised_tokens(line);
+  if (tokens.size() > max_length) {
+    throw file_error(detail::message("<stdin>:", line_number, ": ", tokens.size(), " tokens, more than --max-length ",
+                                     max_length, "; raise --max-length to read it"));
+  }
+  return tokens;
 }
 
 }  // namespace xgrad::cli

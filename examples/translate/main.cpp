@@ -17,8 +17,10 @@
 
 #include <xgrad/framework.h>
 #include <xgrad/models/bleu.h>
+#include <xgrad/models/model_directory.h>
 
 #include "cli.h"
+#include "data_checks.h"
 #include "run_directory.h"
 #include "svg.h"
 #include "text.h"
@@ -31,17 +33,24 @@ using namespace xgrad;
 using models::Vocabulary;
 namespace fs = std::filesystem;
 
+// Longer sentences are skipped in training and refused in translation: Multi30K's longest
+// has about 40 tokens, and memory grows with the longest sentence of a batch.
+constexpr std::size_t default_max_length = 100;
+// Most words in a vocabulary: the embeddings and the output layer grow with it.
+constexpr std::size_t default_max_vocabulary = 100000;
+
 struct ModelFiles {
   fs::path dir;
-  fs::path config() const { return dir / "config.json"; }
-  fs::path source_vocabulary() const { return dir / "source.vocab.json"; }
-  fs::path target_vocabulary() const { return dir / "target.vocab.json"; }
-  fs::path weights() const { return dir / "model.safetensors"; }
+  fs::path config() const { return dir / models::model_file::config; }
+  fs::path source_vocabulary() const { return dir / models::model_file::source_vocabulary; }
+  fs::path target_vocabulary() const { return dir / models::model_file::target_vocabulary; }
+  fs::path weights() const { return dir / models::model_file::weights; }
   fs::path checkpoint() const { return dir / cli::checkpoint_file_name; }
   fs::path log() const { return dir / "log.csv"; }
   // The names of everything above: what a training run writes.
   static std::vector<std::string> names() {
-    return {"config.json", "source.vocab.json", "target.vocab.json", "model.safetensors", cli::checkpoint_file_name, "log.csv"};
+    return {models::model_file::config,  models::model_file::source_vocabulary, models::model_file::target_vocabulary,
+            models::model_file::weights, cli::checkpoint_file_name,                 "log.csv"};
   }
 };
 
@@ -49,6 +58,7 @@ struct TrainFlags {
   fs::path train_src, train_tgt, valid_src, valid_tgt, out;
   std::size_t epochs = 12, batch = 128, emb = 256, hidden = 512, layers = 1, min_freq = 2, threads = 2;
   std::size_t max_steps = 0, checkpoint_every = 0, valid_beam = 1, seed = 1;
+  std::size_t max_length = default_max_length, max_vocab = default_max_vocabulary;
   std::string cell = "gru", attention = "additive";
   bool input_feeding = false, resume = false;
   double dropout = 0.5, lr = 1e-3, clip = 1.0, teacher_forcing = 1.0, label_smoothing = 0.1, time_budget = 0;
@@ -56,23 +66,26 @@ struct TrainFlags {
 
 struct DecodeFlags {
   fs::path model, src, ref, attention_svg;
-  std::size_t beam = 5, threads = 2, batch = 64;
+  std::size_t beam = 5, threads = 2, batch = 64, max_length = default_max_length;
   double alpha = 1.0;
 };
 
-// The translation model as a model directory holds it.
-struct LoadedModel {
-  Vocabulary source, target;
-  models::Seq2Seq<float> model;
-};
+std::unique_ptr<models::TranslationModel> load_model(const ModelFiles& files, bool best_weights) {
+  return cli::building("the model of " + files.dir.string(), [&] {
+    return models::load_translation_model(models::ModelDirectory(files.dir), best_weights);
+  });
+}
 
-std::unique_ptr<LoadedModel> load_model(const ModelFiles& files, bool best_weights) {
-  const auto specials = models::translation_specials();
-  auto loaded = std::unique_ptr<LoadedModel>(new LoadedModel{
-      Vocabulary::load(files.source_vocabulary(), specials), Vocabulary::load(files.target_vocabulary(), specials),
-      models::Seq2Seq<float>(models::seq2seq_options_from_json(read_file(files.config())))});
-  if (best_weights) nn::load_state_dict(loaded->model, files.weights().string());
-  return loaded;
+// The sentence pairs of two files, skipping (and reporting) the over-long ones; an error
+// when none is left.
+models::ParallelCorpus read_pairs(const fs::path& source, const fs::path& target, std::size_t max_length) {
+  const std::string files = source.string() + " and " + target.string();
+  models::ParallelCorpus corpus =
+      cli::building("the sentence pairs of " + files, [&] { return models::read_parallel_corpus(source, target, max_length); });
+  const cli::SkippedLines skipped{corpus.skipped_empty, corpus.skipped_long};
+  cli::report_skipped(files, skipped, max_length);
+  cli::require_examples(corpus.source.size(), files, skipped, max_length);
+  return corpus;
 }
 
 struct Validation {
@@ -126,7 +139,8 @@ std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
           {"--cell", flags.cell},
           {"--attention", flags.attention},
           {"--input-feeding", flags.input_feeding ? "on" : "off"},
-          {"--min-freq", std::to_string(flags.min_freq)}};
+          {"--min-freq", std::to_string(flags.min_freq)},
+          {"--max-vocab", std::to_string(flags.max_vocab)}};
 }
 
 int train(const TrainFlags& flags) {
@@ -134,22 +148,21 @@ int train(const TrainFlags& flags) {
   const ModelFiles files{flags.out};
   cli::RunDirectory run_directory(files.dir, ModelFiles::names(), flags.resume, model_flags(flags));
   const bool resuming = flags.resume;
-  const models::ParallelCorpus train_corpus = models::read_parallel_corpus(flags.train_src, flags.train_tgt);
-  const models::ParallelCorpus valid_corpus = models::read_parallel_corpus(flags.valid_src, flags.valid_tgt);
-  if (train_corpus.skipped_empty + valid_corpus.skipped_empty > 0) {
-    std::printf("skipped %zu training and %zu validation pairs with an empty side\n", train_corpus.skipped_empty,
-                valid_corpus.skipped_empty);
-  }
+  const models::ParallelCorpus train_corpus = read_pairs(flags.train_src, flags.train_tgt, flags.max_length);
+  const models::ParallelCorpus valid_corpus = read_pairs(flags.valid_src, flags.valid_tgt, flags.max_length);
   manual_seed(flags.seed);
-  std::unique_ptr<LoadedModel> loaded;
+  std::unique_ptr<models::TranslationModel> loaded;
   if (resuming) {
     loaded = load_model(files, false);
     run_directory.claim();
     std::printf("resuming %s\n", files.dir.c_str());
   } else {
-    const auto specials = models::translation_specials();
-    Vocabulary source = Vocabulary::build(train_corpus.source, {.specials = specials, .min_frequency = flags.min_freq});
-    Vocabulary target = Vocabulary::build(train_corpus.target, {.specials = specials, .min_frequency = flags.min_freq});
+    const models::VocabularyOptions vocabulary_options{
+        .specials = models::translation_specials(), .min_frequency = flags.min_freq, .max_size = flags.max_vocab};
+    Vocabulary source = cli::building("the source vocabulary",
+                                      [&] { return Vocabulary::build(train_corpus.source, vocabulary_options); });
+    Vocabulary target = cli::building("the target vocabulary",
+                                      [&] { return Vocabulary::build(train_corpus.target, vocabulary_options); });
     const models::Seq2SeqOptions options{.source_vocabulary = source.size(),
                                          .target_vocabulary = target.size(),
                                          .embedding_size = flags.emb,
@@ -160,24 +173,30 @@ int train(const TrainFlags& flags) {
                                          .attention = models::attention_kind_from_string(flags.attention),
                                          .input_feeding = flags.input_feeding,
                                          .dropout = flags.dropout};
-    loaded = std::unique_ptr<LoadedModel>(new LoadedModel{
-        std::move(source), std::move(target),
-        cli::model_from_flags(model_flags(flags), [&] { return models::Seq2Seq<float>(options); })});
+    loaded = cli::building("the model", [&] {
+      return std::unique_ptr<models::TranslationModel>(new models::TranslationModel{
+          std::move(source), std::move(target),
+          cli::model_from_flags(model_flags(flags), [&] { return models::Seq2Seq<float>(options); })});
+    });
     run_directory.claim();
     loaded->source.save(files.source_vocabulary());
     loaded->target.save(files.target_vocabulary());
     write_file_atomically(files.config(), models::to_json(options));
   }
   models::Seq2Seq<float>& model = loaded->model;
-  const translate::EncodedPairs train_pairs = translate::encode_pairs(train_corpus, loaded->source, loaded->target);
-  const translate::EncodedPairs valid_pairs = translate::encode_pairs(valid_corpus, loaded->source, loaded->target);
+  const translate::EncodedPairs train_pairs = cli::building(
+      "the encoded training pairs", [&] { return translate::encode_pairs(train_corpus, loaded->source, loaded->target); });
+  const translate::EncodedPairs valid_pairs = cli::building(
+      "the encoded validation pairs", [&] { return translate::encode_pairs(valid_corpus, loaded->source, loaded->target); });
   std::size_t parameters = 0;
   for (const Tensor<float>& p : model.parameters()) parameters += p.size();
   std::printf("%zu training pairs, %zu validation pairs; vocabularies %zu (source) and %zu (target); %zu parameters\n",
               train_pairs.source.size(), valid_pairs.source.size(), loaded->source.size(), loaded->target.size(),
               parameters);
 
-  optim::Adam<float> optimizer(model.named_parameters(), {.lr = flags.lr});
+  optim::Adam<float> optimizer = cli::building("the optimizer's state", [&] {
+    return optim::Adam<float>(model.named_parameters(), {.lr = flags.lr});
+  });
   optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
   const models::BucketBatchSampler sampler(train_pairs.lengths, {.batch_size = flags.batch});
   Generator data_order(flags.seed);
@@ -212,7 +231,9 @@ int train(const TrainFlags& flags) {
             return cli::Validation{valid.bleu.score, summary + valid.bleu.to_string(),
                                    {valid.loss, valid.perplexity, valid.bleu.score}};
           }};
-  if (cli::run_training(loop, data_order, progress, stop) == cli::RunEnd::interrupted) return 130;
+  const cli::RunEnd end =
+      cli::building("training batches", [&] { return cli::run_training(loop, data_order, progress, stop); });
+  if (end == cli::RunEnd::interrupted) return 130;
   std::printf("best validation BLEU %.2f (epoch %zu), weights in %s\n", progress.best_score, progress.best_epoch,
               files.weights().c_str());
   return 0;
@@ -220,15 +241,17 @@ int train(const TrainFlags& flags) {
 
 int evaluate(const DecodeFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
-  const std::unique_ptr<LoadedModel> loaded = load_model({flags.model}, true);
+  const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
   loaded->model.eval();
-  const models::ParallelCorpus corpus = models::read_parallel_corpus(flags.src, flags.ref);
+  const models::ParallelCorpus corpus = read_pairs(flags.src, flags.ref, flags.max_length);
   const translate::EncodedPairs pairs = translate::encode_pairs(corpus, loaded->source, loaded->target);
   double total = 0;
   std::size_t tokens = 0;
   std::vector<models::Tokens> hypotheses;
   const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
-  for (const models::Translation& t : translate_all(loaded->model, pairs, search, flags.batch)) {
+  const std::vector<models::Translation> translations = cli::building(
+      "the translations of " + flags.src.string(), [&] { return translate_all(loaded->model, pairs, search, flags.batch); });
+  for (const models::Translation& t : translations) {
     hypotheses.push_back(loaded->target.decode(t.tokens, {.drop_specials = true}));
   }
   for (std::size_t start = 0; start < pairs.source.size(); start += flags.batch) {
@@ -248,7 +271,7 @@ int evaluate(const DecodeFlags& flags) {
 int translate_stdin(const DecodeFlags& flags) {
   cli::refuse_unwritable_output_file("--attention-svg", flags.attention_svg);
   set_num_threads(static_cast<int>(flags.threads));
-  const std::unique_ptr<LoadedModel> loaded = load_model({flags.model}, true);
+  const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
   loaded->model.eval();
   const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
   bool picture_written = flags.attention_svg.empty();
@@ -261,8 +284,9 @@ int translate_stdin(const DecodeFlags& flags) {
       nonempty.push_back(i);
       pairs.source.push_back(loaded->source.encode(lines[i]));
     }
-    std::vector<models::Translation> translations =
-        pairs.source.empty() ? std::vector<models::Translation>{} : translate_all(loaded->model, pairs, search, flags.batch);
+    std::vector<models::Translation> translations = cli::building("the translations of standard input", [&] {
+      return pairs.source.empty() ? std::vector<models::Translation>{} : translate_all(loaded->model, pairs, search, flags.batch);
+    });
     std::size_t next = 0;
     for (std::size_t i = 0; i < lines.size(); ++i) {
       if (next < nonempty.size() && nonempty[next] == i) {
@@ -283,8 +307,16 @@ int translate_stdin(const DecodeFlags& flags) {
     cli::flush_standard_output();  // a reader sees each batch's lines as they come, and a lost write stops the program
     lines.clear();
   };
+  std::size_t line_number = 0;
   for (std::string line; std::getline(std::cin, line);) {
-    lines.push_back(cli::normalised_tokens(line));
+    models::Tokens tokens;
+    try {
+      tokens = cli::standard_input_tokens(line, ++line_number, flags.max_length);
+    } catch (const file_error&) {
+      flush();  // answer the lines before the bad one
+      throw;
+    }
+    lines.push_back(std::move(tokens));
     if (lines.size() == flags.batch) flush();
   }
   flush();
@@ -317,6 +349,8 @@ int main(int argc, char** argv) {
   train_command.real("--teacher-forcing", train_flags.teacher_forcing, "X", "probability of feeding the reference token").range(0, 1);
   train_command.real("--label-smoothing", train_flags.label_smoothing, "X", "label smoothing of the loss").range(0, 0.5);
   train_command.size("--min-freq", train_flags.min_freq, "N", "minimum count of a vocabulary word").range(1, 1000000);
+  train_command.size("--max-vocab", train_flags.max_vocab, "N", "keep at most the N most frequent words per vocabulary").range(8, models::max_vocabulary_size);
+  train_command.size("--max-length", train_flags.max_length, "N", "skip (and count) pairs with a side of more than N tokens").range(1, 100000);
   train_command.size("--valid-beam", train_flags.valid_beam, "K", "beam size for the validation BLEU").range(1, 64);
   train_command.size("--seed", train_flags.seed, "N", "seed of initialisation, dropout and data order");
   train_command.size("--threads", train_flags.threads, "N", "threads for matrix products").range(1, 256);
@@ -333,6 +367,7 @@ int main(int argc, char** argv) {
   eval_command.size("--beam", eval_flags.beam, "K", "beam size (1: greedy)").range(1, 64);
   eval_command.real("--alpha", eval_flags.alpha, "X", "length normalisation exponent").range(0, 5);
   eval_command.size("--threads", eval_flags.threads, "N", "threads for matrix products").range(1, 256);
+  eval_command.size("--max-length", eval_flags.max_length, "N", "skip (and count) pairs with a side of more than N tokens").range(1, 100000);
 
   DecodeFlags translate_flags;
   cli::Command& translate_command = program.subcommand("translate", "Translate sentences from standard input.");
@@ -341,6 +376,7 @@ int main(int argc, char** argv) {
   translate_command.real("--alpha", translate_flags.alpha, "X", "length normalisation exponent").range(0, 5);
   translate_command.path("--attention-svg", translate_flags.attention_svg, "FILE", "draw the first sentence's attention");
   translate_command.size("--threads", translate_flags.threads, "N", "threads for matrix products").range(1, 256);
+  translate_command.size("--max-length", translate_flags.max_length, "N", "refuse input lines of more than N tokens").range(1, 100000);
 
   return cli::run_main(program, argc, argv, [&](const std::string& subcommand) {
     if (subcommand == "train") return train(train_flags);

@@ -8,8 +8,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string_view>
 
 #include "xgrad/framework/errors.h"
@@ -18,6 +16,15 @@ namespace xgrad {
 namespace {
 
 std::string system_reason() { return std::strerror(errno); }
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "a special file";
+}
 
 // A write goes first to a hidden sibling ".<name>.tmp-XXXXXX" (the rename then stays within
 // one file system), where mkstemp replaces the X's; remove_stale_temporaries matches the same.
@@ -83,13 +90,48 @@ void sync_directory(const std::filesystem::path& directory) {
 
 }  // namespace
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw file_error(detail::message(path, ": cannot open for reading (", system_reason(), ")"));
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (in.bad()) throw file_error(detail::message(path, ": read failed (", system_reason(), ")"));
-  return contents.str();
+InputFile::InputFile(const std::string& path, std::size_t max_bytes) : path_(path) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+  fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd_ < 0) throw file_error(detail::message(path, ": cannot open for reading (", system_reason(), ")"));
+  struct stat status {};
+  if (::fstat(fd_, &status) != 0) {
+    const std::string reason = system_reason();
+    ::close(fd_);
+    throw file_error(detail::message(path, ": cannot inspect (", reason, ")"));
+  }
+  if (!S_ISREG(status.st_mode)) {
+    ::close(fd_);
+    throw file_error(detail::message(path, ": not a regular file (", file_kind(status.st_mode),
+                                     "); only regular files are read, so that a device or pipe cannot be read without end"));
+  }
+  size_ = static_cast<std::size_t>(status.st_size);
+  if (size_ > max_bytes) {
+    ::close(fd_);
+    throw file_error(detail::message(path, ": ", size_, " bytes exceeds the limit of ", max_bytes, " bytes for this file"));
+  }
+}
+
+InputFile::~InputFile() { ::close(fd_); }
+
+void InputFile::read_into(std::string& out, std::size_t count) {
+  const std::size_t start = out.size();
+  out.resize(start + count);
+  std::size_t done = 0;
+  while (done < count) {
+    const ssize_t n = ::read(fd_, out.data() + start + done, count - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw file_error(detail::message(path_, ": read failed (", system_reason(), ")"));
+    if (n == 0) throw file_error(detail::message(path_, ": ended after ", start + done, " bytes; it changed while being read"));
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+std::string read_file(const std::string& path, std::size_t max_bytes) {
+  InputFile file(path, max_bytes);
+  std::string bytes;
+  file.read_into(bytes, file.size());
+  return bytes;
 }
 
 bool is_atomic_write_temporary(const std::string& file_name) {

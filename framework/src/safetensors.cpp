@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <limits>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/file_io.h"
+#include "xgrad/framework/utf8.h"
 
 namespace xgrad::safetensors {
 
@@ -83,30 +86,60 @@ const char* dtype_name(Dtype dtype) {
   return "?";
 }
 
-File File::read(const std::string& path) { return parse(read_file(path), path); }
+namespace {
 
-File File::parse(std::string bytes, std::string label) {
-  File file;
-  file.label_ = std::move(label);
-  const std::string& name = file.label_;
-  if (bytes.size() < 8) fail(name, "only ", bytes.size(), " bytes; a safetensors file starts with an 8-byte header length");
+// The header length that the first 8 bytes of `start` declare, checked against the size of
+// the whole file before any of the header is read.
+std::size_t header_length(std::string_view start, std::size_t file_size, const std::string& name) {
+  if (file_size < 8) fail(name, "only ", file_size, " bytes; a safetensors file starts with an 8-byte header length");
   std::uint64_t header_size = 0;
-  std::memcpy(&header_size, bytes.data(), 8);
+  std::memcpy(&header_size, start.data(), 8);
   if (header_size > max_header_size) {
     fail(name, "header length ", header_size, " exceeds the limit of ", max_header_size, " bytes");
   }
-  if (header_size > bytes.size() - 8) {
-    fail(name, "header length ", header_size, " runs past the end of the ", bytes.size(), "-byte file (truncated?)");
+  if (header_size > file_size - 8) {
+    fail(name, "header length ", header_size, " runs past the end of the ", file_size, "-byte file (truncated?)");
   }
-  file.data_start_ = 8 + static_cast<std::size_t>(header_size);
-  const std::size_t data_size = bytes.size() - file.data_start_;
+  return static_cast<std::size_t>(header_size);
+}
+
+}  // namespace
+
+File File::read(const std::string& path) {
+  InputFile input(path, max_file_size);
+  std::string bytes;
+  input.read_into(bytes, std::min<std::size_t>(8, input.size()));
+  const std::size_t header_size = header_length(bytes, input.size(), path);
+  input.read_into(bytes, header_size);
+  File file = from_header(std::string_view(bytes).substr(8), input.size() - 8 - header_size, path);
+  // Only now that the header's tensors are known to cover the file exactly: the data.
+  bytes.reserve(input.size());
+  input.read_into(bytes, input.size() - bytes.size());
+  file.bytes_ = std::move(bytes);
+  return file;
+}
+
+File File::parse(std::string bytes, std::string label) {
+  const std::size_t header_size = header_length(bytes, bytes.size(), label);
+  File file = from_header(std::string_view(bytes).substr(8, header_size), bytes.size() - 8 - header_size, std::move(label));
+  file.bytes_ = std::move(bytes);
+  return file;
+}
+
+File File::from_header(std::string_view header_text, std::size_t data_size, std::string label) {
+  File file;
+  file.label_ = std::move(label);
+  const std::string& name = file.label_;
+  file.data_start_ = 8 + header_text.size();
+  require_utf8(header_text, name + " (header)");
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + static_cast<std::ptrdiff_t>(file.data_start_));
+    header = nlohmann::json::parse(header_text);
   } catch (const nlohmann::json::exception& e) {
     fail(name, "the header is not valid JSON (", e.what(), ")");
   }
   if (!header.is_object()) fail(name, "the header is not a JSON object");
+  std::size_t data_end = 0;
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
       if (!value.is_object()) fail(name, "__metadata__ is not an object");
@@ -116,7 +149,14 @@ File File::parse(std::string bytes, std::string label) {
       }
       continue;
     }
-    file.entries_.emplace(key, parse_entry(name, key, value, data_size));
+    const Entry& entry = file.entries_.emplace(key, parse_entry(name, key, value, data_size)).first->second;
+    data_end = std::max(data_end, entry.end);
+  }
+  // As the reference implementation requires: the tensors end where the file ends, so that a
+  // file padded with (or swapped for) gigabytes of something else is refused before it is read.
+  if (data_end != data_size) {
+    fail(name, "the tensors end at byte ", data_end, " of the data section, but the file holds ", data_size,
+         " data bytes after the header");
   }
   // No two tensors may share bytes.
   std::vector<std::pair<const std::string*, const Entry*>> by_offset;
@@ -129,7 +169,6 @@ File File::parse(std::string bytes, std::string label) {
       fail(name, "tensors '", *by_offset[i - 1].first, "' and '", *by_offset[i].first, "' overlap in the data section");
     }
   }
-  file.bytes_ = std::move(bytes);
   return file;
 }
 
@@ -175,6 +214,30 @@ Indices File::integers(const std::string& name) const {
   Indices result = Indices::from_shape(e.shape);
   std::memcpy(result.data(), bytes_.data() + data_start_ + e.begin, e.end - e.begin);
   return result;
+}
+
+namespace {
+template <class Stored>
+std::optional<std::size_t> first_non_finite_of(const char* source, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    Stored v;
+    std::memcpy(&v, source + sizeof(Stored) * i, sizeof(Stored));
+    if (!std::isfinite(v)) return i;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<std::size_t> File::first_non_finite(const std::string& name) const {
+  const Entry& e = entry(name);
+  const char* source = bytes_.data() + data_start_ + e.begin;
+  const std::size_t count = (e.end - e.begin) / dtype_size(e.dtype);
+  switch (e.dtype) {
+    case Dtype::f32: return first_non_finite_of<float>(source, count);
+    case Dtype::f64: return first_non_finite_of<double>(source, count);
+    case Dtype::i64: break;
+  }
+  fail(label_, "tensor '", name, "' is I64, not a floating-point tensor");
 }
 
 template Array<float> File::floats<float>(const std::string&) const;

@@ -1,5 +1,6 @@
 #include "xgrad/framework/softmax.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -8,6 +9,7 @@
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/fast_math.h"
+#include "xgrad/framework/isa.h"
 
 namespace xgrad {
 namespace {
@@ -28,44 +30,48 @@ std::vector<unsigned char> expand_mask(const char* op, const Mask& mask, const S
 }
 
 // Softmax rows of x seen as [outer, extent, inner]: each (outer, inner) pair is one row with
-// stride `inner`. Writes probabilities, or log-probabilities when `log` is set.
-template <class T>
-void softmax_rows(const T* x, const unsigned char* masked, T* y, const detail::AxisView& view, bool log) {
-  const T masked_value = log ? -std::numeric_limits<T>::infinity() : T(0);
-  for (std::size_t o = 0; o < view.outer; ++o) {
-    for (std::size_t i = 0; i < view.inner; ++i) {
-      const std::size_t start = o * view.extent * view.inner + i;
-      auto kept = [&](std::size_t j) { return masked == nullptr || masked[start + j * view.inner] == 0; };
-      T largest = -std::numeric_limits<T>::infinity();
-      bool any = false;
-      for (std::size_t j = 0; j < view.extent; ++j) {
-        if (!kept(j)) continue;
-        any = true;
-        largest = std::max(largest, x[start + j * view.inner]);
-      }
-      // With nothing kept, or every kept logit -inf, the row has no distribution: zeros, not NaN.
-      if (!any || largest == -std::numeric_limits<T>::infinity()) {
-        for (std::size_t j = 0; j < view.extent; ++j) y[start + j * view.inner] = masked_value;
-        continue;
-      }
-      T total = 0;
-      for (std::size_t j = 0; j < view.extent; ++j) {
-        if (kept(j)) total += math::exp(x[start + j * view.inner] - largest);
-      }
-      const T log_total = std::log(total);
-      for (std::size_t j = 0; j < view.extent; ++j) {
-        const std::size_t at = start + j * view.inner;
-        if (!kept(j)) {
-          y[at] = masked_value;
-        } else if (log) {
-          y[at] = x[at] - largest - log_total;
-        } else {
-          y[at] = math::exp(x[at] - largest) / total;
+// stride `inner`. Writes probabilities, or log-probabilities when `log` is set. For each
+// instruction set (isa.h): a decoder's output layer is a softmax over the whole vocabulary.
+template <Isa isa>
+struct SoftmaxRows {
+  template <class T>
+  XGRAD_KERNEL static void run(const T* x, const unsigned char* masked, T* y, const detail::AxisView& view, bool log) {
+    const T masked_value = log ? -std::numeric_limits<T>::infinity() : T(0);
+    for (std::size_t o = 0; o < view.outer; ++o) {
+      for (std::size_t i = 0; i < view.inner; ++i) {
+        const std::size_t start = o * view.extent * view.inner + i;
+        const unsigned char* row_mask = masked == nullptr ? nullptr : masked + start;
+        T largest = -std::numeric_limits<T>::infinity();
+        bool any = false;
+        for (std::size_t j = 0; j < view.extent; ++j) {
+          if (row_mask != nullptr && row_mask[j * view.inner] != 0) continue;
+          any = true;
+          largest = std::max(largest, x[start + j * view.inner]);
+        }
+        // With nothing kept, or every kept logit -inf, the row has no distribution: zeros, not NaN.
+        if (!any || largest == -std::numeric_limits<T>::infinity()) {
+          for (std::size_t j = 0; j < view.extent; ++j) y[start + j * view.inner] = masked_value;
+          continue;
+        }
+        T total = 0;
+        for (std::size_t j = 0; j < view.extent; ++j) {
+          if (row_mask == nullptr || row_mask[j * view.inner] == 0) total += math::exp(x[start + j * view.inner] - largest);
+        }
+        const T log_total = std::log(total);
+        for (std::size_t j = 0; j < view.extent; ++j) {
+          const std::size_t at = start + j * view.inner;
+          if (row_mask != nullptr && row_mask[j * view.inner] != 0) {
+            y[at] = masked_value;
+          } else if (log) {
+            y[at] = x[at] - largest - log_total;
+          } else {
+            y[at] = math::exp(x[at] - largest) / total;
+          }
         }
       }
     }
   }
-}
+};
 
 template <class T>
 Tensor<T> softmax_family(const char* op, const Tensor<T>& x, int axis, const Mask* mask, bool log) {
@@ -74,7 +80,7 @@ Tensor<T> softmax_family(const char* op, const Tensor<T>& x, int axis, const Mas
   std::vector<unsigned char> masked;
   if (mask != nullptr) masked = expand_mask(op, *mask, x.shape());
   Array<T> y = Array<T>::from_shape(x.shape());
-  softmax_rows(x.data(), masked.empty() ? nullptr : masked.data(), y.data(), view, log);
+  dispatch<SoftmaxRows>(x.data(), masked.empty() ? nullptr : masked.data(), y.data(), view, log);
   return record<T>(op, std::move(y), {x}, [view, log, masked = std::move(masked)](Node<T>& node) {
     const T* py = node.output().data();
     const T* gy = node.output_grad().data();

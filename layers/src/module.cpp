@@ -112,12 +112,12 @@ void save_state_dict(const Module<T>& module, const std::string& path, const std
 }
 
 template <class T>
-void load_state_dict(Module<T>& module, const safetensors::File& file, const std::string& prefix) {
-  NamedTensors<T> state = module.state_dict();
+std::vector<std::string> state_dict_mismatches(const Module<T>& module, const safetensors::File& file,
+                                               const std::string& prefix) {
   std::vector<std::string> problems;
   std::set<std::string> expected;
-  for (auto& [name, tensor] : state) {
-    name = prefix + name;
+  for (const auto& [key, tensor] : module.state_dict()) {
+    const std::string name = prefix + key;
     expected.insert(name);
     if (!file.contains(name)) {
       problems.push_back("missing key '" + name + "' (shape " + to_string(tensor.shape()) + ")");
@@ -134,14 +134,27 @@ void load_state_dict(Module<T>& module, const safetensors::File& file, const std
   for (const std::string& name : file.names()) {
     if (name.starts_with(prefix) && expected.count(name) == 0) problems.push_back("unexpected key '" + name + "'");
   }
+  return problems;
+}
+
+template <class T>
+void load_state_dict(Module<T>& module, const safetensors::File& file, const std::string& prefix) {
+  const std::vector<std::string> problems = state_dict_mismatches(module, file, prefix);
   if (!problems.empty()) {
     std::string message = file.label() + ": does not match the module's state_dict:";
     for (const std::string& problem : problems) message += "\n  " + problem;
     throw file_error(message);
   }
-  for (auto& [name, tensor] : state) {
+  NamedTensors<T> state = module.state_dict();
+  for (const auto& [key, tensor] : state) {
+    if (const std::optional<std::size_t> at = file.first_non_finite(prefix + key)) {
+      throw file_error(detail::message(file.label(), ": tensor '", prefix, key, "' holds a NaN or infinite value (element ",
+                                       *at, " of shape ", to_string(tensor.shape()), "); the weights are unusable"));
+    }
+  }
+  for (auto& [key, tensor] : state) {
     // Into the registered storage, which already sits on large pages (register_parameter).
-    const Array<T> loaded = file.floats<T>(name);
+    const Array<T> loaded = file.floats<T>(prefix + key);
     std::copy(loaded.begin(), loaded.end(), tensor.mutable_value().begin());
   }
 }
@@ -157,6 +170,8 @@ template void save_state_dict(const Module<float>&, const std::string&, const st
 template void save_state_dict(const Module<double>&, const std::string&, const std::map<std::string, std::string>&);
 template void write_state_dict(const Module<float>&, safetensors::Writer&, const std::string&);
 template void write_state_dict(const Module<double>&, safetensors::Writer&, const std::string&);
+template std::vector<std::string> state_dict_mismatches(const Module<float>&, const safetensors::File&, const std::string&);
+template std::vector<std::string> state_dict_mismatches(const Module<double>&, const safetensors::File&, const std::string&);
 template void load_state_dict(Module<float>&, const safetensors::File&, const std::string&);
 template void load_state_dict(Module<double>&, const safetensors::File&, const std::string&);
 template void load_state_dict(Module<float>&, const std::string&);

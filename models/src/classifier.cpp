@@ -17,6 +17,18 @@ const config::KindNames<PoolingKind> pooling_names{{PoolingKind::additive, "addi
 
 std::size_t encoder_output_size(const ClassifierOptions& o) { return o.hidden_size * (o.bidirectional ? 2 : 1); }
 
+}  // namespace
+
+double estimated_parameters(const ClassifierOptions& o) {
+  const double gates = o.cell == CellKind::gru ? 3 : 4, directions = o.bidirectional ? 2 : 1;
+  const double e = double(o.embedding_size), h = double(o.hidden_size), states = double(encoder_output_size(o));
+  return double(o.vocabulary) * e + directions * gates * h * (e + h + 2) +
+         directions * (double(o.layers) - 1) * gates * h * (states + h + 2) +
+         4 * states * (states + double(o.attention_size)) + (states + 1) * double(o.classes);
+}
+
+namespace {
+
 void validate(const ClassifierOptions& o) {
   const char* model = "SequenceClassifier";
   config::check_size(model, "vocabulary", o.vocabulary, config::max_vocabulary);
@@ -35,12 +47,7 @@ void validate(const ClassifierOptions& o) {
                                                 " attention heads do not divide the encoder output size ",
                                                 encoder_output_size(o)));
   }
-  const double gates = o.cell == CellKind::gru ? 3 : 4, directions = o.bidirectional ? 2 : 1;
-  const double e = double(o.embedding_size), h = double(o.hidden_size), states = double(encoder_output_size(o));
-  const double parameters = double(o.vocabulary) * e + directions * gates * h * (e + h + 2) +
-                            directions * (double(o.layers) - 1) * gates * h * (states + h + 2) +
-                            4 * states * (states + double(o.attention_size)) + (states + 1) * double(o.classes);
-  config::check_parameter_count(model, parameters);
+  config::check_parameter_count(model, estimated_parameters(o));
 }
 
 std::size_t query_size(const ClassifierOptions& o) {

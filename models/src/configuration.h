@@ -11,6 +11,7 @@
 
 #include "xgrad/framework/errors.h"
 #include "xgrad/models/seq2seq.h"
+#include "xgrad/models/vocabulary.h"
 
 namespace xgrad::models::config {
 
@@ -35,11 +36,9 @@ Kind kind_named(const char* what, const std::string& name, const KindNames<Kind>
   throw std::invalid_argument(xgrad::detail::message(what, " '", name, "' is not one of: ", choices));
 }
 
-// The largest model a configuration may ask for: a file cannot make the program allocate
-// more than about 2 GB of weights (and four times that for training).
-inline constexpr double max_parameters = 5e8;
+inline constexpr double max_parameters = max_model_parameters;
 inline constexpr std::size_t max_size = 1 << 16;         // any one hidden or embedding size
-inline constexpr std::size_t max_vocabulary = 10000000;  // any one vocabulary or class count
+inline constexpr std::size_t max_vocabulary = max_vocabulary_size;  // any one vocabulary or class count
 
 inline void check_size(const char* model, const char* name, std::size_t value, std::size_t limit) {
   if (value == 0 || value > limit) {

@@ -4,6 +4,7 @@
 
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/file_io.h"
+#include "xgrad/framework/utf8.h"
 
 namespace xgrad::models {
 namespace {
@@ -87,16 +88,18 @@ std::string join_tokens(const Tokens& tokens) {
 }
 
 namespace {
-std::vector<Tokens> sentences_of(std::string_view text) {
+std::vector<Tokens> sentences_of(std::string_view text, const std::string& name) {
+  require_utf8(text, name);
   std::vector<Tokens> sentences;
   for (const std::string_view line : split_lines(text)) sentences.push_back(split_tokens(line));
   return sentences;
 }
 }  // namespace
 
-std::vector<Tokens> read_sentences(const std::string& path) { return sentences_of(read_file(path)); }
+std::vector<Tokens> read_sentences(const std::string& path) { return sentences_of(read_file(path), path); }
 
-ParallelCorpus read_parallel_corpus(const std::string& source_path, const std::string& target_path) {
+ParallelCorpus read_parallel_corpus(const std::string& source_path, const std::string& target_path,
+                                    std::size_t max_length) {
   std::string source, target;
   try {
     source = read_file(source_path);
@@ -104,13 +107,14 @@ ParallelCorpus read_parallel_corpus(const std::string& source_path, const std::s
   } catch (const file_error& e) {
     throw file_error(detail::message("parallel corpus (source ", source_path, ", target ", target_path, "): ", e.what()));
   }
-  return parse_parallel_corpus(source, target, source_path, target_path);
+  return parse_parallel_corpus(source, target, source_path, target_path, max_length);
 }
 
 ParallelCorpus parse_parallel_corpus(std::string_view source_text, std::string_view target_text,
-                                     const std::string& source_name, const std::string& target_name) {
-  std::vector<Tokens> source = sentences_of(source_text);
-  std::vector<Tokens> target = sentences_of(target_text);
+                                     const std::string& source_name, const std::string& target_name,
+                                     std::size_t max_length) {
+  std::vector<Tokens> source = sentences_of(source_text, source_name);
+  std::vector<Tokens> target = sentences_of(target_text, target_name);
   if (source.size() != target.size()) {
     throw file_error(detail::message("parallel corpus: source ", source_name, " has ", source.size(), " lines but target ",
                                      target_name, " has ", target.size(),
@@ -122,17 +126,23 @@ ParallelCorpus parse_parallel_corpus(std::string_view source_text, std::string_v
       ++corpus.skipped_empty;
       continue;
     }
+    if (source[i].size() > max_length || target[i].size() > max_length) {
+      ++corpus.skipped_long;
+      continue;
+    }
     corpus.source.push_back(std::move(source[i]));
     corpus.target.push_back(std::move(target[i]));
   }
   return corpus;
 }
 
-LabelledTexts read_labelled_tsv(const std::string& path, const TsvColumns& columns) {
-  return parse_labelled_tsv(read_file(path), path, columns);
+LabelledTexts read_labelled_tsv(const std::string& path, const TsvColumns& columns, std::size_t max_length) {
+  return parse_labelled_tsv(read_file(path), path, columns, max_length);
 }
 
-LabelledTexts parse_labelled_tsv(std::string_view text, const std::string& path, const TsvColumns& columns) {
+LabelledTexts parse_labelled_tsv(std::string_view text, const std::string& path, const TsvColumns& columns,
+                                 std::size_t max_length) {
+  require_utf8(text, path);
   const std::vector<std::string_view> lines = split_lines(text);
   if (lines.empty()) throw file_error(detail::message(path, ": the file is empty; expected a header line naming the columns"));
   const std::vector<std::string_view> header = split_fields(lines[0]);
@@ -152,6 +162,10 @@ LabelledTexts parse_labelled_tsv(std::string_view text, const std::string& path,
     if (tokens.empty()) throw file_error(detail::message(path, ":", line_number, ": empty text in column '", columns.text, "'"));
     const std::string_view label = trim(fields[label_column]);
     if (label.empty()) throw file_error(detail::message(path, ":", line_number, ": empty label in column '", columns.label, "'"));
+    if (tokens.size() > max_length) {
+      ++data.skipped_long;
+      continue;
+    }
     data.texts.push_back(std::move(tokens));
     data.labels.emplace_back(label);
     data.lines.push_back(line_number);

@@ -42,15 +42,21 @@ void validate(const Seq2SeqOptions& o) {
       throw std::invalid_argument(detail::message("Seq2Seq: ", name, " ", id, " is outside the vocabularies"));
     }
   }
+  config::check_parameter_count(model, estimated_parameters(o));
+}
+
+}  // namespace
+
+double estimated_parameters(const Seq2SeqOptions& o) {
   // Weights per layer and direction of a gated recurrence: gates x H x (input + H + 2 biases).
   const double gates = o.cell == CellKind::gru ? 3 : 4, e = double(o.embedding_size), h = double(o.encoder_hidden),
                d = double(o.decoder_hidden), memory = 2 * h;
-  const double parameters = (double(o.source_vocabulary) + double(o.target_vocabulary)) * e +
-                            2 * gates * h * (e + h + 2) + 2 * (double(o.encoder_layers) - 1) * gates * h * (memory + h + 2) +
-                            memory * d + gates * d * (e + memory + 2 * d + 2) + 4 * d * (d + memory) +
-                            (d + memory + e + 1) * double(o.target_vocabulary);
-  config::check_parameter_count(model, parameters);
+  return (double(o.source_vocabulary) + double(o.target_vocabulary)) * e + 2 * gates * h * (e + h + 2) +
+         2 * (double(o.encoder_layers) - 1) * gates * h * (memory + h + 2) + memory * d +
+         gates * d * (e + memory + 2 * d + 2) + 4 * d * (d + memory) + (d + memory + e + 1) * double(o.target_vocabulary);
 }
+
+namespace {
 
 template <class T>
 std::unique_ptr<nn::Attention<T>> make_attention(const Seq2SeqOptions& o) {

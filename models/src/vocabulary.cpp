@@ -9,6 +9,7 @@
 
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/file_io.h"
+#include "xgrad/framework/utf8.h"
 
 namespace xgrad::models {
 namespace {
@@ -54,6 +55,7 @@ template <class... Parts>
 
 // Parses a JSON object written by to_json() of `format` and checks its format and version.
 nlohmann::json parse_document(std::string_view text, const std::string& label, const char* format) {
+  require_utf8(text, label);
   nlohmann::json document;
   try {
     document = nlohmann::json::parse(text);
@@ -224,7 +226,7 @@ Vocabulary Vocabulary::from_json(std::string_view text, const std::string& label
 void Vocabulary::save(const std::string& path) const { write_file_atomically(path, to_json()); }
 
 Vocabulary Vocabulary::load(const std::string& path, const std::vector<std::string>& expected_specials) {
-  return from_json(read_file(path), path, expected_specials);
+  return from_json(read_file(path, max_vocabulary_file_size), path, expected_specials);
 }
 
 LabelSet::LabelSet(std::vector<std::string> names) : names_(std::move(names)) {
@@ -299,6 +301,6 @@ LabelSet LabelSet::from_json(std::string_view text, const std::string& label) {
 
 void LabelSet::save(const std::string& path) const { write_file_atomically(path, to_json()); }
 
-LabelSet LabelSet::load(const std::string& path) { return from_json(read_file(path), path); }
+LabelSet LabelSet::load(const std::string& path) { return from_json(read_file(path, max_vocabulary_file_size), path); }
 
 }  // namespace xgrad::models

@@ -13,9 +13,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <thread>
+
+#include "xgrad/models/corpus.h"
 
 using namespace xgrad;
 using xgrad::testing::TempDir;
@@ -47,6 +50,14 @@ std::set<std::string> entries(const std::string& directory) {
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// How many lines of `text` have more than `max_length` tokens.
+std::size_t lines_longer_than(const std::string& text, std::size_t max_length) {
+  std::size_t count = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) count += models::split_tokens(line).size() > max_length;
+  return count;
+}
 
 // A toy translation task: the target is the source reversed.
 void write_reversal_corpus(const TempDir& dir, const std::string& name, std::size_t lines, std::uint64_t seed) {
@@ -374,7 +385,7 @@ BOOST_AUTO_TEST_CASE(refused_runs_write_nothing_and_outputs_keep_links_and_fifos
       std::filesystem::remove(fifo);
       BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
       std::string received;
-      std::thread reader([&] { received = read_file(fifo); });
+      std::thread reader([&] { received = xgrad::testing::read_until_end(fifo); });
       Run piped = run(dir, output.command + output.flag + fifo, output.input);
       ::close(::open(fifo.c_str(), O_WRONLY | O_NONBLOCK));  // a reader still waiting (nothing was written) sees the end
       reader.join();
@@ -403,7 +414,10 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
   for (const char* copy : {"t-broken-weights", "t-broken-config", "t-broken-vocab"}) {
     std::filesystem::copy(dir.file("t"), dir.file(copy));
   }
-  for (const char* copy : {"c-broken-labels", "c-broken-config"}) std::filesystem::copy(dir.file("c"), dir.file(copy));
+  for (const char* copy : {"t-small-vocab", "t-nan-weights"}) std::filesystem::copy(dir.file("t"), dir.file(copy));
+  for (const char* copy : {"c-broken-labels", "c-broken-config", "c-more-labels", "c-zero-weights"}) {
+    std::filesystem::copy(dir.file("c"), dir.file(copy));
+  }
   dir.write("t-broken-weights/model.safetensors", read_file(dir.file("t/model.safetensors")).substr(0, 100));
   dir.write("t-broken-config/config.json", "{\"source_vocabulary\": 12");
   dir.write("t-broken-vocab/source.vocab.json", "{\"format\": \"xgrad-vocabulary\", \"version\": 1}");
@@ -422,6 +436,28 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
   dir.write("foreign-weights/model.safetensors", "someone's weights");
   std::filesystem::create_directory(dir.file("users-own"));
   for (const char* name : {"config.json", "vocab.json", "log.csv"}) dir.write(std::string("users-own/") + name, "mine");
+  dir.write("t-small-vocab/source.vocab.json", R"({"format": "xgrad-vocabulary", "version": 1, "specials": )"
+                                               R"(["<pad>", "<unk>", "<sos>", "<eos>"], "tokens": []})");
+  dir.write("c-more-labels/labels.json", R"({"format": "xgrad-labels", "version": 1, "labels": ["no", "yes", "maybe"]})");
+  std::filesystem::remove(dir.file("c-zero-weights/model.safetensors"));
+  std::filesystem::create_symlink("/dev/zero", dir.file("c-zero-weights/model.safetensors"));
+  {
+    const safetensors::File weights = safetensors::File::read(dir.file("t/model.safetensors"));
+    safetensors::Writer writer;
+    for (const std::string& name : weights.names()) {
+      Array<float> values = weights.floats<float>(name);
+      if (name == "output.weight") values.data()[3] = std::numeric_limits<float>::quiet_NaN();
+      writer.add(name, values);
+    }
+    writer.write(dir.file("t-nan-weights/model.safetensors"));
+  }
+  dir.write("latin1.src", "a b\nc\xe9 d\n");
+  dir.write("latin1.tgt", "b a\nd c\n");
+  dir.write("latin1.tsv", "text\tlabel\na b\tyes\n\xff\tno\n");
+  dir.write("empty.src", "");
+  dir.write("empty.tgt", "");
+  dir.write("header-only.tsv", "text\tlabel\n");
+  dir.write("two.tsv", "text\tlabel\na b\tyes\nc d\tno\n");
 
   struct Row {
     std::string command;
@@ -498,13 +534,42 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
       {c + " eval" + mc + " --data " + dir.file("unknown-label.tsv") + " --text-column text", "", 1,
        {"unknown-label.tsv:2", "maybe"}},
       {c + " predict" + mc, "a b\n\n", 1, {"<stdin>:2", "empty"}},
+      // text that is not UTF-8, and lines over --max-length
+      {t + " train --train-src " + dir.file("latin1.src") + " --train-tgt " + dir.file("latin1.tgt") + " --valid-src " +
+           dir.file("valid.src") + " --valid-tgt " + dir.file("valid.tgt") + " --out " + dir.file("x"),
+       "", 1, {"latin1.src:2:2: invalid UTF-8 (byte 0xE9)"}},
+      {c + " train --train " + dir.file("latin1.tsv") + " --text-column text --out " + dir.file("x"), "", 1,
+       {"latin1.tsv:3:1: invalid UTF-8 (byte 0xFF)"}},
+      {t + " translate" + m, "a b\nc \xc3(\n", 1, {"<stdin>:2:3: invalid UTF-8 (byte 0xC3)"}},
+      {c + " predict" + mc, "a b\n\xfe\n", 1, {"<stdin>:2:1: invalid UTF-8 (byte 0xFE)"}},
+      {t + " translate" + m + " --max-length 3", "a b c\na b c d\n", 1, {"<stdin>:2: 4 tokens", "--max-length 3"}},
+      {c + " predict" + mc + " --max-length 2", "a b c\n", 1, {"<stdin>:1: 3 tokens", "--max-length 2"}},
+      // data with nothing left to train on or to measure
+      {translate_train(dir, "x") + " --max-length 1", "", 1,
+       {"train.src and ", "train.tgt: no data left: all 60 lines were skipped", "longer than --max-length 1 tokens"}},
+      {t + " eval" + m + " --src " + dir.file("empty.src") + " --ref " + dir.file("empty.tgt"), "", 1, {"empty.src", "no data"}},
+      {c + " train --train " + dir.file("train.tsv") + " --valid " + dir.file("header-only.tsv") + " --text-column text --out " +
+           dir.file("x"),
+       "", 1, {"header-only.tsv: no data"}},
+      {c + " train --train " + dir.file("two.tsv") + " --text-column text --out " + dir.file("x"), "", 1,
+       {"two.tsv: --valid-split 0.1 of its 2 texts holds out none"}},
+      {c + " eval" + mc + " --data " + dir.file("train.tsv") + " --text-column text --max-length 1", "", 1,
+       {"train.tsv: no data left", "longer than --max-length 1"}},
       // model directories
-      {t + " eval --model " + dir.file("absent") + corpus, "", 1, {"absent", "source.vocab.json"}},
+      {t + " eval --model " + dir.file("absent") + corpus, "", 1, {"absent/config.json", "No such file"}},
       {t + " eval --model " + dir.file("t-broken-weights") + corpus, "", 1, {"model.safetensors", "header"}},
       {t + " eval --model " + dir.file("t-broken-config") + corpus, "", 1, {"model configuration"}},
       {t + " translate --model " + dir.file("t-broken-vocab"), "a\n", 1, {"source.vocab.json"}},
       {c + " predict --model " + dir.file("c-broken-labels"), "a\n", 1, {"labels.json"}},
-      {c + " predict --model " + dir.file("c-broken-config"), "a\n", 1, {"classes", "10000000000000"}},
+      {c + " predict --model " + dir.file("c-broken-config"), "a\n", 1, {"c-broken-config/config.json", "classes", "10000000000000"}},
+      {t + " translate --model " + dir.file("t-small-vocab"), "a\n", 1,
+       {"t-small-vocab/source.vocab.json: 4 entries, but ", "t-small-vocab/config.json has \"source_vocabulary\""}},
+      {c + " predict --model " + dir.file("c-more-labels"), "a\n", 1,
+       {"c-more-labels/labels.json: 3 entries, but ", "c-more-labels/config.json has \"classes\": 2"}},
+      {t + " eval --model " + dir.file("t-nan-weights") + corpus, "", 1,
+       {"t-nan-weights/model.safetensors: tensor 'output.weight' holds a NaN or infinite value (element 3"}},
+      {c + " predict --model " + dir.file("c-zero-weights"), "a\n", 1,
+       {"c-zero-weights/model.safetensors: not a regular file (a character device)"}},
   };
   for (const Row& row : rows) {
     BOOST_TEST_CONTEXT(row.command) {
@@ -519,4 +584,44 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
   BOOST_TEST(entries(dir.file("empty")).empty());
   BOOST_TEST((entries(dir.file("foreign-weights")) == std::set<std::string>{"model.safetensors"}));
   BOOST_TEST((entries(dir.file("users-own")) == std::set<std::string>{"config.json", "vocab.json", "log.csv"}));
+}
+
+// Training and evaluation skip what is longer than --max-length and say how much they skipped;
+// --max-vocab bounds the vocabulary.
+BOOST_AUTO_TEST_CASE(over_long_lines_are_skipped_and_counted) {
+  TempDir dir;
+  write_reversal_corpus(dir, "train", 60, 14);
+  write_reversal_corpus(dir, "valid", 10, 15);
+  const std::size_t long_pairs = lines_longer_than(read_file(dir.file("train.src")), 3);
+  BOOST_TEST_REQUIRE(long_pairs > 0u);
+  const Run translated = run(dir, translate_train(dir, "t", 1) + " --max-length 3 --max-vocab 8");
+  BOOST_TEST_REQUIRE(translated.status == 0, translated.err);
+  const std::string counted = "train.tgt: skipped " + std::to_string(long_pairs) + " lines: " + std::to_string(long_pairs) +
+                              " longer than --max-length 3 tokens";
+  BOOST_TEST(contains(translated.out, counted), translated.out);
+  BOOST_TEST(contains(translated.out, std::to_string(60 - long_pairs) + " training pairs"), translated.out);
+  BOOST_TEST(contains(translated.out, "vocabularies 8 (source) and 8 (target)"), translated.out);
+
+  write_presence_tsv(dir, "train.tsv", 60, 16);
+  const std::size_t long_texts = lines_longer_than(read_file(dir.file("train.tsv")), 3 + 1);  // the label splits off as a token
+  BOOST_TEST_REQUIRE(long_texts > 0u);
+  const Run classified = run(dir, classify + " train --train " + dir.file("train.tsv") + " --text-column text --emb 8" +
+                                      " --hidden 8 --attention-size 8 --epochs 1 --threads 1 --max-length 3 --out " + dir.file("c"));
+  BOOST_TEST_REQUIRE(classified.status == 0, classified.err);
+  BOOST_TEST(contains(classified.out, "train.tsv: skipped " + std::to_string(long_texts) + " lines: " +
+                                          std::to_string(long_texts) + " longer than --max-length 3 tokens"),
+             classified.out);
+}
+
+// std::bad_alloc says nothing of its cause; the programs name what they were building.
+BOOST_AUTO_TEST_CASE(running_out_of_memory_names_what_was_being_built) {
+  TempDir dir;
+  write_reversal_corpus(dir, "train", 20, 17);
+  // About 130 million parameters (520 MB) under a limit of 400 MB of address space.
+  const Run result = run(dir, "ulimit -v 400000; " + translate + " train --train-src " + dir.file("train.src") +
+                                  " --train-tgt " + dir.file("train.tgt") + " --valid-src " + dir.file("train.src") +
+                                  " --valid-tgt " + dir.file("train.tgt") + " --out " + dir.file("big") +
+                                  " --emb 8 --hidden 2048 --threads 1 --max-steps 1");
+  BOOST_TEST(result.status == 1, result.err);
+  BOOST_TEST(contains(result.err, "out of memory while building the model (std::bad_alloc)"), result.err);
 }

@@ -5,12 +5,15 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <thread>
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <sys/stat.h>
 
 using xgrad::testing::TempDir;
 using namespace xgrad;
@@ -119,6 +122,72 @@ BOOST_AUTO_TEST_CASE(corrupt_files_are_refused_with_a_reason) {
                           data),
                  "overlap");
   expect_refused(raw_file(R"({"__metadata__":{"k":1}})", ""), "metadata 'k'");
+  // The tensors must end where the file ends, as the reference implementation requires.
+  expect_refused(raw_file(good_header, data + "trailing"), "the tensors end at byte 8 of the data section");
+  expect_refused(raw_file("{\"a\xff\":1}", ""), "(header):1:4: invalid UTF-8 (byte 0xFF)");
+}
+
+// What File::read opens must be a regular file of a sane size, checked before its bytes are
+// read: a symlink to /dev/zero would otherwise be read until memory runs out, and a FIFO
+// would block the program.
+BOOST_AUTO_TEST_CASE(only_regular_files_of_a_bounded_size_are_read) {
+  TempDir dir;
+  std::filesystem::create_symlink("/dev/zero", dir.file("zero.safetensors"));
+  BOOST_REQUIRE(::mkfifo(dir.file("fifo.safetensors").c_str(), 0600) == 0);
+  std::filesystem::create_directory(dir.file("directory.safetensors"));
+  for (const auto& [name, kind] : {std::pair{"zero.safetensors", "a character device"}, {"fifo.safetensors", "a FIFO"},
+                                   {"directory.safetensors", "a directory"}}) {
+    try {
+      safetensors::File::read(dir.file(name));
+      BOOST_ERROR(name << " was read");
+    } catch (const file_error& e) {
+      const std::string message = e.what();
+      BOOST_TEST(message.find(name) != std::string::npos, message);
+      BOOST_TEST(message.find(std::string("not a regular file (") + kind) != std::string::npos, message);
+    }
+  }
+  const std::string small = dir.write("small.txt", "12345678901");
+  BOOST_TEST(read_file(small, 11) == "12345678901");
+  try {
+    read_file(small, 10);
+    BOOST_ERROR("a file over its limit was read");
+  } catch (const file_error& e) {
+    BOOST_TEST(std::string(e.what()).find("11 bytes exceeds the limit of 10 bytes") != std::string::npos, e.what());
+  }
+}
+
+// File::read checks the header against the file before it reads the data, and refuses what
+// parse refuses.
+BOOST_AUTO_TEST_CASE(reading_a_file_checks_the_header_before_the_data) {
+  TempDir dir;
+  const std::string header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  const safetensors::File good = safetensors::File::read(dir.write("good.safetensors", raw_file(header, floats_bytes({1, 2}))));
+  check_close(good.floats<float>("a"), Array<float>{1, 2});
+  const std::string padded = dir.write("padded.safetensors", raw_file(header, floats_bytes({1, 2}) + std::string(4096, 'x')));
+  try {
+    safetensors::File::read(padded);
+    BOOST_ERROR("a file with bytes past its tensors was read");
+  } catch (const file_error& e) {
+    const std::string message = e.what();
+    BOOST_TEST(message.find("padded.safetensors") != std::string::npos, message);
+    BOOST_TEST(message.find("holds 4104 data bytes") != std::string::npos, message);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(non_finite_values_are_found_where_they_are) {
+  const std::string header = R"({"f":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},)"
+                             R"("d":{"dtype":"F64","shape":[2],"data_offsets":[16,32]},)"
+                             R"("i":{"dtype":"I64","shape":[1],"data_offsets":[32,40]},)"
+                             R"("g":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}})";
+  const double doubles[] = {1.0, -std::numeric_limits<double>::infinity()};
+  std::string data = floats_bytes({1, 2, std::numeric_limits<float>::quiet_NaN(), 4});
+  data.append(reinterpret_cast<const char*>(doubles), 16);
+  data.append(8, '\0');
+  const safetensors::File file = safetensors::File::parse(raw_file(header, data), "nan.safetensors");
+  BOOST_TEST(file.first_non_finite("f").value_or(99) == 2u);
+  BOOST_TEST(file.first_non_finite("d").value_or(99) == 1u);
+  BOOST_TEST(!file.first_non_finite("g").has_value());
+  BOOST_CHECK_THROW(file.first_non_finite("i"), file_error);
 }
 
 BOOST_AUTO_TEST_CASE(atomic_write_replaces_the_file_whole) {
@@ -153,7 +222,7 @@ BOOST_AUTO_TEST_CASE(atomic_write_follows_links_and_writes_devices_and_fifos_in_
   const std::string fifo = dir.file("pipe");
   BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   std::string received;
-  std::thread reader([&] { received = read_file(fifo); });
+  std::thread reader([&] { received = xgrad::testing::read_until_end(fifo); });
   write_file_atomically(fifo, "into the pipe");
   ::close(::open(fifo.c_str(), O_WRONLY | O_NONBLOCK));  // a reader still waiting (nothing was written) sees the end
   reader.join();

@@ -3,6 +3,8 @@
 #define BOOST_TEST_MODULE module
 #include "xgrad_test.h"
 
+#include <limits>
+
 #include <filesystem>
 
 using namespace xgrad;
@@ -143,6 +145,30 @@ BOOST_AUTO_TEST_CASE(strict_loading_names_every_mismatch_and_changes_nothing) {
   }
   BOOST_TEST(model.encoder.embed.weight.value() == before);
   BOOST_CHECK_THROW(nn::load_state_dict(model, path + ".absent"), file_error);
+}
+
+// A NaN or infinity anywhere in the weights is refused by name, before any value is copied.
+BOOST_AUTO_TEST_CASE(non_finite_weights_are_refused_and_change_nothing) {
+  xgrad::testing::TempDir dir;
+  Model source;
+  Model model;
+  const Array<float> before = model.encoder.embed.weight.value();
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    source.head.weight.mutable_value()(1, 2) = bad;
+    const std::string path = dir.file("model.safetensors");
+    nn::save_state_dict(source, path);
+    try {
+      nn::load_state_dict(model, path);
+      BOOST_FAIL("non-finite weights must be refused");
+    } catch (const file_error& e) {
+      const std::string message = e.what();
+      BOOST_TEST(message.find(path) != std::string::npos, message);
+      BOOST_TEST(message.find("tensor 'head.weight' holds a NaN or infinite value (element 5 of shape [2, 3])") !=
+                     std::string::npos,
+                 message);
+    }
+    BOOST_TEST(model.encoder.embed.weight.value() == before);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_pytorch_state_dict_loads_directly) {

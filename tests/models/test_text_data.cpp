@@ -9,23 +9,12 @@
 #include "xgrad/models/corpus.h"
 #include "xgrad/models/vocabulary.h"
 
+using xgrad::testing::error_message;
 using xgrad::testing::TempDir;
 using namespace xgrad;
 using namespace xgrad::models;
 
 namespace {
-
-// The message of the exception `action` throws as E (the test fails if it throws nothing).
-template <class E, class F>
-std::string error_message(F&& action) {
-  try {
-    action();
-  } catch (const E& e) {
-    return e.what();
-  }
-  BOOST_FAIL("no exception was thrown");
-  return {};
-}
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -86,6 +75,56 @@ BOOST_AUTO_TEST_CASE(parallel_corpus_pairs_lines_and_counts_skipped_pairs) {
   BOOST_TEST_REQUIRE(gaps.source.size() == 2u);
   BOOST_TEST(gaps.source[1] == (Tokens{"d"}));
   BOOST_TEST(gaps.target[1] == (Tokens{"D", "E"}));
+}
+
+BOOST_AUTO_TEST_CASE(pairs_longer_than_the_limit_are_skipped_and_counted) {
+  TempDir dir;
+  const ParallelCorpus corpus =
+      read_parallel_corpus(dir.write("long.de", "a b\na b c d\n\na\n"), dir.write("long.en", "A\nB\nC\nD E F G\n"), 3);
+  BOOST_TEST(corpus.skipped_long == 2u);  // a source of 4 tokens, a target of 4
+  BOOST_TEST(corpus.skipped_empty == 1u);
+  BOOST_TEST_REQUIRE(corpus.source.size() == 1u);
+  BOOST_TEST(corpus.source[0] == (Tokens{"a", "b"}));
+  const LabelledTexts texts = parse_labelled_tsv("sentence\tlabel\na b c\tx\na b c d\ty\n", "long.tsv", {}, 3);
+  BOOST_TEST(texts.skipped_long == 1u);
+  BOOST_TEST_REQUIRE(texts.texts.size() == 1u);
+  BOOST_TEST(texts.labels[0] == "x");
+}
+
+// Every text reader names the file, line and column of the first byte that is not UTF-8.
+BOOST_AUTO_TEST_CASE(text_that_is_not_utf8_is_refused_where_it_is) {
+  TempDir dir;
+  const std::string good = dir.write("good.en", "a\nb\n");
+  const std::string latin1 = dir.write("latin1.de", "ein\ncaf\xe9 au lait\n");
+  BOOST_TEST(contains(error_message<file_error>([&] { read_parallel_corpus(latin1, good); }),
+                      latin1 + ":2:4: invalid UTF-8 (byte 0xE9)"));
+  BOOST_TEST(contains(error_message<file_error>([&] { read_parallel_corpus(good, latin1); }), latin1 + ":2:4"));
+  BOOST_TEST(contains(error_message<file_error>([&] { read_sentences(latin1); }), latin1 + ":2:4"));
+  BOOST_TEST(contains(error_message<file_error>([&] { parse_labelled_tsv("sentence\tlabel\nok\t1\n\xff\t0\n", "bad.tsv"); }),
+                      "bad.tsv:3:1: invalid UTF-8 (byte 0xFF)"));
+  const std::string vocabulary = dir.write("vocab.json", "{\n\"format\": \"xgrad-vocabulary\", \"tokens\": [\"\xc3\"]}");
+  BOOST_TEST(contains(error_message<file_error>([&] { Vocabulary::load(vocabulary, translation_specials()); }),
+                      vocabulary + ":2:43: invalid UTF-8 (byte 0xC3)"));
+  BOOST_TEST(contains(error_message<file_error>([&] { LabelSet::load(vocabulary); }), vocabulary + ":2:43"));
+}
+
+// Ill-formed sequences as Unicode defines them (table 3-7), which JSON parsers and Python refuse.
+BOOST_AUTO_TEST_CASE(utf8_validation_follows_the_unicode_standard) {
+  for (const char* valid : {"", "plain", "schl\xc3\xa4" "ft", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+                            "\xed\x9f\xbf"}) {
+    BOOST_TEST(!invalid_utf8_offset(valid).has_value(), valid);
+  }
+  const std::pair<const char*, std::size_t> invalid[] = {
+      {"ab\x80", 2},             // a lone continuation byte
+      {"\xc0\xaf", 0},           // overlong '/'
+      {"\xe0\x80\xaf", 0},       // overlong, three bytes
+      {"\xed\xa0\x80", 0},       // a surrogate (U+D800)
+      {"\xf4\x90\x80\x80", 0},   // past U+10FFFF
+      {"\xf5\x80\x80\x80", 0},   // a lead byte that never occurs
+      {"x\xe2\x82", 1},          // cut short at the end
+      {"\xe2\x82x", 0},          // cut short by ASCII
+  };
+  for (const auto& [text, offset] : invalid) BOOST_TEST(invalid_utf8_offset(text).value_or(99) == offset, text);
 }
 
 BOOST_AUTO_TEST_CASE(parallel_corpus_errors_name_both_files) {

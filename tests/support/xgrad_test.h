@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <string>
 
@@ -105,6 +106,18 @@ void check_close(const A& actual_expression, const B& expected_expression, doubl
 }
 
 // A scratch directory, removed with everything in it when the test ends.
+// The message of the exception `action` throws as E (the test fails if it throws nothing).
+template <class E, class F>
+std::string error_message(F&& action) {
+  try {
+    action();
+  } catch (const E& e) {
+    return e.what();
+  }
+  BOOST_FAIL("no exception was thrown");
+  return {};
+}
+
 struct TempDir {
   std::filesystem::path path;
   TempDir() {
@@ -123,6 +136,13 @@ struct TempDir {
     return file(name);
   }
 };
+
+// Everything a stream yields until its end, read with a plain std::ifstream: for FIFOs, which
+// read_file, like every reader of the library, refuses.
+inline std::string read_until_end(const std::string& path) {
+  std::ifstream stream(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(stream), std::istreambuf_iterator<char>()};
+}
 
 // A PyTorch reference file from tests/fixtures/data (written by tests/fixtures/make_fixtures.py).
 inline safetensors::File fixture(const std::string& name) {

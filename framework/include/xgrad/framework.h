@@ -28,3 +28,4 @@
 #include "xgrad/framework/softmax.h"
 #include "xgrad/framework/tensor.h"
 #include "xgrad/framework/threading.h"
+#include "xgrad/framework/utf8.h"

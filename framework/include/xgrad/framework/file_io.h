@@ -1,13 +1,41 @@
 #pragma once
 // Whole-file reads and crash-safe writes.
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace xgrad {
 
-// The bytes of `path`; file_error naming the path and the reason otherwise.
-std::string read_file(const std::string& path);
+// What read_file accepts unless its caller names a smaller limit: larger than any corpus the
+// examples train on, small enough that a mistaken path cannot exhaust memory.
+inline constexpr std::size_t default_max_file_size = std::size_t{4} << 30;  // 4 GiB
+
+// A regular file opened for reading, checked before anything is read: a FIFO, a device
+// (a symlink to /dev/zero), a directory or a file over `max_bytes` is a file_error naming the
+// path, the kind or the size and the limit, so that nothing is allocated for it.
+class InputFile {
+ public:
+  InputFile(const std::string& path, std::size_t max_bytes);
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+  ~InputFile();
+
+  const std::string& path() const noexcept { return path_; }
+  std::size_t size() const noexcept { return size_; }
+  // Appends the next `count` bytes to `out`; a file that ends sooner (it shrank while being
+  // read) is a file_error.
+  void read_into(std::string& out, std::size_t count);
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::size_t size_ = 0;
+};
+
+// The bytes of `path`, checked as InputFile checks it; file_error naming the path and the
+// reason otherwise.
+std::string read_file(const std::string& path, std::size_t max_bytes = default_max_file_size);
 
 // Replaces `path` with `contents` so that a crash at any moment leaves either the old file or
 // the complete new one: the bytes go to a temporary file in the same directory, are flushed

@@ -4,14 +4,18 @@
 // range, then the raw little-endian data. Files written by PyTorch's tooling load here and
 // the other way round.
 //
-// Reading validates everything before any value is used: the header length against the file
-// size and a cap, the JSON, every dtype, that each byte range lies inside the data section,
-// matches dtype x shape, and overlaps no other. Each failure is a file_error naming the file,
+// Reading validates everything before any value is used: that the path is a regular file
+// under max_file_size, the header length against the file size and a cap, the JSON, every
+// dtype, that each byte range lies inside the data section, matches dtype x shape, overlaps
+// no other, and that the tensors end where the file ends. File::read checks the header before
+// it reads (and allocates for) the data. Each failure is a file_error naming the file,
 // the tensor and the problem.
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -25,6 +29,9 @@ const char* dtype_name(Dtype dtype);  // "F32", "F64", "I64"
 
 // Headers larger than this are refused (the reference implementation's limit).
 inline constexpr std::size_t max_header_size = 100'000'000;
+// Files larger than this are refused unread: a checkpoint of the largest model the
+// configurations allow (5e8 parameters with Adam's two moments, in F32) takes 6 GB.
+inline constexpr std::size_t max_file_size = std::size_t{16} << 30;
 
 struct Entry {
   Dtype dtype;
@@ -53,8 +60,14 @@ class File {
   Array<T> floats(const std::string& name) const;
   // The values of an I64 tensor.
   Indices integers(const std::string& name) const;
+  // The position of the first NaN or infinity of a floating-point tensor, read from the
+  // stored bytes without converting the tensor; nullopt when every value is finite.
+  std::optional<std::size_t> first_non_finite(const std::string& name) const;
 
  private:
+  // Parses the JSON header of a file whose data section holds `data_size` bytes.
+  static File from_header(std::string_view header, std::size_t data_size, std::string label);
+
   std::string label_;
   std::string bytes_;
   std::size_t data_start_ = 0;

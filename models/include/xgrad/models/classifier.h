@@ -43,6 +43,8 @@ struct ClassifierOptions {
 
 std::string to_json(const ClassifierOptions& options);
 ClassifierOptions classifier_options_from_json(const std::string& text);
+// About how many parameters the options ask for; what the configuration limits are checked against.
+double estimated_parameters(const ClassifierOptions& options);
 
 template <class T>
 struct Classification {

@@ -58,6 +58,12 @@ struct Seq2SeqOptions {
 // The options as JSON text and back (std::invalid_argument naming a missing or bad key).
 std::string to_json(const Seq2SeqOptions& options);
 Seq2SeqOptions seq2seq_options_from_json(const std::string& text);
+// About how many parameters the options ask for (an upper estimate: every attention variant
+// is counted as the largest); what the configuration limits are checked against.
+double estimated_parameters(const Seq2SeqOptions& options);
+// The most parameters a configuration may ask for: a file cannot make the program allocate
+// more than about 2 GB of weights (and four times that for training).
+inline constexpr double max_model_parameters = 5e8;
 
 // Source sentences are a PaddedBatch: ids [B, S] padded with pad_id, and B lengths >= 1.
 

@@ -19,6 +19,11 @@ namespace xgrad::models {
 
 using TokenId = std::int64_t;
 
+// The most tokens (or classes) a model may have: configurations asking for more are refused.
+inline constexpr std::size_t max_vocabulary_size = 10'000'000;
+// Vocabulary and label files larger than this are refused unread.
+inline constexpr std::size_t max_vocabulary_file_size = std::size_t{1} << 30;
+
 inline constexpr std::string_view pad_token = "<pad>";
 inline constexpr std::string_view unknown_token = "<unk>";
 inline constexpr std::string_view start_token = "<sos>";

@@ -1,0 +1,148 @@
+#include "xgrad/models/model_directory.h"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "xgrad/framework/errors.h"
+#include "xgrad/framework/file_io.h"
+#include "xgrad/framework/utf8.h"
+#include "xgrad/layers/module.h"
+
+namespace xgrad::models {
+namespace {
+
+template <class... Parts>
+[[noreturn]] void fail(Parts&&... parts) {
+  throw file_error(detail::message(std::forward<Parts>(parts)...));
+}
+
+// The configuration, with the parser's std::invalid_argument (naming the key) turned into a
+// file_error naming the file, and its size checked against the limits before any allocation.
+template <class Options>
+Options read_configuration(const ModelSource& files, Options (*parse)(const std::string&), const ModelLimits& limits) {
+  const std::string label = files.label(model_file::config);
+  const std::string text = files.text(model_file::config, max_configuration_file_size);
+  require_utf8(text, label);
+  Options options;
+  try {
+    options = parse(text);
+  } catch (const std::invalid_argument& e) {
+    fail(label, ": ", e.what());
+  }
+  if (const double parameters = estimated_parameters(options); parameters > limits.max_parameters) {
+    fail(label, ": asks for about ", parameters, " parameters; the limit is ", limits.max_parameters);
+  }
+  return options;
+}
+
+// Runs `build`, naming the configuration when the model it describes cannot be built: the
+// layers' constructors find the sizes that do not fit together (a local attention window of
+// 0, dot attention between unequal sizes) and throw std::invalid_argument.
+template <class Build>
+auto built_from_configuration(const ModelSource& files, Build&& build) {
+  try {
+    return build();
+  } catch (const std::invalid_argument& e) {
+    fail(files.label(model_file::config), ": ", e.what());
+  }
+}
+
+Vocabulary read_vocabulary(const ModelSource& files, const char* name, const std::vector<std::string>& specials) {
+  return Vocabulary::from_json(files.text(name, max_vocabulary_file_size), files.label(name), specials);
+}
+
+// A vocabulary or label file must have as many entries as the configuration built the model for.
+void check_count(const ModelSource& files, const char* name, std::size_t count, const char* key, std::size_t configured) {
+  if (count != configured) {
+    fail(files.label(name), ": ", count, " entries, but ", files.label(model_file::config), " has \"", key, "\": ", configured,
+         "; the files belong to different models");
+  }
+}
+
+// A special id of the configuration must be where the vocabulary holds that token.
+void check_special(const ModelSource& files, const char* name, const Vocabulary& vocabulary, std::string_view token,
+                   const char* key, std::int64_t configured) {
+  if (vocabulary.id(token) != configured) {
+    fail(files.label(name), ": ", token, " has id ", vocabulary.id(token), ", but ", files.label(model_file::config),
+         " has \"", key, "\": ", configured, "; the files belong to different models");
+  }
+}
+
+template <class Model>
+void load_weights(const ModelSource& files, Model& model) {
+  const safetensors::File weights = files.tensors(model_file::weights);
+  const std::vector<std::string> problems = nn::state_dict_mismatches(model, weights);
+  if (!problems.empty()) {
+    std::string message = weights.label() + ": does not fit the model that " + files.label(model_file::config) + " describes:";
+    for (const std::string& problem : problems) message += "\n  " + problem;
+    throw file_error(message);
+  }
+  nn::load_state_dict(model, weights);
+}
+
+}  // namespace
+
+std::string ModelDirectory::label(const std::string& name) const { return (std::filesystem::path(directory_) / name).string(); }
+
+std::string ModelDirectory::text(const std::string& name, std::size_t max_bytes) const {
+  return read_file(label(name), max_bytes);
+}
+
+safetensors::File ModelDirectory::tensors(const std::string& name) const { return safetensors::File::read(label(name)); }
+
+std::string ModelFilesInMemory::label(const std::string& name) const { return label_ + "/" + name; }
+
+const std::string& ModelFilesInMemory::bytes(const std::string& name) const {
+  const auto found = files_.find(name);
+  if (found == files_.end()) fail(label(name), ": no such file");
+  return found->second;
+}
+
+std::string ModelFilesInMemory::text(const std::string& name, std::size_t max_bytes) const {
+  const std::string& contents = bytes(name);
+  if (contents.size() > max_bytes) {
+    fail(label(name), ": ", contents.size(), " bytes exceeds the limit of ", max_bytes, " bytes for this file");
+  }
+  return contents;
+}
+
+safetensors::File ModelFilesInMemory::tensors(const std::string& name) const {
+  return safetensors::File::parse(bytes(name), label(name));
+}
+
+std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& files, bool with_weights,
+                                                         const ModelLimits& limits) {
+  const Seq2SeqOptions options = read_configuration(files, seq2seq_options_from_json, limits);
+  const std::vector<std::string> specials = translation_specials();
+  Vocabulary source = read_vocabulary(files, model_file::source_vocabulary, specials);
+  check_count(files, model_file::source_vocabulary, source.size(), "source_vocabulary", options.source_vocabulary);
+  check_special(files, model_file::source_vocabulary, source, pad_token, "pad_id", options.pad_id);
+  Vocabulary target = read_vocabulary(files, model_file::target_vocabulary, specials);
+  check_count(files, model_file::target_vocabulary, target.size(), "target_vocabulary", options.target_vocabulary);
+  check_special(files, model_file::target_vocabulary, target, pad_token, "pad_id", options.pad_id);
+  check_special(files, model_file::target_vocabulary, target, start_token, "sos_id", options.sos_id);
+  check_special(files, model_file::target_vocabulary, target, end_token, "eos_id", options.eos_id);
+  auto loaded = built_from_configuration(files, [&] {
+    return std::unique_ptr<TranslationModel>(new TranslationModel{std::move(source), std::move(target), Seq2Seq<float>(options)});
+  });
+  if (with_weights) load_weights(files, loaded->model);
+  return loaded;
+}
+
+std::unique_ptr<ClassificationModel> load_classification_model(const ModelSource& files, bool with_weights,
+                                                               const ModelLimits& limits) {
+  const ClassifierOptions options = read_configuration(files, classifier_options_from_json, limits);
+  Vocabulary vocabulary = read_vocabulary(files, model_file::vocabulary, classification_specials());
+  check_count(files, model_file::vocabulary, vocabulary.size(), "vocabulary", options.vocabulary);
+  check_special(files, model_file::vocabulary, vocabulary, pad_token, "pad_id", options.pad_id);
+  LabelSet labels = LabelSet::from_json(files.text(model_file::labels, max_vocabulary_file_size), files.label(model_file::labels));
+  check_count(files, model_file::labels, labels.size(), "classes", options.classes);
+  auto loaded = built_from_configuration(files, [&] {
+    return std::unique_ptr<ClassificationModel>(
+        new ClassificationModel{std::move(vocabulary), std::move(labels), SequenceClassifier<float>(options)});
+  });
+  if (with_weights) load_weights(files, loaded->model);
+  return loaded;
+}
+
+}  // namespace xgrad::models

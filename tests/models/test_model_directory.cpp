@@ -1,0 +1,178 @@
+// Loading model directories as the programs do: every file is checked on its own (a regular
+// file, a size limit, UTF-8, finite weights) and against the others (vocabulary and label
+// counts, special ids and weight shapes against the configuration), and the message names
+// the files that disagree.
+#define BOOST_TEST_MODULE model_directory
+#include "xgrad_test.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <limits>
+
+#include "xgrad/models/model_directory.h"
+
+using xgrad::testing::error_message;
+using xgrad::testing::TempDir;
+using namespace xgrad;
+using namespace xgrad::models;
+namespace file = models::model_file;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+const Seq2SeqOptions translation_options{.source_vocabulary = 6, .target_vocabulary = 7, .embedding_size = 3,
+                                         .encoder_hidden = 2, .decoder_hidden = 4, .attention_heads = 2};
+const ClassifierOptions classification_options{.vocabulary = 5, .classes = 3, .embedding_size = 3, .hidden_size = 2,
+                                               .attention_size = 2, .attention_heads = 2};
+
+Vocabulary vocabulary(const std::vector<std::string>& specials, std::size_t size) {
+  std::vector<std::string> tokens;
+  for (std::size_t i = specials.size(); i < size; ++i) tokens.push_back("w" + std::to_string(i));
+  return Vocabulary(specials, tokens);
+}
+
+// The bytes of model.safetensors for `model`.
+std::string weights_of(const nn::Module<float>& model) {
+  safetensors::Writer weights;
+  nn::write_state_dict(model, weights);
+  return weights.serialize();
+}
+
+// A translation model directory as xgrad-translate writes it.
+std::map<std::string, std::string> translation_files() {
+  return {{file::config, to_json(translation_options)},
+          {file::source_vocabulary, vocabulary(translation_specials(), 6).to_json()},
+          {file::target_vocabulary, vocabulary(translation_specials(), 7).to_json()},
+          {file::weights, weights_of(Seq2Seq<float>(translation_options))}};
+}
+
+std::map<std::string, std::string> classification_files() {
+  return {{file::config, to_json(classification_options)},
+          {file::vocabulary, vocabulary(classification_specials(), 5).to_json()},
+          {file::labels, LabelSet({"a", "b", "c"}).to_json()},
+          {file::weights, weights_of(SequenceClassifier<float>(classification_options))}};
+}
+
+void write_directory(const TempDir& dir, const std::map<std::string, std::string>& files) {
+  for (const auto& [name, contents] : files) dir.write(name, contents);
+}
+
+std::string translation_error(std::map<std::string, std::string> files) {
+  return error_message<file_error>([&] { load_translation_model(ModelFilesInMemory("m", std::move(files)), true); });
+}
+
+std::string classification_error(std::map<std::string, std::string> files) {
+  return error_message<file_error>([&] { load_classification_model(ModelFilesInMemory("m", std::move(files)), true); });
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_directory_the_programs_write_loads) {
+  TempDir dir;
+  write_directory(dir, translation_files());
+  const auto translation = load_translation_model(ModelDirectory(dir.path.string()), true);
+  BOOST_TEST(translation->source.size() == 6u);
+  BOOST_TEST(translation->model.options().target_vocabulary == 7u);
+  TempDir other;
+  write_directory(other, classification_files());
+  const auto classification = load_classification_model(ModelDirectory(other.path.string()), true);
+  BOOST_TEST(classification->labels.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(vocabularies_and_labels_must_fit_the_configuration) {
+  std::map<std::string, std::string> files = translation_files();
+  files[file::target_vocabulary] = vocabulary(translation_specials(), 9).to_json();
+  const std::string target = translation_error(files);
+  BOOST_TEST(contains(target, "m/target.vocab.json: 9 entries, but m/config.json has \"target_vocabulary\": 7"), target);
+
+  files = translation_files();
+  files[file::source_vocabulary] = files[file::target_vocabulary];
+  BOOST_TEST(contains(translation_error(files), "m/source.vocab.json: 7 entries, but m/config.json has \"source_vocabulary\": 6"));
+
+  files = translation_files();
+  Seq2SeqOptions moved_eos = translation_options;
+  moved_eos.eos_id = 1;
+  files[file::config] = to_json(moved_eos);
+  BOOST_TEST(contains(translation_error(files), "m/target.vocab.json: <eos> has id 3, but m/config.json has \"eos_id\": 1"));
+
+  files = classification_files();
+  files[file::labels] = LabelSet({"a", "b"}).to_json();
+  const std::string labels = classification_error(files);
+  BOOST_TEST(contains(labels, "m/labels.json: 2 entries, but m/config.json has \"classes\": 3"), labels);
+
+  files = classification_files();
+  files[file::vocabulary] = vocabulary(classification_specials(), 4).to_json();
+  BOOST_TEST(contains(classification_error(files), "m/vocab.json: 4 entries, but m/config.json has \"vocabulary\": 5"));
+}
+
+BOOST_AUTO_TEST_CASE(weights_must_fit_the_configuration) {
+  // The weights of a model with a larger output layer, beside vocabularies and a configuration that agree.
+  ClassifierOptions larger = classification_options;
+  larger.classes = 4;
+  std::map<std::string, std::string> files = classification_files();
+  files[file::weights] = weights_of(SequenceClassifier<float>(larger));
+  const std::string message = classification_error(files);
+  BOOST_TEST(contains(message, "m/model.safetensors: does not fit the model that m/config.json describes"), message);
+  BOOST_TEST(contains(message, "key 'output.weight': the file has shape [4, 4] but the module expects [3, 4]"), message);
+}
+
+BOOST_AUTO_TEST_CASE(non_finite_weights_name_the_file_and_the_tensor) {
+  Seq2Seq<float> model(translation_options);
+  model.named_parameters()[0].second.mutable_value().data()[1] = std::numeric_limits<float>::quiet_NaN();
+  const std::string name = model.named_parameters()[0].first;
+  std::map<std::string, std::string> files = translation_files();
+  files[file::weights] = weights_of(model);
+  const std::string message = translation_error(files);
+  BOOST_TEST(contains(message, "m/model.safetensors: tensor '" + name + "' holds a NaN or infinite value (element 1"), message);
+}
+
+BOOST_AUTO_TEST_CASE(configurations_over_the_limits_are_refused_before_anything_is_built) {
+  const std::string limited = error_message<file_error>([&] {
+    load_translation_model(ModelFilesInMemory("m", translation_files()), true, {.max_parameters = 100});
+  });
+  BOOST_TEST(contains(limited, "m/config.json: asks for about "), limited);
+  BOOST_TEST(contains(limited, "the limit is 100"), limited);
+  std::map<std::string, std::string> files = translation_files();
+  files[file::config] = std::string(max_configuration_file_size + 1, ' ');
+  BOOST_TEST(contains(translation_error(files), "m/config.json: 1048577 bytes exceeds the limit of 1048576 bytes"));
+  files[file::config] = "{\"source_vocabulary\": \"\xff\"}";
+  BOOST_TEST(contains(translation_error(files), "m/config.json:1:24: invalid UTF-8"));
+  files[file::config] = "{\"source_vocabulary\": 12";
+  const std::string broken = translation_error(files);
+  BOOST_TEST(contains(broken, "m/config.json: model configuration: "), broken);
+  files.erase(file::config);
+  BOOST_TEST(contains(translation_error(files), "m/config.json: no such file"));
+}
+
+// Sizes that do not fit together are found by the layers as the model is built; the message
+// names the configuration (found by fuzz_model_directory: a local-p window of 0).
+BOOST_AUTO_TEST_CASE(a_configuration_whose_model_cannot_be_built_is_named) {
+  std::map<std::string, std::string> files = translation_files();
+  Seq2SeqOptions no_window = translation_options;
+  no_window.attention = AttentionKind::local_predictive;
+  no_window.local_window = 0;
+  files[file::config] = to_json(no_window);
+  const std::string message = translation_error(files);
+  BOOST_TEST(contains(message, "m/config.json: LocalAttention (local-p): window = 0 must be positive"), message);
+}
+
+// A model file replaced by a device or a pipe is refused unread: /dev/zero would otherwise be
+// read until memory runs out, and a FIFO would never end.
+BOOST_AUTO_TEST_CASE(files_that_are_not_regular_files_are_refused_unread) {
+  const std::pair<const char*, const char*> replacements[] = {
+      {file::weights, "zero"}, {file::config, "fifo"}, {file::source_vocabulary, "zero"}, {file::target_vocabulary, "fifo"}};
+  for (const auto& [name, kind] : replacements) {
+    TempDir dir;
+    write_directory(dir, translation_files());
+    std::filesystem::remove(dir.file(name));
+    if (std::string(kind) == "zero") {
+      std::filesystem::create_symlink("/dev/zero", dir.file(name));
+    } else {
+      BOOST_TEST_REQUIRE(::mkfifo(dir.file(name).c_str(), 0600) == 0);
+    }
+    const std::string message = error_message<file_error>([&] { load_translation_model(ModelDirectory(dir.path.string()), true); });
+    BOOST_TEST(contains(message, dir.file(name) + ": not a regular file"), message);
+  }
+}
