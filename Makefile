@@ -15,7 +15,7 @@ deps:
 	@scripts/install-deps.sh $(DEBIAN_PACKAGES)
 
 build: deps
-	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DXGRAD_BUILD_TESTS=ON -DXGRAD_BUILD_EXAMPLES=ON
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DXGRAD_BUILD_TESTS=ON -DXGRAD_BUILD_EXAMPLES=ON -DXGRAD_NATIVE=OFF
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
