@@ -70,8 +70,8 @@ class LoadFollower {
   }
 
   void follow() {
-    const int requested_threads = requested();
-    if (requested_threads <= 1 || !enabled_.load(std::memory_order_relaxed)) return;
+    const int asked = requested();
+    if (asked <= 1 || !enabled_.load(std::memory_order_relaxed)) return;
     const auto now = std::chrono::steady_clock::now();
     if (now < next_look_.load(std::memory_order_relaxed)) return;
     if (busy_.test_and_set(std::memory_order_acquire)) return;  // another thread is looking
@@ -84,7 +84,7 @@ class LoadFollower {
       // Half a core and more counts as a core: below that the kernel's tick-based times (10 ms)
       // and short-lived processes (0.1 to 0.2 of a core on a quiet machine) are noise.
       const int free_cores = sample.cores - static_cast<int>(std::floor(others + 0.5));
-      const int threads = std::clamp(free_cores, 1, requested_threads);
+      const int threads = std::clamp(free_cores, 1, asked);
       if (threads != effective_) {
         effective_ = threads;
         use_threads(threads);
