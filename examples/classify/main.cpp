@@ -21,13 +21,13 @@
 #include <xgrad/models/metrics.h>
 #include <xgrad/models/model_directory.h>
 #include <xgrad/models/vocabulary.h>
+#include <xgrad/train.h>
 
 #include "cli.h"
 #include "data_checks.h"
 #include "run_directory.h"
 #include "svg.h"
 #include "text.h"
-#include "training.h"
 
 namespace {
 
@@ -250,54 +250,47 @@ int train(const TrainFlags& flags) {
   });
   optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
   const models::BucketBatchSampler sampler(train_examples.lengths, {.batch_size = flags.batch});
-  Generator data_order(flags.seed);
-  cli::TrainingProgress progress =
-      cli::starting_progress(resuming, data_order, files.checkpoint(), model, optimizer, scheduler);
-  const cli::StopCondition stop(flags.time_budget, flags.max_steps, progress.seconds);
-  const cli::TrainingLoop loop{
-      .model = model,
-      .optimizer = optimizer,
-      .scheduler = scheduler,
-      .sampler = sampler,
-      .checkpoint_path = files.checkpoint(),
-      .weights_path = files.weights(),
-      .log_path = files.log(),
-      .validation_columns = {"valid_accuracy", "valid_macro_f1"},
-      .epochs = flags.epochs,
-      .clip = flags.clip,
-      .checkpoint_every = flags.checkpoint_every,
-      .forward_backward =
-          [&](const models::Batch& rows) {
-            models::PaddedBatch batch = models::pad_batch(train_examples.tokens, rows, 0);
-            // Word dropout: hide words behind <unk> so that the model cannot lean on any one of them.
-            if (flags.word_dropout > 0) {
-              for (std::size_t row = 0; row < batch.lengths.size(); ++row) {
-                for (std::size_t t = 0; t < batch.lengths[row]; ++t) {
-                  if (default_generator().uniform() < flags.word_dropout) batch.ids(row, t) = vocabulary.unknown_id();
-                }
-              }
-            }
-            Indices targets = Indices::from_shape({rows.size()});
-            for (std::size_t i = 0; i < rows.size(); ++i) targets(i) = train_examples.labels[rows[i]];
-            Tensor<float> loss = model.loss(batch, targets, flags.label_smoothing);
-            loss.backward();
-            std::size_t tokens = 0;
-            for (std::size_t length : batch.lengths) tokens += length;
-            return cli::StepOutcome{loss.item(), tokens};
-          },
-      .validate =
-          [&] {
-            const models::ConfusionMatrix matrix = confusion(model, valid_examples, labels.size(), 256);
-            char summary[96];
-            std::snprintf(summary, sizeof summary, "valid accuracy %.2f%%, macro-F1 %.4f", 100 * matrix.accuracy(),
-                          matrix.macro_f1());
-            return cli::Validation{matrix.accuracy(), summary, {matrix.accuracy(), matrix.macro_f1()}};
-          }};
-  const cli::RunEnd end =
-      cli::building("training batches", [&] { return cli::run_training(loop, data_order, progress, stop); });
-  if (end == cli::RunEnd::interrupted) return 130;
-  std::printf("best validation accuracy %.2f%% (epoch %zu), weights in %s\n", 100 * progress.best_score,
-              progress.best_epoch, files.weights().c_str());
+  training::Trainer trainer(model, optimizer,
+                         {.epochs = flags.epochs,
+                          .max_steps = flags.max_steps,
+                          .time_budget_minutes = flags.time_budget,
+                          .clip_norm = flags.clip,
+                          .checkpoint = files.checkpoint(),
+                          .checkpoint_every = flags.checkpoint_every,
+                          .best_weights = files.weights(),
+                          .log = files.log(),
+                          .resume = resuming,
+                          .seed = flags.seed});
+  trainer.add_scheduler(scheduler, training::ScheduleAt::validation);
+  trainer.validation({"valid_accuracy", "valid_macro_f1"}, [&] {
+    const models::ConfusionMatrix matrix = confusion(model, valid_examples, labels.size(), 256);
+    char summary[96];
+    std::snprintf(summary, sizeof summary, "valid accuracy %.2f%%, macro-F1 %.4f", 100 * matrix.accuracy(), matrix.macro_f1());
+    return training::Validation{matrix.accuracy(), summary, {matrix.accuracy(), matrix.macro_f1()}};
+  });
+  trainer.on_epoch([](const training::EpochReport&) { cli::flush_standard_output(); });  // lost output stops the run (it can resume)
+  const training::RunEnd end = cli::building("training batches", [&] {
+    return trainer.fit([&](Generator& order) { return sampler.epoch(order); },
+                       [&](const models::Batch& rows) {
+                         models::PaddedBatch batch = models::pad_batch(train_examples.tokens, rows, 0);
+                         // Word dropout: hide words behind <unk> so that the model cannot lean on any one of them.
+                         if (flags.word_dropout > 0) {
+                           for (std::size_t row = 0; row < batch.lengths.size(); ++row) {
+                             for (std::size_t t = 0; t < batch.lengths[row]; ++t) {
+                               if (default_generator().uniform() < flags.word_dropout) batch.ids(row, t) = vocabulary.unknown_id();
+                             }
+                           }
+                         }
+                         Indices targets = Indices::from_shape({rows.size()});
+                         for (std::size_t i = 0; i < rows.size(); ++i) targets(i) = train_examples.labels[rows[i]];
+                         std::size_t tokens = 0;
+                         for (std::size_t length : batch.lengths) tokens += length;
+                         return training::StepOutput{model.loss(batch, targets, flags.label_smoothing), tokens};
+                       });
+  });
+  if (end == training::RunEnd::interrupted) return 130;
+  std::printf("best validation accuracy %.2f%% (epoch %zu), weights in %s\n", 100 * trainer.progress().best_score,
+              trainer.progress().best_epoch, files.weights().c_str());
   return 0;
 }
 

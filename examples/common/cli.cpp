@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include <xgrad/framework/errors.h>
+#include <xgrad/training/trainer.h>
 
 namespace xgrad::cli {
 namespace {
@@ -440,6 +441,9 @@ int run_main(const Program& program, int argc, const char* const* argv,
     flush_standard_output();
     return status;
   } catch (const UsageError& e) {
+    err << program.name() << ": " << e.what() << std::endl;
+    return 2;
+  } catch (const training::resume_error& e) {  // the run's data or --batch does not fit its checkpoint
     err << program.name() << ": " << e.what() << std::endl;
     return 2;
   } catch (const std::exception& e) {

@@ -13,9 +13,12 @@
 #include <vector>
 
 #include "cli.h"
-#include "training.h"
 
 namespace xgrad::cli {
+
+// The file of a run's --out directory that holds everything --resume needs
+// (training::save_checkpoint); its presence is what makes a directory hold a run.
+inline constexpr const char* checkpoint_file_name = "checkpoint.safetensors";
 
 // A command-line flag that decides the model's shape or vocabulary (--hidden, --cell,
 // --min-freq, ...) with its value as given.

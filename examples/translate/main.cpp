@@ -18,13 +18,13 @@
 #include <xgrad/framework.h>
 #include <xgrad/models/bleu.h>
 #include <xgrad/models/model_directory.h>
+#include <xgrad/train.h>
 
 #include "cli.h"
 #include "data_checks.h"
 #include "run_directory.h"
 #include "svg.h"
 #include "text.h"
-#include "training.h"
 #include "translation_data.h"
 
 namespace {
@@ -199,43 +199,38 @@ int train(const TrainFlags& flags) {
   });
   optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
   const models::BucketBatchSampler sampler(train_pairs.lengths, {.batch_size = flags.batch});
-  Generator data_order(flags.seed);
-  cli::TrainingProgress progress =
-      cli::starting_progress(resuming, data_order, files.checkpoint(), model, optimizer, scheduler);
-  const cli::StopCondition stop(flags.time_budget, flags.max_steps, progress.seconds);
   const models::SearchOptions valid_search{.beam_size = flags.valid_beam};
-  const cli::TrainingLoop loop{
-      .model = model,
-      .optimizer = optimizer,
-      .scheduler = scheduler,
-      .sampler = sampler,
-      .checkpoint_path = files.checkpoint(),
-      .weights_path = files.weights(),
-      .log_path = files.log(),
-      .validation_columns = {"valid_loss", "valid_ppl", "bleu"},
-      .epochs = flags.epochs,
-      .clip = flags.clip,
-      .checkpoint_every = flags.checkpoint_every,
-      .forward_backward =
-          [&](const models::Batch& rows) {
-            const translate::TranslationBatch batch = translate::make_batch(train_pairs, rows);
-            Tensor<float> loss = model.loss(batch.source, batch.target, flags.teacher_forcing, flags.label_smoothing);
-            loss.backward();
-            return cli::StepOutcome{loss.item(), batch.target_tokens};
-          },
-      .validate =
-          [&] {
-            const Validation valid = validate(model, loaded->target, valid_pairs, valid_search);
-            char summary[96];
-            std::snprintf(summary, sizeof summary, "valid loss %.3f, perplexity %.2f, ", valid.loss, valid.perplexity);
-            return cli::Validation{valid.bleu.score, summary + valid.bleu.to_string(),
-                                   {valid.loss, valid.perplexity, valid.bleu.score}};
-          }};
-  const cli::RunEnd end =
-      cli::building("training batches", [&] { return cli::run_training(loop, data_order, progress, stop); });
-  if (end == cli::RunEnd::interrupted) return 130;
-  std::printf("best validation BLEU %.2f (epoch %zu), weights in %s\n", progress.best_score, progress.best_epoch,
-              files.weights().c_str());
+  training::Trainer trainer(model, optimizer,
+                         {.epochs = flags.epochs,
+                          .max_steps = flags.max_steps,
+                          .time_budget_minutes = flags.time_budget,
+                          .clip_norm = flags.clip,
+                          .checkpoint = files.checkpoint(),
+                          .checkpoint_every = flags.checkpoint_every,
+                          .best_weights = files.weights(),
+                          .log = files.log(),
+                          .resume = resuming,
+                          .seed = flags.seed});
+  trainer.add_scheduler(scheduler, training::ScheduleAt::validation);
+  trainer.validation({"valid_loss", "valid_ppl", "bleu"}, [&] {
+    const Validation valid = validate(model, loaded->target, valid_pairs, valid_search);
+    char summary[96];
+    std::snprintf(summary, sizeof summary, "valid loss %.3f, perplexity %.2f, ", valid.loss, valid.perplexity);
+    return training::Validation{valid.bleu.score, summary + valid.bleu.to_string(), {valid.loss, valid.perplexity, valid.bleu.score}};
+  });
+  trainer.on_epoch([](const training::EpochReport&) { cli::flush_standard_output(); });  // lost output stops the run (it can resume)
+  const training::RunEnd end = cli::building("training batches", [&] {
+    return trainer.fit([&](Generator& order) { return sampler.epoch(order); },
+                       [&](const models::Batch& rows) {
+                         const translate::TranslationBatch batch = translate::make_batch(train_pairs, rows);
+                         return training::StepOutput{
+                             model.loss(batch.source, batch.target, flags.teacher_forcing, flags.label_smoothing),
+                             batch.target_tokens};
+                       });
+  });
+  if (end == training::RunEnd::interrupted) return 130;
+  std::printf("best validation BLEU %.2f (epoch %zu), weights in %s\n", trainer.progress().best_score,
+              trainer.progress().best_epoch, files.weights().c_str());
   return 0;
 }
 

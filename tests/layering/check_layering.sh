@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The architecture points one way: framework <- layers <- models <- examples. A folder may
+# The architecture points one way: framework <- layers <- training <- models <- examples. A folder may
 # include its own headers and those of the folders below it, never those above.
 set -euo pipefail
 root=$1
@@ -15,8 +15,9 @@ check() {  # check <folder> <forbidden include pattern>
     status=1
   fi
 }
-check framework 'xgrad/(layers|models|examples)'
-check layers 'xgrad/(models|examples)'
+check framework 'xgrad/(layers|training|models|examples)|xgrad/(layers|train)\.h'
+check layers 'xgrad/(training|models|examples)|xgrad/train\.h'
+check training 'xgrad/(models|examples)'
 check models 'xgrad/examples'
-[ $status -eq 0 ] && echo "layering ok: framework <- layers <- models <- examples"
+[ $status -eq 0 ] && echo "layering ok: framework <- layers <- training <- models <- examples"
 exit $status

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace xgrad::cli {
+namespace xgrad::training {
 
 // One field: an integer, a real (6 significant digits), text (quoted when it holds a comma,
 // quote or line break) or empty (std::nullopt, for a value not measured this time).
@@ -52,4 +52,4 @@ class CsvLog {
   std::ofstream out_;
 };
 
-}  // namespace xgrad::cli
+}  // namespace xgrad::training

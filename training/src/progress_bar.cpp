@@ -1,4 +1,4 @@
-#include "progress.h"
+#include "xgrad/training/progress_bar.h"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-namespace xgrad::cli {
+namespace xgrad::training {
 namespace {
 
 constexpr std::size_t bar_width = 24;
@@ -118,4 +118,4 @@ void ProgressBar::draw(const std::string& text) {
   drawn_ = true;
 }
 
-}  // namespace xgrad::cli
+}  // namespace xgrad::training

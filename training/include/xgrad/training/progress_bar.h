@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-namespace xgrad::cli {
+namespace xgrad::training {
 
 struct ProgressOptions {
   std::string label = "";  // e.g. "epoch 3"
@@ -60,4 +60,4 @@ class ProgressBar {
   std::size_t tokens_ = 0;
 };
 
-}  // namespace xgrad::cli
+}  // namespace xgrad::training

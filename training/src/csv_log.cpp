@@ -1,4 +1,4 @@
-#include "csv_log.h"
+#include "xgrad/training/csv_log.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -6,7 +6,7 @@
 
 #include "xgrad/framework/errors.h"
 
-namespace xgrad::cli {
+namespace xgrad::training {
 namespace {
 
 std::string joined_row(const std::vector<CsvCell>& cells) {
@@ -91,4 +91,4 @@ void CsvLog::append(const std::vector<CsvCell>& row) {
   if (!out_) throw file_error(detail::message(path_, ": writing a row failed"));
 }
 
-}  // namespace xgrad::cli
+}  // namespace xgrad::training
