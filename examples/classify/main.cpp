@@ -21,13 +21,12 @@
 #include <xgrad/models/metrics.h>
 #include <xgrad/models/model_directory.h>
 #include <xgrad/models/vocabulary.h>
-#include <xgrad/train.h>
 
 #include "cli.h"
 #include "data_checks.h"
-#include "run_directory.h"
 #include "svg.h"
 #include "text.h"
+#include "training_program.h"
 
 namespace {
 
@@ -39,36 +38,18 @@ namespace fs = std::filesystem;
 // Longer texts are skipped in training and evaluation and refused by predict: SST-2's and
 // TREC's longest have under 60 tokens, and memory grows with the longest text of a batch.
 constexpr std::size_t default_max_length = 512;
-// Most words in the vocabulary: the embeddings grow with it.
-constexpr std::size_t default_max_vocabulary = 100000;
-
-struct ModelFiles {
-  fs::path dir;
-  fs::path config() const { return dir / models::model_file::config; }
-  fs::path vocabulary() const { return dir / models::model_file::vocabulary; }
-  fs::path labels() const { return dir / models::model_file::labels; }
-  fs::path weights() const { return dir / models::model_file::weights; }
-  fs::path checkpoint() const { return dir / cli::checkpoint_file_name; }
-  fs::path log() const { return dir / "log.csv"; }
-  fs::path held_out() const { return dir / "held_out.tsv"; }
-  // The names of everything above: what a training run writes.
-  static std::vector<std::string> names() {
-    return {models::model_file::config,  models::model_file::vocabulary, models::model_file::labels,
-            models::model_file::weights, cli::checkpoint_file_name,      "log.csv",
-            "held_out.tsv"};
-  }
-};
+// With --valid-split, the texts held out for validation, saved with the model.
+const char* const held_out_file_name = "held_out.tsv";
 
 struct TrainFlags {
-  fs::path train, valid, out;
+  fs::path train, valid;
   std::string text_column = "sentence", label_column = "label";
-  double valid_split = 0.1;
-  std::size_t epochs = 6, batch = 64, emb = 128, hidden = 256, layers = 1, heads = 4, attention_size = 128;
-  std::size_t min_freq = 2, threads = 2, max_steps = 0, checkpoint_every = 0, seed = 1;
-  std::size_t max_length = default_max_length, max_vocab = default_max_vocabulary;
-  std::string cell = "lstm", attention = "additive";
-  bool unidirectional = false, resume = false;
-  double dropout = 0.5, word_dropout = 0.1, lr = 1e-3, clip = 5.0, label_smoothing = 0.0, time_budget = 0;
+  double valid_split = 0.1, word_dropout = 0.1;
+  std::size_t heads = 4, attention_size = 128;
+  std::string attention = "additive";
+  cli::RecurrentShapeFlags shape{.emb = 128, .hidden = 256, .cell = "lstm"};
+  bool unidirectional = false;
+  cli::TrainingFlags run{.epochs = 6, .batch = 64, .max_length = default_max_length, .clip = 5.0};
 };
 
 struct UseFlags {
@@ -169,16 +150,14 @@ std::string to_tsv(const models::LabelledTexts& data, const models::TsvColumns& 
 
 // The flags that decide the model's shape and vocabulary: a resumed run must give the same.
 std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
-  return {{"--emb", std::to_string(flags.emb)},
-          {"--hidden", std::to_string(flags.hidden)},
-          {"--layers", std::to_string(flags.layers)},
-          {"--cell", flags.cell},
-          {"--unidirectional", flags.unidirectional ? "on" : "off"},
-          {"--attention", flags.attention},
-          {"--attention-size", std::to_string(flags.attention_size)},
-          {"--heads", std::to_string(flags.heads)},
-          {"--min-freq", std::to_string(flags.min_freq)},
-          {"--max-vocab", std::to_string(flags.max_vocab)}};
+  std::vector<cli::ModelFlag> named = cli::recurrent_shape_model_flags(flags.shape);
+  named.insert(named.end(), {{"--unidirectional", flags.unidirectional ? "on" : "off"},
+                              {"--attention", flags.attention},
+                              {"--attention-size", std::to_string(flags.attention_size)},
+                              {"--heads", std::to_string(flags.heads)},
+                              {"--min-freq", std::to_string(flags.run.min_freq)},
+                              {"--max-vocab", std::to_string(flags.run.max_vocab)}});
+  return named;
 }
 
 std::unique_ptr<models::ClassificationModel> load(const fs::path& dir, bool best_weights) {
@@ -188,53 +167,50 @@ std::unique_ptr<models::ClassificationModel> load(const fs::path& dir, bool best
 }
 
 int train(const TrainFlags& flags) {
-  set_num_threads(static_cast<int>(flags.threads));
-  const ModelFiles files{flags.out};
-  cli::RunDirectory run_directory(files.dir, ModelFiles::names(), flags.resume, model_flags(flags));
-  const bool resuming = flags.resume;
+  set_num_threads(static_cast<int>(flags.run.threads));
+  cli::RunDirectory directory(flags.run.out,
+                              {models::model_file::config, models::model_file::vocabulary, models::model_file::labels,
+                               models::model_file::weights, held_out_file_name},
+                              flags.run.resume, model_flags(flags));
   const models::TsvColumns columns{flags.text_column, flags.label_column};
-  models::LabelledTexts train_data = read_texts(flags.train, columns, flags.max_length);
-  require_texts(train_data, flags.max_length);
-  const models::LabelledTexts valid_data =
-      flags.valid.empty() ? hold_out(train_data, flags.valid_split, flags.seed) : read_texts(flags.valid, columns, flags.max_length);
-  require_texts(valid_data, flags.max_length);
-  manual_seed(flags.seed);
-  std::unique_ptr<models::ClassificationModel> loaded;
-  if (resuming) {
-    loaded = load(files.dir, false);
-    run_directory.claim();
-    std::printf("resuming %s\n", files.dir.c_str());
-  } else {
-    std::vector<models::Tokens> texts;
-    for (const models::Tokens& text : train_data.texts) texts.push_back(normalised(text));
-    Vocabulary vocabulary = cli::building("the vocabulary", [&] {
-      return Vocabulary::build(texts, {.specials = models::classification_specials(),
-                                       .min_frequency = flags.min_freq,
-                                       .max_size = flags.max_vocab});
-    });
-    LabelSet labels = LabelSet::build(train_data.labels);
-    const models::ClassifierOptions options{.vocabulary = vocabulary.size(),
-                                            .classes = labels.size(),
-                                            .embedding_size = flags.emb,
-                                            .hidden_size = flags.hidden,
-                                            .layers = flags.layers,
-                                            .bidirectional = !flags.unidirectional,
-                                            .cell = models::cell_kind_from_string(flags.cell),
-                                            .pooling = models::pooling_kind_from_string(flags.attention),
-                                            .attention_size = flags.attention_size,
-                                            .attention_heads = flags.heads,
-                                            .dropout = flags.dropout};
-    loaded = cli::building("the model", [&] {
-      return std::unique_ptr<models::ClassificationModel>(new models::ClassificationModel{
-          std::move(vocabulary), std::move(labels),
-          cli::model_from_flags(model_flags(flags), [&] { return models::SequenceClassifier<float>(options); })});
-    });
-    run_directory.claim();
-    loaded->vocabulary.save(files.vocabulary());
-    loaded->labels.save(files.labels());
-    write_file_atomically(files.config(), models::to_json(options));
-    if (flags.valid.empty()) write_file_atomically(files.held_out(), to_tsv(valid_data, columns));
-  }
+  models::LabelledTexts train_data = read_texts(flags.train, columns, flags.run.max_length);
+  require_texts(train_data, flags.run.max_length);
+  const models::LabelledTexts valid_data = flags.valid.empty() ? hold_out(train_data, flags.valid_split, flags.run.seed)
+                                                               : read_texts(flags.valid, columns, flags.run.max_length);
+  require_texts(valid_data, flags.run.max_length);
+  manual_seed(flags.run.seed);
+  const std::unique_ptr<models::ClassificationModel> loaded = cli::begin_run<models::ClassificationModel>(
+      directory, flags.run.resume, [&] { return load(directory.path(), false); },
+      [&] {
+        std::vector<models::Tokens> texts;
+        for (const models::Tokens& text : train_data.texts) texts.push_back(normalised(text));
+        Vocabulary vocabulary = cli::building("the vocabulary", [&] {
+          return Vocabulary::build(texts, {.specials = models::classification_specials(),
+                                           .min_frequency = flags.run.min_freq,
+                                           .max_size = flags.run.max_vocab});
+        });
+        LabelSet labels = LabelSet::build(train_data.labels);
+        const models::ClassifierOptions options{.vocabulary = vocabulary.size(),
+                                                .classes = labels.size(),
+                                                .embedding_size = flags.shape.emb,
+                                                .hidden_size = flags.shape.hidden,
+                                                .layers = flags.shape.layers,
+                                                .bidirectional = !flags.unidirectional,
+                                                .cell = models::cell_kind_from_string(flags.shape.cell),
+                                                .pooling = models::pooling_kind_from_string(flags.attention),
+                                                .attention_size = flags.attention_size,
+                                                .attention_heads = flags.heads,
+                                                .dropout = flags.run.dropout};
+        return cli::new_model<models::ClassificationModel>(
+            model_flags(flags), [&] { return models::SequenceClassifier<float>(options); }, std::move(vocabulary),
+            std::move(labels));
+      },
+      [&](const models::ClassificationModel& built) {
+        built.vocabulary.save(directory.file(models::model_file::vocabulary));
+        built.labels.save(directory.file(models::model_file::labels));
+        write_file_atomically(directory.file(models::model_file::config), models::to_json(built.model.options()));
+        if (flags.valid.empty()) write_file_atomically(directory.file(held_out_file_name), to_tsv(valid_data, columns));
+      });
   const Vocabulary& vocabulary = loaded->vocabulary;
   const LabelSet& labels = loaded->labels;
   models::SequenceClassifier<float>& model = loaded->model;
@@ -245,53 +221,41 @@ int train(const TrainFlags& flags) {
   std::printf("%zu training and %zu validation texts; %zu words, %zu classes\n", train_examples.tokens.size(),
               valid_examples.tokens.size(), vocabulary.size(), labels.size());
 
-  optim::Adam<float> optimizer = cli::building("the optimizer's state", [&] {
-    return optim::Adam<float>(model.named_parameters(), {.lr = flags.lr});
-  });
-  optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
-  const models::BucketBatchSampler sampler(train_examples.lengths, {.batch_size = flags.batch});
-  training::Trainer trainer(model, optimizer,
-                         {.epochs = flags.epochs,
-                          .max_steps = flags.max_steps,
-                          .time_budget_minutes = flags.time_budget,
-                          .clip_norm = flags.clip,
-                          .checkpoint = files.checkpoint(),
-                          .checkpoint_every = flags.checkpoint_every,
-                          .best_weights = files.weights(),
-                          .log = files.log(),
-                          .resume = resuming,
-                          .seed = flags.seed});
-  trainer.add_scheduler(scheduler, training::ScheduleAt::validation);
-  trainer.validation({"valid_accuracy", "valid_macro_f1"}, [&] {
-    const models::ConfusionMatrix matrix = confusion(model, valid_examples, labels.size(), 256);
-    char summary[96];
-    std::snprintf(summary, sizeof summary, "valid accuracy %.2f%%, macro-F1 %.4f", 100 * matrix.accuracy(), matrix.macro_f1());
-    return training::Validation{matrix.accuracy(), summary, {matrix.accuracy(), matrix.macro_f1()}};
-  });
-  trainer.on_epoch([](const training::EpochReport&) { cli::flush_standard_output(); });  // lost output stops the run (it can resume)
-  const training::RunEnd end = cli::building("training batches", [&] {
-    return trainer.fit([&](Generator& order) { return sampler.epoch(order); },
-                       [&](const models::Batch& rows) {
-                         models::PaddedBatch batch = models::pad_batch(train_examples.tokens, rows, 0);
-                         // Word dropout: hide words behind <unk> so that the model cannot lean on any one of them.
-                         if (flags.word_dropout > 0) {
-                           for (std::size_t row = 0; row < batch.lengths.size(); ++row) {
-                             for (std::size_t t = 0; t < batch.lengths[row]; ++t) {
-                               if (default_generator().uniform() < flags.word_dropout) batch.ids(row, t) = vocabulary.unknown_id();
-                             }
-                           }
-                         }
-                         Indices targets = Indices::from_shape({rows.size()});
-                         for (std::size_t i = 0; i < rows.size(); ++i) targets(i) = train_examples.labels[rows[i]];
-                         std::size_t tokens = 0;
-                         for (std::size_t length : batch.lengths) tokens += length;
-                         return training::StepOutput{model.loss(batch, targets, flags.label_smoothing), tokens};
-                       });
-  });
-  if (end == training::RunEnd::interrupted) return 130;
-  std::printf("best validation accuracy %.2f%% (epoch %zu), weights in %s\n", 100 * trainer.progress().best_score,
-              trainer.progress().best_epoch, files.weights().c_str());
-  return 0;
+  return cli::train_model(
+      model, flags.run, directory,
+      {.lengths = train_examples.lengths,
+       .validation_columns = {"valid_accuracy", "valid_macro_f1"},
+       .validate =
+           [&] {
+             const models::ConfusionMatrix matrix = confusion(model, valid_examples, labels.size(), 256);
+             char summary[96];
+             std::snprintf(summary, sizeof summary, "valid accuracy %.2f%%, macro-F1 %.4f", 100 * matrix.accuracy(),
+                           matrix.macro_f1());
+             return training::Validation{matrix.accuracy(), summary, {matrix.accuracy(), matrix.macro_f1()}};
+           },
+       .step =
+           [&](const models::Batch& rows) {
+             models::PaddedBatch batch = models::pad_batch(train_examples.tokens, rows, 0);
+             // Word dropout: hide words behind <unk> so that the model cannot lean on any one of them.
+             if (flags.word_dropout > 0) {
+               for (std::size_t row = 0; row < batch.lengths.size(); ++row) {
+                 for (std::size_t t = 0; t < batch.lengths[row]; ++t) {
+                   if (default_generator().uniform() < flags.word_dropout) batch.ids(row, t) = vocabulary.unknown_id();
+                 }
+               }
+             }
+             Indices targets = Indices::from_shape({rows.size()});
+             for (std::size_t i = 0; i < rows.size(); ++i) targets(i) = train_examples.labels[rows[i]];
+             std::size_t tokens = 0;
+             for (std::size_t length : batch.lengths) tokens += length;
+             return training::StepOutput{model.loss(batch, targets, flags.run.label_smoothing), tokens};
+           },
+       .describe_best =
+           [](double accuracy) {
+             char text[48];
+             std::snprintf(text, sizeof text, "validation accuracy %.2f%%", 100 * accuracy);
+             return std::string(text);
+           }});
 }
 
 int evaluate(const UseFlags& flags) {
@@ -369,36 +333,18 @@ int main(int argc, char** argv) {
   TrainFlags train_flags;
   cli::Command& train_command = program.subcommand("train", "Train a classifier on a labelled TSV file.");
   train_command.path("--train", train_flags.train, "FILE", "training data (TSV with a header)").required();
-  train_command.path("--out", train_flags.out, "DIR", "model directory to create (or to continue with --resume)").required();
+  cli::declare_training_flags(train_command, train_flags.run, "texts");
   train_command.path("--valid", train_flags.valid, "FILE", "validation data (default: hold out --valid-split of --train)");
   train_command.real("--valid-split", train_flags.valid_split, "X", "fraction of --train held out for validation (saved as DIR/held_out.tsv)").above(0, 0.9);
   train_command.exclusive("--valid", "--valid-split");
   train_command.text("--text-column", train_flags.text_column, "NAME", "header of the text column");
   train_command.text("--label-column", train_flags.label_column, "NAME", "header of the label column");
-  train_command.size("--epochs", train_flags.epochs, "N", "epochs to train").range(1, 1000);
-  train_command.size("--batch", train_flags.batch, "N", "texts per batch").range(1, 4096);
-  train_command.size("--emb", train_flags.emb, "N", "embedding size").range(1, 4096);
-  train_command.size("--hidden", train_flags.hidden, "N", "hidden size per direction").range(1, 4096);
-  train_command.size("--layers", train_flags.layers, "N", "encoder layers").range(1, 8);
-  train_command.choice("--cell", train_flags.cell, {"lstm", "gru"}, "recurrent cell");
+  cli::declare_recurrent_shape_flags(train_command, train_flags.shape, "hidden size per direction");
   train_command.flag("--unidirectional", train_flags.unidirectional, "a forward-only encoder");
   train_command.choice("--attention", train_flags.attention, {"additive", "multihead"}, "attention pooling");
   train_command.size("--attention-size", train_flags.attention_size, "N", "additive attention size").range(1, 4096);
   train_command.size("--heads", train_flags.heads, "N", "heads of multi-head pooling").range(1, 64);
-  train_command.real("--dropout", train_flags.dropout, "P", "dropout probability").range(0, 0.95);
   train_command.real("--word-dropout", train_flags.word_dropout, "P", "probability of replacing a training word by <unk>").range(0, 0.9);
-  train_command.real("--lr", train_flags.lr, "X", "Adam learning rate").above(0, 1);
-  train_command.real("--clip", train_flags.clip, "X", "clip the global gradient norm to X (0: no clipping)").range(0, 1e6);
-  train_command.real("--label-smoothing", train_flags.label_smoothing, "X", "label smoothing of the loss").range(0, 0.5);
-  train_command.size("--min-freq", train_flags.min_freq, "N", "minimum count of a vocabulary word").range(1, 1000000);
-  train_command.size("--max-vocab", train_flags.max_vocab, "N", "keep at most the N most frequent words").range(8, models::max_vocabulary_size);
-  train_command.size("--max-length", train_flags.max_length, "N", "skip (and count) texts of more than N tokens").range(1, 100000);
-  train_command.size("--seed", train_flags.seed, "N", "seed of initialisation, dropout, data order and split");
-  train_command.size("--threads", train_flags.threads, "N", "threads for matrix products").range(1, 256);
-  train_command.size("--max-steps", train_flags.max_steps, "N", "stop after N optimizer steps (0: no limit)");
-  train_command.real("--time-budget", train_flags.time_budget, "MIN", "stop after MIN minutes (0: no limit)").range(0, 1e6);
-  train_command.size("--checkpoint-every", train_flags.checkpoint_every, "N", "also checkpoint every N steps (0: at epoch ends)");
-  train_command.flag("--resume", train_flags.resume, "continue the run saved in --out (with the same data flags)");
 
   UseFlags eval_flags;
   cli::Command& eval_command = program.subcommand("eval", "Accuracy, macro-F1, per-class scores and the confusion matrix.");

@@ -8,17 +8,21 @@
 // records the model flags the run started with.
 
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli.h"
+#include "data_checks.h"
 
 namespace xgrad::cli {
 
 // The file of a run's --out directory that holds everything --resume needs
 // (training::save_checkpoint); its presence is what makes a directory hold a run.
 inline constexpr const char* checkpoint_file_name = "checkpoint.safetensors";
+inline constexpr const char* log_file_name = "log.csv";
 
 // A command-line flag that decides the model's shape or vocabulary (--hidden, --cell,
 // --min-freq, ...) with its value as given.
@@ -33,7 +37,8 @@ std::string joined_flags(const std::vector<ModelFlag>& flags);
 class RunDirectory {
  public:
   // Checks `dir` (the value of --out) without writing anything into it; `model_files` are
-  // the names of the files a run writes there, `model_flags` the flags as given now.
+  // the names of the model's files (models/model_directory.h) a run writes there beside its
+  // checkpoint and log, `model_flags` the flags as given now.
   // UsageError (naming the directory) when it is not a directory; when another training run
   // holds it (naming that run's pid); when it holds files that are not a run's of ours
   // (naming them); when it holds a run (checkpoint_file_name) and `resume` is false, or none
@@ -49,6 +54,13 @@ class RunDirectory {
   // other run's pid if one took it since), writes the pid, removes what a killed run left
   // mid-write and, for a new run, records run.json. Call when every other check has passed.
   void claim();
+
+  const std::filesystem::path& path() const noexcept { return dir_; }
+  std::filesystem::path file(const std::string& name) const { return dir_ / name; }
+  // Everything --resume needs (training::save_checkpoint).
+  std::filesystem::path checkpoint() const { return file(checkpoint_file_name); }
+  // The CSV log of the run's epochs.
+  std::filesystem::path log() const { return file(log_file_name); }
 
  private:
   std::filesystem::path lock_file() const;
@@ -75,6 +87,15 @@ auto model_from_flags(const std::vector<ModelFlag>& flags, Build build) -> declt
   } catch (const std::invalid_argument& e) {
     throw UsageError(std::string("the model flags ") + joined_flags(flags) + " do not fit together: " + e.what());
   }
+}
+
+// A new run's model: `Model` aggregates `parts` (its vocabularies) and the network `build`
+// makes (model_from_flags), named if memory runs out.
+template <class Model, class Build, class... Parts>
+std::unique_ptr<Model> new_model(const std::vector<ModelFlag>& flags, Build build, Parts&&... parts) {
+  return building("the model", [&] {
+    return std::unique_ptr<Model>(new Model{std::forward<Parts>(parts)..., model_from_flags(flags, build)});
+  });
 }
 
 }  // namespace xgrad::cli

@@ -18,13 +18,12 @@
 #include <xgrad/framework.h>
 #include <xgrad/models/bleu.h>
 #include <xgrad/models/model_directory.h>
-#include <xgrad/train.h>
 
 #include "cli.h"
 #include "data_checks.h"
-#include "run_directory.h"
 #include "svg.h"
 #include "text.h"
+#include "training_program.h"
 #include "translation_data.h"
 
 namespace {
@@ -36,32 +35,15 @@ namespace fs = std::filesystem;
 // Longer sentences are skipped in training and refused in translation: Multi30K's longest
 // has about 40 tokens, and memory grows with the longest sentence of a batch.
 constexpr std::size_t default_max_length = 100;
-// Most words in a vocabulary: the embeddings and the output layer grow with it.
-constexpr std::size_t default_max_vocabulary = 100000;
-
-struct ModelFiles {
-  fs::path dir;
-  fs::path config() const { return dir / models::model_file::config; }
-  fs::path source_vocabulary() const { return dir / models::model_file::source_vocabulary; }
-  fs::path target_vocabulary() const { return dir / models::model_file::target_vocabulary; }
-  fs::path weights() const { return dir / models::model_file::weights; }
-  fs::path checkpoint() const { return dir / cli::checkpoint_file_name; }
-  fs::path log() const { return dir / "log.csv"; }
-  // The names of everything above: what a training run writes.
-  static std::vector<std::string> names() {
-    return {models::model_file::config,  models::model_file::source_vocabulary, models::model_file::target_vocabulary,
-            models::model_file::weights, cli::checkpoint_file_name,                 "log.csv"};
-  }
-};
 
 struct TrainFlags {
-  fs::path train_src, train_tgt, valid_src, valid_tgt, out;
-  std::size_t epochs = 12, batch = 128, emb = 256, hidden = 512, layers = 1, min_freq = 2, threads = 2;
-  std::size_t max_steps = 0, checkpoint_every = 0, valid_beam = 1, seed = 1;
-  std::size_t max_length = default_max_length, max_vocab = default_max_vocabulary;
-  std::string cell = "gru", attention = "additive";
-  bool input_feeding = false, resume = false;
-  double dropout = 0.5, lr = 1e-3, clip = 1.0, teacher_forcing = 1.0, label_smoothing = 0.1, time_budget = 0;
+  fs::path train_src, train_tgt, valid_src, valid_tgt;
+  std::size_t valid_beam = 1;
+  std::string attention = "additive";
+  cli::RecurrentShapeFlags shape{};
+  bool input_feeding = false;
+  double teacher_forcing = 1.0;
+  cli::TrainingFlags run{.epochs = 12, .batch = 128, .max_length = default_max_length, .clip = 1.0, .label_smoothing = 0.1};
 };
 
 struct DecodeFlags {
@@ -70,10 +52,9 @@ struct DecodeFlags {
   double alpha = 1.0;
 };
 
-std::unique_ptr<models::TranslationModel> load_model(const ModelFiles& files, bool best_weights) {
-  return cli::building("the model of " + files.dir.string(), [&] {
-    return models::load_translation_model(models::ModelDirectory(files.dir), best_weights);
-  });
+std::unique_ptr<models::TranslationModel> load_model(const fs::path& dir, bool best_weights) {
+  return cli::building("the model of " + dir.string(),
+                       [&] { return models::load_translation_model(models::ModelDirectory(dir), best_weights); });
 }
 
 // The sentence pairs of two files, skipping (and reporting) the over-long ones; an error
@@ -133,56 +114,52 @@ Validation validate(const models::Seq2Seq<float>& model, const Vocabulary& targe
 
 // The flags that decide the model's shape and vocabularies: a resumed run must give the same.
 std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
-  return {{"--emb", std::to_string(flags.emb)},
-          {"--hidden", std::to_string(flags.hidden)},
-          {"--layers", std::to_string(flags.layers)},
-          {"--cell", flags.cell},
-          {"--attention", flags.attention},
-          {"--input-feeding", flags.input_feeding ? "on" : "off"},
-          {"--min-freq", std::to_string(flags.min_freq)},
-          {"--max-vocab", std::to_string(flags.max_vocab)}};
+  std::vector<cli::ModelFlag> named = cli::recurrent_shape_model_flags(flags.shape);
+  named.insert(named.end(), {{"--attention", flags.attention},
+                              {"--input-feeding", flags.input_feeding ? "on" : "off"},
+                              {"--min-freq", std::to_string(flags.run.min_freq)},
+                              {"--max-vocab", std::to_string(flags.run.max_vocab)}});
+  return named;
 }
 
 int train(const TrainFlags& flags) {
-  set_num_threads(static_cast<int>(flags.threads));
-  const ModelFiles files{flags.out};
-  cli::RunDirectory run_directory(files.dir, ModelFiles::names(), flags.resume, model_flags(flags));
-  const bool resuming = flags.resume;
-  const models::ParallelCorpus train_corpus = read_pairs(flags.train_src, flags.train_tgt, flags.max_length);
-  const models::ParallelCorpus valid_corpus = read_pairs(flags.valid_src, flags.valid_tgt, flags.max_length);
-  manual_seed(flags.seed);
-  std::unique_ptr<models::TranslationModel> loaded;
-  if (resuming) {
-    loaded = load_model(files, false);
-    run_directory.claim();
-    std::printf("resuming %s\n", files.dir.c_str());
-  } else {
-    const models::VocabularyOptions vocabulary_options{
-        .specials = models::translation_specials(), .min_frequency = flags.min_freq, .max_size = flags.max_vocab};
-    Vocabulary source = cli::building("the source vocabulary",
-                                      [&] { return Vocabulary::build(train_corpus.source, vocabulary_options); });
-    Vocabulary target = cli::building("the target vocabulary",
-                                      [&] { return Vocabulary::build(train_corpus.target, vocabulary_options); });
-    const models::Seq2SeqOptions options{.source_vocabulary = source.size(),
-                                         .target_vocabulary = target.size(),
-                                         .embedding_size = flags.emb,
-                                         .encoder_hidden = flags.hidden,
-                                         .decoder_hidden = flags.hidden,
-                                         .encoder_layers = flags.layers,
-                                         .cell = models::cell_kind_from_string(flags.cell),
-                                         .attention = models::attention_kind_from_string(flags.attention),
-                                         .input_feeding = flags.input_feeding,
-                                         .dropout = flags.dropout};
-    loaded = cli::building("the model", [&] {
-      return std::unique_ptr<models::TranslationModel>(new models::TranslationModel{
-          std::move(source), std::move(target),
-          cli::model_from_flags(model_flags(flags), [&] { return models::Seq2Seq<float>(options); })});
-    });
-    run_directory.claim();
-    loaded->source.save(files.source_vocabulary());
-    loaded->target.save(files.target_vocabulary());
-    write_file_atomically(files.config(), models::to_json(options));
-  }
+  set_num_threads(static_cast<int>(flags.run.threads));
+  cli::RunDirectory directory(flags.run.out,
+                              {models::model_file::config, models::model_file::source_vocabulary,
+                               models::model_file::target_vocabulary, models::model_file::weights},
+                              flags.run.resume, model_flags(flags));
+  const models::ParallelCorpus train_corpus = read_pairs(flags.train_src, flags.train_tgt, flags.run.max_length);
+  const models::ParallelCorpus valid_corpus = read_pairs(flags.valid_src, flags.valid_tgt, flags.run.max_length);
+  manual_seed(flags.run.seed);
+  const models::Seq2SeqOptions shape{.embedding_size = flags.shape.emb,
+                                     .encoder_hidden = flags.shape.hidden,
+                                     .decoder_hidden = flags.shape.hidden,
+                                     .encoder_layers = flags.shape.layers,
+                                     .cell = models::cell_kind_from_string(flags.shape.cell),
+                                     .attention = models::attention_kind_from_string(flags.attention),
+                                     .input_feeding = flags.input_feeding,
+                                     .dropout = flags.run.dropout};
+  const std::unique_ptr<models::TranslationModel> loaded = cli::begin_run<models::TranslationModel>(
+      directory, flags.run.resume, [&] { return load_model(directory.path(), false); },
+      [&] {
+        const models::VocabularyOptions vocabulary_options{.specials = models::translation_specials(),
+                                                           .min_frequency = flags.run.min_freq,
+                                                           .max_size = flags.run.max_vocab};
+        Vocabulary source = cli::building("the source vocabulary",
+                                          [&] { return Vocabulary::build(train_corpus.source, vocabulary_options); });
+        Vocabulary target = cli::building("the target vocabulary",
+                                          [&] { return Vocabulary::build(train_corpus.target, vocabulary_options); });
+        models::Seq2SeqOptions options = shape;
+        options.source_vocabulary = source.size();
+        options.target_vocabulary = target.size();
+        return cli::new_model<models::TranslationModel>(
+            model_flags(flags), [&] { return models::Seq2Seq<float>(options); }, std::move(source), std::move(target));
+      },
+      [&](const models::TranslationModel& built) {
+        built.source.save(directory.file(models::model_file::source_vocabulary));
+        built.target.save(directory.file(models::model_file::target_vocabulary));
+        write_file_atomically(directory.file(models::model_file::config), models::to_json(built.model.options()));
+      });
   models::Seq2Seq<float>& model = loaded->model;
   const translate::EncodedPairs train_pairs = cli::building(
       "the encoded training pairs", [&] { return translate::encode_pairs(train_corpus, loaded->source, loaded->target); });
@@ -194,44 +171,32 @@ int train(const TrainFlags& flags) {
               train_pairs.source.size(), valid_pairs.source.size(), loaded->source.size(), loaded->target.size(),
               parameters);
 
-  optim::Adam<float> optimizer = cli::building("the optimizer's state", [&] {
-    return optim::Adam<float>(model.named_parameters(), {.lr = flags.lr});
-  });
-  optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
-  const models::BucketBatchSampler sampler(train_pairs.lengths, {.batch_size = flags.batch});
   const models::SearchOptions valid_search{.beam_size = flags.valid_beam};
-  training::Trainer trainer(model, optimizer,
-                         {.epochs = flags.epochs,
-                          .max_steps = flags.max_steps,
-                          .time_budget_minutes = flags.time_budget,
-                          .clip_norm = flags.clip,
-                          .checkpoint = files.checkpoint(),
-                          .checkpoint_every = flags.checkpoint_every,
-                          .best_weights = files.weights(),
-                          .log = files.log(),
-                          .resume = resuming,
-                          .seed = flags.seed});
-  trainer.add_scheduler(scheduler, training::ScheduleAt::validation);
-  trainer.validation({"valid_loss", "valid_ppl", "bleu"}, [&] {
-    const Validation valid = validate(model, loaded->target, valid_pairs, valid_search);
-    char summary[96];
-    std::snprintf(summary, sizeof summary, "valid loss %.3f, perplexity %.2f, ", valid.loss, valid.perplexity);
-    return training::Validation{valid.bleu.score, summary + valid.bleu.to_string(), {valid.loss, valid.perplexity, valid.bleu.score}};
-  });
-  trainer.on_epoch([](const training::EpochReport&) { cli::flush_standard_output(); });  // lost output stops the run (it can resume)
-  const training::RunEnd end = cli::building("training batches", [&] {
-    return trainer.fit([&](Generator& order) { return sampler.epoch(order); },
-                       [&](const models::Batch& rows) {
-                         const translate::TranslationBatch batch = translate::make_batch(train_pairs, rows);
-                         return training::StepOutput{
-                             model.loss(batch.source, batch.target, flags.teacher_forcing, flags.label_smoothing),
-                             batch.target_tokens};
-                       });
-  });
-  if (end == training::RunEnd::interrupted) return 130;
-  std::printf("best validation BLEU %.2f (epoch %zu), weights in %s\n", trainer.progress().best_score,
-              trainer.progress().best_epoch, files.weights().c_str());
-  return 0;
+  return cli::train_model(
+      model, flags.run, directory,
+      {.lengths = train_pairs.lengths,
+       .validation_columns = {"valid_loss", "valid_ppl", "bleu"},
+       .validate =
+           [&] {
+             const Validation valid = validate(model, loaded->target, valid_pairs, valid_search);
+             char summary[96];
+             std::snprintf(summary, sizeof summary, "valid loss %.3f, perplexity %.2f, ", valid.loss, valid.perplexity);
+             return training::Validation{valid.bleu.score, summary + valid.bleu.to_string(),
+                                         {valid.loss, valid.perplexity, valid.bleu.score}};
+           },
+       .step =
+           [&](const models::Batch& rows) {
+             const translate::TranslationBatch batch = translate::make_batch(train_pairs, rows);
+             return training::StepOutput{
+                 model.loss(batch.source, batch.target, flags.teacher_forcing, flags.run.label_smoothing),
+                 batch.target_tokens};
+           },
+       .describe_best =
+           [](double bleu) {
+             char text[48];
+             std::snprintf(text, sizeof text, "validation BLEU %.2f", bleu);
+             return std::string(text);
+           }});
 }
 
 int evaluate(const DecodeFlags& flags) {
@@ -328,31 +293,13 @@ int main(int argc, char** argv) {
   train_command.path("--train-tgt", train_flags.train_tgt, "FILE", "their translations, line by line").required();
   train_command.path("--valid-src", train_flags.valid_src, "FILE", "validation source sentences").required();
   train_command.path("--valid-tgt", train_flags.valid_tgt, "FILE", "validation references").required();
-  train_command.path("--out", train_flags.out, "DIR", "model directory to create (or to continue with --resume)").required();
-  train_command.size("--epochs", train_flags.epochs, "N", "epochs to train").range(1, 1000);
-  train_command.size("--batch", train_flags.batch, "N", "sentence pairs per batch").range(1, 4096);
-  train_command.size("--emb", train_flags.emb, "N", "embedding size").range(1, 4096);
-  train_command.size("--hidden", train_flags.hidden, "N", "hidden size of the decoder and of each encoder direction").range(1, 4096);
-  train_command.size("--layers", train_flags.layers, "N", "encoder layers").range(1, 8);
-  train_command.choice("--cell", train_flags.cell, {"gru", "lstm"}, "recurrent cell");
+  cli::declare_training_flags(train_command, train_flags.run, "sentence pairs");
+  cli::declare_recurrent_shape_flags(train_command, train_flags.shape, "hidden size of the decoder and of each encoder direction");
   train_command.choice("--attention", train_flags.attention,
                        {"additive", "dot", "scaled-dot", "general", "multihead", "local-m", "local-p"}, "attention variant");
   train_command.flag("--input-feeding", train_flags.input_feeding, "Luong-style decoder: attend after the step and feed the attentional vector");
-  train_command.real("--dropout", train_flags.dropout, "P", "dropout probability").range(0, 0.95);
-  train_command.real("--lr", train_flags.lr, "X", "Adam learning rate").above(0, 1);
-  train_command.real("--clip", train_flags.clip, "X", "clip the global gradient norm to X (0: no clipping)").range(0, 1e6);
   train_command.real("--teacher-forcing", train_flags.teacher_forcing, "X", "probability of feeding the reference token").range(0, 1);
-  train_command.real("--label-smoothing", train_flags.label_smoothing, "X", "label smoothing of the loss").range(0, 0.5);
-  train_command.size("--min-freq", train_flags.min_freq, "N", "minimum count of a vocabulary word").range(1, 1000000);
-  train_command.size("--max-vocab", train_flags.max_vocab, "N", "keep at most the N most frequent words per vocabulary").range(8, models::max_vocabulary_size);
-  train_command.size("--max-length", train_flags.max_length, "N", "skip (and count) pairs with a side of more than N tokens").range(1, 100000);
   train_command.size("--valid-beam", train_flags.valid_beam, "K", "beam size for the validation BLEU").range(1, 64);
-  train_command.size("--seed", train_flags.seed, "N", "seed of initialisation, dropout and data order");
-  train_command.size("--threads", train_flags.threads, "N", "threads for matrix products").range(1, 256);
-  train_command.size("--max-steps", train_flags.max_steps, "N", "stop after N optimizer steps (0: no limit)");
-  train_command.real("--time-budget", train_flags.time_budget, "MIN", "stop after MIN minutes (0: no limit)").range(0, 1e6);
-  train_command.size("--checkpoint-every", train_flags.checkpoint_every, "N", "also checkpoint every N steps (0: at epoch ends)");
-  train_command.flag("--resume", train_flags.resume, "continue the run saved in --out");
 
   DecodeFlags eval_flags;
   cli::Command& eval_command = program.subcommand("eval", "Report BLEU and perplexity on a parallel corpus.");

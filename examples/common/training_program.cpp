@@ -1,0 +1,76 @@
+#include "training_program.h"
+
+#include <xgrad/framework/optim.h>
+#include <xgrad/framework/schedulers.h>
+#include <xgrad/models/model_directory.h>
+#include <xgrad/models/vocabulary.h>
+
+#include "data_checks.h"
+
+namespace xgrad::cli {
+
+void declare_training_flags(Command& command, TrainingFlags& flags, const std::string& examples) {
+  command.path("--out", flags.out, "DIR", "model directory to create (or to continue with --resume)").required();
+  command.size("--epochs", flags.epochs, "N", "epochs to train").range(1, 1000);
+  command.size("--batch", flags.batch, "N", examples + " per batch").range(1, 4096);
+  command.real("--dropout", flags.dropout, "P", "dropout probability").range(0, 0.95);
+  command.real("--lr", flags.lr, "X", "Adam learning rate").above(0, 1);
+  command.real("--clip", flags.clip, "X", "clip the global gradient norm to X (0: no clipping)").range(0, 1e6);
+  command.real("--label-smoothing", flags.label_smoothing, "X", "label smoothing of the loss").range(0, 0.5);
+  command.size("--min-freq", flags.min_freq, "N", "minimum count of a vocabulary word").range(1, 1000000);
+  command.size("--max-vocab", flags.max_vocab, "N", "keep at most the N most frequent words per vocabulary")
+      .range(8, models::max_vocabulary_size);
+  command.size("--max-length", flags.max_length, "N", "skip (and count) " + examples + " with more than N tokens")
+      .range(1, 100000);
+  command.size("--seed", flags.seed, "N", "seed of initialisation, dropout and data order");
+  command.size("--threads", flags.threads, "N", "threads for matrix products").range(1, 256);
+  command.size("--max-steps", flags.max_steps, "N", "stop after N optimizer steps (0: no limit)");
+  command.real("--time-budget", flags.time_budget, "MIN", "stop after MIN minutes (0: no limit)").range(0, 1e6);
+  command.size("--checkpoint-every", flags.checkpoint_every, "N", "also checkpoint every N steps (0: at epoch ends)");
+  command.flag("--resume", flags.resume, "continue the run saved in --out (with the same data flags)");
+}
+
+void declare_recurrent_shape_flags(Command& command, RecurrentShapeFlags& flags, const std::string& hidden_help) {
+  command.size("--emb", flags.emb, "N", "embedding size").range(1, 4096);
+  command.size("--hidden", flags.hidden, "N", hidden_help).range(1, 4096);
+  command.size("--layers", flags.layers, "N", "encoder layers").range(1, 8);
+  command.choice("--cell", flags.cell, {"gru", "lstm"}, "recurrent cell");
+}
+
+std::vector<ModelFlag> recurrent_shape_model_flags(const RecurrentShapeFlags& flags) {
+  return {{"--emb", std::to_string(flags.emb)},
+          {"--hidden", std::to_string(flags.hidden)},
+          {"--layers", std::to_string(flags.layers)},
+          {"--cell", flags.cell}};
+}
+
+int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunDirectory& directory,
+                const TrainingTask& task) {
+  optim::Adam<float> optimizer =
+      building("the optimizer's state", [&] { return optim::Adam<float>(model.named_parameters(), {.lr = flags.lr}); });
+  optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
+  const models::BucketBatchSampler sampler(task.lengths, {.batch_size = flags.batch});
+  training::Trainer trainer(model, optimizer,
+                            {.epochs = flags.epochs,
+                             .max_steps = flags.max_steps,
+                             .time_budget_minutes = flags.time_budget,
+                             .clip_norm = flags.clip,
+                             .checkpoint = directory.checkpoint(),
+                             .checkpoint_every = flags.checkpoint_every,
+                             .best_weights = directory.file(models::model_file::weights),
+                             .log = directory.log(),
+                             .resume = flags.resume,
+                             .seed = flags.seed});
+  trainer.add_scheduler(scheduler, training::ScheduleAt::validation);
+  trainer.validation(task.validation_columns, task.validate);
+  trainer.on_epoch([](const training::EpochReport&) { flush_standard_output(); });  // lost output stops the run (it can resume)
+  const training::RunEnd end = building("training batches", [&] {
+    return trainer.fit([&](Generator& order) { return sampler.epoch(order); }, task.step);
+  });
+  if (end == training::RunEnd::interrupted) return 130;
+  std::printf("best %s (epoch %zu), weights in %s\n", task.describe_best(trainer.progress().best_score).c_str(),
+              trainer.progress().best_epoch, directory.file(models::model_file::weights).c_str());
+  return 0;
+}
+
+}  // namespace xgrad::cli

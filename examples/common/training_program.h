@@ -1,0 +1,83 @@
+#pragma once
+// What every training program shares around its own model: the flags of a training run, the
+// start of a run in its --out directory (a new model, or the saved one with --resume), and
+// the training itself: Adam, the learning rate halved when the validation score stops
+// rising, batches of similar lengths, and the library's Trainer with the run's files.
+
+#include <cstddef>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <xgrad/layers/module.h>
+#include <xgrad/models/batching.h>
+#include <xgrad/train.h>
+
+#include "cli.h"
+#include "run_directory.h"
+
+namespace xgrad::cli {
+
+// The flags of `train` that are not about the model's shape. A program sets its defaults as
+// the initial values before declare_training_flags.
+struct TrainingFlags {
+  std::filesystem::path out{};
+  // max_vocab: the embeddings and output layers grow with the vocabulary.
+  std::size_t epochs = 10, batch = 64, min_freq = 2, max_vocab = 100000, max_length = 100, threads = 2, seed = 1;
+  std::size_t max_steps = 0, checkpoint_every = 0;
+  double dropout = 0.5, lr = 1e-3, clip = 1.0, label_smoothing = 0.0, time_budget = 0;
+  bool resume = false;
+};
+
+// Declares the flags on `command`; `examples` is what the program's data holds ("sentence
+// pairs", "texts"), for the help.
+void declare_training_flags(Command& command, TrainingFlags& flags, const std::string& examples);
+
+// The shape of a recurrent encoder, as the programs' flags give it.
+struct RecurrentShapeFlags {
+  std::size_t emb = 256, hidden = 512, layers = 1;
+  std::string cell = "gru";
+};
+
+// Declares --emb, --hidden (explained by `hidden_help`), --layers and --cell.
+void declare_recurrent_shape_flags(Command& command, RecurrentShapeFlags& flags, const std::string& hidden_help);
+// The four as model flags, which a resumed run must repeat.
+std::vector<ModelFlag> recurrent_shape_model_flags(const RecurrentShapeFlags& flags);
+
+// Begins a run in `directory`: with --resume the model `load_saved` reads back, otherwise the
+// one `build_new` makes, whose files `save_new` writes once the directory is claimed (every
+// check has passed by then).
+template <class Model>
+std::unique_ptr<Model> begin_run(RunDirectory& directory, bool resume,
+                                 const std::function<std::unique_ptr<Model>()>& load_saved,
+                                 const std::function<std::unique_ptr<Model>()>& build_new,
+                                 const std::function<void(const Model&)>& save_new) {
+  std::unique_ptr<Model> model = resume ? load_saved() : build_new();
+  directory.claim();
+  if (resume) {
+    std::printf("resuming %s\n", directory.path().c_str());
+  } else {
+    save_new(*model);
+  }
+  return model;
+}
+
+// One program's training: its step on a batch of example rows, and its validation.
+struct TrainingTask {
+  const std::vector<std::size_t>& lengths;  // of the training examples: batches gather similar ones
+  std::vector<std::string> validation_columns;
+  std::function<training::Validation()> validate;
+  std::function<training::StepOutput(const models::Batch&)> step;
+  // "validation BLEU 23.10": how the final line names the best score.
+  std::function<std::string(double score)> describe_best;
+};
+
+// Trains `model` as the flags say, into the directory's checkpoint, weights and log; returns
+// the program's exit status (130 when Ctrl-C or SIGTERM ended the run).
+int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunDirectory& directory,
+                const TrainingTask& task);
+
+}  // namespace xgrad::cli
