@@ -98,8 +98,8 @@ models::Batch range(std::size_t begin, std::size_t end) {
 }
 
 // Predicted label ids for every example, in batches.
-std::vector<std::int64_t> predict_all(const models::SequenceClassifier<float>& model, const models::EncodedTexts& examples,
-                                      std::size_t batch_size) {
+std::vector<std::int64_t> predict_all(const models::SequenceClassifier<float>& model,
+                                      const models::EncodedTexts& examples, std::size_t batch_size) {
   std::vector<std::int64_t> predictions;
   NoGradGuard no_graph;
   for (std::size_t start = 0; start < examples.tokens.size(); start += batch_size) {
@@ -189,8 +189,8 @@ int train(const TrainFlags& flags) {
   } else {
     Vocabulary vocabulary = cli::building("the vocabulary", [&] {
       return Vocabulary::build(train_data.texts, {.specials = models::classification_specials(),
-                                       .min_frequency = flags.min_freq,
-                                       .max_size = flags.max_vocab});
+                                                  .min_frequency = flags.min_freq,
+                                                  .max_size = flags.max_vocab});
     });
     LabelSet labels = LabelSet::build(train_data.labels);
     const models::ClassifierOptions options{.vocabulary = vocabulary.size(),
@@ -287,7 +287,8 @@ int evaluate(const UseFlags& flags) {
   loaded->model.eval();
   const models::LabelledTexts data = read_texts(flags.data, {flags.text_column, flags.label_column}, flags.max_length);
   require_texts(data, flags.max_length);
-  const models::EncodedTexts examples = cli::building("the encoded texts", [&] { return models::encode_texts(data, loaded->vocabulary, loaded->labels); });
+  const models::EncodedTexts examples =
+      cli::building("the encoded texts", [&] { return models::encode_texts(data, loaded->vocabulary, loaded->labels); });
   const models::ConfusionMatrix matrix = cli::building("the predictions for " + flags.data.string(), [&] {
     return confusion(loaded->model, examples, loaded->labels.size(), flags.batch);
   });
@@ -309,7 +310,8 @@ int predict(const UseFlags& flags) {
     if (ids.empty()) return;
     NoGradGuard no_graph;
     const models::Classification<float> result = cli::building("the predictions for standard input", [&] {
-      return loaded->model.forward(models::pad_batch(ids, range(0, ids.size()), loaded->vocabulary.id(models::pad_token)));
+      const models::TokenId pad_id = loaded->vocabulary.id(models::pad_token);
+      return loaded->model.forward(models::pad_batch(ids, range(0, ids.size()), pad_id));
     });
     const Tensor<float> probabilities = softmax(result.logits, -1);
     const Indices predicted = argmax(result.logits, -1);

@@ -138,7 +138,8 @@ BOOST_AUTO_TEST_CASE(the_default_special_ids_are_where_the_programs_specials_put
 BOOST_AUTO_TEST_CASE(a_saved_model_reads_text_with_the_rule_and_ids_it_was_built_with) {
   TempDir dir;
   std::map<std::string, std::string> files = translation_files();
-  const Vocabulary source = Vocabulary::build({{"Ein", "Hund", "ein", "HUND", "bellt"}}, {.specials = translation_specials(), .max_size = 6});
+  const Vocabulary source =
+      Vocabulary::build({{"Ein", "Hund", "ein", "HUND", "bellt"}}, {.specials = translation_specials(), .max_size = 6});
   files[file::source_vocabulary] = source.to_json();
   write_directory(dir, files);
   const auto loaded = load_translation_model(ModelDirectory(dir.path.string()), true);
