@@ -25,11 +25,12 @@
 
 #include <xgrad/framework.h>
 #include <xgrad/models/batching.h>
+#include <xgrad/models/classification_data.h>
 #include <xgrad/models/classifier.h>
 #include <xgrad/models/seq2seq.h>
+#include <xgrad/models/translation_data.h>
 
 #include "cli.h"
-#include "translation_data.h"
 
 namespace {
 
@@ -122,12 +123,12 @@ Multi30k read_multi30k(const Flags& flags) {
 // attention, embeddings 256, dropout 0.5, label smoothing 0.1, batch 128, Adam, clip 1.
 Result seq2seq_train(const Flags& flags) {
   const Multi30k multi30k = read_multi30k(flags);
-  const translate::EncodedPairs pairs = translate::encode_pairs(multi30k.train, multi30k.source, multi30k.target);
+  const models::EncodedPairs pairs = models::encode_pairs(multi30k.train, multi30k.source, multi30k.target);
   const std::vector<models::Batch> batches = first_batches(pairs.lengths, 128, flags.warmup + flags.steps);
   manual_seed(1);
   models::Seq2Seq<float> model(multi30k.model_options());
-  std::vector<translate::TranslationBatch> prepared;
-  for (const models::Batch& rows : batches) prepared.push_back(translate::make_batch(pairs, rows));
+  std::vector<models::TranslationBatch> prepared;
+  for (const models::Batch& rows : batches) prepared.push_back(models::make_batch(pairs, rows));
   if (!flags.export_dir.empty()) {
     nn::save_state_dict(model, (flags.export_dir / "seq2seq-weights.safetensors").string(),
                         {{"config", models::to_json(model.options())}});
@@ -163,19 +164,13 @@ Result classifier_train(const Flags& flags) {
   const models::LabelledTexts data = models::read_labelled_tsv(flags.data / "sst2" / "train.tsv");
   const models::Vocabulary vocabulary = models::Vocabulary::build(data.texts, {.specials = models::classification_specials()});
   const models::LabelSet labels = models::LabelSet::build(data.labels);
-  std::vector<std::vector<models::TokenId>> texts;
-  std::vector<std::size_t> lengths;
-  for (const models::Tokens& text : data.texts) {
-    texts.push_back(vocabulary.encode(text));
-    lengths.push_back(texts.back().size());
-  }
-  const std::vector<std::int64_t> label_ids = labels.encode(data);
-  const std::vector<models::Batch> batches = first_batches(lengths, 64, flags.warmup + flags.steps);
+  const models::EncodedTexts texts = models::encode_texts(data, vocabulary, labels);
+  const std::vector<models::Batch> batches = first_batches(texts.lengths, 64, flags.warmup + flags.steps);
   std::vector<std::pair<models::PaddedBatch, Indices>> prepared;
   for (const models::Batch& rows : batches) {
     Indices targets = Indices::from_shape({rows.size()});
-    for (std::size_t i = 0; i < rows.size(); ++i) targets(i) = label_ids[rows[i]];
-    prepared.emplace_back(models::pad_batch(texts, rows, 0), targets);
+    for (std::size_t i = 0; i < rows.size(); ++i) targets(i) = texts.labels[rows[i]];
+    prepared.emplace_back(models::make_batch(texts, rows), targets);
   }
   manual_seed(1);
   models::SequenceClassifier<float> model({.vocabulary = vocabulary.size(), .classes = labels.size()});
@@ -215,7 +210,7 @@ Result decode_greedy(const Flags& flags, std::size_t batch_size) {
   const Multi30k multi30k = read_multi30k(flags);
   const fs::path corpus_dir = flags.data / "multi30k";
   const models::ParallelCorpus valid = models::read_parallel_corpus(corpus_dir / "val.de", corpus_dir / "val.en");
-  const translate::EncodedPairs pairs = translate::encode_pairs(valid, multi30k.source, multi30k.target);
+  const models::EncodedPairs pairs = models::encode_pairs(valid, multi30k.source, multi30k.target);
   manual_seed(1);
   models::Seq2Seq<float> model(multi30k.model_options());
   model.eval();
@@ -223,7 +218,7 @@ Result decode_greedy(const Flags& flags, std::size_t batch_size) {
   for (std::size_t i = 0; i < flags.warmup + flags.steps; ++i) {
     models::Batch rows;
     for (std::size_t k = 0; k < batch_size; ++k) rows.push_back((i * batch_size + k) % pairs.source.size());
-    prepared.push_back(models::pad_batch(pairs.source, rows, 0));
+    prepared.push_back(models::source_batch(pairs, rows));
   }
   const std::string name = "decode-" + std::to_string(batch_size);
   if (!flags.export_dir.empty()) {

@@ -17,6 +17,7 @@
 
 #include <xgrad/framework.h>
 #include <xgrad/models/batching.h>
+#include <xgrad/models/classification_data.h>
 #include <xgrad/models/classifier.h>
 #include <xgrad/models/metrics.h>
 #include <xgrad/models/model_directory.h>
@@ -58,13 +59,6 @@ struct UseFlags {
   std::size_t threads = 2, batch = 64, max_length = default_max_length;
 };
 
-// Texts as token ids with their label ids.
-struct Examples {
-  std::vector<std::vector<models::TokenId>> tokens;
-  std::vector<std::int64_t> labels;
-  std::vector<std::size_t> lengths;
-};
-
 // The labelled texts of a TSV file, skipping (and reporting) the over-long ones.
 models::LabelledTexts read_texts(const fs::path& path, const models::TsvColumns& columns, std::size_t max_length) {
   models::LabelledTexts data =
@@ -78,18 +72,6 @@ void require_texts(const models::LabelledTexts& data, std::size_t max_length) {
   cli::require_examples(data.texts.size(), data.path, {.too_long = data.skipped_long}, max_length);
 }
 
-models::Tokens normalised(const models::Tokens& tokens) { return cli::normalised_tokens(models::join_tokens(tokens)); }
-
-Examples encode(const models::LabelledTexts& data, const Vocabulary& vocabulary, const LabelSet& labels) {
-  Examples examples;
-  examples.labels = labels.encode(data);
-  for (const models::Tokens& text : data.texts) {
-    examples.tokens.push_back(vocabulary.encode(normalised(text)));
-    examples.lengths.push_back(examples.tokens.back().size());
-  }
-  return examples;
-}
-
 models::Batch range(std::size_t begin, std::size_t end) {
   models::Batch rows;
   for (std::size_t i = begin; i < end; ++i) rows.push_back(i);
@@ -97,19 +79,19 @@ models::Batch range(std::size_t begin, std::size_t end) {
 }
 
 // Predicted label ids for every example, in batches.
-std::vector<std::int64_t> predict_all(const models::SequenceClassifier<float>& model, const Examples& examples,
-                                      std::size_t batch_size) {
+std::vector<std::int64_t> predict_all(const models::SequenceClassifier<float>& model,
+                                      const models::EncodedTexts& examples, std::size_t batch_size) {
   std::vector<std::int64_t> predictions;
   NoGradGuard no_graph;
   for (std::size_t start = 0; start < examples.tokens.size(); start += batch_size) {
     const models::Batch rows = range(start, std::min(examples.tokens.size(), start + batch_size));
-    const Indices predicted = argmax(model.forward(models::pad_batch(examples.tokens, rows, 0)).logits, -1);
+    const Indices predicted = argmax(model.forward(models::make_batch(examples, rows)).logits, -1);
     predictions.insert(predictions.end(), predicted.begin(), predicted.end());
   }
   return predictions;
 }
 
-models::ConfusionMatrix confusion(const models::SequenceClassifier<float>& model, const Examples& examples,
+models::ConfusionMatrix confusion(const models::SequenceClassifier<float>& model, const models::EncodedTexts& examples,
                                   std::size_t classes, std::size_t batch_size) {
   models::ConfusionMatrix matrix(classes);
   matrix.add(examples.labels, predict_all(model, examples, batch_size));
@@ -182,12 +164,10 @@ int train(const TrainFlags& flags) {
   const std::unique_ptr<models::ClassificationModel> loaded = cli::begin_run<models::ClassificationModel>(
       directory, flags.run.resume, [&] { return load(directory.path(), false); },
       [&] {
-        std::vector<models::Tokens> texts;
-        for (const models::Tokens& text : train_data.texts) texts.push_back(normalised(text));
         Vocabulary vocabulary = cli::building("the vocabulary", [&] {
-          return Vocabulary::build(texts, {.specials = models::classification_specials(),
-                                           .min_frequency = flags.run.min_freq,
-                                           .max_size = flags.run.max_vocab});
+          return Vocabulary::build(train_data.texts, {.specials = models::classification_specials(),
+                                                      .min_frequency = flags.run.min_freq,
+                                                      .max_size = flags.run.max_vocab});
         });
         LabelSet labels = LabelSet::build(train_data.labels);
         const models::ClassifierOptions options{.vocabulary = vocabulary.size(),
@@ -214,10 +194,10 @@ int train(const TrainFlags& flags) {
   const Vocabulary& vocabulary = loaded->vocabulary;
   const LabelSet& labels = loaded->labels;
   models::SequenceClassifier<float>& model = loaded->model;
-  const Examples train_examples =
-      cli::building("the encoded training texts", [&] { return encode(train_data, vocabulary, labels); });
-  const Examples valid_examples =
-      cli::building("the encoded validation texts", [&] { return encode(valid_data, vocabulary, labels); });
+  const models::EncodedTexts train_examples =
+      cli::building("the encoded training texts", [&] { return models::encode_texts(train_data, vocabulary, labels); });
+  const models::EncodedTexts valid_examples =
+      cli::building("the encoded validation texts", [&] { return models::encode_texts(valid_data, vocabulary, labels); });
   std::printf("%zu training and %zu validation texts; %zu words, %zu classes\n", train_examples.tokens.size(),
               valid_examples.tokens.size(), vocabulary.size(), labels.size());
 
@@ -235,7 +215,7 @@ int train(const TrainFlags& flags) {
            },
        .step =
            [&](const models::Batch& rows) {
-             models::PaddedBatch batch = models::pad_batch(train_examples.tokens, rows, 0);
+             models::PaddedBatch batch = models::make_batch(train_examples, rows);
              // Word dropout: hide words behind <unk> so that the model cannot lean on any one of them.
              if (flags.word_dropout > 0) {
                for (std::size_t row = 0; row < batch.lengths.size(); ++row) {
@@ -264,7 +244,8 @@ int evaluate(const UseFlags& flags) {
   loaded->model.eval();
   const models::LabelledTexts data = read_texts(flags.data, {flags.text_column, flags.label_column}, flags.max_length);
   require_texts(data, flags.max_length);
-  const Examples examples = cli::building("the encoded texts", [&] { return encode(data, loaded->vocabulary, loaded->labels); });
+  const models::EncodedTexts examples =
+      cli::building("the encoded texts", [&] { return models::encode_texts(data, loaded->vocabulary, loaded->labels); });
   const models::ConfusionMatrix matrix = cli::building("the predictions for " + flags.data.string(), [&] {
     return confusion(loaded->model, examples, loaded->labels.size(), flags.batch);
   });
@@ -286,7 +267,8 @@ int predict(const UseFlags& flags) {
     if (ids.empty()) return;
     NoGradGuard no_graph;
     const models::Classification<float> result = cli::building("the predictions for standard input", [&] {
-      return loaded->model.forward(models::pad_batch(ids, range(0, ids.size()), 0));
+      const models::TokenId pad_id = loaded->vocabulary.id(models::pad_token);
+      return loaded->model.forward(models::pad_batch(ids, range(0, ids.size()), pad_id));
     });
     const Tensor<float> probabilities = softmax(result.logits, -1);
     const Indices predicted = argmax(result.logits, -1);
@@ -308,7 +290,7 @@ int predict(const UseFlags& flags) {
   for (std::string line; std::getline(std::cin, line);) {
     models::Tokens tokens;
     try {
-      tokens = cli::standard_input_tokens(line, ++line_number, flags.max_length);
+      tokens = cli::standard_input_tokens(line, ++line_number, flags.max_length, loaded->vocabulary.normalization());
       if (tokens.empty()) throw file_error("<stdin>:" + std::to_string(line_number) + ": the text is empty");
     } catch (const file_error&) {
       flush();  // answer the lines before the bad one

@@ -99,6 +99,9 @@ std::vector<Example> read_trec(const std::string& path, std::map<std::string, st
   return examples;
 }
 
+// What padded positions hold: any word's id does, since their averaging weight is 0.
+constexpr std::int64_t padding_id = 0;
+
 // Token ids padded to the longest example, a [B, T, 1] weight of 1/length on real tokens
 // (so that summing over time averages), and the labels.
 struct Batch {
@@ -110,7 +113,7 @@ struct Batch {
 Batch make_batch(const std::vector<Example>& examples, std::size_t begin, std::size_t end) {
   std::size_t longest = 0;
   for (std::size_t i = begin; i < end; ++i) longest = std::max(longest, examples[i].tokens.size());
-  Batch batch{Indices(Shape{end - begin, longest}, 0), Tensor<float>::zeros({end - begin, longest, 1}),
+  Batch batch{Indices(Shape{end - begin, longest}, padding_id), Tensor<float>::zeros({end - begin, longest, 1}),
               Indices::from_shape({end - begin})};
   for (std::size_t i = begin; i < end; ++i) {
     const Example& example = examples[i];

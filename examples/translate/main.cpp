@@ -18,13 +18,13 @@
 #include <xgrad/framework.h>
 #include <xgrad/models/bleu.h>
 #include <xgrad/models/model_directory.h>
+#include <xgrad/models/translation_data.h>
 
 #include "cli.h"
 #include "data_checks.h"
 #include "svg.h"
 #include "text.h"
 #include "training_program.h"
-#include "translation_data.h"
 
 namespace {
 
@@ -75,13 +75,13 @@ struct Validation {
 };
 
 // Decodes every source sentence in batches, in the corpus order.
-std::vector<models::Translation> translate_all(const models::Seq2Seq<float>& model, const translate::EncodedPairs& pairs,
+std::vector<models::Translation> translate_all(const models::Seq2Seq<float>& model, const models::EncodedPairs& pairs,
                                                const models::SearchOptions& search, std::size_t batch_size) {
   std::vector<models::Translation> translations;
   for (std::size_t start = 0; start < pairs.source.size(); start += batch_size) {
     models::Batch rows;
     for (std::size_t i = start; i < std::min(pairs.source.size(), start + batch_size); ++i) rows.push_back(i);
-    for (models::Translation& t : model.translate(models::pad_batch(pairs.source, rows, 0), search)) {
+    for (models::Translation& t : model.translate(models::source_batch(pairs, rows), search)) {
       translations.push_back(std::move(t));
     }
   }
@@ -89,7 +89,7 @@ std::vector<models::Translation> translate_all(const models::Seq2Seq<float>& mod
 }
 
 // Call with the model in evaluation mode.
-Validation validate(const models::Seq2Seq<float>& model, const Vocabulary& target, const translate::EncodedPairs& pairs,
+Validation validate(const models::Seq2Seq<float>& model, const Vocabulary& target, const models::EncodedPairs& pairs,
                     const models::SearchOptions& search) {
   Validation result;
   double total = 0;
@@ -97,7 +97,7 @@ Validation validate(const models::Seq2Seq<float>& model, const Vocabulary& targe
   for (std::size_t start = 0; start < pairs.source.size(); start += 128) {
     models::Batch rows;
     for (std::size_t i = start; i < std::min(pairs.source.size(), start + 128); ++i) rows.push_back(i);
-    const translate::TranslationBatch batch = translate::make_batch(pairs, rows);
+    const models::TranslationBatch batch = models::make_batch(pairs, rows);
     const auto [sum, count] = model.evaluate_loss(batch.source, batch.target);
     total += sum;
     tokens += count;
@@ -161,10 +161,10 @@ int train(const TrainFlags& flags) {
         write_file_atomically(directory.file(models::model_file::config), models::to_json(built.model.options()));
       });
   models::Seq2Seq<float>& model = loaded->model;
-  const translate::EncodedPairs train_pairs = cli::building(
-      "the encoded training pairs", [&] { return translate::encode_pairs(train_corpus, loaded->source, loaded->target); });
-  const translate::EncodedPairs valid_pairs = cli::building(
-      "the encoded validation pairs", [&] { return translate::encode_pairs(valid_corpus, loaded->source, loaded->target); });
+  const models::EncodedPairs train_pairs = cli::building(
+      "the encoded training pairs", [&] { return models::encode_pairs(train_corpus, loaded->source, loaded->target); });
+  const models::EncodedPairs valid_pairs = cli::building(
+      "the encoded validation pairs", [&] { return models::encode_pairs(valid_corpus, loaded->source, loaded->target); });
   std::size_t parameters = 0;
   for (const Tensor<float>& p : model.parameters()) parameters += p.size();
   std::printf("%zu training pairs, %zu validation pairs; vocabularies %zu (source) and %zu (target); %zu parameters\n",
@@ -186,7 +186,7 @@ int train(const TrainFlags& flags) {
            },
        .step =
            [&](const models::Batch& rows) {
-             const translate::TranslationBatch batch = translate::make_batch(train_pairs, rows);
+             const models::TranslationBatch batch = models::make_batch(train_pairs, rows);
              return training::StepOutput{
                  model.loss(batch.source, batch.target, flags.teacher_forcing, flags.run.label_smoothing),
                  batch.target_tokens};
@@ -204,7 +204,7 @@ int evaluate(const DecodeFlags& flags) {
   const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
   loaded->model.eval();
   const models::ParallelCorpus corpus = read_pairs(flags.src, flags.ref, flags.max_length);
-  const translate::EncodedPairs pairs = translate::encode_pairs(corpus, loaded->source, loaded->target);
+  const models::EncodedPairs pairs = models::encode_pairs(corpus, loaded->source, loaded->target);
   double total = 0;
   std::size_t tokens = 0;
   std::vector<models::Tokens> hypotheses;
@@ -217,7 +217,7 @@ int evaluate(const DecodeFlags& flags) {
   for (std::size_t start = 0; start < pairs.source.size(); start += flags.batch) {
     models::Batch rows;
     for (std::size_t i = start; i < std::min(pairs.source.size(), start + flags.batch); ++i) rows.push_back(i);
-    const translate::TranslationBatch batch = translate::make_batch(pairs, rows);
+    const models::TranslationBatch batch = models::make_batch(pairs, rows);
     const auto [sum, count] = loaded->model.evaluate_loss(batch.source, batch.target);
     total += sum;
     tokens += count;
@@ -237,13 +237,14 @@ int translate_stdin(const DecodeFlags& flags) {
   bool picture_written = flags.attention_svg.empty();
   std::vector<models::Tokens> lines;
   auto flush = [&] {
-    translate::EncodedPairs pairs;
+    std::vector<models::Tokens> sentences;
     std::vector<std::size_t> nonempty;
     for (std::size_t i = 0; i < lines.size(); ++i) {
       if (lines[i].empty()) continue;
       nonempty.push_back(i);
-      pairs.source.push_back(loaded->source.encode(lines[i]));
+      sentences.push_back(lines[i]);
     }
+    const models::EncodedPairs pairs = models::encode_sources(sentences, loaded->source);
     std::vector<models::Translation> translations = cli::building("the translations of standard input", [&] {
       return pairs.source.empty() ? std::vector<models::Translation>{} : translate_all(loaded->model, pairs, search, flags.batch);
     });
@@ -271,7 +272,7 @@ int translate_stdin(const DecodeFlags& flags) {
   for (std::string line; std::getline(std::cin, line);) {
     models::Tokens tokens;
     try {
-      tokens = cli::standard_input_tokens(line, ++line_number, flags.max_length);
+      tokens = cli::standard_input_tokens(line, ++line_number, flags.max_length, loaded->source.normalization());
     } catch (const file_error&) {
       flush();  // answer the lines before the bad one
       throw;

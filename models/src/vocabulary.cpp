@@ -101,6 +101,18 @@ void check_unique(const std::vector<std::string>& names, const std::string& labe
   }
 }
 
+// The rule a vocabulary file records; files written before rules were recorded have none.
+TextNormalization normalization_of(const nlohmann::json& document, const std::string& label) {
+  if (!document.contains("normalization")) return unrecorded_text_normalization;
+  const nlohmann::json& name = document["normalization"];
+  if (!name.is_string()) fail(label, "\"normalization\" is ", name.dump(), ", not a string");
+  try {
+    return text_normalization_from_string(name.get<std::string>());
+  } catch (const std::invalid_argument& e) {
+    fail(label, "\"normalization\": ", e.what());
+  }
+}
+
 std::optional<std::int64_t> parse_integer(std::string_view text) {
   std::int64_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -116,7 +128,9 @@ std::vector<std::string> translation_specials() {
 
 std::vector<std::string> classification_specials() { return {std::string(pad_token), std::string(unknown_token)}; }
 
-Vocabulary::Vocabulary(std::vector<std::string> specials, const std::vector<std::string>& tokens) {
+Vocabulary::Vocabulary(std::vector<std::string> specials, const std::vector<std::string>& tokens,
+                       TextNormalization normalization)
+    : normalization_(normalization) {
   if (std::find(specials.begin(), specials.end(), unknown_token) == specials.end()) {
     throw std::invalid_argument(detail::message("Vocabulary: the specials [", listed(specials), "] must include ",
                                                 unknown_token, ", which unknown tokens map to"));
@@ -138,9 +152,9 @@ Vocabulary Vocabulary::build(const std::vector<Tokens>& sentences, const Vocabul
     throw std::invalid_argument(detail::message("Vocabulary::build: max_size ", *options.max_size, " is smaller than the ",
                                                 options.specials.size(), " special tokens"));
   }
-  std::unordered_map<std::string_view, std::size_t> counts;
+  std::unordered_map<std::string, std::size_t> counts;
   for (const Tokens& sentence : sentences) {
-    for (const std::string& token : sentence) ++counts[token];
+    for (const std::string& token : sentence) ++counts[models::normalised(token, options.normalization)];
   }
   for (const std::string& special : options.specials) counts.erase(special);
 
@@ -156,7 +170,7 @@ Vocabulary Vocabulary::build(const std::vector<Tokens>& sentences, const Vocabul
   std::vector<std::string> tokens;
   tokens.reserve(kept.size());
   for (const auto& [token, count] : kept) tokens.emplace_back(token);
-  return Vocabulary(options.specials, tokens);
+  return Vocabulary(options.specials, tokens, options.normalization);
 }
 
 TokenId Vocabulary::id(std::string_view token) const {
@@ -172,10 +186,17 @@ const std::string& Vocabulary::token(TokenId id) const {
   return tokens_[static_cast<std::size_t>(id)];
 }
 
+Tokens Vocabulary::normalised(const Tokens& tokens) const {
+  Tokens result;
+  result.reserve(tokens.size());
+  for (const std::string& token : tokens) result.push_back(models::normalised(token, normalization_));
+  return result;
+}
+
 std::vector<TokenId> Vocabulary::encode(const Tokens& tokens) const {
   std::vector<TokenId> ids;
   ids.reserve(tokens.size());
-  for (const std::string& token : tokens) {
+  for (const std::string& token : normalised(tokens)) {
     const auto found = ids_.find(token);
     ids.push_back(found == ids_.end() ? unknown_id_ : found->second);
   }
@@ -197,6 +218,7 @@ std::string Vocabulary::to_json() const {
   const auto specials_end = tokens_.begin() + static_cast<std::ptrdiff_t>(special_count_);
   nlohmann::json document = {{"format", vocabulary_format},
                              {"version", format_version},
+                             {"normalization", to_string(normalization_)},
                              {"specials", std::vector<std::string>(tokens_.begin(), specials_end)},
                              {"tokens", std::vector<std::string>(specials_end, tokens_.end())}};
   return dump_document(document, "Vocabulary::to_json");
@@ -207,6 +229,7 @@ Vocabulary Vocabulary::from_json(std::string_view text, const std::string& label
   const nlohmann::json document = parse_document(text, label, vocabulary_format);
   std::vector<std::string> specials = string_array(document, "specials", label);
   const std::vector<std::string> tokens = string_array(document, "tokens", label);
+  const TextNormalization normalization = normalization_of(document, label);
   for (const std::string& special : expected_specials) {
     if (std::find(specials.begin(), specials.end(), special) == specials.end()) {
       fail(label, "special token '", special, "' is missing (the file has [", listed(specials), "], expected [",
@@ -220,7 +243,7 @@ Vocabulary Vocabulary::from_json(std::string_view text, const std::string& label
   std::vector<std::string> all = specials;
   all.insert(all.end(), tokens.begin(), tokens.end());
   check_unique(all, label, "token");
-  return Vocabulary(std::move(specials), tokens);
+  return Vocabulary(std::move(specials), tokens, normalization);
 }
 
 void Vocabulary::save(const std::string& path) const { write_file_atomically(path, to_json()); }

@@ -5,6 +5,8 @@
 #include <numeric>
 
 #include "xgrad/models/batching.h"
+#include "xgrad/models/classification_data.h"
+#include "xgrad/models/translation_data.h"
 
 using namespace xgrad;
 using namespace xgrad::models;
@@ -127,6 +129,42 @@ BOOST_AUTO_TEST_CASE(pad_batch_pads_rows_at_the_end) {
   BOOST_TEST(with_pad_id.ids == shaped({2, 3}, {8, 3, 3, 5, 6, 7}));
   BOOST_TEST(pad_batch(sequences, {}, 0).ids.shape() == (Shape{0, 0}), boost::test_tools::per_element());
   BOOST_CHECK_THROW(pad_batch(sequences, {0, 4}, 0), index_error);
+}
+
+// Specials in another order than the programs': <pad> is id 1, so a batch padded with a
+// literal 0 (<unk> here) would show.
+const std::vector<std::string> reordered_specials = {"<unk>", "<pad>", "<sos>", "<eos>"};
+
+BOOST_AUTO_TEST_CASE(sentence_pairs_get_sos_and_eos_and_are_padded_with_the_vocabularies_pad) {
+  const Vocabulary source(reordered_specials, {"ein", "hund"});  // ein 4, hund 5
+  const Vocabulary target({"<sos>", "<eos>", "<unk>", "<pad>"}, {"a", "dog"});  // <pad> 3, a 4, dog 5
+  const ParallelCorpus corpus{.source = {{"Ein", "Hund"}, {"hund"}}, .target = {{"A", "dog"}, {"cat"}}};
+  const EncodedPairs pairs = encode_pairs(corpus, source, target);
+  BOOST_TEST(pairs.source == (std::vector<std::vector<TokenId>>{{4, 5}, {5}}));
+  BOOST_TEST(pairs.target_inputs == (std::vector<std::vector<TokenId>>{{0, 4, 5}, {0, 2}}));
+  BOOST_TEST(pairs.target_outputs == (std::vector<std::vector<TokenId>>{{4, 5, 1}, {2, 1}}));
+  BOOST_TEST(pairs.references == (std::vector<Tokens>{{"a", "dog"}, {"cat"}}));
+  BOOST_TEST(pairs.lengths == (std::vector<std::size_t>{3, 2}));
+
+  const TranslationBatch batch = make_batch(pairs, {1, 0});
+  BOOST_TEST(batch.source.ids == shaped({2, 2}, {5, 1, 4, 5}));
+  BOOST_TEST(batch.source.lengths == (std::vector<std::size_t>{1, 2}));
+  BOOST_TEST(batch.target.inputs == shaped({2, 3}, {0, 2, 3, 0, 4, 5}));
+  BOOST_TEST(batch.target.outputs == shaped({2, 3}, {2, 1, 3, 4, 5, 1}));
+  BOOST_TEST(batch.target_tokens == 5u);
+
+  const EncodedPairs sources = encode_sources({{"hund"}, {"ein", "EIN", "katze"}}, source);
+  BOOST_TEST(source_batch(sources, {0, 1}).ids == shaped({2, 3}, {5, 1, 1, 4, 4, 0}));
+}
+
+BOOST_AUTO_TEST_CASE(labelled_texts_are_padded_with_the_vocabularys_pad) {
+  const Vocabulary vocabulary(reordered_specials, {"good", "bad"});  // good 4, bad 5
+  const LabelledTexts data{.path = "t.tsv", .texts = {{"Good"}, {"bad", "BAD", "film"}}, .labels = {"1", "0"}, .lines = {2, 3}};
+  const EncodedTexts texts = encode_texts(data, vocabulary, LabelSet({"0", "1"}));
+  BOOST_TEST(texts.tokens == (std::vector<std::vector<TokenId>>{{4}, {5, 5, 0}}));
+  BOOST_TEST(texts.labels == (std::vector<std::int64_t>{1, 0}));
+  BOOST_TEST(texts.lengths == (std::vector<std::size_t>{1, 3}));
+  BOOST_TEST(make_batch(texts, {0, 1}).ids == shaped({2, 3}, {4, 1, 1, 5, 5, 0}));
 }
 
 BOOST_AUTO_TEST_CASE(padding_mask_marks_positions_past_each_length) {

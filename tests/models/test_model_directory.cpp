@@ -107,6 +107,71 @@ BOOST_AUTO_TEST_CASE(vocabularies_and_labels_must_fit_the_configuration) {
   BOOST_TEST(contains(classification_error(files), "m/vocab.json: 4 entries, but m/config.json has \"vocabulary\": 5"));
 }
 
+// The pad id the batches use comes from the vocabularies, the one the model masks from the
+// configuration: a directory where they differ would train or decode with padding taken as a word.
+BOOST_AUTO_TEST_CASE(a_pad_id_that_differs_from_the_vocabularys_pad_is_refused_naming_both) {
+  std::map<std::string, std::string> files = translation_files();
+  Seq2SeqOptions moved_pad = translation_options;
+  moved_pad.pad_id = 2;
+  files[file::config] = to_json(moved_pad);
+  const std::string translation = translation_error(files);
+  BOOST_TEST(contains(translation, "m/source.vocab.json: <pad> has id 0, but m/config.json has \"pad_id\": 2"), translation);
+
+  files = classification_files();
+  ClassifierOptions moved = classification_options;
+  moved.pad_id = 1;
+  files[file::config] = to_json(moved);
+  const std::string classification = classification_error(files);
+  BOOST_TEST(contains(classification, "m/vocab.json: <pad> has id 0, but m/config.json has \"pad_id\": 1"), classification);
+}
+
+// The programs write the options' default ids beside vocabularies built with these specials.
+BOOST_AUTO_TEST_CASE(the_default_special_ids_are_where_the_programs_specials_put_them) {
+  const Vocabulary translation(translation_specials(), {});
+  const Seq2SeqOptions seq2seq{};
+  BOOST_TEST(translation.id(pad_token) == seq2seq.pad_id);
+  BOOST_TEST(translation.id(start_token) == seq2seq.sos_id);
+  BOOST_TEST(translation.id(end_token) == seq2seq.eos_id);
+  BOOST_TEST(Vocabulary(classification_specials(), {}).id(pad_token) == ClassifierOptions{}.pad_id);
+}
+
+BOOST_AUTO_TEST_CASE(a_saved_model_reads_text_with_the_rule_and_ids_it_was_built_with) {
+  TempDir dir;
+  std::map<std::string, std::string> files = translation_files();
+  const Vocabulary source =
+      Vocabulary::build({{"Ein", "Hund", "ein", "HUND", "bellt"}}, {.specials = translation_specials(), .max_size = 6});
+  files[file::source_vocabulary] = source.to_json();
+  write_directory(dir, files);
+  const auto loaded = load_translation_model(ModelDirectory(dir.path.string()), true);
+  BOOST_TEST((loaded->source.normalization() == TextNormalization::lowercase_latin1_v1));
+  BOOST_TEST((loaded->target.normalization() == TextNormalization::lowercase_latin1_v1));
+  BOOST_TEST(loaded->source.tokens() == source.tokens());
+  BOOST_TEST(loaded->source.encode({"EIN", "hund", "Bellt"}) == (std::vector<TokenId>{4, 5, 1}));
+  BOOST_TEST(loaded->source.id(pad_token) == loaded->model.options().pad_id);
+  BOOST_TEST(loaded->target.id(pad_token) == loaded->model.options().pad_id);
+}
+
+// Directories written before the rule was recorded load, reading text as the programs did then.
+BOOST_AUTO_TEST_CASE(a_directory_without_a_recorded_rule_loads_with_the_old_one) {
+  const auto without_rule = [](const std::string& json) {
+    const std::string key = "\"normalization\": \"lowercase-latin1-v1\",";
+    const std::size_t at = json.find(key);
+    BOOST_TEST_REQUIRE(at != std::string::npos);
+    return json.substr(0, at) + json.substr(at + key.size());
+  };
+  std::map<std::string, std::string> files = classification_files();
+  files[file::vocabulary] = without_rule(files[file::vocabulary]);
+  const auto loaded = load_classification_model(ModelFilesInMemory("m", files), true);
+  BOOST_TEST((loaded->vocabulary.normalization() == unrecorded_text_normalization));
+  BOOST_TEST(loaded->vocabulary.encode({"W3"}) == (std::vector<TokenId>{3}));
+
+  files = translation_files();
+  files[file::source_vocabulary] = without_rule(files[file::source_vocabulary]);
+  files[file::target_vocabulary] = without_rule(files[file::target_vocabulary]);
+  BOOST_TEST((load_translation_model(ModelFilesInMemory("m", files), true)->target.normalization() ==
+              unrecorded_text_normalization));
+}
+
 BOOST_AUTO_TEST_CASE(weights_must_fit_the_configuration) {
   // The weights of a model with a larger output layer, beside vocabularies and a configuration that agree.
   ClassifierOptions larger = classification_options;

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "xgrad/models/corpus.h"
+#include "xgrad/models/text.h"
 #include "xgrad/models/vocabulary.h"
 
 using xgrad::testing::error_message;
@@ -182,6 +183,31 @@ BOOST_AUTO_TEST_CASE(tsv_errors_name_file_and_line) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+BOOST_AUTO_TEST_SUITE(normalisation)
+
+constexpr TextNormalization lowercase = TextNormalization::lowercase_latin1_v1;
+
+BOOST_AUTO_TEST_CASE(lowercase_latin1_lowers_ascii_and_latin1_letters_only) {
+  // À..Þ become à..þ; × (U+00D7), ß (U+00DF), Ÿ (U+0178) and letters beyond Latin-1 stay.
+  BOOST_TEST(normalised("Ein MÄDCHEN, ÀÉÎÕÜÞ × ß Ÿ Ω é", lowercase) == "ein mädchen, àéîõüþ × ß Ÿ Ω é");
+  BOOST_TEST(normalised_tokens("  Zwei\tJunge  WEIßE\r\n", lowercase) == (Tokens{"zwei", "junge", "weiße"}));
+  BOOST_TEST(normalised_tokens(" \t ", lowercase).empty());
+  // Token by token gives what the whole line gives, so split corpora and raw lines agree.
+  const std::string line = "Ein Mann IN Österreich .";
+  Tokens one_by_one;
+  for (const std::string& token : split_tokens(line)) one_by_one.push_back(normalised(token, lowercase));
+  BOOST_TEST(one_by_one == normalised_tokens(line, lowercase));
+}
+
+BOOST_AUTO_TEST_CASE(rules_are_saved_by_a_versioned_name) {
+  BOOST_TEST(to_string(lowercase) == "lowercase-latin1-v1");
+  BOOST_TEST((text_normalization_from_string("lowercase-latin1-v1") == lowercase));
+  const std::string message = error_message<std::invalid_argument>([] { text_normalization_from_string("lowercase"); });
+  BOOST_TEST(contains(message, "text normalisation 'lowercase' is not one of: lowercase-latin1-v1"), message);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(vocabulary)
 
 const std::vector<Tokens> sentences = {{"the", "dog", "runs", "."}, {"the", "cat", "sleeps", "."}, {"a", "dog", "."}};
@@ -243,6 +269,28 @@ BOOST_AUTO_TEST_CASE(encode_maps_unknown_tokens_to_unk_and_decode_inverts) {
   BOOST_TEST(vocabulary.contains("sleeps"));
 }
 
+BOOST_AUTO_TEST_CASE(tokens_are_counted_and_encoded_under_the_vocabularys_rule) {
+  const Vocabulary vocabulary = Vocabulary::build({{"The", "dog", "."}, {"the", "DOG", "Ähre"}}, {.min_frequency = 2});
+  BOOST_TEST(vocabulary.tokens() == (std::vector<std::string>{"<pad>", "<unk>", "dog", "the"}));
+  BOOST_TEST((vocabulary.normalization() == TextNormalization::lowercase_latin1_v1));
+  BOOST_TEST(vocabulary.encode({"THE", "Dog", "ähre"}) == (std::vector<TokenId>{3, 2, 1}));
+  BOOST_TEST(vocabulary.normalised({"Ähre", "DOG"}) == (Tokens{"ähre", "dog"}));
+}
+
+BOOST_AUTO_TEST_CASE(the_rule_is_saved_and_a_file_without_one_reads_as_before) {
+  const Vocabulary vocabulary = Vocabulary::build(sentences, {.specials = translation_specials()});
+  const std::string json = vocabulary.to_json();
+  BOOST_TEST(contains(json, "\"normalization\": \"lowercase-latin1-v1\""), json);
+  BOOST_TEST((Vocabulary::from_json(json, "v.json", translation_specials()).normalization() ==
+              TextNormalization::lowercase_latin1_v1));
+
+  // Written before rules were recorded: the rule the programs applied then.
+  const std::string unrecorded = R"({"format": "xgrad-vocabulary", "version": 1, "specials": ["<pad>", "<unk>"], "tokens": ["a"]})";
+  const Vocabulary old = Vocabulary::from_json(unrecorded, "old.json", classification_specials());
+  BOOST_TEST((old.normalization() == unrecorded_text_normalization));
+  BOOST_TEST(old.encode({"A"}) == (std::vector<TokenId>{2}));
+}
+
 BOOST_AUTO_TEST_CASE(save_and_load_round_trip) {
   TempDir dir;
   const Vocabulary vocabulary = Vocabulary::build(sentences, {.specials = translation_specials()});
@@ -283,6 +331,10 @@ BOOST_AUTO_TEST_CASE(load_names_the_file_and_the_problem) {
   BOOST_TEST(contains(problem("unk_twice.json", "{" + header + specials + R"("tokens": ["<unk>"]})"), "token '<unk>' occurs twice"));
   BOOST_TEST(contains(problem("no_eos.json", "{" + header + R"("specials": ["<pad>", "<unk>", "<sos>"], "tokens": []})"),
                       "special token '<eos>' is missing"));
+  BOOST_TEST(contains(problem("rule.json", "{" + header + specials + R"("normalization": "nfkc", "tokens": []})"),
+                      "\"normalization\": text normalisation 'nfkc' is not one of: lowercase-latin1-v1"));
+  BOOST_TEST(contains(problem("rule_type.json", "{" + header + specials + R"("normalization": 1, "tokens": []})"),
+                      "\"normalization\" is 1, not a string"));
   BOOST_TEST(contains(problem("order.json", "{" + header + R"("specials": ["<unk>", "<pad>", "<sos>", "<eos>"], "tokens": []})"),
                       "needs exactly [<pad>, <unk>, <sos>, <eos>]"));
   const std::string missing = (dir.path / "absent.json").string();

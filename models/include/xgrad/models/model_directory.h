@@ -4,10 +4,12 @@
 //   translation:    config.json, source.vocab.json, target.vocab.json, model.safetensors
 //   classification: config.json, vocab.json, labels.json, model.safetensors
 // Each file must be a regular file under its size limit and UTF-8 where it is text; the
-// vocabularies and labels must have the sizes the configuration says; the configuration must
+// vocabularies and labels must have the sizes the configuration says, and their special
+// tokens the ids the configuration's pad_id, sos_id and eos_id say; the configuration must
 // ask for no more than ModelLimits::max_parameters; the weights must have exactly the shapes
 // of the model the configuration describes and be finite. Every failure is a file_error
-// naming the file (both files when two disagree).
+// naming the file (both files when two disagree). The vocabularies also record the text
+// normalisation they were built with (vocabulary.h), so a loaded model reads text as in training.
 
 #include <map>
 #include <memory>

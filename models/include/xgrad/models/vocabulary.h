@@ -1,7 +1,9 @@
 #pragma once
 // Vocabulary (token <-> id) and LabelSet (class label <-> id): built once from training data,
 // saved as JSON beside the model, and loaded back with validation, so that a model is
-// always used with the ids it was trained with.
+// always used with the ids it was trained with. A vocabulary also records the normalisation
+// rule of its tokens (text.h) and applies it to every token it counts or encodes, so that a
+// loaded model reads text exactly as it did in training.
 
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "xgrad/models/corpus.h"
+#include "xgrad/models/text.h"
 
 namespace xgrad::models {
 
@@ -41,6 +44,8 @@ struct VocabularyOptions {
   std::size_t min_frequency = 1;
   // At most this many ids, specials included; the most frequent tokens are kept.
   std::optional<std::size_t> max_size = std::nullopt;
+  // Applied to every token before it is counted; recorded in the vocabulary.
+  TextNormalization normalization = TextNormalization::lowercase_latin1_v1;
 };
 
 struct DecodeOptions {
@@ -59,12 +64,15 @@ using StringIds = std::unordered_map<std::string, TokenId, StringHash, std::equa
 
 class Vocabulary {
  public:
-  // Specials take ids 0..k-1, the other tokens k, k+1, ... in the order given. Duplicates,
-  // or specials without <unk>, are std::invalid_argument.
-  Vocabulary(std::vector<std::string> specials, const std::vector<std::string>& tokens);
+  // Specials take ids 0..k-1, the other tokens k, k+1, ... in the order given, which are
+  // taken as already normalised by `normalization`. Duplicates, or specials without <unk>,
+  // are std::invalid_argument.
+  Vocabulary(std::vector<std::string> specials, const std::vector<std::string>& tokens,
+             TextNormalization normalization = TextNormalization::lowercase_latin1_v1);
 
-  // The specials, then every other token seen at least min_frequency times, by frequency
-  // (highest first) and then by token (byte order), so the ids do not depend on hashing.
+  // The specials, then every other normalised token seen at least min_frequency times, by
+  // frequency (highest first) and then by token (byte order), so the ids do not depend on
+  // hashing.
   static Vocabulary build(const std::vector<Tokens>& sentences, const VocabularyOptions& options = {});
 
   std::size_t size() const noexcept { return tokens_.size(); }
@@ -75,21 +83,25 @@ class Vocabulary {
   // The id of a token the vocabulary holds; xgrad::index_error naming the token otherwise.
   TokenId id(std::string_view token) const;
   TokenId unknown_id() const noexcept { return unknown_id_; }
+  TextNormalization normalization() const noexcept { return normalization_; }
   bool is_special(TokenId id) const noexcept { return id >= 0 && static_cast<std::size_t>(id) < special_count_; }
   // xgrad::index_error for an id outside [0, size()).
   const std::string& token(TokenId id) const;
 
-  // Unknown tokens become <unk>.
+  // The tokens as this vocabulary holds them: each normalised by its rule.
+  Tokens normalised(const Tokens& tokens) const;
+  // The ids of the normalised tokens; unknown tokens become <unk>.
   std::vector<TokenId> encode(const Tokens& tokens) const;
   Tokens decode(std::span<const TokenId> ids, const DecodeOptions& options = {}) const;
 
-  // {"format": "xgrad-vocabulary", "version": 1, "specials": [...], "tokens": [...]}, the
-  // non-special tokens in id order.
+  // {"format": "xgrad-vocabulary", "version": 1, "normalization": "lowercase-latin1-v1",
+  // "specials": [...], "tokens": [...]}, the non-special tokens in id order.
   std::string to_json() const;
   // Parses to_json() output; `label` (the file name) starts every error message. The specials
   // must be exactly `expected_specials`, so that the program's fixed ids mean what it thinks.
-  // Malformed JSON, a missing or mistyped key, a duplicate token or a missing special is a
-  // file_error naming the label and the problem.
+  // Malformed JSON, a missing or mistyped key, an unknown normalisation, a duplicate token or
+  // a missing special is a file_error naming the label and the problem. A file without
+  // "normalization" (written before it was recorded) reads as unrecorded_text_normalization.
   static Vocabulary from_json(std::string_view text, const std::string& label,
                               const std::vector<std::string>& expected_specials);
   // Writes to_json() with write_file_atomically.
@@ -101,6 +113,7 @@ class Vocabulary {
   StringIds ids_;
   std::size_t special_count_ = 0;
   TokenId unknown_id_ = 0;
+  TextNormalization normalization_ = TextNormalization::lowercase_latin1_v1;
 };
 
 // The classes of a classification task. Labels are kept as the text found in the data

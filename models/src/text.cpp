@@ -1,0 +1,55 @@
+#include "xgrad/models/text.h"
+
+#include <stdexcept>
+
+#include "xgrad/framework/errors.h"
+
+namespace xgrad::models {
+namespace {
+
+constexpr std::string_view lowercase_latin1_v1_name = "lowercase-latin1-v1";
+
+std::string lowercase_latin1(std::string_view text) {
+  std::string lowered(text);
+  for (std::size_t i = 0; i < lowered.size(); ++i) {
+    auto& c = reinterpret_cast<unsigned char&>(lowered[i]);
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<unsigned char>(c + 32);
+    } else if (c == 0xC3 && i + 1 < lowered.size()) {
+      // U+00C0..U+00DE are the upper-case Latin-1 letters (but U+00D7, the multiplication
+      // sign); their lower-case forms are 0x20 higher in the second byte.
+      auto& next = reinterpret_cast<unsigned char&>(lowered[i + 1]);
+      if (next >= 0x80 && next <= 0x9E && next != 0x97) next = static_cast<unsigned char>(next + 0x20);
+      ++i;
+    }
+  }
+  return lowered;
+}
+
+}  // namespace
+
+std::string to_string(TextNormalization rule) {
+  switch (rule) {
+    case TextNormalization::lowercase_latin1_v1:
+      return std::string(lowercase_latin1_v1_name);
+  }
+  throw std::invalid_argument("to_string: unnamed TextNormalization");
+}
+
+TextNormalization text_normalization_from_string(std::string_view name) {
+  if (name == lowercase_latin1_v1_name) return TextNormalization::lowercase_latin1_v1;
+  throw std::invalid_argument(
+      detail::message("text normalisation '", name, "' is not one of: ", lowercase_latin1_v1_name));
+}
+
+std::string normalised(std::string_view text, TextNormalization rule) {
+  switch (rule) {
+    case TextNormalization::lowercase_latin1_v1:
+      return lowercase_latin1(text);
+  }
+  throw std::invalid_argument("normalised: unknown TextNormalization");
+}
+
+Tokens normalised_tokens(std::string_view line, TextNormalization rule) { return split_tokens(normalised(line, rule)); }
+
+}  // namespace xgrad::models
