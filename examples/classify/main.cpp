@@ -219,7 +219,7 @@ int train(const TrainFlags& flags) {
                                             .hidden_size = flags.hidden,
                                             .layers = flags.layers,
                                             .bidirectional = !flags.unidirectional,
-                                            .cell = models::cell_kind_from_string(flags.cell),
+                                            .cell = nn::cell_kind_from_string(flags.cell),
                                             .pooling = models::pooling_kind_from_string(flags.attention),
                                             .attention_size = flags.attention_size,
                                             .attention_heads = flags.heads,

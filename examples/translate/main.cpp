@@ -169,7 +169,7 @@ int train(const TrainFlags& flags) {
                                          .encoder_hidden = flags.hidden,
                                          .decoder_hidden = flags.hidden,
                                          .encoder_layers = flags.layers,
-                                         .cell = models::cell_kind_from_string(flags.cell),
+                                         .cell = nn::cell_kind_from_string(flags.cell),
                                          .attention = models::attention_kind_from_string(flags.attention),
                                          .input_feeding = flags.input_feeding,
                                          .dropout = flags.dropout};
