@@ -516,24 +516,29 @@ RecurrentState<T> GRUCell<T>::step(const Tensor<T>& x, const RecurrentState<T>& 
   return {.h = forward(x, state.h)};
 }
 
+namespace {
+
+// The one place that maps a kind to its class, for layers and cells alike.
+template <class Interface, class Rnn, class Lstm, class Gru, class Options>
+std::unique_ptr<Interface> make_of_kind(CellKind kind, const Options& options, const char* where) {
+  switch (kind) {
+    case CellKind::rnn: return std::make_unique<Rnn>(options);
+    case CellKind::lstm: return std::make_unique<Lstm>(options);
+    case CellKind::gru: return std::make_unique<Gru>(options);
+  }
+  refuse_kind(kind, where);
+}
+
+}  // namespace
+
 template <class T>
 std::unique_ptr<RecurrentLayer<T>> make_recurrent_layer(CellKind kind, const RnnOptions& options) {
-  switch (kind) {
-    case CellKind::rnn: return std::make_unique<RNN<T>>(options);
-    case CellKind::lstm: return std::make_unique<LSTM<T>>(options);
-    case CellKind::gru: return std::make_unique<GRU<T>>(options);
-  }
-  refuse_kind(kind, "make_recurrent_layer");
+  return make_of_kind<RecurrentLayer<T>, RNN<T>, LSTM<T>, GRU<T>>(kind, options, "make_recurrent_layer");
 }
 
 template <class T>
 std::unique_ptr<RecurrentCell<T>> make_recurrent_cell(CellKind kind, const RnnCellOptions& options) {
-  switch (kind) {
-    case CellKind::rnn: return std::make_unique<RNNCell<T>>(options);
-    case CellKind::lstm: return std::make_unique<LSTMCell<T>>(options);
-    case CellKind::gru: return std::make_unique<GRUCell<T>>(options);
-  }
-  refuse_kind(kind, "make_recurrent_cell");
+  return make_of_kind<RecurrentCell<T>, RNNCell<T>, LSTMCell<T>, GRUCell<T>>(kind, options, "make_recurrent_cell");
 }
 
 template std::unique_ptr<RecurrentLayer<float>> make_recurrent_layer(CellKind, const RnnOptions&);

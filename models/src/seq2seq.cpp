@@ -47,7 +47,7 @@ void validate(const Seq2SeqOptions& o) {
 }  // namespace
 
 double estimated_parameters(const Seq2SeqOptions& o) {
-  // Weights per layer and direction of a gated recurrence: gates x H x (input + H + 2 biases).
+  // Weights per layer and direction of a recurrence: gates x H x (input + H + 2 biases).
   const double gates = double(nn::gate_count(o.cell)), e = double(o.embedding_size), h = double(o.encoder_hidden),
                d = double(o.decoder_hidden), memory = 2 * h;
   return (double(o.source_vocabulary) + double(o.target_vocabulary)) * e + 2 * gates * h * (e + h + 2) +
@@ -187,7 +187,7 @@ struct Seq2Seq<T>::Encoded {
 template <class T>
 struct Seq2Seq<T>::DecoderState {
   nn::RecurrentState<T> recurrent;  // the decoder cell's: h [B, decoder_hidden], and c for the LSTM
-  Tensor<T> attentional;            // input feeding only: the previous attentional vector  // input feeding only: the previous attentional vector
+  Tensor<T> attentional;            // input feeding only: the previous attentional vector
 };
 
 template <class T>
@@ -251,15 +251,14 @@ template <class T>
 std::pair<Tensor<T>, Tensor<T>> Seq2Seq<T>::step(const Tensor<T>& embedded, const Encoded& encoded, DecoderState& state,
                                                  std::size_t position) const {
   const nn::AttendOptions attend{.key_padding = encoded.padding, .query_offset = position};
-  auto advance = [&](const Tensor<T>& input) { state.recurrent = decoder_->step(input, state.recurrent); };
   if (!options_.input_feeding) {  // Bahdanau: the previous state chooses what to read
     const nn::AttentionOutput<T> read = attention_->attend(unsqueeze(state.recurrent.h, 1), encoded.memory, attend);
     const Tensor<T> context = squeeze(read.context, 1);
-    advance(concat<T>({embedded, context}, 1));
+    state.recurrent = decoder_->step(concat<T>({embedded, context}, 1), state.recurrent);
     return {concat<T>({state.recurrent.h, context, embedded}, 1), squeeze(read.weights, 1)};
   }
   // Luong: step with the previous attentional vector, then attend with the new state.
-  advance(concat<T>({embedded, state.attentional}, 1));
+  state.recurrent = decoder_->step(concat<T>({embedded, state.attentional}, 1), state.recurrent);
   const nn::AttentionOutput<T> read = attention_->attend(unsqueeze(state.recurrent.h, 1), encoded.memory, attend);
   const Tensor<T> context = squeeze(read.context, 1);
   state.attentional = tanh((*attentional_)(concat<T>({context, state.recurrent.h}, 1)));

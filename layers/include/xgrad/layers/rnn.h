@@ -40,7 +40,7 @@ namespace xgrad::nn {
 // options can never disagree.
 enum class CellKind { rnn, lstm, gru };
 
-// Names as used on the command line and in saved configurations: "rnn", "lstm", "gru".
+// Names, as saved model configurations spell them: "rnn", "lstm", "gru".
 std::string to_string(CellKind kind);
 CellKind cell_kind_from_string(const std::string& name);  // std::invalid_argument listing the choices
 
