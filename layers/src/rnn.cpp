@@ -26,11 +26,18 @@ using recurrent::CellMath;
 constexpr std::array<const char*, 3> kind_names{"rnn", "lstm", "gru"};
 constexpr std::array<const char*, 3> layer_names{"RNN", "LSTM", "GRU"};
 
+// "rnn, lstm, gru", for messages that list the choices.
+std::string kind_choices() {
+  std::string choices;
+  for (const char* name : kind_names) choices += (choices.empty() ? "" : ", ") + std::string(name);
+  return choices;
+}
+
 // Only a cast makes a CellKind outside the enumeration; it is refused rather than read past
 // the name tables or left without a layer.
 [[noreturn]] void refuse_kind(CellKind kind, const char* where) {
   throw std::invalid_argument(
-      detail::message(where, ": cell kind ", static_cast<int>(kind), " is not one of rnn, lstm, gru"));
+      detail::message(where, ": cell kind ", static_cast<int>(kind), " is not one of ", kind_choices()));
 }
 
 std::size_t kind_index(CellKind kind, const char* where) {
@@ -353,12 +360,10 @@ std::array<Tensor<T>, 2> run_cell(const char* layer, const CellMath& cell, const
 std::string to_string(CellKind kind) { return kind_names[kind_index(kind, "to_string")]; }
 
 CellKind cell_kind_from_string(const std::string& name) {
-  std::string choices;
   for (std::size_t index = 0; index < kind_names.size(); ++index) {
     if (name == kind_names[index]) return static_cast<CellKind>(index);
-    choices += (choices.empty() ? "" : ", ") + std::string(kind_names[index]);
   }
-  throw std::invalid_argument(detail::message("cell '", name, "' is not one of: ", choices));
+  throw std::invalid_argument(detail::message("cell '", name, "' is not one of: ", kind_choices()));
 }
 
 template <class T>
