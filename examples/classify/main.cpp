@@ -176,7 +176,7 @@ int train(const TrainFlags& flags) {
                                                 .hidden_size = flags.shape.hidden,
                                                 .layers = flags.shape.layers,
                                                 .bidirectional = !flags.unidirectional,
-                                                .cell = models::cell_kind_from_string(flags.shape.cell),
+                                                .cell = nn::cell_kind_from_string(flags.shape.cell),
                                                 .pooling = models::pooling_kind_from_string(flags.attention),
                                                 .attention_size = flags.attention_size,
                                                 .attention_heads = flags.heads,

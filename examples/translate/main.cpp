@@ -135,7 +135,7 @@ int train(const TrainFlags& flags) {
                                      .encoder_hidden = flags.shape.hidden,
                                      .decoder_hidden = flags.shape.hidden,
                                      .encoder_layers = flags.shape.layers,
-                                     .cell = models::cell_kind_from_string(flags.shape.cell),
+                                     .cell = nn::cell_kind_from_string(flags.shape.cell),
                                      .attention = models::attention_kind_from_string(flags.attention),
                                      .input_feeding = flags.input_feeding,
                                      .dropout = flags.run.dropout};

@@ -21,23 +21,32 @@ namespace xgrad::nn {
 namespace {
 
 using recurrent::CellMath;
-using recurrent::CellType;
 
-const char* layer_name(CellType type) {
-  switch (type) {
-    case CellType::lstm: return "LSTM";
-    case CellType::gru: return "GRU";
-    default: return "RNN";
-  }
+// In the order of CellKind's enumerators.
+constexpr std::array<const char*, 3> kind_names{"rnn", "lstm", "gru"};
+constexpr std::array<const char*, 3> layer_names{"RNN", "LSTM", "GRU"};
+
+// "rnn, lstm, gru", for messages that list the choices.
+std::string kind_choices() {
+  std::string choices;
+  for (const char* name : kind_names) choices += (choices.empty() ? "" : ", ") + std::string(name);
+  return choices;
 }
 
-// RecurrentBase<T>::Cell is protected: its members pass it in.
-template <class Cell>
-CellType cell_type(Cell cell, RnnNonlinearity nonlinearity) {
-  if (cell == Cell::lstm) return CellType::lstm;
-  if (cell == Cell::gru) return CellType::gru;
-  return recurrent::rnn_cell_type(nonlinearity);
+// Only a cast makes a CellKind outside the enumeration; it is refused rather than read past
+// the name tables or left without a layer.
+[[noreturn]] void refuse_kind(CellKind kind, const char* where) {
+  throw std::invalid_argument(
+      detail::message(where, ": cell kind ", static_cast<int>(kind), " is not one of ", kind_choices()));
 }
+
+std::size_t kind_index(CellKind kind, const char* where) {
+  const auto index = static_cast<std::size_t>(kind);
+  if (index >= kind_names.size()) refuse_kind(kind, where);
+  return index;
+}
+
+const char* layer_name(CellKind kind) { return layer_names[kind_index(kind, "layer_name")]; }
 
 void check_sizes(const char* layer, std::size_t input_size, std::size_t hidden_size) {
   if (input_size == 0 || hidden_size == 0) {
@@ -108,9 +117,9 @@ struct StepHistory {
     hidden = StepSlots<T>(states, rows);
     if (cell.has_cell_state()) cells = StepSlots<T>(states, rows);
     // The RNN's backward reads h' only, so its gates live within one step.
-    const bool gates_saved = cell.type == CellType::lstm || cell.type == CellType::gru;
+    const bool gates_saved = cell.kind != CellKind::rnn;
     gates = StepSlots<T>(gates_saved ? saved : 1, batch * cell.gate_width());
-    if (cell.type == CellType::gru) candidates = StepSlots<T>(saved, rows);
+    if (cell.kind == CellKind::gru) candidates = StepSlots<T>(saved, rows);
   }
 
   recurrent::ForwardStep<T> forward(std::size_t s) {
@@ -234,7 +243,7 @@ SequenceResult<T> recurrence(const CellMath& cell, const Tensor<T>& xw, const Te
                                     std::move(inputs), std::move(backward), reads);
     return {out, h, c};
   }
-  const char* op = cell.type == CellType::gru ? "gru_sequence" : "rnn_sequence";
+  const char* op = cell.kind == CellKind::gru ? "gru_sequence" : "rnn_sequence";
   auto [out, h] =
       record<T, 2>(op, {std::move(output), std::move(h_n)}, std::move(inputs), std::move(backward), reads);
   return {out, h, Tensor<T>()};
@@ -315,17 +324,17 @@ std::array<Tensor<T>, 2> cell_step(const CellMath& cell, const Tensor<T>& x, con
                                        std::move(backward), reads);
     return {h_out, c_out};
   }
-  const char* op = cell.type == CellType::gru ? "gru_cell" : "rnn_cell";
+  const char* op = cell.kind == CellKind::gru ? "gru_cell" : "rnn_cell";
   return {record<T>(op, std::move(h_next), std::move(inputs), std::move(backward), reads), Tensor<T>()};
 }
 
 // A cell's parameters: those of one layer, without the _l0 suffix.
 // Returned as a tuple, for std::tie into the cell's members.
 template <class T, class Register>
-auto cell_weights(const char* layer, CellType type, const RnnCellOptions& options, Register&& register_parameter) {
+auto cell_weights(const char* layer, CellKind kind, const RnnCellOptions& options, Register&& register_parameter) {
   check_sizes(layer, options.input_size, options.hidden_size);
-  return std::tuple_cat(
-      make_weights<T>(register_parameter, CellMath{type, options.hidden_size}, options.input_size, options.bias, ""));
+  return std::tuple_cat(make_weights<T>(register_parameter, CellMath{kind, options.nonlinearity, options.hidden_size},
+                                        options.input_size, options.bias, ""));
 }
 
 // Checks a cell's inputs (x [B, input_size], h and c undefined or [B, H]) and runs the step
@@ -348,10 +357,19 @@ std::array<Tensor<T>, 2> run_cell(const char* layer, const CellMath& cell, const
 
 }  // namespace
 
+std::string to_string(CellKind kind) { return kind_names[kind_index(kind, "to_string")]; }
+
+CellKind cell_kind_from_string(const std::string& name) {
+  for (std::size_t index = 0; index < kind_names.size(); ++index) {
+    if (name == kind_names[index]) return static_cast<CellKind>(index);
+  }
+  throw std::invalid_argument(detail::message("cell '", name, "' is not one of: ", kind_choices()));
+}
+
 template <class T>
-RecurrentBase<T>::RecurrentBase(const RnnOptions& options, Cell cell) : options_(options), cell_(cell) {
-  const CellMath math{cell_type(cell, options.nonlinearity), options.hidden_size};
-  const char* layer = layer_name(math.type);
+RecurrentBase<T>::RecurrentBase(const RnnOptions& options, CellKind kind) : options_(options), kind_(kind) {
+  const CellMath math{kind, options.nonlinearity, options.hidden_size};
+  const char* layer = layer_name(kind);
   check_sizes(layer, options.input_size, options.hidden_size);
   if (options.num_layers == 0) {
     throw std::invalid_argument(detail::message(layer, ": num_layers (0) must be positive"));
@@ -373,10 +391,12 @@ RecurrentBase<T>::RecurrentBase(const RnnOptions& options, Cell cell) : options_
 }
 
 template <class T>
-RnnOutput<T> RecurrentBase<T>::run(const Tensor<T>& x, const std::vector<std::size_t>& lengths, const Tensor<T>& h0,
-                                   const Tensor<T>& c0) const {
-  const CellMath cell{cell_type(cell_, options_.nonlinearity), options_.hidden_size};
-  const char* layer = layer_name(cell.type);
+RnnOutput<T> RecurrentBase<T>::run(const Tensor<T>& x, const std::vector<std::size_t>& lengths,
+                                   const RecurrentState<T>& initial) const {
+  const CellMath cell{kind_, options_.nonlinearity, options_.hidden_size};
+  const char* layer = layer_name(kind_);
+  const Tensor<T>& h0 = initial.h;
+  const Tensor<T>& c0 = initial.c;
   if (x.dim() != 3 || x.shape()[2] != options_.input_size) {
     throw shape_error(detail::message(layer, ": x has shape ", x.shape(), "; expected [batch, time, input_size = ",
                                       options_.input_size, "]"));
@@ -395,7 +415,7 @@ RnnOutput<T> RecurrentBase<T>::run(const Tensor<T>& x, const std::vector<std::si
   const std::size_t directions = options_.bidirectional ? 2 : 1;
   const Shape state_shape{options_.num_layers * directions, batch, options_.hidden_size};
   check_state(layer, "h0", h0, state_shape, "[num_layers * directions, batch, hidden_size]");
-  check_state(layer, "c0", c0, state_shape, "[num_layers * directions, batch, hidden_size]");
+  if (cell.has_cell_state()) check_state(layer, "c0", c0, state_shape, "[num_layers * directions, batch, hidden_size]");
 
   const std::vector<std::size_t> valid_steps = lengths.empty() ? std::vector<std::size_t>(batch, steps) : lengths;
   const Tensor<T> zero_state = Tensor<T>::zeros({batch, options_.hidden_size});
@@ -424,68 +444,112 @@ RnnOutput<T> RecurrentBase<T>::run(const Tensor<T>& x, const std::vector<std::si
 }
 
 template <class T>
-RNN<T>::RNN(const RnnOptions& options) : RecurrentBase<T>(options, RecurrentBase<T>::Cell::rnn) {}
+RNN<T>::RNN(const RnnOptions& options) : RecurrentBase<T>(options, CellKind::rnn) {}
 
 template <class T>
 RnnOutput<T> RNN<T>::forward(const Tensor<T>& x, const std::vector<std::size_t>& lengths, const Tensor<T>& h0) const {
-  return this->run(x, lengths, h0, {});
+  return this->run(x, lengths, {.h = h0});
 }
 
 template <class T>
-LSTM<T>::LSTM(const RnnOptions& options) : RecurrentBase<T>(options, RecurrentBase<T>::Cell::lstm) {}
+LSTM<T>::LSTM(const RnnOptions& options) : RecurrentBase<T>(options, CellKind::lstm) {}
 
 template <class T>
 RnnOutput<T> LSTM<T>::forward(const Tensor<T>& x, const std::vector<std::size_t>& lengths, const Tensor<T>& h0,
                               const Tensor<T>& c0) const {
-  return this->run(x, lengths, h0, c0);
+  return this->run(x, lengths, {.h = h0, .c = c0});
 }
 
 template <class T>
-GRU<T>::GRU(const RnnOptions& options) : RecurrentBase<T>(options, RecurrentBase<T>::Cell::gru) {}
+GRU<T>::GRU(const RnnOptions& options) : RecurrentBase<T>(options, CellKind::gru) {}
 
 template <class T>
 RnnOutput<T> GRU<T>::forward(const Tensor<T>& x, const std::vector<std::size_t>& lengths, const Tensor<T>& h0) const {
-  return this->run(x, lengths, h0, {});
+  return this->run(x, lengths, {.h = h0});
 }
 
 template <class T>
 RNNCell<T>::RNNCell(const RnnCellOptions& options) : options_(options) {
   const auto add = [this](const std::string& name, Tensor<T> tensor) { return this->register_parameter(name, tensor); };
-  const CellType type = recurrent::rnn_cell_type(options.nonlinearity);
-  std::tie(weight_ih, weight_hh, bias_ih, bias_hh) = cell_weights<T>("RNNCell", type, options, add);
+  std::tie(weight_ih, weight_hh, bias_ih, bias_hh) = cell_weights<T>("RNNCell", CellKind::rnn, options, add);
 }
 
 template <class T>
 LSTMCell<T>::LSTMCell(const RnnCellOptions& options) : options_(options) {
   const auto add = [this](const std::string& name, Tensor<T> tensor) { return this->register_parameter(name, tensor); };
-  std::tie(weight_ih, weight_hh, bias_ih, bias_hh) = cell_weights<T>("LSTMCell", CellType::lstm, options, add);
+  std::tie(weight_ih, weight_hh, bias_ih, bias_hh) = cell_weights<T>("LSTMCell", CellKind::lstm, options, add);
 }
 
 template <class T>
 GRUCell<T>::GRUCell(const RnnCellOptions& options) : options_(options) {
   const auto add = [this](const std::string& name, Tensor<T> tensor) { return this->register_parameter(name, tensor); };
-  std::tie(weight_ih, weight_hh, bias_ih, bias_hh) = cell_weights<T>("GRUCell", CellType::gru, options, add);
+  std::tie(weight_ih, weight_hh, bias_ih, bias_hh) = cell_weights<T>("GRUCell", CellKind::gru, options, add);
 }
 
 template <class T>
 Tensor<T> RNNCell<T>::forward(const Tensor<T>& x, const Tensor<T>& h) const {
-  const CellMath cell{recurrent::rnn_cell_type(options_.nonlinearity), options_.hidden_size};
+  const CellMath cell{CellKind::rnn, options_.nonlinearity, options_.hidden_size};
   return run_cell("RNNCell", cell, options_, x, h, {}, {weight_ih, weight_hh, bias_ih, bias_hh})[0];
 }
 
 template <class T>
+RecurrentState<T> RNNCell<T>::step(const Tensor<T>& x, const RecurrentState<T>& state) const {
+  return {.h = forward(x, state.h)};
+}
+
+template <class T>
 std::pair<Tensor<T>, Tensor<T>> LSTMCell<T>::forward(const Tensor<T>& x, const Tensor<T>& h, const Tensor<T>& c) const {
-  const auto [h_next, c_next] = run_cell("LSTMCell", CellMath{CellType::lstm, options_.hidden_size}, options_, x, h, c,
-                                         {weight_ih, weight_hh, bias_ih, bias_hh});
+  const auto [h_next, c_next] = run_cell("LSTMCell", CellMath{.kind = CellKind::lstm, .hidden = options_.hidden_size},
+                                         options_, x, h, c, {weight_ih, weight_hh, bias_ih, bias_hh});
   return {h_next, c_next};
 }
 
 template <class T>
+RecurrentState<T> LSTMCell<T>::step(const Tensor<T>& x, const RecurrentState<T>& state) const {
+  auto [h_next, c_next] = forward(x, state.h, state.c);
+  return {.h = std::move(h_next), .c = std::move(c_next)};
+}
+
+template <class T>
 Tensor<T> GRUCell<T>::forward(const Tensor<T>& x, const Tensor<T>& h) const {
-  return run_cell("GRUCell", CellMath{CellType::gru, options_.hidden_size}, options_, x, h, {},
+  return run_cell("GRUCell", CellMath{.kind = CellKind::gru, .hidden = options_.hidden_size}, options_, x, h, {},
                   {weight_ih, weight_hh, bias_ih, bias_hh})[0];
 }
 
+template <class T>
+RecurrentState<T> GRUCell<T>::step(const Tensor<T>& x, const RecurrentState<T>& state) const {
+  return {.h = forward(x, state.h)};
+}
+
+namespace {
+
+// The one place that maps a kind to its class, for layers and cells alike.
+template <class Interface, class Rnn, class Lstm, class Gru, class Options>
+std::unique_ptr<Interface> make_of_kind(CellKind kind, const Options& options, const char* where) {
+  switch (kind) {
+    case CellKind::rnn: return std::make_unique<Rnn>(options);
+    case CellKind::lstm: return std::make_unique<Lstm>(options);
+    case CellKind::gru: return std::make_unique<Gru>(options);
+  }
+  refuse_kind(kind, where);
+}
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<RecurrentLayer<T>> make_recurrent_layer(CellKind kind, const RnnOptions& options) {
+  return make_of_kind<RecurrentLayer<T>, RNN<T>, LSTM<T>, GRU<T>>(kind, options, "make_recurrent_layer");
+}
+
+template <class T>
+std::unique_ptr<RecurrentCell<T>> make_recurrent_cell(CellKind kind, const RnnCellOptions& options) {
+  return make_of_kind<RecurrentCell<T>, RNNCell<T>, LSTMCell<T>, GRUCell<T>>(kind, options, "make_recurrent_cell");
+}
+
+template std::unique_ptr<RecurrentLayer<float>> make_recurrent_layer(CellKind, const RnnOptions&);
+template std::unique_ptr<RecurrentLayer<double>> make_recurrent_layer(CellKind, const RnnOptions&);
+template std::unique_ptr<RecurrentCell<float>> make_recurrent_cell(CellKind, const RnnCellOptions&);
+template std::unique_ptr<RecurrentCell<double>> make_recurrent_cell(CellKind, const RnnCellOptions&);
 template class RecurrentBase<float>;
 template class RecurrentBase<double>;
 template class RNN<float>;

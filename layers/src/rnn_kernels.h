@@ -27,27 +27,15 @@
 
 namespace xgrad::nn::recurrent {
 
-enum class CellType { rnn_tanh, rnn_relu, lstm, gru };
-
 struct CellMath {
-  CellType type = CellType::lstm;
+  CellKind kind = CellKind::lstm;
+  RnnNonlinearity nonlinearity = RnnNonlinearity::tanh;  // RNN only
   std::size_t hidden = 0;
 
-  // Rows of W_ih and W_hh per hidden unit.
-  std::size_t gates() const noexcept {
-    switch (type) {
-      case CellType::lstm: return 4;
-      case CellType::gru: return 3;
-      default: return 1;
-    }
-  }
+  std::size_t gates() const noexcept { return gate_count(kind); }
   std::size_t gate_width() const noexcept { return gates() * hidden; }
-  bool has_cell_state() const noexcept { return type == CellType::lstm; }
+  bool has_cell_state() const noexcept { return kind == CellKind::lstm; }
 };
-
-inline CellType rnn_cell_type(RnnNonlinearity nonlinearity) {
-  return nonlinearity == RnnNonlinearity::relu ? CellType::rnn_relu : CellType::rnn_tanh;
-}
 
 // The buffers of one batch row in the forward pass (null where the cell has no such state).
 template <class T>
@@ -88,11 +76,11 @@ struct BackwardRow {
 template <Isa isa>
 struct RnnForward {
   template <class T>
-  XGRAD_KERNEL static void run(CellType type, std::size_t units, const ForwardRow<T>& row) {
+  XGRAD_KERNEL static void run(RnnNonlinearity nonlinearity, std::size_t units, const ForwardRow<T>& row) {
 #pragma omp simd
     for (std::size_t j = 0; j < units; ++j) {
       const T pre = row.gates[j];
-      row.h[j] = type == CellType::rnn_relu ? (pre > T(0) ? pre : T(0)) : math::tanh(pre);
+      row.h[j] = nonlinearity == RnnNonlinearity::relu ? (pre > T(0) ? pre : T(0)) : math::tanh(pre);
     }
   }
 };
@@ -101,11 +89,12 @@ struct RnnForward {
 template <Isa isa>
 struct RnnBackward {
   template <class T>
-  XGRAD_KERNEL static void run(CellType type, std::size_t units, const SavedRow<T>& saved, const BackwardRow<T>& grad) {
+  XGRAD_KERNEL static void run(RnnNonlinearity nonlinearity, std::size_t units, const SavedRow<T>& saved,
+                               const BackwardRow<T>& grad) {
 #pragma omp simd
     for (std::size_t j = 0; j < units; ++j) {
       const T h = saved.h[j];
-      const T slope = type == CellType::rnn_relu ? (h > T(0) ? T(1) : T(0)) : T(1) - h * h;
+      const T slope = nonlinearity == RnnNonlinearity::relu ? (h > T(0) ? T(1) : T(0)) : T(1) - h * h;
       grad.dgates[j] = grad.dh[j] * slope;
       grad.dh_prev[j] = T(0);
     }
@@ -241,7 +230,7 @@ P row_of(P rows, std::size_t row, std::size_t width, std::size_t column = 0) {
 // How many leading columns of the gates take the input projection: the GRU's n gate takes
 // W_in x + b_in apart from the hidden side, because r multiplies only W_hn h + b_hn.
 inline std::size_t input_columns(const CellMath& cell) {
-  return cell.type == CellType::gru ? 2 * cell.hidden : cell.gate_width();
+  return cell.kind == CellKind::gru ? 2 * cell.hidden : cell.gate_width();
 }
 
 // Blocks of hidden units that make up at least `grain` multiply-adds of the recurrent
@@ -313,16 +302,16 @@ void forward_step(const CellMath& cell, std::size_t batch, const T* input_rows, 
       }
       const T* input = input_rows + b * input_stride;
       const ForwardRow<T> row{.gates = step.gates + b * width + first,
-                              .input_n = cell.type == CellType::gru ? input + from_input + first : nullptr,
+                              .input_n = cell.kind == CellKind::gru ? input + from_input + first : nullptr,
                               .candidate = row_of(step.candidates, b, H, first),
                               .h_prev = step.h_prev + b * H + first,
                               .h = step.h + b * H + first,
                               .c_prev = row_of(step.c_prev, b, H, first),
                               .c = row_of(step.c, b, H, first)};
-      switch (cell.type) {
-        case CellType::lstm: dispatch<LstmForward>(units, H, row); break;
-        case CellType::gru: dispatch<GruForward>(units, H, row); break;
-        default: dispatch<RnnForward>(cell.type, units, row); break;
+      switch (cell.kind) {
+        case CellKind::lstm: dispatch<LstmForward>(units, H, row); break;
+        case CellKind::gru: dispatch<GruForward>(units, H, row); break;
+        case CellKind::rnn: dispatch<RnnForward>(cell.nonlinearity, units, row); break;
       }
     }
   });
@@ -365,10 +354,10 @@ void backward_step(const CellMath& cell, std::size_t batch, const SavedStep<T>& 
                                 .dinput_n = dinput == nullptr ? nullptr : dinput + from_input,
                                 .dh_prev = dh_prev + b * H,
                                 .dc_prev = row_of(dc_prev, b, H)};
-      switch (cell.type) {
-        case CellType::lstm: dispatch<LstmBackward>(H, H, row, grad); break;
-        case CellType::gru: dispatch<GruBackward>(H, H, row, grad); break;
-        default: dispatch<RnnBackward>(cell.type, H, row, grad); break;
+      switch (cell.kind) {
+        case CellKind::lstm: dispatch<LstmBackward>(H, H, row, grad); break;
+        case CellKind::gru: dispatch<GruBackward>(H, H, row, grad); break;
+        case CellKind::rnn: dispatch<RnnBackward>(cell.nonlinearity, H, row, grad); break;
       }
       if (dinput != nullptr) {
         for (std::size_t k = 0; k < from_input; ++k) dinput[k] += dgates_row[k];

@@ -20,7 +20,7 @@ std::size_t encoder_output_size(const ClassifierOptions& o) { return o.hidden_si
 }  // namespace
 
 double estimated_parameters(const ClassifierOptions& o) {
-  const double gates = o.cell == CellKind::gru ? 3 : 4, directions = o.bidirectional ? 2 : 1;
+  const double gates = double(nn::gate_count(o.cell)), directions = o.bidirectional ? 2 : 1;
   const double e = double(o.embedding_size), h = double(o.hidden_size), states = double(encoder_output_size(o));
   return double(o.vocabulary) * e + directions * gates * h * (e + h + 2) +
          directions * (double(o.layers) - 1) * gates * h * (states + h + 2) +
@@ -89,13 +89,8 @@ SequenceClassifier<T>::SequenceClassifier(const ClassifierOptions& options)
                                .num_layers = options.layers,
                                .bidirectional = options.bidirectional,
                                .dropout = options.layers > 1 ? options.dropout : 0.0};
-  if (options.cell == CellKind::gru) {
-    gru_ = std::make_unique<nn::GRU<T>>(encoder);
-    this->register_module("encoder", *gru_);
-  } else {
-    lstm_ = std::make_unique<nn::LSTM<T>>(encoder);
-    this->register_module("encoder", *lstm_);
-  }
+  encoder_ = nn::make_recurrent_layer<T>(options.cell, encoder);
+  this->register_module("encoder", *encoder_);
   const std::size_t states = encoder_output_size(options);
   if (options.pooling == PoolingKind::additive) {
     pooling_ = std::make_unique<nn::AdditiveAttention<T>>(
@@ -122,7 +117,7 @@ Classification<T> SequenceClassifier<T>::forward(const PaddedBatch& batch) const
     }
   }
   const Tensor<T> embedded = dropout_(embedding_(batch.ids));
-  const Tensor<T> states = gru_ ? gru_->forward(embedded, batch.lengths).output : lstm_->forward(embedded, batch.lengths).output;
+  const Tensor<T> states = encoder_->run(embedded, batch.lengths).output;
   // The same learned query for every sequence of the batch.
   const Tensor<T> queries = index_select(query, 0, Indices(Shape{shape[0]}, 0));
   const nn::AttentionOutput<T> pooled = pooling_->forward(queries, states, states, {.key_padding = padding_mask(batch.lengths, shape[1])});

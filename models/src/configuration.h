@@ -100,8 +100,13 @@ Options read(const std::string& text) {
 
 namespace xgrad::models {
 
-// Found by nlohmann through argument-dependent lookup; both models use the cell kind.
+}  // namespace xgrad::models
+
+namespace xgrad::nn {
+
+// Found by nlohmann through argument-dependent lookup (CellKind lives in nn); both models
+// save their cell kind by name.
 inline void to_json(nlohmann::json& json, CellKind cell) { json = to_string(cell); }
 inline void from_json(const nlohmann::json& json, CellKind& cell) { cell = cell_kind_from_string(json.get<std::string>()); }
 
-}  // namespace xgrad::models
+}  // namespace xgrad::nn

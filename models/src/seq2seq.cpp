@@ -17,7 +17,6 @@
 namespace xgrad::models {
 namespace {
 
-const config::KindNames<CellKind> cell_names{{CellKind::gru, "gru"}, {CellKind::lstm, "lstm"}};
 const config::KindNames<AttentionKind> attention_names{
     {AttentionKind::additive, "additive"},       {AttentionKind::dot, "dot"},
     {AttentionKind::scaled_dot, "scaled-dot"},   {AttentionKind::general, "general"},
@@ -48,8 +47,8 @@ void validate(const Seq2SeqOptions& o) {
 }  // namespace
 
 double estimated_parameters(const Seq2SeqOptions& o) {
-  // Weights per layer and direction of a gated recurrence: gates x H x (input + H + 2 biases).
-  const double gates = o.cell == CellKind::gru ? 3 : 4, e = double(o.embedding_size), h = double(o.encoder_hidden),
+  // Weights per layer and direction of a recurrence: gates x H x (input + H + 2 biases).
+  const double gates = double(nn::gate_count(o.cell)), e = double(o.embedding_size), h = double(o.encoder_hidden),
                d = double(o.decoder_hidden), memory = 2 * h;
   return (double(o.source_vocabulary) + double(o.target_vocabulary)) * e + 2 * gates * h * (e + h + 2) +
          2 * (double(o.encoder_layers) - 1) * gates * h * (memory + h + 2) + memory * d +
@@ -153,9 +152,7 @@ Array<float> attention_matrix(const std::vector<std::vector<float>>& rows, std::
 
 }  // namespace
 
-std::string to_string(CellKind cell) { return config::name_of(cell, cell_names); }
 std::string to_string(AttentionKind attention) { return config::name_of(attention, attention_names); }
-CellKind cell_kind_from_string(const std::string& name) { return config::kind_named("cell", name, cell_names); }
 AttentionKind attention_kind_from_string(const std::string& name) {
   return config::kind_named("attention", name, attention_names);
 }
@@ -189,9 +186,8 @@ struct Seq2Seq<T>::Encoded {
 
 template <class T>
 struct Seq2Seq<T>::DecoderState {
-  Tensor<T> hidden;       // [B, decoder_hidden]
-  Tensor<T> cell;         // LSTM only
-  Tensor<T> attentional;  // input feeding only: the previous attentional vector
+  nn::RecurrentState<T> recurrent;  // the decoder cell's: h [B, decoder_hidden], and c for the LSTM
+  Tensor<T> attentional;            // input feeding only: the previous attentional vector
 };
 
 template <class T>
@@ -213,25 +209,15 @@ Seq2Seq<T>::Seq2Seq(const Seq2SeqOptions& options)
                                .num_layers = options.encoder_layers,
                                .bidirectional = true,
                                .dropout = options.encoder_layers > 1 ? options.dropout : 0.0};
-  if (options.cell == CellKind::gru) {
-    gru_encoder_ = std::make_unique<nn::GRU<T>>(encoder);
-    this->register_module("encoder", *gru_encoder_);
-  } else {
-    lstm_encoder_ = std::make_unique<nn::LSTM<T>>(encoder);
-    this->register_module("encoder", *lstm_encoder_);
-  }
+  encoder_ = nn::make_recurrent_layer<T>(options.cell, encoder);
+  this->register_module("encoder", *encoder_);
   this->register_module("bridge", bridge_);
   const std::size_t memory_size = 2 * options.encoder_hidden;
   const nn::RnnCellOptions cell{
       .input_size = options.embedding_size + (options.input_feeding ? options.decoder_hidden : memory_size),
       .hidden_size = options.decoder_hidden};
-  if (options.cell == CellKind::gru) {
-    gru_cell_ = std::make_unique<nn::GRUCell<T>>(cell);
-    this->register_module("decoder", *gru_cell_);
-  } else {
-    lstm_cell_ = std::make_unique<nn::LSTMCell<T>>(cell);
-    this->register_module("decoder", *lstm_cell_);
-  }
+  decoder_ = nn::make_recurrent_cell<T>(options.cell, cell);
+  this->register_module("decoder", *decoder_);
   attention_ = make_attention<T>(options);
   this->register_module("attention", *attention_);
   if (options.input_feeding) {
@@ -246,8 +232,7 @@ template <class T>
 typename Seq2Seq<T>::Encoded Seq2Seq<T>::encode(const PaddedBatch& source) const {
   check_source(source);
   const Tensor<T> embedded = dropout_(source_embedding_(source.ids));
-  const nn::RnnOutput<T> encoded = gru_encoder_ ? gru_encoder_->forward(embedded, source.lengths)
-                                                : lstm_encoder_->forward(embedded, source.lengths);
+  const nn::RnnOutput<T> encoded = encoder_->run(embedded, source.lengths);
   const auto last_forward = static_cast<std::int64_t>(2 * options_.encoder_layers - 2);
   Tensor<T> summary = concat<T>({select(encoded.h_n, 0, last_forward), select(encoded.h_n, 0, last_forward + 1)}, 1);
   return {attention_->prepare(encoded.output, encoded.output), padding_mask(source.lengths, source.ids.shape()[1]),
@@ -257,9 +242,8 @@ typename Seq2Seq<T>::Encoded Seq2Seq<T>::encode(const PaddedBatch& source) const
 template <class T>
 typename Seq2Seq<T>::DecoderState Seq2Seq<T>::initial_state(const Encoded& encoded) const {
   DecoderState state;
-  state.hidden = tanh(bridge_(encoded.summary));
-  if (lstm_cell_) state.cell = Tensor<T>::zeros(state.hidden.shape());
-  if (options_.input_feeding) state.attentional = Tensor<T>::zeros(state.hidden.shape());
+  state.recurrent.h = tanh(bridge_(encoded.summary));  // an LSTM's c starts undefined: zeros
+  if (options_.input_feeding) state.attentional = Tensor<T>::zeros(state.recurrent.h.shape());
   return state;
 }
 
@@ -267,24 +251,17 @@ template <class T>
 std::pair<Tensor<T>, Tensor<T>> Seq2Seq<T>::step(const Tensor<T>& embedded, const Encoded& encoded, DecoderState& state,
                                                  std::size_t position) const {
   const nn::AttendOptions attend{.key_padding = encoded.padding, .query_offset = position};
-  auto advance = [&](const Tensor<T>& input) {
-    if (gru_cell_) {
-      state.hidden = gru_cell_->forward(input, state.hidden);
-    } else {
-      std::tie(state.hidden, state.cell) = lstm_cell_->forward(input, state.hidden, state.cell);
-    }
-  };
   if (!options_.input_feeding) {  // Bahdanau: the previous state chooses what to read
-    const nn::AttentionOutput<T> read = attention_->attend(unsqueeze(state.hidden, 1), encoded.memory, attend);
+    const nn::AttentionOutput<T> read = attention_->attend(unsqueeze(state.recurrent.h, 1), encoded.memory, attend);
     const Tensor<T> context = squeeze(read.context, 1);
-    advance(concat<T>({embedded, context}, 1));
-    return {concat<T>({state.hidden, context, embedded}, 1), squeeze(read.weights, 1)};
+    state.recurrent = decoder_->step(concat<T>({embedded, context}, 1), state.recurrent);
+    return {concat<T>({state.recurrent.h, context, embedded}, 1), squeeze(read.weights, 1)};
   }
   // Luong: step with the previous attentional vector, then attend with the new state.
-  advance(concat<T>({embedded, state.attentional}, 1));
-  const nn::AttentionOutput<T> read = attention_->attend(unsqueeze(state.hidden, 1), encoded.memory, attend);
+  state.recurrent = decoder_->step(concat<T>({embedded, state.attentional}, 1), state.recurrent);
+  const nn::AttentionOutput<T> read = attention_->attend(unsqueeze(state.recurrent.h, 1), encoded.memory, attend);
   const Tensor<T> context = squeeze(read.context, 1);
-  state.attentional = tanh((*attentional_)(concat<T>({context, state.hidden}, 1)));
+  state.attentional = tanh((*attentional_)(concat<T>({context, state.recurrent.h}, 1)));
   return {concat<T>({state.attentional, context, embedded}, 1), squeeze(read.weights, 1)};
 }
 
@@ -455,8 +432,8 @@ std::vector<Translation> Seq2Seq<T>::beam_search(const PaddedBatch& source, cons
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
     beams = std::move(next);
     for (std::size_t r = 0; r < rows; ++r) previous(r) = beams[r].tokens.empty() ? options_.sos_id : beams[r].tokens.back();
-    state.hidden = index_select(state.hidden, 0, origins);
-    if (state.cell.defined()) state.cell = index_select(state.cell, 0, origins);
+    state.recurrent.h = index_select(state.recurrent.h, 0, origins);
+    if (state.recurrent.c.defined()) state.recurrent.c = index_select(state.recurrent.c, 0, origins);
     if (state.attentional.defined()) state.attentional = index_select(state.attentional, 0, origins);
   }
   std::vector<Translation> best(batch);

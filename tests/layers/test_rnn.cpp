@@ -1,6 +1,7 @@
 // RNN, LSTM, GRU and their cells: PyTorch's names and initialisation, gradients of inputs,
 // initial states and parameters, padded batches against sequences run alone, parity with
-// PyTorch's packed sequences, dropout between layers, the graph they record, and errors.
+// PyTorch's packed sequences, dropout between layers, the graph they record, and errors;
+// the cell kinds' names, the factories and the kind-independent interfaces.
 #define BOOST_TEST_MODULE rnn
 #include "xgrad_test.h"
 
@@ -266,6 +267,115 @@ BOOST_AUTO_TEST_CASE(cells_stepped_over_a_sequence_match_the_layers) {
       [](const nn::RNNCell<double>& cell, const Tensor<double>& x, Tensor<double>& h, Tensor<double>&) {
         h = cell.forward(x, h);
       });
+}
+
+constexpr std::array<nn::CellKind, 3> all_kinds{nn::CellKind::rnn, nn::CellKind::lstm, nn::CellKind::gru};
+
+BOOST_AUTO_TEST_CASE(cell_kinds_have_names_and_gate_counts) {
+  const std::array<std::string, 3> names{"rnn", "lstm", "gru"};
+  const std::array<std::size_t, 3> gates{1, 4, 3};
+  for (std::size_t k = 0; k < all_kinds.size(); ++k) {
+    BOOST_TEST(nn::to_string(all_kinds[k]) == names[k]);
+    BOOST_TEST((nn::cell_kind_from_string(names[k]) == all_kinds[k]));
+    BOOST_TEST(nn::gate_count(all_kinds[k]) == gates[k]);
+    // The count the models estimate their size with is the one the layers allocate.
+    const auto layer = nn::make_recurrent_layer<float>(all_kinds[k], {.input_size = 2, .hidden_size = 5});
+    BOOST_TEST(layer->named_parameters()[0].second.shape()[0] == gates[k] * 5);
+  }
+  check_error<std::invalid_argument>([] { nn::cell_kind_from_string("GRU"); },
+                                     {"cell 'GRU' is not one of: rnn, lstm, gru"});
+  check_error<std::invalid_argument>([] { nn::to_string(static_cast<nn::CellKind>(7)); }, {"cell kind 7"});
+}
+
+// The factory makes what the classes make: the same class, parameters and draws from the
+// generator, and the RNN's nonlinearity from the options.
+BOOST_AUTO_TEST_CASE(factories_build_the_layer_and_cell_of_each_kind) {
+  const nn::RnnOptions options{.input_size = 3, .hidden_size = 4, .num_layers = 2, .bidirectional = true};
+  const nn::RnnCellOptions cell_options{.input_size = 3, .hidden_size = 4};
+  const auto same_parameters = [](const auto& made, const auto& direct) {
+    const auto made_parameters = made.named_parameters();
+    const auto direct_parameters = direct.named_parameters();
+    BOOST_TEST_REQUIRE(made_parameters.size() == direct_parameters.size());
+    for (std::size_t i = 0; i < made_parameters.size(); ++i) {
+      BOOST_TEST(made_parameters[i].first == direct_parameters[i].first);
+      BOOST_TEST(xt::all(xt::equal(made_parameters[i].second.value(), direct_parameters[i].second.value())));
+    }
+  };
+  const auto check = [&]<template <class> class Layer, class Cell>(nn::CellKind kind) {
+    BOOST_TEST_CONTEXT(nn::to_string(kind)) {
+      manual_seed(11);
+      const auto layer = nn::make_recurrent_layer<float>(kind, options);
+      const auto cell = nn::make_recurrent_cell<float>(kind, cell_options);
+      manual_seed(11);
+      const Layer<float> direct_layer(options);
+      const Cell direct_cell(cell_options);
+      BOOST_TEST_REQUIRE(dynamic_cast<const Layer<float>*>(layer.get()) != nullptr);
+      BOOST_TEST_REQUIRE(dynamic_cast<const Cell*>(cell.get()) != nullptr);
+      same_parameters(*layer, direct_layer);
+      same_parameters(*cell, direct_cell);
+    }
+  };
+  check.template operator()<nn::RNN, nn::RNNCell<float>>(nn::CellKind::rnn);
+  check.template operator()<nn::LSTM, nn::LSTMCell<float>>(nn::CellKind::lstm);
+  check.template operator()<nn::GRU, nn::GRUCell<float>>(nn::CellKind::gru);
+
+  const auto relu = nn::make_recurrent_layer<double>(nn::CellKind::rnn,
+                                                     {.input_size = 1, .hidden_size = 1, .nonlinearity = nn::RnnNonlinearity::relu});
+  BOOST_TEST((dynamic_cast<const nn::RNN<double>&>(*relu).options().nonlinearity == nn::RnnNonlinearity::relu));
+  const auto relu_cell = nn::make_recurrent_cell<double>(
+      nn::CellKind::rnn, {.input_size = 1, .hidden_size = 1, .bias = false, .nonlinearity = nn::RnnNonlinearity::relu});
+  relu_cell->parameters()[0].mutable_value().fill(1.0);
+  const nn::RecurrentState<double> next = relu_cell->step(Tensor<double>::full({1, 1}, -2.0), {});
+  BOOST_TEST(next.h.value()(0, 0) == 0.0);  // tanh would give tanh(-2)
+
+  check_error<std::invalid_argument>([] { nn::make_recurrent_layer<float>(static_cast<nn::CellKind>(3), {}); },
+                                     {"make_recurrent_layer: cell kind 3"});
+  check_error<std::invalid_argument>([] { nn::make_recurrent_cell<float>(static_cast<nn::CellKind>(3), {}); },
+                                     {"make_recurrent_cell: cell kind 3"});
+}
+
+// Through the interfaces alone, whatever the kind: a cell stepped from a given state over a
+// sequence equals the one-layer sequence layer with the same weights run from that state, and
+// a layer run over a sequence in two parts, the second from the first's final state, equals
+// one run over all of it.
+BOOST_AUTO_TEST_CASE(the_interfaces_carry_the_state_whatever_the_kind) {
+  const std::size_t batch = 2, steps = 4, input = 3, hidden = 4;
+  // Products of at most input + hidden + 2 terms of magnitude below 4, chained over the steps
+  // (the cell multiplies by W_hh as stored, the layer packed: another summation order).
+  const double tolerance = 2 * xgrad::testing::sum_error_bound<double>(steps * (input + hidden + 2), 4);
+  const Tensor<double> x = random_tensor({batch, steps, input}, 80);
+  for (const nn::CellKind kind : all_kinds) {
+    BOOST_TEST_CONTEXT(nn::to_string(kind)) {
+      const auto layer = nn::make_recurrent_layer<double>(kind, {.input_size = input, .hidden_size = hidden});
+      const auto cell = nn::make_recurrent_cell<double>(kind, {.input_size = input, .hidden_size = hidden});
+      for (auto& [name, parameter] : cell->named_parameters()) {
+        for (const auto& [layer_name, layer_parameter] : layer->named_parameters()) {
+          if (layer_name == name + "_l0") parameter.mutable_value() = layer_parameter.value();
+        }
+      }
+      const bool lstm = kind == nn::CellKind::lstm;
+      const nn::RecurrentState<double> initial{random_tensor({1, batch, hidden}, 81),
+                                               lstm ? random_tensor({1, batch, hidden}, 82) : Tensor<double>()};
+      const nn::RnnOutput<double> expected = layer->run(x, {}, initial);
+      nn::RecurrentState<double> state{select(initial.h, 0, 0), lstm ? select(initial.c, 0, 0) : Tensor<double>()};
+      for (std::int64_t t = 0; t < static_cast<std::int64_t>(steps); ++t) {
+        state = cell->step(select(x, 1, t), state);
+        check_close(state.h.value(), xt::view(expected.output.value(), xt::all(), t), tolerance);
+        BOOST_TEST(state.c.defined() == lstm);
+      }
+      check_close(state.h.value(), xt::view(expected.h_n.value(), 0), tolerance);
+      if (lstm) check_close(state.c.value(), xt::view(expected.c_n.value(), 0), tolerance);
+
+      const auto deep = nn::make_recurrent_layer<double>(kind, {.input_size = input, .hidden_size = hidden, .num_layers = 2});
+      const nn::RnnOutput<double> whole = deep->run(x);
+      const nn::RnnOutput<double> first = deep->run(slice(x, 1, 0, 1));
+      const nn::RnnOutput<double> rest = deep->run(slice(x, 1, 1, static_cast<std::int64_t>(steps)), {}, first.final_state());
+      check_close(rest.output.value(), xt::view(whole.output.value(), xt::all(), xt::range(1, steps)), tolerance);
+      check_close(rest.h_n.value(), whole.h_n.value(), tolerance);
+      BOOST_TEST(rest.c_n.defined() == lstm);
+      if (lstm) check_close(rest.c_n.value(), whole.c_n.value(), tolerance);
+    }
+  }
 }
 
 template <class T, template <class> class Layer>

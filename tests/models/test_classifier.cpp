@@ -10,6 +10,7 @@
 
 using namespace xgrad;
 using namespace xgrad::models;
+using xgrad::nn::CellKind;
 
 namespace {
 

@@ -10,6 +10,7 @@
 
 using namespace xgrad;
 using namespace xgrad::models;
+using xgrad::nn::CellKind;
 
 namespace {
 
@@ -178,7 +179,8 @@ BOOST_AUTO_TEST_CASE(loss_gradients_for_every_attention_and_cell) {
   };
   for (const Case c : {Case{AttentionKind::additive, CellKind::gru, false}, Case{AttentionKind::general, CellKind::lstm, true},
                        Case{AttentionKind::dot, CellKind::gru, false}, Case{AttentionKind::multihead, CellKind::lstm, false},
-                       Case{AttentionKind::local_predictive, CellKind::gru, true}}) {
+                       Case{AttentionKind::local_predictive, CellKind::gru, true},
+                       Case{AttentionKind::scaled_dot, CellKind::rnn, false}}) {
     BOOST_TEST_CONTEXT("attention " << to_string(c.attention) << ", cell " << to_string(c.cell)) {
       manual_seed(11);
       Seq2Seq<double> model({.source_vocabulary = 8, .target_vocabulary = 8, .embedding_size = 3, .encoder_hidden = 2,

@@ -19,9 +19,15 @@
 // num_layers and a dropout outside [0, 1]; xgrad::shape_error from forward for x that is not
 // [B, T, input_size], a lengths count other than B or a length above T, and h0 / c0 that are
 // not [num_layers * D, B, H]. The cells check x [B, input_size] and h / c [B, H] likewise.
+//
+// Code that should work with any of the three (the models) holds a RecurrentLayer or a
+// RecurrentCell made by make_recurrent_layer / make_recurrent_cell from a CellKind, and passes
+// the state as one RecurrentState, so it never asks which cell it has.
 
 #include <array>
 #include <cstddef>
+#include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -29,7 +35,30 @@
 
 namespace xgrad::nn {
 
+// Which recurrence: the class (RNN, LSTM, GRU and their cells). The RNN's activation is not
+// part of the kind but of its options (RnnNonlinearity), as in PyTorch, so that a kind and
+// options can never disagree.
+enum class CellKind { rnn, lstm, gru };
+
+// Names, as saved model configurations spell them: "rnn", "lstm", "gru".
+std::string to_string(CellKind kind);
+CellKind cell_kind_from_string(const std::string& name);  // std::invalid_argument listing the choices
+
+// Rows of W_ih and W_hh per hidden unit: 1 (RNN), 4 (LSTM: i, f, g, o) or 3 (GRU: r, z, n).
+constexpr std::size_t gate_count(CellKind kind) noexcept {
+  return kind == CellKind::lstm ? 4 : kind == CellKind::gru ? 3 : 1;
+}
+
 enum class RnnNonlinearity { tanh, relu };
+
+// The state a recurrence carries: h, and c for the LSTM (undefined for RNN and GRU, which
+// ignore a c they are given). Undefined members stand for zeros. For a cell both are [B, H];
+// for a layer [num_layers * D, B, H], as h0 / c0 and h_n / c_n.
+template <class T>
+struct RecurrentState {
+  Tensor<T> h = {};
+  Tensor<T> c = {};
+};
 
 struct RnnOptions {
   std::size_t input_size = 0;
@@ -50,25 +79,42 @@ struct RnnOutput {
   Tensor<T> output;  // [B, T, D * H], D = 2 when bidirectional (forward then backward halves)
   Tensor<T> h_n;     // [num_layers * D, B, H]: the state after each sequence's last valid step
   Tensor<T> c_n;     // [num_layers * D, B, H] for LSTM; undefined for RNN and GRU
+
+  // What a further run continuing these sequences starts from.
+  RecurrentState<T> final_state() const { return {h_n, c_n}; }
 };
 
-// The common machinery of RNN, LSTM and GRU; `gates` is 1, 4 or 3.
+// A recurrence over whole sequences, whichever the cell.
+template <class T = float>
+class RecurrentLayer : public Module<T> {
+ public:
+  // forward with the initial state as one argument: x [B, T, input_size]; lengths empty
+  // (every sequence spans T) or one length in [0, T] per batch entry.
+  virtual RnnOutput<T> run(const Tensor<T>& x, const std::vector<std::size_t>& lengths = {},
+                           const RecurrentState<T>& initial = {}) const = 0;
+};
+
+// One step of a recurrence, whichever the cell: x [B, input_size] -> the next state.
+template <class T = float>
+class RecurrentCell : public Module<T> {
+ public:
+  virtual RecurrentState<T> step(const Tensor<T>& x, const RecurrentState<T>& state) const = 0;
+};
+
+// The common machinery of RNN, LSTM and GRU.
 template <class T>
-class RecurrentBase : public Module<T> {
+class RecurrentBase : public RecurrentLayer<T> {
  public:
   const RnnOptions& options() const noexcept { return options_; }
+  RnnOutput<T> run(const Tensor<T>& x, const std::vector<std::size_t>& lengths = {},
+                   const RecurrentState<T>& initial = {}) const final;
 
  protected:
-  enum class Cell { rnn, lstm, gru };
-  RecurrentBase(const RnnOptions& options, Cell cell);
-  // lengths: empty (every sequence spans T) or one length in [0, T] per batch entry.
-  // h0 / c0: undefined (zeros) or [num_layers * D, B, H].
-  RnnOutput<T> run(const Tensor<T>& x, const std::vector<std::size_t>& lengths, const Tensor<T>& h0,
-                   const Tensor<T>& c0) const;
+  RecurrentBase(const RnnOptions& options, CellKind kind);
 
  private:
   RnnOptions options_;
-  Cell cell_;
+  CellKind kind_;
   // Per layer and direction, in the order of h_n: weight_ih, weight_hh, bias_ih, bias_hh.
   std::vector<std::array<Tensor<T>, 4>> weights_;
 };
@@ -105,11 +151,12 @@ struct RnnCellOptions {
 // Single steps, for decoders that feed each output back. Parameters weight_ih, weight_hh,
 // bias_ih, bias_hh; the gate update is one fused node.
 template <class T = float>
-class RNNCell : public Module<T> {
+class RNNCell : public RecurrentCell<T> {
  public:
   explicit RNNCell(const RnnCellOptions& options);
   // x [B, input_size], h [B, H] (undefined: zeros) -> h' [B, H]
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& h = {}) const;
+  RecurrentState<T> step(const Tensor<T>& x, const RecurrentState<T>& state) const override;
   Tensor<T> weight_ih, weight_hh, bias_ih, bias_hh;
 
  private:
@@ -117,11 +164,12 @@ class RNNCell : public Module<T> {
 };
 
 template <class T = float>
-class LSTMCell : public Module<T> {
+class LSTMCell : public RecurrentCell<T> {
  public:
   explicit LSTMCell(const RnnCellOptions& options);
   // x [B, input_size], h and c [B, H] (undefined: zeros) -> (h', c')
   std::pair<Tensor<T>, Tensor<T>> forward(const Tensor<T>& x, const Tensor<T>& h = {}, const Tensor<T>& c = {}) const;
+  RecurrentState<T> step(const Tensor<T>& x, const RecurrentState<T>& state) const override;
   Tensor<T> weight_ih, weight_hh, bias_ih, bias_hh;
 
  private:
@@ -129,15 +177,23 @@ class LSTMCell : public Module<T> {
 };
 
 template <class T = float>
-class GRUCell : public Module<T> {
+class GRUCell : public RecurrentCell<T> {
  public:
   explicit GRUCell(const RnnCellOptions& options);
   // x [B, input_size], h [B, H] (undefined: zeros) -> h' [B, H]
   Tensor<T> forward(const Tensor<T>& x, const Tensor<T>& h = {}) const;
+  RecurrentState<T> step(const Tensor<T>& x, const RecurrentState<T>& state) const override;
   Tensor<T> weight_ih, weight_hh, bias_ih, bias_hh;
 
  private:
   RnnCellOptions options_;
 };
+
+// RNN, LSTM or GRU (RNNCell, LSTMCell or GRUCell) as `kind` says; RnnOptions::nonlinearity
+// and RnnCellOptions::nonlinearity apply to the RNN only.
+template <class T = float>
+std::unique_ptr<RecurrentLayer<T>> make_recurrent_layer(CellKind kind, const RnnOptions& options);
+template <class T = float>
+std::unique_ptr<RecurrentCell<T>> make_recurrent_cell(CellKind kind, const RnnCellOptions& options);
 
 }  // namespace xgrad::nn

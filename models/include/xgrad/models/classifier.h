@@ -1,6 +1,6 @@
 #pragma once
 // An attention-pooling sequence classifier, assembled from public layers only:
-//   Embedding -> dropout -> (bi)LSTM or GRU over variable-length, masked batches
+//   Embedding -> dropout -> (bi)LSTM, GRU or RNN over variable-length, masked batches
 //   -> attention pooling: a learned query attends over the encoder states (additive
 //      self-attentive pooling by default, multi-head as an option); padding is masked
 //   -> dropout -> Linear -> logits over any number of classes.
@@ -17,7 +17,6 @@
 #include "xgrad/layers/linear.h"
 #include "xgrad/layers/rnn.h"
 #include "xgrad/models/batching.h"
-#include "xgrad/models/seq2seq.h"
 
 namespace xgrad::models {
 
@@ -33,7 +32,7 @@ struct ClassifierOptions {
   std::size_t hidden_size = 256;  // per direction
   std::size_t layers = 1;
   bool bidirectional = true;
-  CellKind cell = CellKind::lstm;
+  nn::CellKind cell = nn::CellKind::lstm;
   PoolingKind pooling = PoolingKind::additive;
   std::size_t attention_size = 128;  // additive pooling
   std::size_t attention_heads = 4;   // multi-head pooling; must divide the encoder output size
@@ -70,8 +69,7 @@ class SequenceClassifier : public nn::Module<T> {
   ClassifierOptions options_;
   nn::Embedding<T> embedding_;
   nn::Dropout<T> dropout_;
-  std::unique_ptr<nn::GRU<T>> gru_;
-  std::unique_ptr<nn::LSTM<T>> lstm_;
+  std::unique_ptr<nn::RecurrentLayer<T>> encoder_;
   std::unique_ptr<nn::Attention<T>> pooling_;
   nn::Linear<T> output_;
 };

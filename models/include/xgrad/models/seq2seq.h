@@ -1,8 +1,8 @@
 #pragma once
 // An attention encoder-decoder for translation, assembled from public layers only:
-//   encoder  Embedding -> dropout -> bidirectional GRU or LSTM (num_layers)
+//   encoder  Embedding -> dropout -> bidirectional GRU, LSTM or RNN (num_layers)
 //   bridge   decoder's first state = tanh(W [last forward state; last backward state])
-//   decoder  Embedding -> dropout -> GRUCell or LSTMCell, fed [embedding; context]
+//   decoder  Embedding -> dropout -> the cell of the same kind, fed [embedding; context]
 //            (Bahdanau: attend with the previous state, then step), or [embedding;
 //            previous attentional vector] (Luong with input feeding: step, then attend)
 //   output   Linear over [decoder state; context; embedding] -> target vocabulary
@@ -26,14 +26,12 @@
 
 namespace xgrad::models {
 
-enum class CellKind { gru, lstm };
 enum class AttentionKind { additive, dot, scaled_dot, general, multihead, local_monotonic, local_predictive };
 
-// Names as used on the command line and in saved configurations ("additive", "gru", ...).
-std::string to_string(CellKind cell);
+// Names as used on the command line and in saved configurations ("additive", "dot", ...);
+// the cell kind's are nn::to_string and nn::cell_kind_from_string.
 std::string to_string(AttentionKind attention);
-CellKind cell_kind_from_string(const std::string& name);            // std::invalid_argument listing the choices
-AttentionKind attention_kind_from_string(const std::string& name);  // likewise
+AttentionKind attention_kind_from_string(const std::string& name);  // std::invalid_argument listing the choices
 
 struct Seq2SeqOptions {
   std::size_t source_vocabulary = 0;
@@ -42,7 +40,7 @@ struct Seq2SeqOptions {
   std::size_t encoder_hidden = 512;  // per direction
   std::size_t decoder_hidden = 512;
   std::size_t encoder_layers = 1;
-  CellKind cell = CellKind::gru;
+  nn::CellKind cell = nn::CellKind::gru;
   AttentionKind attention = AttentionKind::additive;
   // Luong-style decoding: step first, attend with the new state, and feed the attentional
   // vector tanh(W_c [context; state]) into the next step. Otherwise Bahdanau-style.
@@ -123,12 +121,9 @@ class Seq2Seq : public nn::Module<T> {
   nn::Embedding<T> source_embedding_;
   nn::Embedding<T> target_embedding_;
   nn::Dropout<T> dropout_;
-  // Exactly one of each pair exists, as options_.cell says.
-  std::unique_ptr<nn::GRU<T>> gru_encoder_;
-  std::unique_ptr<nn::LSTM<T>> lstm_encoder_;
+  std::unique_ptr<nn::RecurrentLayer<T>> encoder_;
   nn::Linear<T> bridge_;
-  std::unique_ptr<nn::GRUCell<T>> gru_cell_;
-  std::unique_ptr<nn::LSTMCell<T>> lstm_cell_;
+  std::unique_ptr<nn::RecurrentCell<T>> decoder_;
   std::unique_ptr<nn::Attention<T>> attention_;
   std::unique_ptr<nn::Linear<T>> attentional_;  // input feeding only: W_c
   nn::Linear<T> output_;
