@@ -8,6 +8,7 @@
 
 #include <xgrad/framework/errors.h>
 #include <xgrad/framework/heap.h>
+#include <xgrad/framework/state_io.h>
 
 #include "cli.h"
 #include "progress.h"
