@@ -168,42 +168,31 @@ void Optimizer<T>::load_state(const safetensors::File& file, const std::string& 
   const std::int64_t steps = reader.count("steps");
   LoadedOptions options = read_options(reader);
 
-  // Collect every problem before giving up, so that one message says all that is wrong.
-  std::vector<std::string> problems;
-  std::vector<ParameterState> state(parameters_.size());
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    const auto& [name, parameter] = parameters_[i];
-    const std::string updates_key = reader.full_key("step." + name);
-    if (const safetensors::Entry* entry = reader.find_tensor("step." + name)) {
-      if (entry->dtype != safetensors::Dtype::i64 || !entry->shape.empty()) {
-        problems.push_back("key '" + updates_key + "' must be an I64 scalar but is " +
-                           safetensors::dtype_name(entry->dtype) + " of shape " + to_string(entry->shape));
-      } else {
-        state[i].updates = file.integers(updates_key)();
-        if (state[i].updates < 0 || state[i].updates > steps) {
-          problems.push_back(detail::message("key '", updates_key, "' = ", state[i].updates, " is outside [0, ", steps,
-                                             "], the optimizer's step count"));
-        }
-      }
-    } else {
-      problems.push_back("missing key '" + updates_key + "'");
-    }
+  std::vector<safetensors::ExpectedTensor> expected;
+  for (const auto& [name, parameter] : parameters_) {
+    expected.push_back({.key = "step." + name, .shape = {}, .integer = true});
     for (const std::string& buffer : options.buffer_names) {
-      const std::string key = reader.full_key(buffer + "." + name);
-      const safetensors::Entry* entry = reader.find_tensor(buffer + "." + name);
-      if (entry == nullptr) {
-        problems.push_back("missing key '" + key + "' (shape " + to_string(parameter.shape()) + ")");
-      } else if (entry->shape != parameter.shape()) {
-        problems.push_back("key '" + key + "': the file has shape " + to_string(entry->shape) + " but parameter '" +
-                           name + "' has shape " + to_string(parameter.shape()));
-      } else if (entry->dtype == safetensors::Dtype::i64) {
-        problems.push_back("key '" + key + "' is stored as I64, not as floating point");
-      } else {
-        state[i].buffers.push_back(file.floats<T>(key));
+      expected.push_back({.key = buffer + "." + name, .shape = parameter.shape(), .shape_of = "parameter '" + name + "'"});
+    }
+  }
+  // Every problem is collected before giving up, so that one message says all that is wrong.
+  std::vector<std::string> problems = reader.check_tensors(expected, "this " + type_ + " optimizer");
+  for (const std::string& key : reader.unread_keys()) problems.push_back("unknown key '" + key + "'");
+  std::vector<ParameterState> state(parameters_.size());
+  if (problems.empty()) {  // values are read only from tensors of the expected shape and kind
+    for (std::size_t i = 0; i < parameters_.size(); ++i) {
+      const std::string& name = parameters_[i].first;
+      const std::string updates_key = reader.full_key("step." + name);
+      state[i].updates = file.integers(updates_key)();
+      if (state[i].updates < 0 || state[i].updates > steps) {
+        problems.push_back(detail::message("key '", updates_key, "' = ", state[i].updates, " is outside [0, ", steps,
+                                           "], the optimizer's step count"));
+      }
+      for (const std::string& buffer : options.buffer_names) {
+        state[i].buffers.push_back(file.floats<T>(reader.full_key(buffer + "." + name)));
       }
     }
   }
-  for (const std::string& key : reader.unread_keys()) problems.push_back("unknown key '" + key + "'");
   if (!problems.empty()) {
     std::string message = file.label() + ": does not hold the state of this " + type_ + " optimizer:";
     for (const std::string& problem : problems) message += "\n  " + problem;

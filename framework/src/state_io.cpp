@@ -85,11 +85,12 @@ void StateReader::expect_type(const std::string& type, const char* kind) {
   }
 }
 
-const safetensors::Entry* StateReader::find_tensor(const std::string& key) {
-  const std::string full = full_key(key);
-  if (!file_.contains(full)) return nullptr;
-  read_.insert(full);
-  return &file_.entry(full);
+std::vector<std::string> StateReader::check_tensors(const std::vector<safetensors::ExpectedTensor>& expected,
+                                                   const std::string& loader) {
+  for (const std::string& name : file_.names()) {
+    if (name.starts_with(prefix_)) read_.insert(name);
+  }
+  return safetensors::tensor_mismatches(file_, prefix_, expected, {.loader = loader, .unexpected = "unknown key"});
 }
 
 void StateReader::validate(const std::function<void()>& check) const {

@@ -1,10 +1,10 @@
 #include "xgrad/layers/module.h"
 
 #include <algorithm>
-#include <set>
 
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/large_pages.h"
+#include "xgrad/framework/tensor_check.h"
 
 namespace xgrad::nn {
 
@@ -114,27 +114,9 @@ void save_state_dict(const Module<T>& module, const std::string& path, const std
 template <class T>
 std::vector<std::string> state_dict_mismatches(const Module<T>& module, const safetensors::File& file,
                                                const std::string& prefix) {
-  std::vector<std::string> problems;
-  std::set<std::string> expected;
-  for (const auto& [key, tensor] : module.state_dict()) {
-    const std::string name = prefix + key;
-    expected.insert(name);
-    if (!file.contains(name)) {
-      problems.push_back("missing key '" + name + "' (shape " + to_string(tensor.shape()) + ")");
-      continue;
-    }
-    const safetensors::Entry& entry = file.entry(name);
-    if (entry.shape != tensor.shape()) {
-      problems.push_back("key '" + name + "': the file has shape " + to_string(entry.shape) + " but the module expects " +
-                         to_string(tensor.shape()));
-    } else if (entry.dtype == safetensors::Dtype::i64) {
-      problems.push_back("key '" + name + "' is stored as I64, not as floating point");
-    }
-  }
-  for (const std::string& name : file.names()) {
-    if (name.starts_with(prefix) && expected.count(name) == 0) problems.push_back("unexpected key '" + name + "'");
-  }
-  return problems;
+  std::vector<safetensors::ExpectedTensor> expected;
+  for (const auto& [key, tensor] : module.state_dict()) expected.push_back({.key = key, .shape = tensor.shape()});
+  return safetensors::tensor_mismatches(file, prefix, expected);
 }
 
 template <class T>

@@ -201,3 +201,43 @@ BOOST_AUTO_TEST_CASE(a_checkpoint_holds_a_model_under_a_prefix) {
   BOOST_TEST(loaded.head.weight.value() == saved.head.weight.value());
   BOOST_CHECK_THROW(nn::load_state_dict(loaded, file), file_error);  // without the prefix nothing matches
 }
+
+// A strict load whose missing keys are all in the file under another prefix, or without the
+// module's leading part, says what to load instead.
+BOOST_AUTO_TEST_CASE(a_mismatch_names_the_prefix_the_keys_are_under) {
+  Model model;
+  auto load_error = [&](nn::Module<float>& into, const safetensors::Writer& writer, const std::string& prefix) {
+    const safetensors::File file = safetensors::File::parse(writer.serialize(), "checkpoint.safetensors");
+    return xgrad::testing::error_message<file_error>([&] { nn::load_state_dict(into, file, prefix); });
+  };
+  safetensors::Writer checkpoint;
+  nn::write_state_dict(model, checkpoint, "model.");
+  checkpoint.add("optimizer.step", Array<float>{3.0f});
+  const std::string unprefixed = load_error(model, checkpoint, "");
+  BOOST_TEST(unprefixed.find("all 5 missing keys are in the file under the prefix \"model.\": load with prefix \"model.\"") !=
+                 std::string::npos,
+             unprefixed);
+  BOOST_TEST(unprefixed.find("unexpected key 'optimizer.step'") != std::string::npos, unprefixed);
+
+  safetensors::Writer bare;
+  nn::write_state_dict(model, bare);
+  const std::string prefixed = load_error(model, bare, "model.");
+  BOOST_TEST(prefixed.find("all 5 missing keys are in the file without a prefix: load with prefix \"\"") != std::string::npos,
+             prefixed);
+
+  struct Wrapper : nn::Module<float> {
+    Encoder encoder;
+    Wrapper() { register_module("encoder", encoder); }
+  } wrapper;
+  safetensors::Writer encoder_only;
+  nn::write_state_dict(wrapper.encoder, encoder_only);
+  const std::string part = load_error(wrapper, encoder_only, "");
+  BOOST_TEST(part.find("all 3 missing keys are in the file without their leading \"encoder.\"") != std::string::npos, part);
+
+  // Keys missing for another reason get no hint.
+  safetensors::Writer partial;
+  nn::write_state_dict(model.encoder, partial, "model.encoder.");
+  const std::string unrelated = load_error(model, partial, "");
+  BOOST_TEST(unrelated.find("missing key 'head.weight'") != std::string::npos, unrelated);
+  BOOST_TEST(unrelated.find("load with prefix") == std::string::npos, unrelated);
+}

@@ -28,5 +28,6 @@
 #include "xgrad/framework/softmax.h"
 #include "xgrad/framework/state_io.h"
 #include "xgrad/framework/tensor.h"
+#include "xgrad/framework/tensor_check.h"
 #include "xgrad/framework/threading.h"
 #include "xgrad/framework/utf8.h"

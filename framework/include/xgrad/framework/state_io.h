@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "xgrad/framework/safetensors.h"
+#include "xgrad/framework/tensor_check.h"
 
 namespace xgrad::optim {
 
@@ -53,8 +54,12 @@ class StateReader {
   bool boolean(const std::string& key);
   // Checks that "type" names `type`, the type of the `kind` ("optimizer", ...) being loaded.
   void expect_type(const std::string& type, const char* kind);
-  // The tensor's entry, or nullptr when the file has none; a present tensor counts as read.
-  const safetensors::Entry* find_tensor(const std::string& key);
+  // Every way the tensors under the prefix differ from `expected` (keys without the prefix),
+  // one line each as safetensors::tensor_mismatches words them, with `loader` ("this Adam
+  // optimizer") expecting the shapes and the other tensors listed as unknown keys. Every
+  // tensor under the prefix counts as read.
+  std::vector<std::string> check_tensors(const std::vector<safetensors::ExpectedTensor>& expected,
+                                         const std::string& loader);
   // Runs `check`, turning the std::invalid_argument it throws for a bad option value into a
   // file_error naming the file: saved options are validated like constructor arguments.
   void validate(const std::function<void()>& check) const;
