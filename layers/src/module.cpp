@@ -1,7 +1,9 @@
 #include "xgrad/layers/module.h"
 
 #include <algorithm>
+#include <unordered_set>
 
+#include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/large_pages.h"
 #include "xgrad/framework/tensor_check.h"
@@ -146,6 +148,20 @@ void load_state_dict(Module<T>& module, const std::string& path) {
   load_state_dict(module, safetensors::File::read(path));
 }
 
+template <class T>
+std::vector<UnregisteredParameter<T>> unregistered_parameters(const Module<T>& module, const Tensor<T>& loss) {
+  std::unordered_set<const TensorImpl<T>*> registered;
+  for (const Tensor<T>& parameter : module.parameters()) registered.insert(parameter.impl_ptr().get());
+  std::vector<UnregisteredParameter<T>> found;
+  for (ReachedLeaf<T>& leaf : reached_leaves(loss)) {
+    if (registered.count(leaf.tensor.impl_ptr().get()) != 0) continue;
+    std::string description = "tensor of shape " + to_string(leaf.tensor.shape());
+    if (!leaf.used_by.empty()) description += " read by " + leaf.used_by;
+    found.push_back({std::move(leaf.tensor), std::move(description)});
+  }
+  return found;
+}
+
 template class Module<float>;
 template class Module<double>;
 template void save_state_dict(const Module<float>&, const std::string&, const std::map<std::string, std::string>&);
@@ -158,5 +174,7 @@ template void load_state_dict(Module<float>&, const safetensors::File&, const st
 template void load_state_dict(Module<double>&, const safetensors::File&, const std::string&);
 template void load_state_dict(Module<float>&, const std::string&);
 template void load_state_dict(Module<double>&, const std::string&);
+template std::vector<UnregisteredParameter<float>> unregistered_parameters(const Module<float>&, const Tensor<float>&);
+template std::vector<UnregisteredParameter<double>> unregistered_parameters(const Module<double>&, const Tensor<double>&);
 
 }  // namespace xgrad::nn

@@ -4,6 +4,7 @@
 #include "xgrad_test.h"
 
 #include <limits>
+#include <set>
 
 #include <filesystem>
 
@@ -240,4 +241,27 @@ BOOST_AUTO_TEST_CASE(a_mismatch_names_the_prefix_the_keys_are_under) {
   const std::string unrelated = load_error(model, partial, "");
   BOOST_TEST(unrelated.find("missing key 'head.weight'") != std::string::npos, unrelated);
   BOOST_TEST(unrelated.find("load with prefix") == std::string::npos, unrelated);
+}
+
+BOOST_AUTO_TEST_CASE(a_sub_layer_that_was_never_registered_is_reported) {
+  struct Forgetful : nn::Module<float> {
+    nn::Linear<float> registered{{.in_features = 4, .out_features = 3}};
+    nn::Linear<float> forgotten{{.in_features = 3, .out_features = 2}};
+    Forgetful() { register_module("registered", registered); }
+    Tensor<float> loss(const Tensor<float>& x) const { return sum(forgotten(registered(x))); }
+  } forgetful;
+  const Tensor<float> input = Tensor<float>::ones({5, 4});  // requires no grad: never reported
+  const auto found = nn::unregistered_parameters(forgetful, forgetful.loss(input));
+  BOOST_TEST_REQUIRE(found.size() == 2u);  // the forgotten layer's weight and bias
+  std::set<std::string> descriptions;
+  for (const auto& parameter : found) {
+    descriptions.insert(parameter.description);
+    BOOST_TEST((parameter.tensor.same(forgetful.forgotten.weight) || parameter.tensor.same(forgetful.forgotten.bias)));
+  }
+  BOOST_TEST(descriptions.count("tensor of shape [2, 3] read by linear") == 1u, *descriptions.begin());
+  BOOST_TEST(descriptions.count("tensor of shape [2] read by linear") == 1u, *descriptions.rbegin());
+
+  Model model;
+  const Tensor<float> encoded = model.encoder.proj(model.encoder.embed(Indices{1, 2, 3}));
+  BOOST_TEST(nn::unregistered_parameters(model, sum(model.head(encoded))).empty());
 }

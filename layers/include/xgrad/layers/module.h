@@ -87,4 +87,19 @@ void load_state_dict(Module<T>& module, const safetensors::File& file, const std
 template <class T>
 void load_state_dict(Module<T>& module, const std::string& path);
 
+// A tensor that a loss depends on and that requires grad but is not a parameter of the module.
+template <class T>
+struct UnregisteredParameter {
+  Tensor<T> tensor;
+  std::string description;  // "tensor of shape [3, 4] read by linear"
+};
+
+// Every leaf that requires grad, that `loss` reached through the graph it recorded and that is
+// not one of module.parameters(): most often a sub-layer that was never registered, which an
+// optimizer made from the parameters never trains and a checkpoint never saves. Empty when
+// the module owns everything the loss trains. Call it once, on the first step, before backward
+// (which releases the graph it walks).
+template <class T>
+std::vector<UnregisteredParameter<T>> unregistered_parameters(const Module<T>& module, const Tensor<T>& loss);
+
 }  // namespace xgrad::nn
