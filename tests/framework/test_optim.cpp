@@ -430,7 +430,24 @@ BOOST_AUTO_TEST_CASE(loading_refuses_state_that_does_not_fit) {
   Tensor<double> a_transposed = random_parameter<double>({2, 3}, 1);
   optim::Adam<double> reshaped({{"a", a_transposed}, {"b", b}}, {.lr = 0.5});
   expect_file_error([&] { reshaped.load_state(file, "opt."); },
-                    {"state.safetensors", "'opt.exp_avg.a'", "[3, 2]", "[2, 3]"});
+                    {"state.safetensors", "'opt.exp_avg.a'", "[3, 2]", "[2, 3]",
+                     "key 'opt.exp_avg.a': the file has shape [3, 2] but this Adam optimizer expects [2, 3] (the shape "
+                     "of parameter 'a')"});
+
+  safetensors::Writer float_counter;  // the saved state with one update counter stored as F64
+  for (const auto& [key, value] : file.metadata()) float_counter.set_metadata(key, value);
+  for (const std::string& name : file.names()) {
+    if (name == "opt.step.a") {
+      float_counter.add(name, Array<double>(Shape{}, 1.0));
+    } else if (name.starts_with("opt.step.")) {
+      float_counter.add(name, file.integers(name));
+    } else {
+      float_counter.add(name, file.floats<double>(name));
+    }
+  }
+  optim::Adam<double> counted({{"a", a}, {"b", b}}, {.lr = 0.5});
+  expect_file_error([&] { counted.load_state(safetensors::File::parse(float_counter.serialize(), "counters"), "opt."); },
+                    {"counters", "key 'opt.step.a' is stored as F64, not as I64"});
 
   optim::Adam<double> fewer({{"a", a}}, {.lr = 0.5});
   expect_file_error([&] { fewer.load_state(file, "opt."); }, {"state.safetensors", "unknown key 'opt.exp_avg.b'"});
@@ -470,43 +487,6 @@ BOOST_AUTO_TEST_CASE(loading_refuses_state_that_does_not_fit) {
   plateau_writer.set_metadata("num_bad_epochs", "4");
   expect_file_error([&] { plateau.load_state(safetensors::File::parse(plateau_writer.serialize(), "plateau"), ""); },
                     {"plateau", "num_bad_epochs", "patience = 3"});
-}
-
-// The optimizer's tensors are checked as a module's are (safetensors::tensor_mismatches): the
-// update counters must be I64, and a shape mismatch names the parameter the shape comes from.
-BOOST_AUTO_TEST_CASE(loading_names_wrong_counters_and_the_parameter_a_shape_comes_from) {
-  Tensor<double> a = random_parameter<double>({3, 2}, 1), b = random_parameter<double>({4}, 2);
-  optim::Adam<double> saved({{"a", a}, {"b", b}}, {.lr = 0.01});
-  set_gradient(a, Array<double>(Shape{3, 2}, 0.5));
-  set_gradient(b, Array<double>(Shape{4}, -0.25));
-  saved.step();
-  safetensors::Writer writer;
-  saved.save_state(writer, "");
-  const safetensors::File file = safetensors::File::parse(writer.serialize(), "state.safetensors");
-
-  safetensors::Writer float_counter;  // the same state with one counter stored as F64
-  for (const auto& [key, value] : file.metadata()) float_counter.set_metadata(key, value);
-  for (const std::string& name : file.names()) {
-    if (name == "step.a") {
-      float_counter.add(name, Array<double>(Shape{}, 1.0));
-    } else if (name.starts_with("step.")) {
-      float_counter.add(name, file.integers(name));
-    } else {
-      float_counter.add(name, file.floats<double>(name));
-    }
-  }
-  optim::Adam<double> loaded({{"a", a}, {"b", b}}, {.lr = 0.5});
-  expect_file_error([&] { loaded.load_state(safetensors::File::parse(float_counter.serialize(), "counters"), ""); },
-                    {"counters", "key 'step.a' is stored as F64, not as I64"});
-
-  Tensor<double> a_transposed = random_parameter<double>({2, 3}, 1);
-  optim::Adam<double> reshaped({{"a", a_transposed}, {"b", b}}, {.lr = 0.5});
-  expect_file_error([&] { reshaped.load_state(file, ""); },
-                    {"key 'exp_avg.a': the file has shape [3, 2] but this Adam optimizer expects [2, 3] (the shape of "
-                     "parameter 'a')"});
-  BOOST_TEST(loaded.steps() == 0);
-  loaded.load_state(file, "");
-  BOOST_TEST(loaded.steps() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(plain_parameter_lists_are_numbered) {
