@@ -348,17 +348,25 @@ class Seq2Seq<T>::SearchDecoder final : public StepDecoder<T> {
     DecoderState decoder;
   };
 
-  // Row b * copies + k becomes sentence b, before the bridge reads the summary.
+  // Row b * copies + k becomes sentence b, before the bridge reads the summary. A tensor may
+  // hold several rows per sentence (multihead attention's keys split by head, b * H + h):
+  // each sentence's block of rows is repeated whole.
   static void repeat_rows(Encoded& encoded, std::size_t copies) {
-    const std::size_t rows = encoded.padding.shape()[0] * copies, width = encoded.padding.shape()[1];
-    Indices sentence_of_row = Indices::from_shape({rows});
-    for (std::size_t r = 0; r < rows; ++r) sentence_of_row(r) = static_cast<std::int64_t>(r / copies);
-    auto repeat = [&](const Tensor<T>& t) { return t.defined() ? index_select(t, 0, sentence_of_row) : t; };
+    const std::size_t sentences = encoded.padding.shape()[0], width = encoded.padding.shape()[1];
+    auto repeat = [&](const Tensor<T>& t) {
+      if (!t.defined()) return t;
+      const std::size_t block = t.shape()[0] / sentences;
+      Indices rows = Indices::from_shape({sentences * copies * block});
+      for (std::size_t r = 0; r < rows.size(); ++r) {
+        rows(r) = static_cast<std::int64_t>((r / (copies * block)) * block + r % block);
+      }
+      return index_select(t, 0, rows);
+    };
     encoded.memory = {repeat(encoded.memory.keys), repeat(encoded.memory.values), repeat(encoded.memory.projected_keys),
                       repeat(encoded.memory.projected_values)};
     encoded.summary = repeat(encoded.summary);
-    Mask padding = Mask::from_shape({rows, width});
-    for (std::size_t r = 0; r < rows; ++r) {
+    Mask padding = Mask::from_shape({sentences * copies, width});
+    for (std::size_t r = 0; r < sentences * copies; ++r) {
       std::copy_n(encoded.padding.data() + (r / copies) * width, width, padding.data() + r * width);
     }
     encoded.padding = std::move(padding);
