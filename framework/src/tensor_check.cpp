@@ -15,16 +15,18 @@ std::string missing_keys_phrase(std::size_t count) {
   return count == 1 ? "the missing key is" : detail::message("all ", count, " missing keys are");
 }
 
-// Another prefix under which the file holds every missing key: the prefix the caller should
-// have loaded with (a whole checkpoint's "model.", or "" for a bare state_dict).
-std::optional<std::string> prefix_holding_all(const File& file, const std::vector<std::string>& missing) {
-  const std::string& first = missing.front();
+// Another prefix under which the file holds every expected key: the prefix the caller should
+// have loaded with (a whole checkpoint's "model.", or "" for a bare state_dict). Every key, not
+// only the missing ones: loading with a prefix that holds a stray copy of one key would miss
+// all the others.
+std::optional<std::string> prefix_holding_all(const File& file, const std::vector<ExpectedTensor>& expected,
+                                              const std::string& first_missing) {
   for (const std::string& name : file.names()) {
-    if (!name.ends_with(first)) continue;
-    const std::string candidate = name.substr(0, name.size() - first.size());
+    if (!name.ends_with(first_missing)) continue;
+    const std::string candidate = name.substr(0, name.size() - first_missing.size());
     if (!candidate.empty() && candidate.back() != '.') continue;  // "birnn.weight" ends with "rnn.weight"
-    if (std::all_of(missing.begin(), missing.end(),
-                    [&](const std::string& key) { return file.contains(candidate + key); })) {
+    if (std::all_of(expected.begin(), expected.end(),
+                    [&](const ExpectedTensor& tensor) { return file.contains(candidate + tensor.key); })) {
       return candidate;
     }
   }
@@ -49,10 +51,11 @@ std::optional<std::string> leading_part_lacking(const File& file, const std::str
 
 // A line saying where the missing keys are, when they all are somewhere else in the file.
 std::optional<std::string> where_missing_keys_are(const File& file, const std::string& prefix,
+                                                  const std::vector<ExpectedTensor>& expected,
                                                   const std::vector<std::string>& missing) {
   if (missing.empty()) return std::nullopt;
   const std::string keys_are = missing_keys_phrase(missing.size());
-  if (const std::optional<std::string> other = prefix_holding_all(file, missing)) {
+  if (const std::optional<std::string> other = prefix_holding_all(file, expected, missing.front())) {
     const std::string where = other->empty() ? "without a prefix" : "under the prefix " + quoted(*other);
     return keys_are + " in the file " + where + ": load with prefix " + quoted(*other);
   }
@@ -96,7 +99,7 @@ std::vector<std::string> tensor_mismatches(const File& file, const std::string& 
     }
   }
   // First: with a whole checkpoint's keys, the lines it explains run to hundreds.
-  if (const std::optional<std::string> hint = where_missing_keys_are(file, prefix, missing)) {
+  if (const std::optional<std::string> hint = where_missing_keys_are(file, prefix, expected, missing)) {
     problems.insert(problems.begin(), *hint);
   }
   return problems;

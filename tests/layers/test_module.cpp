@@ -241,6 +241,15 @@ BOOST_AUTO_TEST_CASE(a_mismatch_names_the_prefix_the_keys_are_under) {
   const std::string unrelated = load_error(model, partial, "");
   BOOST_TEST(unrelated.find("missing key 'head.weight'") != std::string::npos, unrelated);
   BOOST_TEST(unrelated.find("load with prefix") == std::string::npos, unrelated);
+  // A stray copy of the one missing key under another prefix is no prefix to load with.
+  safetensors::Writer stray;
+  for (const auto& [name, tensor] : model.state_dict()) {
+    if (name != "head.weight") stray.add(name, tensor.value());
+  }
+  stray.add("old.head.weight", model.head.weight.value());
+  const std::string lone = load_error(model, stray, "");
+  BOOST_TEST(lone.find("missing key 'head.weight'") != std::string::npos, lone);
+  BOOST_TEST(lone.find("load with prefix") == std::string::npos, lone);
 }
 
 BOOST_AUTO_TEST_CASE(a_sub_layer_that_was_never_registered_is_reported) {
