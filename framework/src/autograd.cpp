@@ -300,24 +300,31 @@ void Node<T>::abandon() noexcept {
 }
 
 template <class T>
-std::vector<Tensor<T>> reachable_leaves(const Tensor<T>& root) {
-  std::vector<Tensor<T>> leaves;
+std::vector<ReachedLeaf<T>> reached_leaves(const Tensor<T>& root) {
+  std::vector<ReachedLeaf<T>> leaves;
   std::unordered_set<const void*> seen;
-  std::vector<Tensor<T>> stack{root};
+  std::vector<ReachedLeaf<T>> stack{{root, ""}};
   while (!stack.empty()) {
-    Tensor<T> current = std::move(stack.back());
+    ReachedLeaf<T> current = std::move(stack.back());
     stack.pop_back();
-    if (!seen.insert(current.impl_ptr().get()).second) continue;
-    const auto& producer = current.impl().grad_fn;
+    if (!seen.insert(current.tensor.impl_ptr().get()).second) continue;
+    const auto& producer = current.tensor.impl().grad_fn;
     if (!producer) {
-      if (current.requires_grad()) leaves.push_back(current);
+      if (current.tensor.requires_grad()) leaves.push_back(std::move(current));
       continue;
     }
     const auto& inputs = producer->inputs();
     for (auto it = inputs.rbegin(); it != inputs.rend(); ++it) {
-      if (it->requires_grad()) stack.push_back(*it);
+      if (it->requires_grad()) stack.push_back({*it, producer->op()});
     }
   }
+  return leaves;
+}
+
+template <class T>
+std::vector<Tensor<T>> reachable_leaves(const Tensor<T>& root) {
+  std::vector<Tensor<T>> leaves;
+  for (ReachedLeaf<T>& leaf : reached_leaves(root)) leaves.push_back(std::move(leaf.tensor));
   return leaves;
 }
 
@@ -349,5 +356,7 @@ template class Node<float>;
 template class Node<double>;
 template std::vector<Tensor<float>> reachable_leaves(const Tensor<float>&);
 template std::vector<Tensor<double>> reachable_leaves(const Tensor<double>&);
+template std::vector<ReachedLeaf<float>> reached_leaves(const Tensor<float>&);
+template std::vector<ReachedLeaf<double>> reached_leaves(const Tensor<double>&);
 
 }  // namespace xgrad

@@ -1,11 +1,9 @@
 #include "xgrad/framework/optim.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <map>
 #include <set>
-#include <system_error>
 
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/isa.h"
@@ -14,21 +12,6 @@
 namespace xgrad::optim {
 
 namespace {
-
-// Shortest text that parses back to the same double ("0.1", "1e-08", "inf").
-std::string format_real(double value) {
-  char buffer[64];
-  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-  return std::string(buffer, result.ptr);
-}
-
-// Parses all of `text` as a number; false when text is empty, partial or out of range.
-template <class Number>
-bool parse_number(const std::string& text, Number& value) {
-  const char* end = text.data() + text.size();
-  const auto result = std::from_chars(text.data(), end, value);
-  return result.ec == std::errc() && result.ptr == end;
-}
 
 // A parameter takes part in a step (and in clipping) when it requires grad and has a
 // gradient: PyTorch's `p.grad is not None`, with frozen parameters left alone.
@@ -105,101 +88,6 @@ NamedTensors<T> numbered(const std::vector<Tensor<T>>& parameters) {
   named.reserve(parameters.size());
   for (std::size_t i = 0; i < parameters.size(); ++i) named.emplace_back(std::to_string(i), parameters[i]);
   return named;
-}
-
-// ---- StateWriter / StateReader ----------------------------------------------------------
-
-void StateWriter::text(const std::string& key, const std::string& value) { writer_.set_metadata(prefix_ + key, value); }
-void StateWriter::real(const std::string& key, double value) { text(key, format_real(value)); }
-void StateWriter::integer(const std::string& key, std::int64_t value) { text(key, std::to_string(value)); }
-void StateWriter::boolean(const std::string& key, bool value) { text(key, value ? "true" : "false"); }
-
-const std::string& StateReader::metadata(const std::string& key) {
-  const std::string full = full_key(key);
-  const auto it = file_.metadata().find(full);
-  if (it == file_.metadata().end()) throw file_error(detail::message(file_.label(), ": has no metadata '", full, "'"));
-  read_.insert(full);
-  return it->second;
-}
-
-std::string StateReader::text(const std::string& key) { return metadata(key); }
-
-double StateReader::real(const std::string& key) {
-  const std::string& text = metadata(key);
-  double value = 0;
-  if (!parse_number(text, value)) {
-    throw file_error(detail::message(file_.label(), ": metadata '", full_key(key), "' = '", text, "' is not a number"));
-  }
-  return value;
-}
-
-std::int64_t StateReader::integer(const std::string& key) {
-  const std::string& text = metadata(key);
-  std::int64_t value = 0;
-  if (!parse_number(text, value)) {
-    throw file_error(
-        detail::message(file_.label(), ": metadata '", full_key(key), "' = '", text, "' is not an integer"));
-  }
-  return value;
-}
-
-std::int64_t StateReader::count(const std::string& key) {
-  const std::int64_t value = integer(key);
-  if (value < 0) {
-    throw file_error(detail::message(file_.label(), ": metadata '", full_key(key), "' = ", value, " is negative"));
-  }
-  return value;
-}
-
-bool StateReader::boolean(const std::string& key) {
-  const std::string& text = metadata(key);
-  if (text != "true" && text != "false") {
-    throw file_error(
-        detail::message(file_.label(), ": metadata '", full_key(key), "' = '", text, "' is neither true nor false"));
-  }
-  return text == "true";
-}
-
-void StateReader::expect_type(const std::string& type, const char* kind) {
-  const std::string saved = text("type");
-  if (saved != type) {
-    throw file_error(detail::message(file_.label(), ": metadata '", full_key("type"), "' = '", saved,
-                                     "' but the state is being loaded into a ", type, " ", kind));
-  }
-}
-
-const safetensors::Entry* StateReader::find_tensor(const std::string& key) {
-  const std::string full = full_key(key);
-  if (!file_.contains(full)) return nullptr;
-  read_.insert(full);
-  return &file_.entry(full);
-}
-
-void StateReader::validate(const std::function<void()>& check) const {
-  try {
-    check();
-  } catch (const std::invalid_argument& e) {
-    throw file_error(
-        detail::message(file_.label(), ": the saved options under '", prefix_, "' are invalid: ", e.what()));
-  }
-}
-
-std::vector<std::string> StateReader::unread_keys() const {
-  std::vector<std::string> unread;
-  auto collect = [&](const std::string& key) {
-    if (key.starts_with(prefix_) && read_.count(key) == 0) unread.push_back(key);
-  };
-  for (const std::string& name : file_.names()) collect(name);
-  for (const auto& [key, value] : file_.metadata()) collect(key);
-  return unread;
-}
-
-void StateReader::refuse_unread_keys() const {
-  const std::vector<std::string> unread = unread_keys();
-  if (unread.empty()) return;
-  std::string message = file_.label() + ": unknown keys under '" + prefix_ + "':";
-  for (const std::string& key : unread) message += " '" + key + "'";
-  throw file_error(message);
 }
 
 // ---- Optimizer ----------------------------------------------------------------------------
@@ -280,42 +168,31 @@ void Optimizer<T>::load_state(const safetensors::File& file, const std::string& 
   const std::int64_t steps = reader.count("steps");
   LoadedOptions options = read_options(reader);
 
-  // Collect every problem before giving up, so that one message says all that is wrong.
-  std::vector<std::string> problems;
-  std::vector<ParameterState> state(parameters_.size());
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    const auto& [name, parameter] = parameters_[i];
-    const std::string updates_key = reader.full_key("step." + name);
-    if (const safetensors::Entry* entry = reader.find_tensor("step." + name)) {
-      if (entry->dtype != safetensors::Dtype::i64 || !entry->shape.empty()) {
-        problems.push_back("key '" + updates_key + "' must be an I64 scalar but is " +
-                           safetensors::dtype_name(entry->dtype) + " of shape " + to_string(entry->shape));
-      } else {
-        state[i].updates = file.integers(updates_key)();
-        if (state[i].updates < 0 || state[i].updates > steps) {
-          problems.push_back(detail::message("key '", updates_key, "' = ", state[i].updates, " is outside [0, ", steps,
-                                             "], the optimizer's step count"));
-        }
-      }
-    } else {
-      problems.push_back("missing key '" + updates_key + "'");
-    }
+  std::vector<safetensors::ExpectedTensor> expected;
+  for (const auto& [name, parameter] : parameters_) {
+    expected.push_back({.key = "step." + name, .shape = {}, .integer = true});
     for (const std::string& buffer : options.buffer_names) {
-      const std::string key = reader.full_key(buffer + "." + name);
-      const safetensors::Entry* entry = reader.find_tensor(buffer + "." + name);
-      if (entry == nullptr) {
-        problems.push_back("missing key '" + key + "' (shape " + to_string(parameter.shape()) + ")");
-      } else if (entry->shape != parameter.shape()) {
-        problems.push_back("key '" + key + "': the file has shape " + to_string(entry->shape) + " but parameter '" +
-                           name + "' has shape " + to_string(parameter.shape()));
-      } else if (entry->dtype == safetensors::Dtype::i64) {
-        problems.push_back("key '" + key + "' is stored as I64, not as floating point");
-      } else {
-        state[i].buffers.push_back(file.floats<T>(key));
+      expected.push_back({.key = buffer + "." + name, .shape = parameter.shape(), .shape_of = "parameter '" + name + "'"});
+    }
+  }
+  // Every problem is collected before giving up, so that one message says all that is wrong.
+  std::vector<std::string> problems = reader.check_tensors(expected, "this " + type_ + " optimizer");
+  for (const std::string& key : reader.unread_keys()) problems.push_back("unknown key '" + key + "'");
+  std::vector<ParameterState> state(parameters_.size());
+  if (problems.empty()) {  // values are read only from tensors of the expected shape and kind
+    for (std::size_t i = 0; i < parameters_.size(); ++i) {
+      const std::string& name = parameters_[i].first;
+      const std::string updates_key = reader.full_key("step." + name);
+      state[i].updates = file.integers(updates_key)();
+      if (state[i].updates < 0 || state[i].updates > steps) {
+        problems.push_back(detail::message("key '", updates_key, "' = ", state[i].updates, " is outside [0, ", steps,
+                                           "], the optimizer's step count"));
+      }
+      for (const std::string& buffer : options.buffer_names) {
+        state[i].buffers.push_back(file.floats<T>(reader.full_key(buffer + "." + name)));
       }
     }
   }
-  for (const std::string& key : reader.unread_keys()) problems.push_back("unknown key '" + key + "'");
   if (!problems.empty()) {
     std::string message = file.label() + ": does not hold the state of this " + type_ + " optimizer:";
     for (const std::string& problem : problems) message += "\n  " + problem;

@@ -1,10 +1,12 @@
 #include "xgrad/layers/module.h"
 
 #include <algorithm>
-#include <set>
+#include <unordered_set>
 
+#include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/large_pages.h"
+#include "xgrad/framework/tensor_check.h"
 
 namespace xgrad::nn {
 
@@ -114,27 +116,9 @@ void save_state_dict(const Module<T>& module, const std::string& path, const std
 template <class T>
 std::vector<std::string> state_dict_mismatches(const Module<T>& module, const safetensors::File& file,
                                                const std::string& prefix) {
-  std::vector<std::string> problems;
-  std::set<std::string> expected;
-  for (const auto& [key, tensor] : module.state_dict()) {
-    const std::string name = prefix + key;
-    expected.insert(name);
-    if (!file.contains(name)) {
-      problems.push_back("missing key '" + name + "' (shape " + to_string(tensor.shape()) + ")");
-      continue;
-    }
-    const safetensors::Entry& entry = file.entry(name);
-    if (entry.shape != tensor.shape()) {
-      problems.push_back("key '" + name + "': the file has shape " + to_string(entry.shape) + " but the module expects " +
-                         to_string(tensor.shape()));
-    } else if (entry.dtype == safetensors::Dtype::i64) {
-      problems.push_back("key '" + name + "' is stored as I64, not as floating point");
-    }
-  }
-  for (const std::string& name : file.names()) {
-    if (name.starts_with(prefix) && expected.count(name) == 0) problems.push_back("unexpected key '" + name + "'");
-  }
-  return problems;
+  std::vector<safetensors::ExpectedTensor> expected;
+  for (const auto& [key, tensor] : module.state_dict()) expected.push_back({.key = key, .shape = tensor.shape()});
+  return safetensors::tensor_mismatches(file, prefix, expected);
 }
 
 template <class T>
@@ -164,6 +148,20 @@ void load_state_dict(Module<T>& module, const std::string& path) {
   load_state_dict(module, safetensors::File::read(path));
 }
 
+template <class T>
+std::vector<UnregisteredParameter<T>> unregistered_parameters(const Module<T>& module, const Tensor<T>& loss) {
+  std::unordered_set<const TensorImpl<T>*> registered;
+  for (const Tensor<T>& parameter : module.parameters()) registered.insert(parameter.impl_ptr().get());
+  std::vector<UnregisteredParameter<T>> found;
+  for (ReachedLeaf<T>& leaf : reached_leaves(loss)) {
+    if (registered.count(leaf.tensor.impl_ptr().get()) != 0) continue;
+    std::string description = "tensor of shape " + to_string(leaf.tensor.shape());
+    if (!leaf.used_by.empty()) description += " read by " + leaf.used_by;
+    found.push_back({std::move(leaf.tensor), std::move(description)});
+  }
+  return found;
+}
+
 template class Module<float>;
 template class Module<double>;
 template void save_state_dict(const Module<float>&, const std::string&, const std::map<std::string, std::string>&);
@@ -176,5 +174,7 @@ template void load_state_dict(Module<float>&, const safetensors::File&, const st
 template void load_state_dict(Module<double>&, const safetensors::File&, const std::string&);
 template void load_state_dict(Module<float>&, const std::string&);
 template void load_state_dict(Module<double>&, const std::string&);
+template std::vector<UnregisteredParameter<float>> unregistered_parameters(const Module<float>&, const Tensor<float>&);
+template std::vector<UnregisteredParameter<double>> unregistered_parameters(const Module<double>&, const Tensor<double>&);
 
 }  // namespace xgrad::nn

@@ -1,8 +1,6 @@
 #include "xgrad/models/seq2seq.h"
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
 #include "configuration.h"
 #include "xgrad/framework/autograd.h"
@@ -129,25 +127,6 @@ std::pair<Indices, Indices> real_positions(const Indices& outputs, std::int64_t 
   std::copy(rows.begin(), rows.end(), row_ids.begin());
   std::copy(tokens.begin(), tokens.end(), token_ids.begin());
   return {row_ids, token_ids};
-}
-
-std::size_t decode_limit(std::size_t source_length, const SearchOptions& options) {
-  return std::max<std::size_t>(
-      1, static_cast<std::size_t>(options.max_length_ratio * static_cast<double>(source_length)) + options.max_length_extra);
-}
-
-// The first `length` weights of row `row` of [rows, S] attention weights.
-std::vector<float> attention_row(const auto& weights, std::size_t row, std::size_t length) {
-  const std::size_t width = weights.shape()[1];
-  std::vector<float> values(length);
-  for (std::size_t s = 0; s < length; ++s) values[s] = static_cast<float>(weights.data()[row * width + s]);
-  return values;
-}
-
-Array<float> attention_matrix(const std::vector<std::vector<float>>& rows, std::size_t length) {
-  Array<float> matrix = Array<float>::from_shape({rows.size(), length});
-  for (std::size_t i = 0; i < rows.size(); ++i) std::copy(rows[i].begin(), rows[i].end(), matrix.data() + i * length);
-  return matrix;
 }
 
 }  // namespace
@@ -304,6 +283,75 @@ std::pair<double, std::size_t> Seq2Seq<T>::evaluate_loss(const PaddedBatch& sour
   return {static_cast<double>(mean_loss.item()) * static_cast<double>(tokens.size()), tokens.size()};
 }
 
+// The model as the searches see it: the state is the encoded source and the decoder's state,
+// a row per hypothesis.
+template <class T>
+class Seq2Seq<T>::SearchDecoder final : public StepDecoder<T> {
+ public:
+  using State = typename StepDecoder<T>::State;
+
+  explicit SearchDecoder(const Seq2Seq& model) : model_(model) {}
+
+  std::int64_t sos_id() const override { return model_.options_.sos_id; }
+  std::int64_t eos_id() const override { return model_.options_.eos_id; }
+  std::size_t vocabulary_size() const override { return model_.options_.target_vocabulary; }
+
+  std::unique_ptr<State> begin(const PaddedBatch& source, std::size_t copies) const override {
+    Encoded encoded = model_.encode(source);
+    if (copies > 1) repeat_rows(encoded, copies);
+    auto state = std::make_unique<SearchState>();
+    state->decoder = model_.initial_state(encoded);
+    state->encoded = std::move(encoded);
+    return state;
+  }
+
+  DecoderStep<T> step(const Indices& previous, State& state, std::size_t position) const override {
+    auto& [encoded, decoder] = static_cast<SearchState&>(state);
+    const auto [features, weights] = model_.step(model_.target_embedding_(previous), encoded, decoder, position);
+    return {log_softmax(model_.output_(features), -1), weights};
+  }
+
+  // Only the decoder's state: rows stay within their sentence, whose encoding they share.
+  void select(State& state, const Indices& rows) const override {
+    DecoderState& decoder = static_cast<SearchState&>(state).decoder;
+    decoder.recurrent.h = index_select(decoder.recurrent.h, 0, rows);
+    if (decoder.recurrent.c.defined()) decoder.recurrent.c = index_select(decoder.recurrent.c, 0, rows);
+    if (decoder.attentional.defined()) decoder.attentional = index_select(decoder.attentional, 0, rows);
+  }
+
+ private:
+  struct SearchState final : State {
+    Encoded encoded;
+    DecoderState decoder;
+  };
+
+  // Row b * copies + k becomes sentence b, before the bridge reads the summary. A tensor may
+  // hold several rows per sentence (multihead attention's keys split by head, b * H + h):
+  // each sentence's block of rows is repeated whole.
+  static void repeat_rows(Encoded& encoded, std::size_t copies) {
+    const std::size_t sentences = encoded.padding.shape()[0], width = encoded.padding.shape()[1];
+    auto repeat = [&](const Tensor<T>& t) {
+      if (!t.defined()) return t;
+      const std::size_t block = t.shape()[0] / sentences;
+      Indices rows = Indices::from_shape({sentences * copies * block});
+      for (std::size_t r = 0; r < rows.size(); ++r) {
+        rows(r) = static_cast<std::int64_t>((r / (copies * block)) * block + r % block);
+      }
+      return index_select(t, 0, rows);
+    };
+    encoded.memory = {repeat(encoded.memory.keys), repeat(encoded.memory.values), repeat(encoded.memory.projected_keys),
+                      repeat(encoded.memory.projected_values)};
+    encoded.summary = repeat(encoded.summary);
+    Mask padding = Mask::from_shape({sentences * copies, width});
+    for (std::size_t r = 0; r < sentences * copies; ++r) {
+      std::copy_n(encoded.padding.data() + (r / copies) * width, width, padding.data() + r * width);
+    }
+    encoded.padding = std::move(padding);
+  }
+
+  const Seq2Seq& model_;
+};
+
 template <class T>
 std::vector<Translation> Seq2Seq<T>::translate(const PaddedBatch& source, const SearchOptions& options) const {
   return options.beam_size == 1 ? greedy(source, options) : beam_search(source, options);
@@ -311,138 +359,12 @@ std::vector<Translation> Seq2Seq<T>::translate(const PaddedBatch& source, const 
 
 template <class T>
 std::vector<Translation> Seq2Seq<T>::greedy(const PaddedBatch& source, const SearchOptions& options) const {
-  NoGradGuard no_graph;
-  const Encoded encoded = encode(source);
-  DecoderState state = initial_state(encoded);
-  const std::size_t batch = source.lengths.size();
-  std::vector<Translation> results(batch);
-  std::vector<std::vector<std::vector<float>>> attention(batch);
-  std::vector<bool> done(batch, false);
-  std::size_t longest = 0;
-  for (std::size_t length : source.lengths) longest = std::max(longest, decode_limit(length, options));
-  Indices previous(Shape{batch}, options_.sos_id);
-  for (std::size_t t = 0; t < longest; ++t) {
-    const auto [features, weights] = step(target_embedding_(previous), encoded, state, t);
-    const Tensor<T> log_probs = log_softmax(output_(features), -1);
-    const Indices next = argmax(log_probs, -1);
-    bool all_done = true;
-    for (std::size_t b = 0; b < batch; ++b) {
-      if (done[b]) continue;
-      const std::int64_t token = next(b);
-      results[b].score += static_cast<double>(log_probs.value()(b, token));
-      attention[b].push_back(attention_row(weights.value(), b, source.lengths[b]));
-      done[b] = token == options_.eos_id || t + 1 >= decode_limit(source.lengths[b], options);
-      if (token != options_.eos_id) results[b].tokens.push_back(token);
-      previous(b) = token;
-      all_done = all_done && done[b];
-    }
-    if (all_done) break;
-  }
-  for (std::size_t b = 0; b < batch; ++b) results[b].attention = attention_matrix(attention[b], source.lengths[b]);
-  return results;
+  return greedy_search(SearchDecoder(*this), source, options);
 }
 
 template <class T>
 std::vector<Translation> Seq2Seq<T>::beam_search(const PaddedBatch& source, const SearchOptions& options) const {
-  const std::size_t width = options.beam_size;
-  if (width == 0 || width > options_.target_vocabulary) {
-    throw std::invalid_argument(detail::message("beam search: beam size ", width, " must lie in [1, ",
-                                                options_.target_vocabulary, "] (the target vocabulary)"));
-  }
-  NoGradGuard no_graph;
-  check_source(source);
-  const std::size_t batch = source.lengths.size(), rows = batch * width;
-  // Row b * width + k holds hypothesis k of sentence b, so every row keeps its sentence.
-  Indices sentence_of_row = Indices::from_shape({rows});
-  for (std::size_t r = 0; r < rows; ++r) sentence_of_row(r) = static_cast<std::int64_t>(r / width);
-  Encoded encoded = encode(source);
-  auto repeat = [&](const Tensor<T>& t) { return t.defined() ? index_select(t, 0, sentence_of_row) : t; };
-  encoded.memory = {repeat(encoded.memory.keys), repeat(encoded.memory.values), repeat(encoded.memory.projected_keys),
-                    repeat(encoded.memory.projected_values)};
-  encoded.summary = repeat(encoded.summary);
-  Mask padding = Mask::from_shape({rows, encoded.padding.shape()[1]});
-  for (std::size_t r = 0; r < rows; ++r) {
-    std::copy_n(encoded.padding.data() + (r / width) * padding.shape()[1], padding.shape()[1],
-                padding.data() + r * padding.shape()[1]);
-  }
-  encoded.padding = std::move(padding);
-  DecoderState state = initial_state(encoded);
-
-  struct Hypothesis {
-    std::vector<std::int64_t> tokens;
-    std::vector<std::vector<float>> attention;
-    double log_prob = -std::numeric_limits<double>::infinity();
-  };
-  std::vector<Hypothesis> beams(rows);
-  for (std::size_t b = 0; b < batch; ++b) beams[b * width].log_prob = 0;  // one live hypothesis to start
-  std::vector<std::vector<Translation>> finished(batch);
-  std::vector<bool> done(batch, false);
-  std::size_t longest = 0;
-  for (std::size_t length : source.lengths) longest = std::max(longest, decode_limit(length, options));
-  auto finish = [&](std::size_t b, Hypothesis hypothesis) {
-    const double length = static_cast<double>(hypothesis.tokens.size() + 1);
-    Translation translation{std::move(hypothesis.tokens), hypothesis.log_prob / std::pow(length, options.length_penalty),
-                            attention_matrix(hypothesis.attention, source.lengths[b])};
-    finished[b].push_back(std::move(translation));
-  };
-
-  const std::size_t vocabulary = options_.target_vocabulary;
-  Indices previous(Shape{rows}, options_.sos_id);
-  for (std::size_t t = 0; t < longest; ++t) {
-    const auto [features, weights] = step(target_embedding_(previous), encoded, state, t);
-    const Array<T> log_probs = log_softmax(output_(features), -1).value();
-    std::vector<Hypothesis> next(rows);
-    Indices origins = Indices::from_shape({rows});
-    for (std::size_t r = 0; r < rows; ++r) origins(r) = static_cast<std::int64_t>(r);  // finished rows idle in place
-    std::vector<std::pair<double, std::size_t>> candidates;
-    for (std::size_t b = 0; b < batch; ++b) {
-      if (done[b]) continue;
-      candidates.clear();
-      for (std::size_t k = 0; k < width; ++k) {
-        const std::size_t row = b * width + k;
-        if (std::isinf(beams[row].log_prob)) continue;
-        const T* row_log_probs = log_probs.data() + row * vocabulary;
-        for (std::size_t v = 0; v < vocabulary; ++v) {
-          candidates.emplace_back(beams[row].log_prob + static_cast<double>(row_log_probs[v]), k * vocabulary + v);
-        }
-      }
-      // The best 2k candidates always hold k that do not end the sentence.
-      const std::size_t considered = std::min(candidates.size(), 2 * width);
-      std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(considered), candidates.end(),
-                        [](const auto& a, const auto& c) { return a.first > c.first; });
-      const bool last_step = t + 1 >= decode_limit(source.lengths[b], options);
-      std::size_t kept = 0;
-      for (std::size_t i = 0; i < considered && kept < width && finished[b].size() < width; ++i) {
-        const auto [log_prob, index] = candidates[i];
-        const std::size_t origin = b * width + index / vocabulary;
-        const auto token = static_cast<std::int64_t>(index % vocabulary);
-        Hypothesis extended{beams[origin].tokens, beams[origin].attention, log_prob};
-        extended.attention.push_back(attention_row(weights.value(), origin, source.lengths[b]));
-        if (token != options_.eos_id) extended.tokens.push_back(token);
-        if (token == options_.eos_id || last_step) {
-          finish(b, std::move(extended));
-          continue;
-        }
-        const std::size_t row = b * width + kept++;
-        origins(row) = static_cast<std::int64_t>(origin);
-        next[row] = std::move(extended);
-      }
-      done[b] = finished[b].size() >= width || last_step || kept == 0;
-    }
-    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    beams = std::move(next);
-    for (std::size_t r = 0; r < rows; ++r) previous(r) = beams[r].tokens.empty() ? options_.sos_id : beams[r].tokens.back();
-    state.recurrent.h = index_select(state.recurrent.h, 0, origins);
-    if (state.recurrent.c.defined()) state.recurrent.c = index_select(state.recurrent.c, 0, origins);
-    if (state.attentional.defined()) state.attentional = index_select(state.attentional, 0, origins);
-  }
-  std::vector<Translation> best(batch);
-  for (std::size_t b = 0; b < batch; ++b) {
-    const auto winner = std::max_element(finished[b].begin(), finished[b].end(),
-                                         [](const Translation& a, const Translation& c) { return a.score < c.score; });
-    best[b] = std::move(*winner);
-  }
-  return best;
+  return models::beam_search(SearchDecoder(*this), source, options);
 }
 
 template class Seq2Seq<float>;

@@ -430,7 +430,24 @@ BOOST_AUTO_TEST_CASE(loading_refuses_state_that_does_not_fit) {
   Tensor<double> a_transposed = random_parameter<double>({2, 3}, 1);
   optim::Adam<double> reshaped({{"a", a_transposed}, {"b", b}}, {.lr = 0.5});
   expect_file_error([&] { reshaped.load_state(file, "opt."); },
-                    {"state.safetensors", "'opt.exp_avg.a'", "[3, 2]", "[2, 3]"});
+                    {"state.safetensors", "'opt.exp_avg.a'", "[3, 2]", "[2, 3]",
+                     "key 'opt.exp_avg.a': the file has shape [3, 2] but this Adam optimizer expects [2, 3] (the shape "
+                     "of parameter 'a')"});
+
+  safetensors::Writer float_counter;  // the saved state with one update counter stored as F64
+  for (const auto& [key, value] : file.metadata()) float_counter.set_metadata(key, value);
+  for (const std::string& name : file.names()) {
+    if (name == "opt.step.a") {
+      float_counter.add(name, Array<double>(Shape{}, 1.0));
+    } else if (name.starts_with("opt.step.")) {
+      float_counter.add(name, file.integers(name));
+    } else {
+      float_counter.add(name, file.floats<double>(name));
+    }
+  }
+  optim::Adam<double> counted({{"a", a}, {"b", b}}, {.lr = 0.5});
+  expect_file_error([&] { counted.load_state(safetensors::File::parse(float_counter.serialize(), "counters"), "opt."); },
+                    {"counters", "key 'opt.step.a' is stored as F64, not as I64"});
 
   optim::Adam<double> fewer({{"a", a}}, {.lr = 0.5});
   expect_file_error([&] { fewer.load_state(file, "opt."); }, {"state.safetensors", "unknown key 'opt.exp_avg.b'"});

@@ -4,6 +4,7 @@
 #include "xgrad_test.h"
 
 #include <limits>
+#include <set>
 
 #include <filesystem>
 
@@ -200,4 +201,76 @@ BOOST_AUTO_TEST_CASE(a_checkpoint_holds_a_model_under_a_prefix) {
   nn::load_state_dict(loaded, file, "model.");
   BOOST_TEST(loaded.head.weight.value() == saved.head.weight.value());
   BOOST_CHECK_THROW(nn::load_state_dict(loaded, file), file_error);  // without the prefix nothing matches
+}
+
+// A strict load whose missing keys are all in the file under another prefix, or without the
+// module's leading part, says what to load instead.
+BOOST_AUTO_TEST_CASE(a_mismatch_names_the_prefix_the_keys_are_under) {
+  Model model;
+  auto load_error = [&](nn::Module<float>& into, const safetensors::Writer& writer, const std::string& prefix) {
+    const safetensors::File file = safetensors::File::parse(writer.serialize(), "checkpoint.safetensors");
+    return xgrad::testing::error_message<file_error>([&] { nn::load_state_dict(into, file, prefix); });
+  };
+  safetensors::Writer checkpoint;
+  nn::write_state_dict(model, checkpoint, "model.");
+  checkpoint.add("optimizer.step", Array<float>{3.0f});
+  const std::string unprefixed = load_error(model, checkpoint, "");
+  BOOST_TEST(unprefixed.find("all 5 missing keys are in the file under the prefix \"model.\": load with prefix \"model.\"") !=
+                 std::string::npos,
+             unprefixed);
+  BOOST_TEST(unprefixed.find("unexpected key 'optimizer.step'") != std::string::npos, unprefixed);
+
+  safetensors::Writer bare;
+  nn::write_state_dict(model, bare);
+  const std::string prefixed = load_error(model, bare, "model.");
+  BOOST_TEST(prefixed.find("all 5 missing keys are in the file without a prefix: load with prefix \"\"") != std::string::npos,
+             prefixed);
+
+  struct Wrapper : nn::Module<float> {
+    Encoder encoder;
+    Wrapper() { register_module("encoder", encoder); }
+  } wrapper;
+  safetensors::Writer encoder_only;
+  nn::write_state_dict(wrapper.encoder, encoder_only);
+  const std::string part = load_error(wrapper, encoder_only, "");
+  BOOST_TEST(part.find("all 3 missing keys are in the file without their leading \"encoder.\"") != std::string::npos, part);
+
+  // Keys missing for another reason get no hint.
+  safetensors::Writer partial;
+  nn::write_state_dict(model.encoder, partial, "model.encoder.");
+  const std::string unrelated = load_error(model, partial, "");
+  BOOST_TEST(unrelated.find("missing key 'head.weight'") != std::string::npos, unrelated);
+  BOOST_TEST(unrelated.find("load with prefix") == std::string::npos, unrelated);
+  // A stray copy of the one missing key under another prefix is no prefix to load with.
+  safetensors::Writer stray;
+  for (const auto& [name, tensor] : model.state_dict()) {
+    if (name != "head.weight") stray.add(name, tensor.value());
+  }
+  stray.add("old.head.weight", model.head.weight.value());
+  const std::string lone = load_error(model, stray, "");
+  BOOST_TEST(lone.find("missing key 'head.weight'") != std::string::npos, lone);
+  BOOST_TEST(lone.find("load with prefix") == std::string::npos, lone);
+}
+
+BOOST_AUTO_TEST_CASE(a_sub_layer_that_was_never_registered_is_reported) {
+  struct Forgetful : nn::Module<float> {
+    nn::Linear<float> registered{{.in_features = 4, .out_features = 3}};
+    nn::Linear<float> forgotten{{.in_features = 3, .out_features = 2}};
+    Forgetful() { register_module("registered", registered); }
+    Tensor<float> loss(const Tensor<float>& x) const { return sum(forgotten(registered(x))); }
+  } forgetful;
+  const Tensor<float> input = Tensor<float>::ones({5, 4});  // requires no grad: never reported
+  const auto found = nn::unregistered_parameters(forgetful, forgetful.loss(input));
+  BOOST_TEST_REQUIRE(found.size() == 2u);  // the forgotten layer's weight and bias
+  std::set<std::string> descriptions;
+  for (const auto& parameter : found) {
+    descriptions.insert(parameter.description);
+    BOOST_TEST((parameter.tensor.same(forgetful.forgotten.weight) || parameter.tensor.same(forgetful.forgotten.bias)));
+  }
+  BOOST_TEST(descriptions.count("tensor of shape [2, 3] read by linear") == 1u, *descriptions.begin());
+  BOOST_TEST(descriptions.count("tensor of shape [2] read by linear") == 1u, *descriptions.rbegin());
+
+  Model model;
+  const Tensor<float> encoded = model.encoder.proj(model.encoder.embed(Indices{1, 2, 3}));
+  BOOST_TEST(nn::unregistered_parameters(model, sum(model.head(encoded))).empty());
 }

@@ -146,6 +146,25 @@ BOOST_AUTO_TEST_CASE(translations_carry_an_attention_row_per_step) {
   }
 }
 
+// Beam search repeats each sentence's encoding for its hypotheses; multihead attention keeps
+// several rows per sentence (one per head), which must move together.
+BOOST_AUTO_TEST_CASE(beam_search_keeps_sentences_apart_with_every_attention) {
+  Generator data(8);
+  const std::vector<Example> examples = reversal_examples(3, 10, data);
+  for (AttentionKind attention : {AttentionKind::additive, AttentionKind::multihead, AttentionKind::local_predictive}) {
+    BOOST_TEST_CONTEXT("attention " << to_string(attention)) {
+      manual_seed(9);
+      Seq2Seq<float> model(small_options(attention));
+      model.eval();
+      const std::vector<Translation> together = model.translate(sources(examples, 0, 3), {.beam_size = 3});
+      BOOST_TEST_REQUIRE(together.size() == 3u);
+      for (std::size_t i = 0; i < 3; ++i) {
+        BOOST_TEST(together[i].tokens == model.translate(sources(examples, i, i + 1), {.beam_size = 3})[0].tokens);
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(save_and_load_give_identical_translations) {
   testing::TempDir dir;
   Generator data(7);

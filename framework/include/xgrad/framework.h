@@ -26,6 +26,8 @@
 #include "xgrad/framework/schedulers.h"
 #include "xgrad/framework/shape.h"
 #include "xgrad/framework/softmax.h"
+#include "xgrad/framework/state_io.h"
 #include "xgrad/framework/tensor.h"
+#include "xgrad/framework/tensor_check.h"
 #include "xgrad/framework/threading.h"
 #include "xgrad/framework/utf8.h"

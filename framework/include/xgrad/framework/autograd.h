@@ -19,6 +19,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -224,5 +225,15 @@ std::array<Tensor<T>, N> record(const char* op, std::array<Array<T>, N> values,
 // in the order a depth-first walk over inputs first meets them.
 template <class T>
 std::vector<Tensor<T>> reachable_leaves(const Tensor<T>& root);
+
+// A leaf met by that walk and the op that reads it on the first path found ("" when the root
+// is itself the leaf): what a report about a leaf can say about where it is used.
+template <class T>
+struct ReachedLeaf {
+  Tensor<T> tensor;
+  std::string used_by;
+};
+template <class T>
+std::vector<ReachedLeaf<T>> reached_leaves(const Tensor<T>& root);
 
 }  // namespace xgrad

@@ -9,8 +9,8 @@
 // zero_grad() keeps gradients (at zero), as PyTorch 1.13 does by default, so a parameter
 // once reached keeps taking part (momentum and weight decay go on moving it).
 //
-// State lives in a safetensors file under a prefix, so that an optimizer, its schedulers and
-// the model can share one checkpoint:
+// State lives in a safetensors file under a prefix (state_io.h), so that an optimizer, its
+// schedulers and the model can share one checkpoint:
 //   metadata "<prefix>type", "<prefix>steps", "<prefix>lr", "<prefix><option>" (betas, ...)
 //   tensor   "<prefix>step.<parameter>"      I64 scalar: the updates this parameter received
 //   tensor   "<prefix><buffer>.<parameter>"  e.g. "exp_avg.encoder.weight"
@@ -19,12 +19,12 @@
 
 #include <cstdint>
 #include <functional>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "xgrad/framework/safetensors.h"
+#include "xgrad/framework/state_io.h"
 #include "xgrad/framework/tensor.h"
 
 namespace xgrad::optim {
@@ -32,62 +32,6 @@ namespace xgrad::optim {
 // Names "0", "1", ... for a plain list of parameters, as PyTorch numbers them in its state.
 template <class T>
 NamedTensors<T> numbered(const std::vector<Tensor<T>>& parameters);
-
-// Writes one object's state under a prefix of a shared safetensors::Writer. Numbers go to
-// metadata as text that reads back to the same bits.
-class StateWriter {
- public:
-  StateWriter(safetensors::Writer& writer, std::string prefix) : writer_(writer), prefix_(std::move(prefix)) {}
-
-  void text(const std::string& key, const std::string& value);
-  void real(const std::string& key, double value);
-  void integer(const std::string& key, std::int64_t value);
-  void boolean(const std::string& key, bool value);
-  template <class A>
-  void tensor(const std::string& key, const A& values) {
-    writer_.add(prefix_ + key, values);
-  }
-
- private:
-  safetensors::Writer& writer_;
-  std::string prefix_;
-};
-
-// Reads what a StateWriter wrote under the same prefix, remembering which keys were read so
-// that unknown ones can be refused. Each failure is a file_error naming the file and the key.
-class StateReader {
- public:
-  StateReader(const safetensors::File& file, std::string prefix) : file_(file), prefix_(std::move(prefix)) {}
-
-  const safetensors::File& file() const noexcept { return file_; }
-  // The key as it appears in the file.
-  std::string full_key(const std::string& key) const { return prefix_ + key; }
-
-  std::string text(const std::string& key);
-  double real(const std::string& key);
-  std::int64_t integer(const std::string& key);
-  // An integer >= 0.
-  std::int64_t count(const std::string& key);
-  bool boolean(const std::string& key);
-  // Checks that "type" names `type`, the type of the `kind` ("optimizer", ...) being loaded.
-  void expect_type(const std::string& type, const char* kind);
-  // The tensor's entry, or nullptr when the file has none; a present tensor counts as read.
-  const safetensors::Entry* find_tensor(const std::string& key);
-  // Runs `check`, turning the std::invalid_argument it throws for a bad option value into a
-  // file_error naming the file: saved options are validated like constructor arguments.
-  void validate(const std::function<void()>& check) const;
-  // The tensors and metadata keys under the prefix that were not read, as full keys.
-  std::vector<std::string> unread_keys() const;
-  // file_error naming every unread key under the prefix.
-  void refuse_unread_keys() const;
-
- private:
-  const std::string& metadata(const std::string& key);
-
-  const safetensors::File& file_;
-  std::string prefix_;
-  std::set<std::string> read_;
-};
 
 // The part of an optimizer that learning-rate schedulers drive.
 class OptimizerBase {

@@ -66,15 +66,18 @@ template <class T>
 void write_state_dict(const Module<T>& module, safetensors::Writer& writer, const std::string& prefix = "");
 
 // Every way the file's tensors under `prefix` differ from the module's state_dict: each
-// missing and unexpected key and each shape mismatch (with both shapes), one line each;
-// empty when they fit.
+// missing and unexpected key and each shape mismatch (with both shapes), one line each, and
+// where the missing keys are when the file holds them all under another prefix
+// (safetensors::tensor_mismatches); empty when they fit.
 template <class T>
 std::vector<std::string> state_dict_mismatches(const Module<T>& module, const safetensors::File& file,
                                                const std::string& prefix = "");
 
 // Strict loading: every key of the module must be in the file and every tensor of the file
 // must be a key of the module, with equal shapes; otherwise file_error lists each missing
-// and unexpected key and each shape mismatch (both shapes), and nothing is changed.
+// and unexpected key and each shape mismatch (both shapes), and the prefix to load with when
+// the file holds every missing key under another one (a whole checkpoint's "model."), and
+// nothing is changed.
 // A NaN or infinite value is a file_error naming the file and the tensor (weights that are
 // not finite only ever give NaN outputs), and nothing is changed either.
 // With a prefix, only the file's tensors under that prefix are considered.
@@ -83,5 +86,20 @@ template <class T>
 void load_state_dict(Module<T>& module, const safetensors::File& file, const std::string& prefix = "");
 template <class T>
 void load_state_dict(Module<T>& module, const std::string& path);
+
+// A tensor that a loss depends on and that requires grad but is not a parameter of the module.
+template <class T>
+struct UnregisteredParameter {
+  Tensor<T> tensor;
+  std::string description;  // "tensor of shape [3, 4] read by linear"
+};
+
+// Every leaf that requires grad, that `loss` reached through the graph it recorded and that is
+// not one of module.parameters(): most often a sub-layer that was never registered, which an
+// optimizer made from the parameters never trains and a checkpoint never saves. Empty when
+// the module owns everything the loss trains. Call it once, on the first step, before backward
+// (which releases the graph it walks).
+template <class T>
+std::vector<UnregisteredParameter<T>> unregistered_parameters(const Module<T>& module, const Tensor<T>& loss);
 
 }  // namespace xgrad::nn

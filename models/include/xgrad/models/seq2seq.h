@@ -23,6 +23,7 @@
 #include "xgrad/layers/linear.h"
 #include "xgrad/layers/rnn.h"
 #include "xgrad/models/batching.h"
+#include "xgrad/models/search.h"
 
 namespace xgrad::models {
 
@@ -72,19 +73,6 @@ struct TargetBatch {
   Indices outputs;  // [B, T]
 };
 
-struct Translation {
-  std::vector<std::int64_t> tokens;  // without <sos>; ends before <eos>
-  double score = 0;                  // log-probability (beam: length-normalised)
-  Array<float> attention;            // [tokens.size() + 1 (the <eos> step, if produced), S]
-};
-
-struct SearchOptions {
-  std::size_t beam_size = 1;      // 1: greedy
-  double length_penalty = 1.0;    // alpha: hypotheses are ranked by log p / length^alpha
-  double max_length_ratio = 2.0;  // decode at most ratio * source length + max_length_extra steps
-  std::size_t max_length_extra = 10;
-};
-
 template <class T = float>
 class Seq2Seq : public nn::Module<T> {
  public:
@@ -97,12 +85,11 @@ class Seq2Seq : public nn::Module<T> {
   // Token-summed cross-entropy and the number of target tokens, for perplexity over a corpus.
   std::pair<double, std::size_t> evaluate_loss(const PaddedBatch& source, const TargetBatch& target) const;
 
-  // Decodes a batch without recording a graph: greedy when beam_size is 1, beam search
-  // otherwise. Call eval() first, or dropout stays active.
+  // Decodes a batch without recording a graph (search.h): greedy when beam_size is 1, beam
+  // search otherwise. Call eval() first, or dropout stays active.
   std::vector<Translation> translate(const PaddedBatch& source, const SearchOptions& options = {}) const;
   std::vector<Translation> greedy(const PaddedBatch& source, const SearchOptions& options = {}) const;
-  // Batched beam search: the batch's beam_size hypotheses per sentence run as one batch of
-  // B * beam_size rows. With beam_size 1 it gives exactly what greedy gives.
+  // Batched beam search (models::beam_search); with beam_size 1 it gives exactly what greedy gives.
   std::vector<Translation> beam_search(const PaddedBatch& source, const SearchOptions& options) const;
 
   const Seq2SeqOptions& options() const noexcept { return options_; }
@@ -110,6 +97,7 @@ class Seq2Seq : public nn::Module<T> {
  private:
   struct Encoded;
   struct DecoderState;
+  class SearchDecoder;  // the StepDecoder the searches drive
   Encoded encode(const PaddedBatch& source) const;
   DecoderState initial_state(const Encoded& encoded) const;
   // One decoder step for a batch of previous tokens: updates `state` and returns the features

@@ -1,0 +1,168 @@
+#include "xgrad/models/search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "xgrad/framework/autograd.h"
+#include "xgrad/framework/errors.h"
+#include "xgrad/framework/reduce.h"
+
+namespace xgrad::models {
+namespace {
+
+std::size_t decode_limit(std::size_t source_length, const SearchOptions& options) {
+  return std::max<std::size_t>(
+      1, static_cast<std::size_t>(options.max_length_ratio * static_cast<double>(source_length)) + options.max_length_extra);
+}
+
+std::size_t longest_decode(const PaddedBatch& source, const SearchOptions& options) {
+  std::size_t longest = 0;
+  for (std::size_t length : source.lengths) longest = std::max(longest, decode_limit(length, options));
+  return longest;
+}
+
+// The first `length` weights of row `row` of [rows, S] attention weights.
+template <class T>
+std::vector<float> attention_row(const Array<T>& weights, std::size_t row, std::size_t length) {
+  const std::size_t width = weights.shape()[1];
+  std::vector<float> values(length);
+  for (std::size_t s = 0; s < length; ++s) values[s] = static_cast<float>(weights.data()[row * width + s]);
+  return values;
+}
+
+Array<float> attention_matrix(const std::vector<std::vector<float>>& rows, std::size_t length) {
+  Array<float> matrix = Array<float>::from_shape({rows.size(), length});
+  for (std::size_t i = 0; i < rows.size(); ++i) std::copy(rows[i].begin(), rows[i].end(), matrix.data() + i * length);
+  return matrix;
+}
+
+}  // namespace
+
+template <class T>
+std::vector<Translation> greedy_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
+                                       const SearchOptions& options) {
+  NoGradGuard no_graph;
+  const std::unique_ptr<typename StepDecoder<T>::State> state = decoder.begin(source, 1);
+  const std::size_t batch = source.lengths.size();
+  std::vector<Translation> results(batch);
+  std::vector<std::vector<std::vector<float>>> attention(batch);
+  std::vector<bool> done(batch, false);
+  const std::size_t longest = longest_decode(source, options);
+  const std::int64_t eos = decoder.eos_id();
+  Indices previous(Shape{batch}, decoder.sos_id());
+  for (std::size_t t = 0; t < longest; ++t) {
+    const DecoderStep<T> step = decoder.step(previous, *state, t);
+    const Indices next = argmax(step.log_probs, -1);
+    bool all_done = true;
+    for (std::size_t b = 0; b < batch; ++b) {
+      if (done[b]) continue;
+      const std::int64_t token = next(b);
+      results[b].score += static_cast<double>(step.log_probs.value()(b, token));
+      attention[b].push_back(attention_row(step.weights.value(), b, source.lengths[b]));
+      done[b] = token == eos || t + 1 >= decode_limit(source.lengths[b], options);
+      if (token != eos) results[b].tokens.push_back(token);
+      previous(b) = token;
+      all_done = all_done && done[b];
+    }
+    if (all_done) break;
+  }
+  for (std::size_t b = 0; b < batch; ++b) results[b].attention = attention_matrix(attention[b], source.lengths[b]);
+  return results;
+}
+
+template <class T>
+std::vector<Translation> beam_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
+                                     const SearchOptions& options) {
+  const std::size_t width = options.beam_size, vocabulary = decoder.vocabulary_size();
+  if (width == 0 || width > vocabulary) {
+    throw std::invalid_argument(
+        detail::message("beam search: beam size ", width, " must lie in [1, ", vocabulary, "] (the target vocabulary)"));
+  }
+  NoGradGuard no_graph;
+  // Row b * width + k holds hypothesis k of sentence b, so every row keeps its sentence.
+  const std::unique_ptr<typename StepDecoder<T>::State> state = decoder.begin(source, width);
+  const std::size_t batch = source.lengths.size(), rows = batch * width;
+
+  struct Hypothesis {
+    std::vector<std::int64_t> tokens;
+    std::vector<std::vector<float>> attention;
+    double log_prob = -std::numeric_limits<double>::infinity();
+  };
+  std::vector<Hypothesis> beams(rows);
+  for (std::size_t b = 0; b < batch; ++b) beams[b * width].log_prob = 0;  // one live hypothesis to start
+  std::vector<std::vector<Translation>> finished(batch);
+  std::vector<bool> done(batch, false);
+  const std::size_t longest = longest_decode(source, options);
+  auto finish = [&](std::size_t b, Hypothesis hypothesis) {
+    const double length = static_cast<double>(hypothesis.tokens.size() + 1);
+    Translation translation{std::move(hypothesis.tokens), hypothesis.log_prob / std::pow(length, options.length_penalty),
+                            attention_matrix(hypothesis.attention, source.lengths[b])};
+    finished[b].push_back(std::move(translation));
+  };
+
+  const std::int64_t sos = decoder.sos_id(), eos = decoder.eos_id();
+  Indices previous(Shape{rows}, sos);
+  for (std::size_t t = 0; t < longest; ++t) {
+    const DecoderStep<T> step = decoder.step(previous, *state, t);
+    const Array<T>& log_probs = step.log_probs.value();
+    std::vector<Hypothesis> next(rows);
+    Indices origins = Indices::from_shape({rows});
+    for (std::size_t r = 0; r < rows; ++r) origins(r) = static_cast<std::int64_t>(r);  // finished rows idle in place
+    std::vector<std::pair<double, std::size_t>> candidates;
+    for (std::size_t b = 0; b < batch; ++b) {
+      if (done[b]) continue;
+      candidates.clear();
+      for (std::size_t k = 0; k < width; ++k) {
+        const std::size_t row = b * width + k;
+        if (std::isinf(beams[row].log_prob)) continue;
+        const T* row_log_probs = log_probs.data() + row * vocabulary;
+        for (std::size_t v = 0; v < vocabulary; ++v) {
+          candidates.emplace_back(beams[row].log_prob + static_cast<double>(row_log_probs[v]), k * vocabulary + v);
+        }
+      }
+      // The best 2k candidates always hold k that do not end the sentence.
+      const std::size_t considered = std::min(candidates.size(), 2 * width);
+      std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(considered), candidates.end(),
+                        [](const auto& a, const auto& c) { return a.first > c.first; });
+      const bool last_step = t + 1 >= decode_limit(source.lengths[b], options);
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < considered && kept < width && finished[b].size() < width; ++i) {
+        const auto [log_prob, index] = candidates[i];
+        const std::size_t origin = b * width + index / vocabulary;
+        const auto token = static_cast<std::int64_t>(index % vocabulary);
+        Hypothesis extended{beams[origin].tokens, beams[origin].attention, log_prob};
+        extended.attention.push_back(attention_row(step.weights.value(), origin, source.lengths[b]));
+        if (token != eos) extended.tokens.push_back(token);
+        if (token == eos || last_step) {
+          finish(b, std::move(extended));
+          continue;
+        }
+        const std::size_t row = b * width + kept++;
+        origins(row) = static_cast<std::int64_t>(origin);
+        next[row] = std::move(extended);
+      }
+      done[b] = finished[b].size() >= width || last_step || kept == 0;
+    }
+    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    beams = std::move(next);
+    for (std::size_t r = 0; r < rows; ++r) previous(r) = beams[r].tokens.empty() ? sos : beams[r].tokens.back();
+    decoder.select(*state, origins);
+  }
+  std::vector<Translation> best(batch);
+  for (std::size_t b = 0; b < batch; ++b) {
+    const auto winner = std::max_element(finished[b].begin(), finished[b].end(),
+                                         [](const Translation& a, const Translation& c) { return a.score < c.score; });
+    best[b] = std::move(*winner);
+  }
+  return best;
+}
+
+#define XGRAD_INSTANTIATE_SEARCH(T)                                                                                  \
+  template std::vector<Translation> greedy_search(const StepDecoder<T>&, const PaddedBatch&, const SearchOptions&); \
+  template std::vector<Translation> beam_search(const StepDecoder<T>&, const PaddedBatch&, const SearchOptions&);
+
+XGRAD_INSTANTIATE_SEARCH(float)
+XGRAD_INSTANTIATE_SEARCH(double)
+
+}  // namespace xgrad::models
