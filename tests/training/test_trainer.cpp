@@ -325,3 +325,28 @@ BOOST_AUTO_TEST_CASE(options_that_cannot_work_are_refused) {
   BOOST_CHECK_THROW(training::Trainer(s.model, s.optimizer, training::TrainerOptions{.epochs = 0}), std::invalid_argument);
   BOOST_CHECK_THROW(training::Trainer(s.model, s.optimizer, training::TrainerOptions{.resume = true}), std::invalid_argument);
 }
+
+// A layer kept as a member but never registered is trained by nothing a checkpoint saves: the
+// first step is refused, naming its shape, before anything changes.
+BOOST_AUTO_TEST_CASE(a_loss_through_an_unregistered_layer_is_refused_naming_it) {
+  struct Forgetful : nn::Module<float> {
+    nn::Linear<float> registered{{.in_features = 2, .out_features = 3}};
+    nn::Linear<float> forgotten{{.in_features = 3, .out_features = 1}};
+    Forgetful() { register_module("registered", registered); }
+  } model;
+  optim::SGD<float> optimizer{model.named_parameters(), {.lr = 0.1}};
+  const Array<float> before = model.registered.weight.value();
+  Setup s;
+  training::Trainer trainer(model, optimizer, s.options(1));
+  try {
+    trainer.fit([&](Generator& order) { return s.epoch(order); },
+                [&](const Batch&) {
+                  return training::StepOutput{sum(model.forgotten(model.registered(Tensor<float>::ones({1, 2})))), 1};
+                });
+    BOOST_FAIL("a loss through an unregistered layer must be refused");
+  } catch (const graph_error& e) {
+    BOOST_TEST(contains(e.what(), "[1, 3]"), e.what());  // the forgotten weight
+    BOOST_TEST(contains(e.what(), "register_module"), e.what());
+  }
+  BOOST_TEST(model.registered.weight.value() == before);
+}

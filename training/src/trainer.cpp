@@ -113,6 +113,17 @@ Trainer& Trainer::on_epoch(std::function<void(const EpochReport&)> hook) {
   return *this;
 }
 
+void Trainer::refuse_unregistered_parameters(const Tensor<float>& loss) const {
+  const std::vector<nn::UnregisteredParameter<float>> unregistered = nn::unregistered_parameters(model_, loss);
+  if (unregistered.empty()) return;
+  std::string listed;
+  for (const nn::UnregisteredParameter<float>& p : unregistered) listed += (listed.empty() ? "" : "; ") + p.description;
+  throw graph_error(detail::message(
+      "Trainer: the loss depends on ", unregistered.size(), " tensor(s) that require grad but are not parameters of the model (",
+      listed, "), so checkpoints would not save them; register the layer that holds them (register_module) or keep "
+      "them out of the graph (requires_grad false)"));
+}
+
 std::vector<const optim::Scheduler*> Trainer::schedulers() const {
   std::vector<const optim::Scheduler*> all;
   for (const Scheduled& s : scheduled_) all.push_back(s.scheduler);
@@ -153,6 +164,7 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
   // Without clipping the norm is still measured (the largest finite limit never scales).
   const double max_norm = options_.clip_norm > 0 ? options_.clip_norm : std::numeric_limits<double>::max();
   std::size_t bad_in_a_row = 0;
+  const std::size_t steps_at_start = progress_.steps;
   while (progress_.epoch <= options_.epochs) {
     // The limit is tested before every step, so that a run resumed at its limit adds none.
     if (stop.reached(progress_.steps)) {
@@ -194,6 +206,7 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
         if (output.loss.size() != 1) {
           throw shape_error(detail::message("Trainer: the step function's loss must be a scalar, not ", output.loss.shape()));
         }
+        if (progress_.steps == steps_at_start && micro == 0) refuse_unregistered_parameters(output.loss);
         const double loss = output.loss.item();
         if (group > 1) output.loss = output.loss * (1.0f / static_cast<float>(group));
         output.loss.backward();

@@ -141,7 +141,8 @@ class Trainer {
   // `accumulate` batches' losses, clips, and updates, or skips the update with a warning when
   // the loss or the gradient norm is not finite (a std::runtime_error after max_bad_steps
   // such steps in a row, leaving the last checkpoint as it was). A checkpoint past the end of
-  // the data's epoch is a resume_error naming it and both numbers.
+  // the data's epoch is a resume_error naming it and both numbers. The first step's loss must
+  // train nothing but the model's parameters (a graph_error naming the others otherwise).
   template <class EpochBatches, class Step>
   RunEnd fit(EpochBatches&& epoch_batches, Step&& step) {
     using Batch = typename std::invoke_result_t<EpochBatches&, Generator&>::value_type;
@@ -165,6 +166,9 @@ class Trainer {
   };
   RunEnd run(const std::function<std::size_t(Generator&)>& begin_epoch,
              const std::function<StepOutput(std::size_t)>& step);
+  // A graph_error naming every tensor the loss trains that the model does not hold: a
+  // sub-layer that was never registered is neither saved nor, usually, trained.
+  void refuse_unregistered_parameters(const Tensor<float>& loss) const;
   std::vector<const optim::Scheduler*> schedulers() const;
   void step_schedulers(ScheduleAt when, double score);
 
