@@ -72,19 +72,12 @@ void require_texts(const models::LabelledTexts& data, std::size_t max_length) {
   cli::require_examples(data.texts.size(), data.path, {.too_long = data.skipped_long}, max_length);
 }
 
-models::Batch range(std::size_t begin, std::size_t end) {
-  models::Batch rows;
-  for (std::size_t i = begin; i < end; ++i) rows.push_back(i);
-  return rows;
-}
-
 // Predicted label ids for every example, in batches.
 std::vector<std::int64_t> predict_all(const models::SequenceClassifier<float>& model,
                                       const models::EncodedTexts& examples, std::size_t batch_size) {
   std::vector<std::int64_t> predictions;
   NoGradGuard no_graph;
-  for (std::size_t start = 0; start < examples.tokens.size(); start += batch_size) {
-    const models::Batch rows = range(start, std::min(examples.tokens.size(), start + batch_size));
+  for (const models::Batch& rows : models::consecutive_batches(examples.tokens.size(), batch_size)) {
     const Indices predicted = argmax(model.forward(models::make_batch(examples, rows)).logits, -1);
     predictions.insert(predictions.end(), predicted.begin(), predicted.end());
   }
@@ -268,7 +261,7 @@ int predict(const UseFlags& flags) {
     NoGradGuard no_graph;
     const models::Classification<float> result = cli::building("the predictions for standard input", [&] {
       const models::TokenId pad_id = loaded->vocabulary.id(models::pad_token);
-      return loaded->model.forward(models::pad_batch(ids, range(0, ids.size()), pad_id));
+      return loaded->model.forward(models::pad_batch(ids, models::consecutive_batches(ids.size(), ids.size())[0], pad_id));
     });
     const Tensor<float> probabilities = softmax(result.logits, -1);
     const Indices predicted = argmax(result.logits, -1);

@@ -70,17 +70,16 @@ models::ParallelCorpus read_pairs(const fs::path& source, const fs::path& target
 }
 
 struct Validation {
-  double loss = 0, perplexity = 0;
+  models::CorpusLoss loss;
   models::BleuScore bleu;
+  double perplexity() const { return std::exp(loss.per_token); }
 };
 
 // Decodes every source sentence in batches, in the corpus order.
 std::vector<models::Translation> translate_all(const models::Seq2Seq<float>& model, const models::EncodedPairs& pairs,
                                                const models::SearchOptions& search, std::size_t batch_size) {
   std::vector<models::Translation> translations;
-  for (std::size_t start = 0; start < pairs.source.size(); start += batch_size) {
-    models::Batch rows;
-    for (std::size_t i = start; i < std::min(pairs.source.size(), start + batch_size); ++i) rows.push_back(i);
+  for (const models::Batch& rows : models::consecutive_batches(pairs.source.size(), batch_size)) {
     for (models::Translation& t : model.translate(models::source_batch(pairs, rows), search)) {
       translations.push_back(std::move(t));
     }
@@ -88,24 +87,14 @@ std::vector<models::Translation> translate_all(const models::Seq2Seq<float>& mod
   return translations;
 }
 
-// Call with the model in evaluation mode.
+// Perplexity and BLEU over every pair, `batch_size` at a time. Call with the model in
+// evaluation mode.
 Validation validate(const models::Seq2Seq<float>& model, const Vocabulary& target, const models::EncodedPairs& pairs,
-                    const models::SearchOptions& search) {
+                    const models::SearchOptions& search, std::size_t batch_size) {
   Validation result;
-  double total = 0;
-  std::size_t tokens = 0;
-  for (std::size_t start = 0; start < pairs.source.size(); start += 128) {
-    models::Batch rows;
-    for (std::size_t i = start; i < std::min(pairs.source.size(), start + 128); ++i) rows.push_back(i);
-    const models::TranslationBatch batch = models::make_batch(pairs, rows);
-    const auto [sum, count] = model.evaluate_loss(batch.source, batch.target);
-    total += sum;
-    tokens += count;
-  }
-  result.loss = total / double(tokens);
-  result.perplexity = std::exp(result.loss);
+  result.loss = models::corpus_loss(model, pairs, batch_size);
   std::vector<models::Tokens> hypotheses;
-  for (const models::Translation& t : translate_all(model, pairs, search, 128)) {
+  for (const models::Translation& t : translate_all(model, pairs, search, batch_size)) {
     hypotheses.push_back(target.decode(t.tokens, {.drop_specials = true}));
   }
   result.bleu = models::corpus_bleu(hypotheses, pairs.references);
@@ -178,11 +167,12 @@ int train(const TrainFlags& flags) {
        .validation_columns = {"valid_loss", "valid_ppl", "bleu"},
        .validate =
            [&] {
-             const Validation valid = validate(model, loaded->target, valid_pairs, valid_search);
+             const Validation valid = validate(model, loaded->target, valid_pairs, valid_search, 128);
              char summary[96];
-             std::snprintf(summary, sizeof summary, "valid loss %.3f, perplexity %.2f, ", valid.loss, valid.perplexity);
+             std::snprintf(summary, sizeof summary, "valid loss %.3f, perplexity %.2f, ", valid.loss.per_token,
+                           valid.perplexity());
              return training::Validation{valid.bleu.score, summary + valid.bleu.to_string(),
-                                         {valid.loss, valid.perplexity, valid.bleu.score}};
+                                         {valid.loss.per_token, valid.perplexity(), valid.bleu.score}};
            },
        .step =
            [&](const models::Batch& rows) {
@@ -205,25 +195,12 @@ int evaluate(const DecodeFlags& flags) {
   loaded->model.eval();
   const models::ParallelCorpus corpus = read_pairs(flags.src, flags.ref, flags.max_length);
   const models::EncodedPairs pairs = models::encode_pairs(corpus, loaded->source, loaded->target);
-  double total = 0;
-  std::size_t tokens = 0;
-  std::vector<models::Tokens> hypotheses;
   const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
-  const std::vector<models::Translation> translations = cli::building(
-      "the translations of " + flags.src.string(), [&] { return translate_all(loaded->model, pairs, search, flags.batch); });
-  for (const models::Translation& t : translations) {
-    hypotheses.push_back(loaded->target.decode(t.tokens, {.drop_specials = true}));
-  }
-  for (std::size_t start = 0; start < pairs.source.size(); start += flags.batch) {
-    models::Batch rows;
-    for (std::size_t i = start; i < std::min(pairs.source.size(), start + flags.batch); ++i) rows.push_back(i);
-    const models::TranslationBatch batch = models::make_batch(pairs, rows);
-    const auto [sum, count] = loaded->model.evaluate_loss(batch.source, batch.target);
-    total += sum;
-    tokens += count;
-  }
-  std::printf("%s\n", models::corpus_bleu(hypotheses, pairs.references).to_string().c_str());
-  std::printf("perplexity %.2f (%zu target tokens, %zu sentence pairs)\n", std::exp(total / double(tokens)), tokens,
+  const Validation result = cli::building("the translations of " + flags.src.string(), [&] {
+    return validate(loaded->model, loaded->target, pairs, search, flags.batch);
+  });
+  std::printf("%s\n", result.bleu.to_string().c_str());
+  std::printf("perplexity %.2f (%zu target tokens, %zu sentence pairs)\n", result.perplexity(), result.loss.tokens,
               pairs.source.size());
   return 0;
 }

@@ -52,6 +52,16 @@ std::vector<Batch> BucketBatchSampler::epoch(Generator& generator) const {
   return batches;
 }
 
+std::vector<Batch> consecutive_batches(std::size_t count, std::size_t batch_size) {
+  if (batch_size == 0) throw std::invalid_argument("consecutive_batches: batch_size must be at least 1");
+  std::vector<Batch> batches;
+  for (std::size_t start = 0; start < count; start += batch_size) {
+    Batch& rows = batches.emplace_back();
+    for (std::size_t i = start; i < std::min(count, start + batch_size); ++i) rows.push_back(i);
+  }
+  return batches;
+}
+
 double padding_fraction(const std::vector<Batch>& batches, std::span<const std::size_t> lengths) {
   std::size_t cells = 0;
   std::size_t tokens = 0;

@@ -42,4 +42,16 @@ TranslationBatch make_batch(const EncodedPairs& pairs, const Batch& rows) {
   return batch;
 }
 
+CorpusLoss corpus_loss(const Seq2Seq<float>& model, const EncodedPairs& pairs, std::size_t batch_size) {
+  double total = 0;
+  std::size_t tokens = 0;
+  for (const Batch& rows : consecutive_batches(pairs.source.size(), batch_size)) {
+    const TranslationBatch batch = make_batch(pairs, rows);
+    const auto [sum, count] = model.evaluate_loss(batch.source, batch.target);
+    total += sum;
+    tokens += count;
+  }
+  return {tokens == 0 ? 0.0 : total / double(tokens), tokens};
+}
+
 }  // namespace xgrad::models

@@ -157,6 +157,36 @@ BOOST_AUTO_TEST_CASE(sentence_pairs_get_sos_and_eos_and_are_padded_with_the_voca
   BOOST_TEST(source_batch(sources, {0, 1}).ids == shaped({2, 3}, {5, 1, 1, 4, 4, 0}));
 }
 
+BOOST_AUTO_TEST_CASE(consecutive_batches_cover_the_rows_in_order) {
+  BOOST_TEST(consecutive_batches(5, 2) == (std::vector<Batch>{{0, 1}, {2, 3}, {4}}));
+  BOOST_TEST(consecutive_batches(4, 4) == (std::vector<Batch>{{0, 1, 2, 3}}));
+  BOOST_TEST(consecutive_batches(0, 3).empty());
+  BOOST_CHECK_THROW(consecutive_batches(3, 0), std::invalid_argument);
+}
+
+// The loss over a corpus is the token-weighted mean of every batch's: however the pairs are
+// cut into batches, the same sum of per-token losses (in double) over the same tokens.
+BOOST_AUTO_TEST_CASE(corpus_loss_is_the_mean_per_target_token_whatever_the_batch_size) {
+  const Vocabulary source(reordered_specials, {"ein", "hund", "katze"});
+  const Vocabulary target({"<sos>", "<eos>", "<unk>", "<pad>"}, {"a", "dog", "cat"});
+  const ParallelCorpus corpus{.source = {{"ein", "hund"}, {"katze"}, {"ein", "katze", "hund"}},
+                              .target = {{"a", "dog"}, {"cat"}, {"a", "cat", "dog"}}};
+  const EncodedPairs pairs = encode_pairs(corpus, source, target);
+  manual_seed(3);
+  Seq2Seq<float> model({.source_vocabulary = source.size(), .target_vocabulary = target.size(), .embedding_size = 4,
+                        .encoder_hidden = 4, .decoder_hidden = 4, .dropout = 0, .pad_id = 3, .sos_id = 0, .eos_id = 1});
+  model.eval();
+  double total = 0;
+  for (std::size_t row = 0; row < 3; ++row) total += model.evaluate_loss(make_batch(pairs, {row}).source,
+                                                                         make_batch(pairs, {row}).target).first;
+  const CorpusLoss whole = corpus_loss(model, pairs, 3), singles = corpus_loss(model, pairs, 1);
+  BOOST_TEST(whole.tokens == 9u);  // 2 + 1 + 3 words, each with <eos>
+  BOOST_TEST(singles.tokens == 9u);
+  BOOST_TEST(singles.per_token == total / 9);
+  // Nine float terms summed in another order, each below 2 nats (log of a 7-word vocabulary).
+  BOOST_TEST(std::abs(whole.per_token - singles.per_token) <= xgrad::testing::sum_error_bound<float>(9, 9 * 2.0) / 9);
+}
+
 BOOST_AUTO_TEST_CASE(labelled_texts_are_padded_with_the_vocabularys_pad) {
   const Vocabulary vocabulary(reordered_specials, {"good", "bad"});  // good 4, bad 5
   const LabelledTexts data{.path = "t.tsv", .texts = {{"Good"}, {"bad", "BAD", "film"}}, .labels = {"1", "0"}, .lines = {2, 3}};

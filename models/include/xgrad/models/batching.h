@@ -50,6 +50,10 @@ class BucketBatchSampler {
 };
 
 // The share of the [B, max length] cells of all batches that are padding, in [0, 1].
+// Rows 0 .. count - 1 in order, `batch_size` to a batch (the last may be shorter): how
+// evaluation walks a corpus.
+std::vector<Batch> consecutive_batches(std::size_t count, std::size_t batch_size);
+
 double padding_fraction(const std::vector<Batch>& batches, std::span<const std::size_t> lengths);
 
 struct PaddedBatch {

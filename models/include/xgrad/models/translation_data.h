@@ -41,4 +41,12 @@ PaddedBatch source_batch(const EncodedPairs& pairs, const Batch& rows);
 // The pairs of `rows`, both sides padded, for the loss.
 TranslationBatch make_batch(const EncodedPairs& pairs, const Batch& rows);
 
+// The model's cross-entropy over every pair, per target token (padding excluded), computed
+// `batch_size` pairs at a time without a graph; and the number of target tokens.
+struct CorpusLoss {
+  double per_token = 0;
+  std::size_t tokens = 0;
+};
+CorpusLoss corpus_loss(const Seq2Seq<float>& model, const EncodedPairs& pairs, std::size_t batch_size);
+
 }  // namespace xgrad::models
