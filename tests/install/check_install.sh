@@ -16,8 +16,8 @@ echo "find_package(xgrad): $("$work/cmake-build/consumer")"
 
 pc_file=$(find "$work/prefix" -name xgrad.pc)
 pc_dir=$(dirname "$pc_file")
-lib_dir=$(PKG_CONFIG_PATH="$pc_dir" pkg-config --variable=libdir xgrad)
+# Nothing but pkg-config's flags: its Libs carry the rpath that lets the program find libxgrad.
 # shellcheck disable=SC2046 # pkg-config prints several flags on purpose
 g++ -std=c++20 -O1 "$consumer/main.cpp" -o "$work/pc-consumer" \
-  $(PKG_CONFIG_PATH="$pc_dir" pkg-config --cflags --libs xgrad) -Wl,-rpath,"$lib_dir"
+  $(PKG_CONFIG_PATH="$pc_dir" pkg-config --cflags --libs xgrad)
 echo "pkg-config xgrad: $("$work/pc-consumer")"
