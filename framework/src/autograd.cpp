@@ -164,6 +164,16 @@ std::size_t live_node_count() noexcept { return detail::Tape::current().live(); 
 template <class T>
 Node<T>::Node(const char* op, std::vector<Tensor<T>> inputs, const ValuesRead& reads)
     : op_(op), inputs_(std::move(inputs)), reads_every_input_(!reads.inputs), reads_outputs_(reads.outputs) {
+  if (inputs_.size() > inline_input_versions) more_input_versions_.resize(inputs_.size() - inline_input_versions);
+  for (std::size_t i = 0; i < inputs_.size(); ++i) {
+    if (!inputs_[i].defined()) continue;
+    const std::uint32_t version = inputs_[i].impl_->version;
+    if (i < inline_input_versions) {
+      input_versions_[i] = version;
+    } else {
+      more_input_versions_[i - inline_input_versions] = version;
+    }
+  }
   if (!reads.inputs) return;
   for (std::size_t i : *reads.inputs) {
     if (i >= ValuesRead::max_listed_input || i >= inputs_.size()) {
@@ -201,7 +211,21 @@ const Array<T>& Node<T>::input(std::size_t i) const {
     throw graph_error(detail::message(op_, ": backward reads input ", i,
                                       ", which the op declared unread (ValuesRead); its value may be freed"));
   }
+  const TensorImpl<T>& x = inputs_[i].impl();
+  if (x.version != saved_input_version(i)) [[unlikely]] {
+    throw_changed_in_place("input", i, input_count() > 1, x.version, saved_input_version(i));
+  }
   return inputs_[i].value();
+}
+
+template <class T>
+void Node<T>::throw_changed_in_place(const char* what, std::size_t index, bool numbered, std::uint32_t version,
+                                     std::uint32_t saved) const {
+  throw graph_error(detail::message(
+      op_, "'s backward needs its ", what, numbered ? detail::message(" ", index) : std::string(),
+      ", which was changed in place after the op (version ", version, ", saved at version ", saved,
+      "); change values through mutable_value() only after backward (an optimizer step belongs between "
+      "backward and the next forward), or compute a new tensor instead of changing this one"));
 }
 
 template <class T>
@@ -212,6 +236,7 @@ Tensor<T> Node<T>::attach_output(const std::shared_ptr<Node<T>>& node, std::size
   result->grad_fn = node;
   result->output_index = k;
   node->outputs_[k] = result.get();
+  node->output_versions_[k] = result->version;
   node->output_count_ = std::max(node->output_count_, k + 1);
   return Tensor<T>(std::move(result));
 }
@@ -251,7 +276,11 @@ const Array<T>& Node<T>::output(std::size_t k) const {
     throw graph_error(detail::message(op_, ": backward reads output ", k,
                                       ", which the op declared unread (ValuesRead); its value may be freed"));
   }
-  return outputs_[k]->value;
+  const TensorImpl<T>& y = *outputs_[k];
+  if (y.version != output_versions_[k]) [[unlikely]] {
+    throw_changed_in_place("output", k, output_count_ > 1, y.version, output_versions_[k]);
+  }
+  return y.value;
 }
 
 template <class T>

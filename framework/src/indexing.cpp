@@ -171,6 +171,18 @@ Tensor<T> where(const Mask& condition, const Tensor<T>& a, const Tensor<T>& b) {
   });
 }
 
+Indices indices_from(const std::vector<std::int64_t>& values) { return indices_from(values, {values.size()}); }
+
+Indices indices_from(const std::vector<std::int64_t>& values, const Shape& shape) {
+  if (values.size() != element_count(shape)) {
+    throw shape_error(detail::message("indices_from: ", values.size(), " values cannot fill shape ", shape, " (",
+                                      element_count(shape), " elements)"));
+  }
+  Indices indices = Indices::from_shape(shape);
+  std::copy(values.begin(), values.end(), indices.begin());
+  return indices;
+}
+
 #define XGRAD_INSTANTIATE_INDEXING(T)                                               \
   template Tensor<T> index_select(const Tensor<T>&, int, const Indices&);           \
   template Tensor<T> embedding(const Tensor<T>&, const Indices&, std::optional<std::int64_t>); \

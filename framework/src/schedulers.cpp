@@ -239,4 +239,36 @@ std::function<void()> ReduceLROnPlateau::read_settings(StateReader& reader) {
   };
 }
 
+// ---- LambdaLR -----------------------------------------------------------------------------
+
+LambdaLR::LambdaLR(OptimizerBase& optimizer, Lambda lambda)
+    : Scheduler(optimizer, "LambdaLR"), lambda_(std::move(lambda)), base_lr_(optimizer.learning_rate()) {
+  if (!lambda_) throw std::invalid_argument("LambdaLR: the lambda is empty");
+  apply(0);
+}
+
+void LambdaLR::step() {
+  apply(last_epoch() + 1);  // first: a lambda that throws leaves the epoch as it was
+  advance();
+}
+
+void LambdaLR::apply(std::int64_t epoch) {
+  const double factor = lambda_(epoch);
+  if (!non_negative_finite(factor)) {
+    throw std::invalid_argument(
+        detail::message("LambdaLR: lambda(", epoch, ") = ", factor, " (must be a finite number >= 0)"));
+  }
+  optimizer().set_learning_rate(base_lr_ * factor);
+}
+
+// PyTorch's state_dict holds base_lrs and last_epoch (and the lambdas only when they are
+// objects with state).
+void LambdaLR::save_settings(StateWriter& writer) const { writer.real("base_lr", base_lr_); }
+
+std::function<void()> LambdaLR::read_settings(StateReader& reader) {
+  const double base_lr = reader.real("base_lr");
+  reader.validate([&] { require(non_negative_finite(base_lr), "LambdaLR", "base_lr", base_lr, "a finite number >= 0"); });
+  return [this, base_lr] { base_lr_ = base_lr; };
+}
+
 }  // namespace xgrad::optim

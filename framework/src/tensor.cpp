@@ -1,5 +1,7 @@
 #include "xgrad/framework/tensor.h"
 
+#include <algorithm>
+
 #include "loops.h"
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/errors.h"
@@ -156,7 +158,41 @@ Tensor<T> Tensor<T>::detach() const {
   return Tensor(value(), false);
 }
 
+template <class T>
+  requires Scalar<T>
+template <class U>
+  requires Scalar<U>
+Tensor<U> Tensor<T>::to() const {
+  if constexpr (std::is_same_v<U, T>) {
+    return *this;
+  } else {
+    const Array<T>& source = value();
+    Array<U> converted = Array<U>::from_shape(source.shape());
+    std::transform(source.begin(), source.end(), converted.begin(), [](T v) { return static_cast<U>(v); });
+    if (!grad_enabled() || !requires_grad()) return Tensor<U>(std::move(converted));
+    // A node of the result's type with no inputs of that type: it holds this tensor and adds
+    // the converted gradient into its buffer, which schedules this tensor's producer (the
+    // tape orders nodes of both types together). It holds this tensor's value until backward
+    // (a graph node would let it be freed earlier: conversions are few).
+    auto backward = [source_tensor = *this](Node<U>& node) {
+      const Array<U>& gy = node.output_grad();
+      Array<T>& gx = Node<T>::gradient_buffer(source_tensor.impl_ptr());
+      const U* pg = gy.data();
+      T* px = gx.data();
+      for (std::size_t i = 0; i < gy.size(); ++i) px[i] += static_cast<T>(pg[i]);
+    };
+    const char* op = std::is_same_v<U, double> ? "to<double>" : "to<float>";
+    auto node = std::make_shared<FunctionNode<U, decltype(backward)>>(op, std::vector<Tensor<U>>{},
+                                                                       std::move(backward), reads_no_values());
+    return Node<U>::attach_output(node, 0, std::move(converted));
+  }
+}
+
 template class Tensor<float>;
 template class Tensor<double>;
+template Tensor<float> Tensor<float>::to<float>() const;
+template Tensor<double> Tensor<float>::to<double>() const;
+template Tensor<float> Tensor<double>::to<float>() const;
+template Tensor<double> Tensor<double>::to<double>() const;
 
 }  // namespace xgrad

@@ -1,4 +1,4 @@
-// index_select (embedding lookup), gather, masked_fill and where.
+// index_select (embedding lookup), gather, masked_fill, where, and Indices built from values.
 #define BOOST_TEST_MODULE indexing
 #include "xgrad_test.h"
 
@@ -77,4 +77,30 @@ BOOST_AUTO_TEST_CASE(embedding_padding_row_gets_no_gradient) {
   check_gradients([&ids](const Inputs& v) { return embedding(v[0], ids); }, {random_tensor({4, 3}, 11)});
   BOOST_CHECK_THROW(embedding(random_tensor({4}, 12), ids), shape_error);
   BOOST_CHECK_THROW(embedding(table, Indices{4}), index_error);
+}
+
+BOOST_AUTO_TEST_CASE(indices_are_built_from_a_vector_with_or_without_a_shape) {
+  const std::vector<std::int64_t> ids{3, 1, 4, 1, 5, 9};
+  const Indices flat = indices_from(ids);
+  BOOST_TEST(to_string(flat.shape()) == "[6]");
+  BOOST_TEST(std::equal(ids.begin(), ids.end(), flat.begin()));
+  const Indices rows = indices_from(ids, {2, 3});
+  BOOST_TEST(to_string(rows.shape()) == "[2, 3]");
+  BOOST_TEST(rows(1, 0) == 1);
+  BOOST_TEST(rows(1, 2) == 9);
+  BOOST_TEST(to_string(indices_from({7}, {}).shape()) == "[]");
+  BOOST_TEST(indices_from({}).size() == 0u);
+  // Usable wherever Indices are: an embedding lookup.
+  const Tensor<double> table = random_tensor({10, 2}, 5);
+  BOOST_TEST(to_string(embedding(table, indices_from({2, 0, 2}, {1, 3})).shape()) == "[1, 3, 2]");
+}
+
+BOOST_AUTO_TEST_CASE(indices_whose_count_does_not_fill_the_shape_are_refused) {
+  try {
+    indices_from({1, 2, 3}, {2, 2});
+    BOOST_FAIL("no shape_error");
+  } catch (const shape_error& e) {
+    BOOST_TEST(std::string(e.what()) == "indices_from: 3 values cannot fill shape [2, 2] (4 elements)");
+  }
+  BOOST_CHECK_THROW(indices_from({1}, {0}), shape_error);
 }

@@ -23,6 +23,7 @@
 #include "xgrad/framework/random.h"
 #include "xgrad/framework/reduce.h"
 #include "xgrad/framework/safetensors.h"
+#include "xgrad/framework/sampling.h"
 #include "xgrad/framework/schedulers.h"
 #include "xgrad/framework/shape.h"
 #include "xgrad/framework/softmax.h"

@@ -11,7 +11,8 @@
 // Backward contract: a backward function ACCUMULATES into input_grad(i) (+=), and only for
 // inputs with needs_grad(i). It may read the inputs, the outputs and the output gradients,
 // except the values that its op declared it does not read (ValuesRead): those are freed as
-// soon as no handle outside the graph refers to them.
+// soon as no handle outside the graph refers to them. Reading an input or output whose value
+// was changed in place (mutable_value()) since the op ran throws graph_error, as in PyTorch.
 
 #include <array>
 #include <cstddef>
@@ -151,6 +152,11 @@ class Node : public detail::NodeBase {
   bool reads_input(std::size_t i) const noexcept {
     return reads_every_input_ || (i < ValuesRead::max_listed_input && ((read_inputs_ >> i) & 1) != 0);
   }
+  std::uint32_t saved_input_version(std::size_t i) const noexcept {
+    return i < inline_input_versions ? input_versions_[i] : more_input_versions_[i - inline_input_versions];
+  }
+  [[noreturn]] void throw_changed_in_place(const char* what, std::size_t index, bool numbered,
+                                           std::uint32_t version, std::uint32_t saved) const;
 
   const char* op_;
   std::vector<Tensor<T>> inputs_;
@@ -162,6 +168,12 @@ class Node : public detail::NodeBase {
   std::array<std::shared_ptr<TensorImpl<T>>, max_outputs> pinned_{};
   std::size_t output_count_ = 0;
   bool released_ = false;
+  // The inputs' and outputs' versions (TensorImpl::version) when the op ran; input(i) and
+  // output(k) compare them with the current ones. Inline for the first inputs: no allocation.
+  static constexpr std::size_t inline_input_versions = 4;
+  std::array<std::uint32_t, inline_input_versions> input_versions_{};
+  std::vector<std::uint32_t> more_input_versions_;
+  std::array<std::uint32_t, max_outputs> output_versions_{};
 };
 
 // A node whose backward is a callable `backward(Node<T>&)`; the callable holds whatever the

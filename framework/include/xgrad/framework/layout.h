@@ -3,6 +3,7 @@
 // concatenating, stacking and slicing. Each result is a new contiguous tensor.
 
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "xgrad/framework/tensor.h"
@@ -24,6 +25,14 @@ template <class T> Tensor<T> transpose(const Tensor<T>& x, int axis_a, int axis_
 template <class T> Tensor<T> concat(const std::vector<Tensor<T>>& xs, int axis);
 // Joins equally shaped tensors along a new axis.
 template <class T> Tensor<T> stack(const std::vector<Tensor<T>>& xs, int axis);
+// The same for a brace list, whose element type a std::vector parameter cannot deduce:
+// concat({a, b}, 0).
+template <class T> Tensor<T> concat(std::initializer_list<Tensor<T>> xs, int axis) {
+  return concat(std::vector<Tensor<T>>(xs), axis);
+}
+template <class T> Tensor<T> stack(std::initializer_list<Tensor<T>> xs, int axis) {
+  return stack(std::vector<Tensor<T>>(xs), axis);
+}
 // The elements start <= i < end along `axis` (negative positions count from the end).
 template <class T> Tensor<T> slice(const Tensor<T>& x, int axis, std::int64_t start, std::int64_t end);
 // The sub-tensor at `index` along `axis`, without that axis.

@@ -25,7 +25,7 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
   virtual ~Scheduler() = default;
 
-  // "StepLR", "ExponentialLR", "LinearWarmup" or "ReduceLROnPlateau".
+  // "StepLR", "ExponentialLR", "LinearWarmup", "ReduceLROnPlateau" or "LambdaLR".
   const std::string& type() const noexcept { return type_; }
   // The number of step() calls since construction (PyTorch's last_epoch).
   std::int64_t last_epoch() const noexcept { return last_epoch_; }
@@ -146,6 +146,30 @@ class ReduceLROnPlateau final : public Scheduler {
   double best_;
   std::int64_t bad_epochs_ = 0;
   std::int64_t cooldown_left_ = 0;
+};
+
+// lr = base_lr * lambda(epoch), where base_lr is the learning rate at construction:
+// torch.optim.lr_scheduler.LambdaLR (not chainable: each step sets the learning rate). As
+// there, construction applies lambda(0). The saved state holds the epoch and base_lr; the
+// lambda is code, so the scheduler that loads the state must be given the same one.
+// std::invalid_argument for an empty lambda, or when it returns a negative, infinite or NaN
+// factor (naming the epoch).
+class LambdaLR final : public Scheduler {
+ public:
+  using Lambda = std::function<double(std::int64_t epoch)>;
+  LambdaLR(OptimizerBase& optimizer, Lambda lambda);
+
+  void step();
+
+  double base_lr() const noexcept { return base_lr_; }
+
+ private:
+  void apply(std::int64_t epoch);
+  void save_settings(StateWriter& writer) const override;
+  std::function<void()> read_settings(StateReader& reader) override;
+
+  Lambda lambda_;
+  double base_lr_;
 };
 
 }  // namespace xgrad::optim

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,10 @@ struct TensorImpl {
   bool requires_grad = false;
   // Non-leaf tensors drop their gradient once it has been propagated, unless asked to keep it.
   bool retains_grad = false;
+  // Bumped each time the value is handed out for writing (mutable_value()), as PyTorch's
+  // _version: a graph node remembers the versions of the values its backward reads and
+  // refuses to run on a value changed in place since (graph_error naming the op).
+  std::uint32_t version = 0;
   // The node that produced this tensor (empty for leaves) and which of its outputs this is.
   std::shared_ptr<Node<T>> grad_fn;
   std::size_t output_index = 0;
@@ -117,7 +122,11 @@ class Tensor {
   // graph_error for an intermediate whose value was freed (reachable only through the graph).
   const Array<T>& value() const;
   // In-place access that bypasses autograd: for optimizers, initialisers and loading weights.
-  Array<T>& mutable_value() { return const_cast<Array<T>&>(value()); }
+  // Counts as a change (version()): a backward that reads this value and was recorded before
+  // throws graph_error; change values after backward, as an optimizer step does.
+  Array<T>& mutable_value();
+  // How many times mutable_value() handed out this tensor's value (PyTorch's _version).
+  std::uint32_t version() const { return impl().version; }
   const T* data() const { return value().data(); }
   const Shape& shape() const { return impl().shape(); }
   std::size_t dim() const { return shape().size(); }
@@ -151,6 +160,13 @@ class Tensor {
   // A new leaf holding a copy of the value, cut from the graph.
   Tensor detach() const;
 
+  // The value converted to U (float or double), differentiably: the gradient flows back
+  // converted to T. For U == T, this tensor itself (as PyTorch's .to()). gradcheck and
+  // reachable_leaves do not follow the graph across a conversion.
+  template <class U>
+    requires Scalar<U>
+  Tensor<U> to() const;
+
   // True when both handles refer to the same tensor.
   bool same(const Tensor& other) const noexcept { return impl_ == other.impl_; }
 
@@ -176,6 +192,25 @@ class Tensor {
 template <class T>
 using NamedTensors = std::vector<std::pair<std::string, Tensor<T>>>;
 
+// x.to<U>() as a free function: cast<double>(x).
+template <class U, class T>
+  requires Scalar<U>
+Tensor<U> cast(const Tensor<T>& x) {
+  return x.template to<U>();
+}
+
+// Prints as PyTorch's repr does, followed by the shape: values with 4 decimals (or in
+// scientific notation when magnitudes differ widely, or as "1." when all are whole), rows on
+// lines, the first and last 3 along each axis around "..." past 1000 elements, then
+//   shape=[2, 3], dtype=double (for double), grad_fn=<matmul> or requires_grad=true.
+// An intermediate whose value the graph freed prints as <freed>, an undefined tensor as
+// tensor(undefined).
+template <class T>
+std::ostream& operator<<(std::ostream& out, const Tensor<T>& tensor);
+// The same text as a string.
+template <class T>
+std::string to_string(const Tensor<T>& tensor);
+
 namespace detail {
 [[noreturn]] void throw_undefined_tensor();
 [[noreturn]] void throw_released_value(const Shape& shape);
@@ -193,6 +228,15 @@ template <class T>
 inline const Array<T>& Tensor<T>::value() const {
   const TensorImpl<T>& state = impl();
   if (state.value_released()) [[unlikely]] detail::throw_released_value(*state.released_shape);
+  return state.value;
+}
+
+template <class T>
+  requires Scalar<T>
+inline Array<T>& Tensor<T>::mutable_value() {
+  TensorImpl<T>& state = impl();
+  if (state.value_released()) [[unlikely]] detail::throw_released_value(*state.released_shape);
+  ++state.version;
   return state.value;
 }
 
