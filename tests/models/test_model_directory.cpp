@@ -29,7 +29,8 @@ const ClassifierOptions classification_options{.vocabulary = 5, .classes = 3, .e
 
 Vocabulary vocabulary(const std::vector<std::string>& specials, std::size_t size) {
   std::vector<std::string> tokens;
-  for (std::size_t i = specials.size(); i < size; ++i) tokens.push_back("w" + std::to_string(i));
+  // Appended rather than "w" + ...: GCC 12 warns falsely (-Wrestrict) on the inlined concatenation.
+  for (std::size_t i = specials.size(); i < size; ++i) tokens.push_back(std::string("w").append(std::to_string(i)));
   return Vocabulary(specials, tokens);
 }
 
