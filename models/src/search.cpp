@@ -37,11 +37,10 @@ Array<float> attention_matrix(const std::vector<std::vector<float>>& rows, std::
   return matrix;
 }
 
-}  // namespace
-
-template <class T>
-std::vector<Translation> greedy_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
-                                       const SearchOptions& options) {
+// One hypothesis per sentence, each step's token chosen by `pick` from the log-probabilities.
+template <class T, class Pick>
+std::vector<Translation> one_hypothesis_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
+                                               const SearchOptions& options, Pick pick) {
   NoGradGuard no_graph;
   const std::unique_ptr<typename StepDecoder<T>::State> state = decoder.begin(source, 1);
   const std::size_t batch = source.lengths.size();
@@ -53,7 +52,7 @@ std::vector<Translation> greedy_search(const StepDecoder<T>& decoder, const Padd
   Indices previous(Shape{batch}, decoder.sos_id());
   for (std::size_t t = 0; t < longest; ++t) {
     const DecoderStep<T> step = decoder.step(previous, *state, t);
-    const Indices next = argmax(step.log_probs, -1);
+    const Indices next = pick(step.log_probs);
     bool all_done = true;
     for (std::size_t b = 0; b < batch; ++b) {
       if (done[b]) continue;
@@ -69,6 +68,23 @@ std::vector<Translation> greedy_search(const StepDecoder<T>& decoder, const Padd
   }
   for (std::size_t b = 0; b < batch; ++b) results[b].attention = attention_matrix(attention[b], source.lengths[b]);
   return results;
+}
+
+}  // namespace
+
+template <class T>
+std::vector<Translation> greedy_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
+                                       const SearchOptions& options) {
+  return one_hypothesis_search(decoder, source, options, [](const Tensor<T>& log_probs) { return argmax(log_probs, -1); });
+}
+
+template <class T>
+std::vector<Translation> sample_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
+                                       const SamplingOptions& sampling, Generator& generator,
+                                       const SearchOptions& options) {
+  return one_hypothesis_search(decoder, source, options, [&](const Tensor<T>& log_probs) {
+    return sample_logits(log_probs, sampling, generator);
+  });
 }
 
 template <class T>
@@ -160,6 +176,8 @@ std::vector<Translation> beam_search(const StepDecoder<T>& decoder, const Padded
 
 #define XGRAD_INSTANTIATE_SEARCH(T)                                                                                  \
   template std::vector<Translation> greedy_search(const StepDecoder<T>&, const PaddedBatch&, const SearchOptions&); \
+  template std::vector<Translation> sample_search(const StepDecoder<T>&, const PaddedBatch&, const SamplingOptions&,  \
+                                                  Generator&, const SearchOptions&);                                  \
   template std::vector<Translation> beam_search(const StepDecoder<T>&, const PaddedBatch&, const SearchOptions&);
 
 XGRAD_INSTANTIATE_SEARCH(float)

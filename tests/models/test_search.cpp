@@ -149,3 +149,53 @@ BOOST_AUTO_TEST_CASE(decoding_stops_at_the_length_limit) {
   BOOST_TEST(greedy[0].tokens == (std::vector<std::int64_t>{a, a}));
   BOOST_TEST(greedy[0].attention == attention_moving_along(2, source.lengths[0]));
 }
+
+// Sampling draws each token from the table: over many copies of one sentence the first tokens
+// come as often as their probabilities say; top-k 1 and temperature 0 are greedy, and the same
+// seed gives the same tokens.
+BOOST_AUTO_TEST_CASE(sampling_follows_the_probabilities_and_is_greedy_at_temperature_zero) {
+  const std::size_t copies = 4000;
+  PaddedBatch source{Indices(Shape{copies, 2}, a), std::vector<std::size_t>(copies, 2)};
+  TableDecoder decoder;
+  Generator generator(11);
+  const std::vector<Translation> sampled = sample_search(decoder, source, {.temperature = 1.0}, generator);
+  std::array<std::size_t, vocabulary> first{};
+  for (const Translation& t : sampled) ++first[static_cast<std::size_t>(t.tokens.empty() ? eos : t.tokens[0])];
+  // Every sentence but the first reads the table with a and b swapped.
+  std::array<double, vocabulary> expected{};
+  for (std::size_t v = 0; v < vocabulary; ++v) {
+    expected[v] = (next_token_probabilities({sos})[v] +
+                   double(copies - 1) * next_token_probabilities({sos})[std::size_t(as_seen_by(1, std::int64_t(v)))]) /
+                  double(copies);
+  }
+  for (std::size_t v = 0; v < vocabulary; ++v) {
+    // Five binomial standard deviations.
+    const double mean = expected[v] * copies, bound = 5 * std::sqrt(copies * expected[v] * (1 - expected[v])) + 1;
+    BOOST_TEST(std::abs(double(first[v]) - mean) <= bound, "token " << v << ": " << first[v] << " vs " << mean);
+  }
+  // The score is the drawn tokens' log-probability under the table.
+  const Translation& one = sampled[0];
+  std::vector<std::int64_t> so_far{sos};
+  double log_p = 0;
+  const std::size_t limit = 2 * 2 + 10;  // SearchOptions' default for a source of 2 tokens
+  for (std::size_t i = 0; i < std::min(one.tokens.size() + 1, limit); ++i) {
+    const std::int64_t token = i < one.tokens.size() ? one.tokens[i] : eos;
+    log_p += std::log(next_token_probabilities(so_far)[std::size_t(token)]);
+    so_far.push_back(token);
+  }
+  BOOST_TEST(one.score == log_p, boost::test_tools::tolerance(1e-12));
+
+  Generator again(11);
+  const std::vector<Translation> repeated = sample_search(decoder, source, {.temperature = 1.0}, again);
+  for (std::size_t i = 0; i < copies; ++i) BOOST_TEST(repeated[i].tokens == sampled[i].tokens);
+
+  PaddedBatch two{Indices(Shape{2, 2}, a), {2, 2}};
+  const std::vector<Translation> greedy = greedy_search(decoder, two);
+  for (const SamplingOptions& options : {SamplingOptions{.temperature = 0}, SamplingOptions{.temperature = 1, .top_k = 1}}) {
+    const std::vector<Translation> picked = sample_search(decoder, two, options, generator);
+    for (std::size_t i = 0; i < 2; ++i) {
+      BOOST_TEST(picked[i].tokens == greedy[i].tokens);
+      BOOST_TEST(picked[i].score == greedy[i].score);
+    }
+  }
+}

@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "xgrad/framework/random.h"
+#include "xgrad/framework/sampling.h"
 #include "xgrad/framework/tensor.h"
 #include "xgrad/models/batching.h"
 
@@ -69,6 +71,14 @@ class StepDecoder {
 // length limit (SearchOptions). options.beam_size is not read.
 template <class T>
 std::vector<Translation> greedy_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
+                                       const SearchOptions& options = {});
+// Like greedy_search, but each step draws the next token (sample_logits: temperature, top-k)
+// with `generator`, for varied outputs (back-translation, generation); the same seed gives
+// the same tokens. Temperature 0 is greedy_search. The score is the log-probability of the
+// drawn tokens under the decoder (not the tempered distribution).
+template <class T>
+std::vector<Translation> sample_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
+                                       const SamplingOptions& sampling, Generator& generator,
                                        const SearchOptions& options = {});
 // Batched beam search: the beam_size hypotheses of each sentence run as one batch of
 // B * beam_size rows; the best finished hypothesis by length-normalised score wins. With
