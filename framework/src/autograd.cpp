@@ -164,7 +164,9 @@ std::size_t live_node_count() noexcept { return detail::Tape::current().live(); 
 template <class T>
 Node<T>::Node(const char* op, std::vector<Tensor<T>> inputs, const ValuesRead& reads)
     : op_(op), inputs_(std::move(inputs)), reads_every_input_(!reads.inputs), reads_outputs_(reads.outputs) {
-  if (inputs_.size() > inline_input_versions) more_input_versions_.resize(inputs_.size() - inline_input_versions);
+  if (inputs_.size() > inline_input_versions) {
+    more_input_versions_ = std::make_unique<std::uint32_t[]>(inputs_.size() - inline_input_versions);
+  }
   for (std::size_t i = 0; i < inputs_.size(); ++i) {
     if (!inputs_[i].defined()) continue;
     const std::uint32_t version = inputs_[i].impl_->version;
@@ -236,7 +238,6 @@ Tensor<T> Node<T>::attach_output(const std::shared_ptr<Node<T>>& node, std::size
   result->grad_fn = node;
   result->output_index = k;
   node->outputs_[k] = result.get();
-  node->output_versions_[k] = result->version;
   node->output_count_ = std::max(node->output_count_, k + 1);
   return Tensor<T>(std::move(result));
 }
@@ -277,9 +278,7 @@ const Array<T>& Node<T>::output(std::size_t k) const {
                                       ", which the op declared unread (ValuesRead); its value may be freed"));
   }
   const TensorImpl<T>& y = *outputs_[k];
-  if (y.version != output_versions_[k]) [[unlikely]] {
-    throw_changed_in_place("output", k, output_count_ > 1, y.version, output_versions_[k]);
-  }
+  if (y.version != 0) [[unlikely]] throw_changed_in_place("output", k, output_count_ > 1, y.version, 0);
   return y.value;
 }
 

@@ -168,12 +168,13 @@ class Node : public detail::NodeBase {
   std::array<std::shared_ptr<TensorImpl<T>>, max_outputs> pinned_{};
   std::size_t output_count_ = 0;
   bool released_ = false;
-  // The inputs' and outputs' versions (TensorImpl::version) when the op ran; input(i) and
-  // output(k) compare them with the current ones. Inline for the first inputs: no allocation.
+  // The inputs' versions (TensorImpl::version) when the op ran, which input(i) compares with
+  // the current ones; outputs are made here, at version 0, so output(k) needs none saved.
+  // Every node pays for them (10^6 nodes in a large graph): inline for the first inputs, and
+  // the rare op of more inputs keeps the rest behind a bare pointer, not a vector.
   static constexpr std::size_t inline_input_versions = 4;
   std::array<std::uint32_t, inline_input_versions> input_versions_{};
-  std::vector<std::uint32_t> more_input_versions_;
-  std::array<std::uint32_t, max_outputs> output_versions_{};
+  std::unique_ptr<std::uint32_t[]> more_input_versions_;
 };
 
 // A node whose backward is a callable `backward(Node<T>&)`; the callable holds whatever the
