@@ -279,6 +279,14 @@ BOOST_AUTO_TEST_CASE(schedulers_step_when_they_are_told_to) {
   training::load_checkpoint(s.dir.file("checkpoint.safetensors"), resumed.model, resumed.optimizer,
                          {&restored, &resumed.scheduler});
   BOOST_TEST(restored.last_epoch() == 6);
+  // A run that has only one of them cannot take the checkpoint: the other would be lost.
+  Setup fewer(3);
+  try {
+    training::load_checkpoint(s.dir.file("checkpoint.safetensors"), fewer.model, fewer.optimizer, {&fewer.scheduler});
+    BOOST_FAIL("a checkpoint with a scheduler more than the run's must be refused");
+  } catch (const file_error& e) {
+    BOOST_TEST(contains(e.what(), "scheduler_2."), e.what());
+  }
 }
 
 // With Better::lower a falling score is an improvement; without a validation the training

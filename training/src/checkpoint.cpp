@@ -49,6 +49,8 @@ TrainingProgress load_checkpoint(const std::filesystem::path& path, nn::Module<f
   progress.skipped_steps = static_cast<std::size_t>(state.count("skipped_steps"));
   const std::string dropout_generator = state.text("dropout_generator");
   state.refuse_unread_keys();
+  // A scheduler more in the file than the run has would be dropped without a word.
+  optim::StateReader(file, scheduler_prefix(schedulers.size())).refuse_unread_keys();
   Generator check;  // both generator states must parse before anything changes
   state.validate([&] {
     check.set_state(progress.data_order);

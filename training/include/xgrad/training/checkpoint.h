@@ -44,8 +44,8 @@ void save_checkpoint(const std::filesystem::path& path, const nn::Module<float>&
                      const TrainingProgress& progress);
 
 // Restores everything save_checkpoint wrote into the objects given and returns the progress.
-// A missing or damaged file, a missing or unknown key, or state of another shape is a
-// file_error naming the file and the key; everything is checked before anything changes
+// A missing or damaged file, a missing or unknown key (a scheduler more than `schedulers`
+// among them), or state of another shape is a file_error naming the file and the key; everything is checked before anything changes
 // but the model, optimizer and schedulers, which each check their own part first.
 TrainingProgress load_checkpoint(const std::filesystem::path& path, nn::Module<float>& model,
                                  optim::Optimizer<float>& optimizer, const std::vector<optim::Scheduler*>& schedulers);
