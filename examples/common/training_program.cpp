@@ -1,5 +1,6 @@
 #include "training_program.h"
 
+#include <xgrad/framework/heap.h>
 #include <xgrad/framework/optim.h>
 #include <xgrad/framework/schedulers.h>
 #include <xgrad/models/model_directory.h>
@@ -64,6 +65,7 @@ int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunD
   trainer.add_scheduler(scheduler, training::ScheduleAt::validation);
   trainer.validation(task.validation_columns, task.validate);
   trainer.on_epoch([](const training::EpochReport&) { flush_standard_output(); });  // lost output stops the run (it can resume)
+  keep_freed_heap_memory();  // every step allocates the previous step's buffers again
   const training::RunEnd end = building("training batches", [&] {
     return trainer.fit([&](Generator& order) { return sampler.epoch(order); }, task.step);
   });

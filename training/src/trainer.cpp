@@ -8,7 +8,6 @@
 
 #include "xgrad/framework/elementwise.h"
 #include "xgrad/framework/errors.h"
-#include "xgrad/framework/heap.h"
 #include "xgrad/training/progress_bar.h"
 
 namespace xgrad::training {
@@ -154,7 +153,6 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
   std::optional<CsvLog> log;
   if (!options_.log.empty()) log.emplace(options_.log.string(), columns);
   const InterruptCatcher interrupt;
-  keep_freed_heap_memory();  // every step allocates the previous step's buffers again
   auto checkpoint = [&] {
     progress_.seconds = stop.seconds();
     if (!options_.checkpoint.empty()) save_checkpoint(options_.checkpoint, model_, optimizer_, schedulers(), progress_);
