@@ -64,7 +64,6 @@ int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunD
                              .seed = flags.seed});
   trainer.add_scheduler(scheduler, training::ScheduleAt::validation);
   trainer.validation(task.validation_columns, task.validate);
-  trainer.on_epoch([](const training::EpochReport&) { flush_standard_output(); });  // lost output stops the run (it can resume)
   keep_freed_heap_memory();  // every step allocates the previous step's buffers again
   const training::RunEnd end = building("training batches", [&] {
     return trainer.fit([&](Generator& order) { return sampler.epoch(order); }, task.step);

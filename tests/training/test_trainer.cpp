@@ -358,3 +358,23 @@ BOOST_AUTO_TEST_CASE(a_loss_through_an_unregistered_layer_is_refused_naming_it) 
   }
   BOOST_TEST(model.registered.weight.value() == before);
 }
+
+// Epoch summaries are the run's output: when they cannot be written (a full disk, a closed
+// pipe) the run stops with an error naming the stream, before that epoch's checkpoint, so a
+// resumed run repeats the epoch whose summary was lost.
+BOOST_AUTO_TEST_CASE(a_report_that_cannot_be_written_stops_the_run_naming_the_stream) {
+  struct Refusing : std::streambuf {
+    int overflow(int) override { return traits_type::eof(); }
+  } refusing;
+  std::ostream lost(&refusing);
+  Setup s;
+  training::TrainerOptions options = s.options(2);
+  options.report = &lost;
+  try {
+    s.fit(options);
+    BOOST_FAIL("a report that cannot be written must stop the run");
+  } catch (const file_error& e) {
+    BOOST_TEST(contains(e.what(), "the trainer's report stream: writing failed"), e.what());
+  }
+  BOOST_TEST(!std::filesystem::exists(s.dir.file("checkpoint.safetensors")));
+}

@@ -1,8 +1,11 @@
 #include "xgrad/training/trainer.h"
 
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <iostream>
 #include <optional>
 #include <stdexcept>
 
@@ -66,10 +69,25 @@ class StopCondition {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
-// Epoch summaries and stops go to the report stream, when there is one.
+// The name a lost write gives the report stream: the user knows std::cout and std::cerr by these.
+std::string stream_name(const std::ostream* out) {
+  if (out == &std::cout) return "standard output";
+  if (out == &std::cerr) return "standard error";
+  return "the trainer's report stream";
+}
+
+// Epoch summaries and stops go to the report stream, when there is one. A summary that cannot
+// be written stops the run before the epoch's checkpoint (the run can resume from the one
+// before): output sent to a full disk or a closed pipe must not vanish silently.
 template <class... Parts>
 void report(std::ostream* out, Parts&&... parts) {
-  if (out != nullptr) (*out << ... << parts) << std::endl;
+  if (out == nullptr) return;
+  errno = 0;
+  (*out << ... << parts) << std::endl;
+  const int reason = errno;
+  if (*out) return;
+  throw file_error(detail::message(stream_name(out), ": writing failed (",
+                                   reason != 0 ? std::strerror(reason) : "an earlier write", "); output was lost"));
 }
 
 std::string fixed(double value, int decimals) {

@@ -96,7 +96,9 @@ struct TrainerOptions {
   bool resume = false;                // continue from `checkpoint` instead of starting anew
   std::uint64_t seed = 1;             // of the data order
   std::size_t max_bad_steps = 10;     // non-finite steps in a row that stop the run
-  std::ostream* report = &std::cout;  // epoch summaries and stops; nullptr: silent
+  // Epoch summaries and stops; nullptr: silent. A summary that cannot be written is a file_error
+  // naming the stream ("standard output"), raised before that epoch's checkpoint.
+  std::ostream* report = &std::cout;
   std::ostream* progress = &std::cerr;  // the progress bar (redrawn on a terminal, plain lines otherwise); nullptr: none
 };
 
