@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <stdexcept>
 
 #include "xgrad/framework/errors.h"
@@ -49,6 +50,19 @@ const PlateauOptions& checked(const PlateauOptions& options) {
   require(options.cooldown >= 0, name, "cooldown", options.cooldown, ">= 0");
   require(non_negative_finite(options.min_lr), name, "min_lr", options.min_lr, "a finite number >= 0");
   require(non_negative_finite(options.eps), name, "eps", options.eps, "a finite number >= 0");
+  return options;
+}
+
+void check_inverse_sqrt(std::int64_t warmup_steps) {
+  require(warmup_steps >= 1, "WarmupInverseSqrtLR", "warmup_steps", warmup_steps, ">= 1");
+}
+
+const WarmupCosineOptions& checked(const WarmupCosineOptions& options) {
+  constexpr const char* name = "WarmupCosineLR";
+  require(options.warmup_steps >= 0, name, "warmup_steps", options.warmup_steps, ">= 0");
+  require(options.total_steps > options.warmup_steps, name, "total_steps", options.total_steps,
+          "greater than warmup_steps");
+  require(options.min_factor >= 0 && options.min_factor <= 1, name, "min_factor", options.min_factor, "in [0, 1]");
   return options;
 }
 
@@ -239,36 +253,106 @@ std::function<void()> ReduceLROnPlateau::read_settings(StateReader& reader) {
   };
 }
 
-// ---- LambdaLR -----------------------------------------------------------------------------
+// ---- BaseRateScheduler --------------------------------------------------------------------
 
-LambdaLR::LambdaLR(OptimizerBase& optimizer, Lambda lambda)
-    : Scheduler(optimizer, "LambdaLR"), lambda_(std::move(lambda)), base_lr_(optimizer.learning_rate()) {
-  if (!lambda_) throw std::invalid_argument("LambdaLR: the lambda is empty");
-  apply(0);
-}
+BaseRateScheduler::BaseRateScheduler(OptimizerBase& optimizer, std::string type)
+    : Scheduler(optimizer, std::move(type)), base_lr_(optimizer.learning_rate()) {}
 
-void LambdaLR::step() {
-  apply(last_epoch() + 1);  // first: a lambda that throws leaves the epoch as it was
+void BaseRateScheduler::step() {
+  apply(last_epoch() + 1);  // first: a factor that throws leaves the epoch as it was
   advance();
 }
 
-void LambdaLR::apply(std::int64_t epoch) {
-  const double factor = lambda_(epoch);
-  if (!non_negative_finite(factor)) {
-    throw std::invalid_argument(
-        detail::message("LambdaLR: lambda(", epoch, ") = ", factor, " (must be a finite number >= 0)"));
-  }
-  optimizer().set_learning_rate(base_lr_ * factor);
+void BaseRateScheduler::apply(std::int64_t epoch) { optimizer().set_learning_rate(base_lr_ * factor(epoch)); }
+
+// PyTorch's state_dict holds base_lrs and last_epoch (and a LambdaLR's lambdas only when they
+// are objects with state).
+void BaseRateScheduler::save_settings(StateWriter& writer) const {
+  writer.real("base_lr", base_lr_);
+  save_schedule(writer);
 }
 
-// PyTorch's state_dict holds base_lrs and last_epoch (and the lambdas only when they are
-// objects with state).
-void LambdaLR::save_settings(StateWriter& writer) const { writer.real("base_lr", base_lr_); }
-
-std::function<void()> LambdaLR::read_settings(StateReader& reader) {
+std::function<void()> BaseRateScheduler::read_settings(StateReader& reader) {
   const double base_lr = reader.real("base_lr");
-  reader.validate([&] { require(non_negative_finite(base_lr), "LambdaLR", "base_lr", base_lr, "a finite number >= 0"); });
-  return [this, base_lr] { base_lr_ = base_lr; };
+  reader.validate([&] { require(non_negative_finite(base_lr), type().c_str(), "base_lr", base_lr, "a finite number >= 0"); });
+  std::function<void()> adopt_schedule = read_schedule(reader);
+  return [this, base_lr, adopt_schedule = std::move(adopt_schedule)] {
+    base_lr_ = base_lr;
+    adopt_schedule();
+  };
+}
+
+// ---- LambdaLR -----------------------------------------------------------------------------
+
+LambdaLR::LambdaLR(OptimizerBase& optimizer, Lambda lambda)
+    : BaseRateScheduler(optimizer, "LambdaLR"), lambda_(std::move(lambda)) {
+  if (!lambda_) throw std::invalid_argument("LambdaLR: the lambda is empty");
+  start();
+}
+
+// The one factor that is not known to be valid: it is the user's code.
+double LambdaLR::factor(std::int64_t epoch) const {
+  const double rate_factor = lambda_(epoch);
+  if (!non_negative_finite(rate_factor)) {
+    throw std::invalid_argument(
+        detail::message("LambdaLR: lambda(", epoch, ") = ", rate_factor, " (must be a finite number >= 0)"));
+  }
+  return rate_factor;
+}
+
+std::function<void()> LambdaLR::read_schedule(StateReader&) {
+  return [] {};
+}
+
+// ---- WarmupInverseSqrtLR ------------------------------------------------------------------
+
+WarmupInverseSqrtLR::WarmupInverseSqrtLR(OptimizerBase& optimizer, std::int64_t warmup_steps)
+    : BaseRateScheduler(optimizer, "WarmupInverseSqrtLR"), warmup_steps_(warmup_steps) {
+  check_inverse_sqrt(warmup_steps);
+  start();
+}
+
+double WarmupInverseSqrtLR::factor(std::int64_t epoch) const {
+  const double step = static_cast<double>(epoch);
+  const double warmup = static_cast<double>(warmup_steps_);
+  return epoch < warmup_steps_ ? step / warmup : std::sqrt(warmup / step);
+}
+
+void WarmupInverseSqrtLR::save_schedule(StateWriter& writer) const { writer.integer("warmup_steps", warmup_steps_); }
+
+std::function<void()> WarmupInverseSqrtLR::read_schedule(StateReader& reader) {
+  const std::int64_t warmup_steps = reader.integer("warmup_steps");
+  reader.validate([&] { check_inverse_sqrt(warmup_steps); });
+  return [this, warmup_steps] { warmup_steps_ = warmup_steps; };
+}
+
+// ---- WarmupCosineLR -----------------------------------------------------------------------
+
+WarmupCosineLR::WarmupCosineLR(OptimizerBase& optimizer, const WarmupCosineOptions& options)
+    : BaseRateScheduler(optimizer, "WarmupCosineLR"), options_(checked(options)) {
+  start();
+}
+
+double WarmupCosineLR::factor(std::int64_t epoch) const {
+  const double step = static_cast<double>(epoch);
+  const double warmup = static_cast<double>(options_.warmup_steps);
+  if (epoch < options_.warmup_steps) return step / warmup;
+  const double progress = std::min(1.0, (step - warmup) / static_cast<double>(options_.total_steps - options_.warmup_steps));
+  return options_.min_factor + (1.0 - options_.min_factor) * (1.0 + std::cos(std::numbers::pi * progress)) / 2.0;
+}
+
+void WarmupCosineLR::save_schedule(StateWriter& writer) const {
+  writer.integer("warmup_steps", options_.warmup_steps);
+  writer.integer("total_steps", options_.total_steps);
+  writer.real("min_factor", options_.min_factor);
+}
+
+std::function<void()> WarmupCosineLR::read_schedule(StateReader& reader) {
+  const WarmupCosineOptions loaded{.warmup_steps = reader.integer("warmup_steps"),
+                                   .total_steps = reader.integer("total_steps"),
+                                   .min_factor = reader.real("min_factor")};
+  reader.validate([&] { checked(loaded); });
+  return [this, loaded] { options_ = loaded; };
 }
 
 }  // namespace xgrad::optim

@@ -25,7 +25,8 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
   virtual ~Scheduler() = default;
 
-  // "StepLR", "ExponentialLR", "LinearWarmup", "ReduceLROnPlateau" or "LambdaLR".
+  // "StepLR", "ExponentialLR", "LinearWarmup", "ReduceLROnPlateau", "LambdaLR",
+  // "WarmupInverseSqrtLR" or "WarmupCosineLR".
   const std::string& type() const noexcept { return type_; }
   // The number of step() calls since construction (PyTorch's last_epoch).
   std::int64_t last_epoch() const noexcept { return last_epoch_; }
@@ -148,28 +149,92 @@ class ReduceLROnPlateau final : public Scheduler {
   std::int64_t cooldown_left_ = 0;
 };
 
-// lr = base_lr * lambda(epoch), where base_lr is the learning rate at construction:
-// torch.optim.lr_scheduler.LambdaLR (not chainable: each step sets the learning rate). As
-// there, construction applies lambda(0). The saved state holds the epoch and base_lr; the
-// lambda is code, so the scheduler that loads the state must be given the same one.
-// std::invalid_argument for an empty lambda, or when it returns a negative, infinite or NaN
-// factor (naming the epoch).
-class LambdaLR final : public Scheduler {
+// lr = base_lr * factor(epoch), where base_lr is the learning rate at construction (not
+// chainable: each step sets the learning rate, as torch.optim.lr_scheduler.LambdaLR does). As
+// there, construction applies factor(0). The saved state holds the epoch, base_lr and the
+// schedule's options.
+class BaseRateScheduler : public Scheduler {
  public:
-  using Lambda = std::function<double(std::int64_t epoch)>;
-  LambdaLR(OptimizerBase& optimizer, Lambda lambda);
-
   void step();
 
   double base_lr() const noexcept { return base_lr_; }
 
+ protected:
+  BaseRateScheduler(OptimizerBase& optimizer, std::string type);
+  // Sets the learning rate of epoch 0; the derived constructor calls it once its options are set.
+  void start() { apply(0); }
+
+  virtual double factor(std::int64_t epoch) const = 0;
+  virtual void save_schedule(StateWriter& writer) const = 0;
+  virtual std::function<void()> read_schedule(StateReader& reader) = 0;
+
  private:
   void apply(std::int64_t epoch);
-  void save_settings(StateWriter& writer) const override;
-  std::function<void()> read_settings(StateReader& reader) override;
+  void save_settings(StateWriter& writer) const final;
+  std::function<void()> read_settings(StateReader& reader) final;
+
+  double base_lr_;
+};
+
+// lr = base_lr * lambda(epoch): torch.optim.lr_scheduler.LambdaLR. The lambda is code, so the
+// scheduler that loads a saved state must be given the same one. std::invalid_argument for
+// an empty lambda, or when it returns a negative, infinite or NaN factor (naming the epoch).
+class LambdaLR final : public BaseRateScheduler {
+ public:
+  using Lambda = std::function<double(std::int64_t epoch)>;
+  LambdaLR(OptimizerBase& optimizer, Lambda lambda);
+
+ private:
+  double factor(std::int64_t epoch) const override;
+  void save_schedule(StateWriter&) const override {}
+  std::function<void()> read_schedule(StateReader&) override;
 
   Lambda lambda_;
-  double base_lr_;
+};
+
+// The Transformer's ("Noam") schedule: a linear warm-up from 0 to base_lr over warmup_steps
+// steps, then decay with the inverse square root of the step:
+//   factor(s) = s / warmup_steps for s < warmup_steps, else sqrt(warmup_steps / s).
+// Vaswani et al.'s d_model^-0.5 * min(s^-0.5, s * warmup^-1.5) is this schedule with
+// base_lr = (d_model * warmup_steps)^-0.5; the form here names the peak rate instead (as
+// fairseq's inverse_sqrt and Hugging Face's get_inverse_sqrt_schedule do). Step it once per
+// optimizer step. std::invalid_argument unless warmup_steps >= 1.
+class WarmupInverseSqrtLR final : public BaseRateScheduler {
+ public:
+  WarmupInverseSqrtLR(OptimizerBase& optimizer, std::int64_t warmup_steps);
+
+ private:
+  double factor(std::int64_t epoch) const override;
+  void save_schedule(StateWriter& writer) const override;
+  std::function<void()> read_schedule(StateReader& reader) override;
+
+  std::int64_t warmup_steps_;
+};
+
+struct WarmupCosineOptions {
+  std::int64_t warmup_steps = 0;  // steps of the linear rise
+  std::int64_t total_steps = 1;   // the step at which the cosine reaches its floor
+  double min_factor = 0.0;        // the floor, as a fraction of base_lr
+};
+
+// A linear warm-up from 0 to base_lr over warmup_steps steps, then half a cosine down to
+// min_factor * base_lr at total_steps, where it stays:
+//   factor(s) = s / warmup_steps for s < warmup_steps, else
+//   min_factor + (1 - min_factor) * (1 + cos(pi * min(1, (s - warmup_steps) / (total_steps - warmup_steps)))) / 2
+// (Hugging Face's get_cosine_schedule_with_warmup for min_factor = 0; PyTorch's
+// CosineAnnealingLR with eta_min = min_factor * base_lr after the warm-up). Step it once
+// per optimizer step. std::invalid_argument unless 0 <= warmup_steps < total_steps and
+// min_factor is in [0, 1].
+class WarmupCosineLR final : public BaseRateScheduler {
+ public:
+  WarmupCosineLR(OptimizerBase& optimizer, const WarmupCosineOptions& options);
+
+ private:
+  double factor(std::int64_t epoch) const override;
+  void save_schedule(StateWriter& writer) const override;
+  std::function<void()> read_schedule(StateReader& reader) override;
+
+  WarmupCosineOptions options_;
 };
 
 }  // namespace xgrad::optim
