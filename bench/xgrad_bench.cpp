@@ -143,11 +143,11 @@ Result seq2seq_train(const Flags& flags) {
     writer.write((flags.export_dir / "seq2seq-batches.safetensors").string());
   }
   model.eval();
-  const double check_loss = model.loss(prepared[0].source, prepared[0].target, 1.0, 0.1).item();
+  const double check_loss = model.loss(prepared[0].source, prepared[0].target, {.label_smoothing = 0.1}).item();
   model.train();
   optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
   Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
-    Tensor<float> loss = model.loss(prepared[i].source, prepared[i].target, 1.0, 0.1);
+    Tensor<float> loss = model.loss(prepared[i].source, prepared[i].target, {.label_smoothing = 0.1});
     loss.backward();
     optim::clip_grad_norm(model.parameters(), 1.0);
     optimizer.step();

@@ -76,7 +76,7 @@ struct Validation {
 };
 
 // Decodes every source sentence in batches, in the corpus order.
-std::vector<models::Translation> translate_all(const models::Seq2Seq<float>& model, const models::EncodedPairs& pairs,
+std::vector<models::Translation> translate_all(const models::Translator<float>& model, const models::EncodedPairs& pairs,
                                                const models::SearchOptions& search, std::size_t batch_size) {
   std::vector<models::Translation> translations;
   for (const models::Batch& rows : models::consecutive_batches(pairs.source.size(), batch_size)) {
@@ -89,7 +89,7 @@ std::vector<models::Translation> translate_all(const models::Seq2Seq<float>& mod
 
 // Perplexity and BLEU over every pair, `batch_size` at a time. Call with the model in
 // evaluation mode.
-Validation validate(const models::Seq2Seq<float>& model, const Vocabulary& target, const models::EncodedPairs& pairs,
+Validation validate(const models::Translator<float>& model, const Vocabulary& target, const models::EncodedPairs& pairs,
                     const models::SearchOptions& search, std::size_t batch_size) {
   Validation result;
   result.loss = models::corpus_loss(model, pairs, batch_size);
@@ -142,14 +142,15 @@ int train(const TrainFlags& flags) {
         options.source_vocabulary = source.size();
         options.target_vocabulary = target.size();
         return cli::new_model<models::TranslationModel>(
-            model_flags(flags), [&] { return models::Seq2Seq<float>(options); }, std::move(source), std::move(target));
+            model_flags(flags), [&] { return std::unique_ptr<models::Translator<float>>(new models::Seq2Seq<float>(options)); },
+            std::move(source), std::move(target));
       },
       [&](const models::TranslationModel& built) {
         built.source.save(directory.file(models::model_file::source_vocabulary));
         built.target.save(directory.file(models::model_file::target_vocabulary));
-        write_file_atomically(directory.file(models::model_file::config), models::to_json(built.model.options()));
+        write_file_atomically(directory.file(models::model_file::config), models::translation_configuration(*built.model));
       });
-  models::Seq2Seq<float>& model = loaded->model;
+  models::Translator<float>& model = *loaded->model;
   const models::EncodedPairs train_pairs = cli::building(
       "the encoded training pairs", [&] { return models::encode_pairs(train_corpus, loaded->source, loaded->target); });
   const models::EncodedPairs valid_pairs = cli::building(
@@ -178,7 +179,8 @@ int train(const TrainFlags& flags) {
            [&](const models::Batch& rows) {
              const models::TranslationBatch batch = models::make_batch(train_pairs, rows);
              return training::StepOutput{
-                 model.loss(batch.source, batch.target, flags.teacher_forcing, flags.run.label_smoothing),
+                 model.loss(batch.source, batch.target,
+                            {.label_smoothing = flags.run.label_smoothing, .teacher_forcing = flags.teacher_forcing}),
                  batch.target_tokens};
            },
        .describe_best =
@@ -192,12 +194,12 @@ int train(const TrainFlags& flags) {
 int evaluate(const DecodeFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
-  loaded->model.eval();
+  loaded->model->eval();
   const models::ParallelCorpus corpus = read_pairs(flags.src, flags.ref, flags.max_length);
   const models::EncodedPairs pairs = models::encode_pairs(corpus, loaded->source, loaded->target);
   const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
   const Validation result = cli::building("the translations of " + flags.src.string(), [&] {
-    return validate(loaded->model, loaded->target, pairs, search, flags.batch);
+    return validate(*loaded->model, loaded->target, pairs, search, flags.batch);
   });
   std::printf("%s\n", result.bleu.to_string().c_str());
   std::printf("perplexity %.2f (%zu target tokens, %zu sentence pairs)\n", result.perplexity(), result.loss.tokens,
@@ -209,7 +211,7 @@ int translate_stdin(const DecodeFlags& flags) {
   cli::refuse_unwritable_output_file("--attention-svg", flags.attention_svg);
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
-  loaded->model.eval();
+  loaded->model->eval();
   const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
   bool picture_written = flags.attention_svg.empty();
   std::vector<models::Tokens> lines;
@@ -223,7 +225,7 @@ int translate_stdin(const DecodeFlags& flags) {
     }
     const models::EncodedPairs pairs = models::encode_sources(sentences, loaded->source);
     std::vector<models::Translation> translations = cli::building("the translations of standard input", [&] {
-      return pairs.source.empty() ? std::vector<models::Translation>{} : translate_all(loaded->model, pairs, search, flags.batch);
+      return pairs.source.empty() ? std::vector<models::Translation>{} : translate_all(*loaded->model, pairs, search, flags.batch);
     });
     std::size_t next = 0;
     for (std::size_t i = 0; i < lines.size(); ++i) {

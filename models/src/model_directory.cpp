@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/file_io.h"
 #include "xgrad/framework/utf8.h"
@@ -16,13 +18,19 @@ template <class... Parts>
   throw file_error(detail::message(std::forward<Parts>(parts)...));
 }
 
+// config.json's text, checked for size and encoding.
+std::string configuration_text(const ModelSource& files) {
+  std::string text = files.text(model_file::config, max_configuration_file_size);
+  require_utf8(text, files.label(model_file::config));
+  return text;
+}
+
 // The configuration, with the parser's std::invalid_argument (naming the key) turned into a
 // file_error naming the file, and its size checked against the limits before any allocation.
 template <class Options>
-Options read_configuration(const ModelSource& files, Options (*parse)(const std::string&), const ModelLimits& limits) {
+Options read_configuration(const ModelSource& files, const std::string& text, Options (*parse)(const std::string&),
+                           const ModelLimits& limits) {
   const std::string label = files.label(model_file::config);
-  const std::string text = files.text(model_file::config, max_configuration_file_size);
-  require_utf8(text, label);
   Options options;
   try {
     options = parse(text);
@@ -33,6 +41,26 @@ Options read_configuration(const ModelSource& files, Options (*parse)(const std:
     fail(label, ": asks for about ", parameters, " parameters; the limit is ", limits.max_parameters);
   }
   return options;
+}
+
+constexpr const char* architecture_key = "architecture";
+
+// A translation configuration's architecture and the options' text without it.
+std::pair<std::string, std::string> split_architecture(const ModelSource& files, const std::string& text) {
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail(files.label(model_file::config), ": model configuration: ", e.what());
+  }
+  if (!json.is_object() || !json.contains(architecture_key)) return {"rnn", text};
+  const nlohmann::json& architecture = json[architecture_key];
+  if (!architecture.is_string() || architecture != "rnn") {
+    fail(files.label(model_file::config), ": \"", architecture_key, "\" is ", architecture.dump(), "; expected \"rnn\"");
+  }
+  std::string name = architecture.get<std::string>();
+  json.erase(architecture_key);
+  return {std::move(name), json.dump()};
 }
 
 // Runs `build`, naming the configuration when the model it describes cannot be built: the
@@ -110,9 +138,11 @@ safetensors::File ModelFilesInMemory::tensors(const std::string& name) const {
   return safetensors::File::parse(bytes(name), label(name));
 }
 
-std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& files, bool with_weights,
-                                                         const ModelLimits& limits) {
-  const Seq2SeqOptions options = read_configuration(files, seq2seq_options_from_json, limits);
+namespace {
+
+// The vocabularies checked against the configuration, then the model of that architecture.
+template <class Model, class Options>
+std::unique_ptr<TranslationModel> load_translation(const ModelSource& files, const Options& options, bool with_weights) {
   const std::vector<std::string> specials = translation_specials();
   Vocabulary source = read_vocabulary(files, model_file::source_vocabulary, specials);
   check_count(files, model_file::source_vocabulary, source.size(), "source_vocabulary", options.source_vocabulary);
@@ -123,15 +153,32 @@ std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& file
   check_special(files, model_file::target_vocabulary, target, start_token, "sos_id", options.sos_id);
   check_special(files, model_file::target_vocabulary, target, end_token, "eos_id", options.eos_id);
   auto loaded = built_from_configuration(files, [&] {
-    return std::unique_ptr<TranslationModel>(new TranslationModel{std::move(source), std::move(target), Seq2Seq<float>(options)});
+    return std::unique_ptr<TranslationModel>(
+        new TranslationModel{std::move(source), std::move(target), std::make_unique<Model>(options)});
   });
-  if (with_weights) load_weights(files, loaded->model);
+  if (with_weights) load_weights(files, *loaded->model);
   return loaded;
+}
+
+}  // namespace
+
+std::string translation_configuration(const Translator<float>& model) {
+  nlohmann::json json = nlohmann::json::parse(model.configuration());
+  json[architecture_key] = model.architecture();
+  return json.dump(2) + "\n";
+}
+
+std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& files, bool with_weights,
+                                                         const ModelLimits& limits) {
+  const auto [architecture, options_text] = split_architecture(files, configuration_text(files));
+  return load_translation<Seq2Seq<float>>(files, read_configuration(files, options_text, seq2seq_options_from_json, limits),
+                                          with_weights);
 }
 
 std::unique_ptr<ClassificationModel> load_classification_model(const ModelSource& files, bool with_weights,
                                                                const ModelLimits& limits) {
-  const ClassifierOptions options = read_configuration(files, classifier_options_from_json, limits);
+  const ClassifierOptions options =
+      read_configuration(files, configuration_text(files), classifier_options_from_json, limits);
   Vocabulary vocabulary = read_vocabulary(files, model_file::vocabulary, classification_specials());
   check_count(files, model_file::vocabulary, vocabulary.size(), "vocabulary", options.vocabulary);
   check_special(files, model_file::vocabulary, vocabulary, pad_token, "pad_id", options.pad_id);

@@ -92,43 +92,6 @@ std::unique_ptr<nn::Attention<T>> make_attention(const Seq2SeqOptions& o) {
   throw std::invalid_argument("Seq2Seq: unknown attention kind");
 }
 
-void check_source(const PaddedBatch& source) {
-  const Shape& shape = source.ids.shape();
-  if (shape.size() != 2 || source.lengths.size() != shape[0]) {
-    throw shape_error(detail::message("Seq2Seq: source tokens of shape ", shape, " with ", source.lengths.size(),
-                                      " lengths; expected tokens [B, S] and B lengths"));
-  }
-  for (std::size_t b = 0; b < source.lengths.size(); ++b) {
-    if (source.lengths[b] == 0 || source.lengths[b] > shape[1]) {
-      throw shape_error(detail::message("Seq2Seq: source length ", source.lengths[b], " of sentence ", b,
-                                        " is outside [1, ", shape[1], "]"));
-    }
-  }
-}
-
-void check_target(const PaddedBatch& source, const TargetBatch& target) {
-  const Shape& in = target.inputs.shape();
-  if (in.size() != 2 || in != target.outputs.shape() || in[0] != source.ids.shape()[0] || in[1] == 0) {
-    throw shape_error(detail::message("Seq2Seq: target inputs of shape ", in, " and outputs of shape ",
-                                      target.outputs.shape(), " for a source batch of shape ", source.ids.shape(),
-                                      "; expected both [B, T] with the source's B and T >= 1"));
-  }
-}
-
-// The row of every target position holding a real token, and those tokens.
-std::pair<Indices, Indices> real_positions(const Indices& outputs, std::int64_t pad_id) {
-  std::vector<std::int64_t> rows, tokens;
-  for (std::size_t i = 0; i < outputs.size(); ++i) {
-    if (outputs.data()[i] == pad_id) continue;
-    rows.push_back(static_cast<std::int64_t>(i));
-    tokens.push_back(outputs.data()[i]);
-  }
-  Indices row_ids = Indices::from_shape({rows.size()}), token_ids = Indices::from_shape({tokens.size()});
-  std::copy(rows.begin(), rows.end(), row_ids.begin());
-  std::copy(tokens.begin(), tokens.end(), token_ids.begin());
-  return {row_ids, token_ids};
-}
-
 }  // namespace
 
 std::string to_string(AttentionKind attention) { return config::name_of(attention, attention_names); }
@@ -160,7 +123,6 @@ struct Seq2Seq<T>::Encoded {
   nn::AttentionMemory<T> memory;  // encoder outputs [B, S, 2H] as keys and values
   Mask padding;                   // [B, S], true past each sentence's end
   Tensor<T> summary;              // [B, 2H]: the last layer's final forward and backward states
-  std::vector<std::size_t> lengths;
 };
 
 template <class T>
@@ -209,13 +171,13 @@ Seq2Seq<T>::Seq2Seq(const Seq2SeqOptions& options)
 
 template <class T>
 typename Seq2Seq<T>::Encoded Seq2Seq<T>::encode(const PaddedBatch& source) const {
-  check_source(source);
+  check_source_batch("Seq2Seq", source);
   const Tensor<T> embedded = dropout_(source_embedding_(source.ids));
   const nn::RnnOutput<T> encoded = encoder_->run(embedded, source.lengths);
   const auto last_forward = static_cast<std::int64_t>(2 * options_.encoder_layers - 2);
   Tensor<T> summary = concat<T>({select(encoded.h_n, 0, last_forward), select(encoded.h_n, 0, last_forward + 1)}, 1);
   return {attention_->prepare(encoded.output, encoded.output), padding_mask(source.lengths, source.ids.shape()[1]),
-          std::move(summary), source.lengths};
+          std::move(summary)};
 }
 
 template <class T>
@@ -245,42 +207,35 @@ std::pair<Tensor<T>, Tensor<T>> Seq2Seq<T>::step(const Tensor<T>& embedded, cons
 }
 
 template <class T>
-Tensor<T> Seq2Seq<T>::loss(const PaddedBatch& source, const TargetBatch& target, double teacher_forcing,
-                           double label_smoothing, Generator* generator) const {
-  check_target(source, target);
+Tensor<T> Seq2Seq<T>::loss(const PaddedBatch& source, const TargetBatch& target,
+                           const TranslationLossOptions& options) const {
+  check_source_batch("Seq2Seq", source);
+  check_target_batch("Seq2Seq", source, target);
   const Encoded encoded = encode(source);
   DecoderState state = initial_state(encoded);
   const Tensor<T> embedded = dropout_(target_embedding_(target.inputs));  // [B, T, E]
   const std::size_t steps = target.inputs.shape()[1];
-  const CrossEntropyOptions loss_options{.ignore_index = options_.pad_id, .label_smoothing = label_smoothing};
-  if (teacher_forcing >= 1.0) {
+  const CrossEntropyOptions loss_options{.ignore_index = options_.pad_id, .label_smoothing = options.label_smoothing};
+  if (options.teacher_forcing >= 1.0) {
     // Every input is known: run the decoder, then project only the real target positions at once.
     std::vector<Tensor<T>> features;
     for (std::size_t t = 0; t < steps; ++t) {
       features.push_back(step(select(embedded, 1, static_cast<std::int64_t>(t)), encoded, state, t).first);
     }
     const Tensor<T> all = reshape(stack(features, 1), {-1, static_cast<std::int64_t>(output_.options().in_features)});
-    const auto [rows, tokens] = real_positions(target.outputs, options_.pad_id);
+    const auto [rows, tokens] = real_target_positions(target.outputs, options_.pad_id);
     return cross_entropy(output_(index_select(all, 0, rows)), tokens, loss_options);
   }
-  Generator& coin = generator != nullptr ? *generator : default_generator();
+  Generator& coin = options.generator != nullptr ? *options.generator : default_generator();
   std::vector<Tensor<T>> logits;
   Tensor<T> input = select(embedded, 1, 0);
   for (std::size_t t = 0; t < steps; ++t) {
     logits.push_back(output_(step(input, encoded, state, t).first));
     if (t + 1 == steps) break;
-    input = coin.uniform() < teacher_forcing ? select(embedded, 1, static_cast<std::int64_t>(t + 1))
+    input = coin.uniform() < options.teacher_forcing ? select(embedded, 1, static_cast<std::int64_t>(t + 1))
                                              : dropout_(target_embedding_(argmax(logits.back(), -1)));
   }
   return cross_entropy(stack(logits, 1), target.outputs, loss_options);
-}
-
-template <class T>
-std::pair<double, std::size_t> Seq2Seq<T>::evaluate_loss(const PaddedBatch& source, const TargetBatch& target) const {
-  NoGradGuard no_graph;
-  const Tensor<T> mean_loss = loss(source, target);
-  const auto [rows, tokens] = real_positions(target.outputs, options_.pad_id);
-  return {static_cast<double>(mean_loss.item()) * static_cast<double>(tokens.size()), tokens.size()};
 }
 
 // The model as the searches see it: the state is the encoded source and the decoder's state,
@@ -325,46 +280,22 @@ class Seq2Seq<T>::SearchDecoder final : public StepDecoder<T> {
     DecoderState decoder;
   };
 
-  // Row b * copies + k becomes sentence b, before the bridge reads the summary. A tensor may
-  // hold several rows per sentence (multihead attention's keys split by head, b * H + h):
-  // each sentence's block of rows is repeated whole.
+  // Row b * copies + k becomes sentence b, before the bridge reads the summary.
   static void repeat_rows(Encoded& encoded, std::size_t copies) {
-    const std::size_t sentences = encoded.padding.shape()[0], width = encoded.padding.shape()[1];
-    auto repeat = [&](const Tensor<T>& t) {
-      if (!t.defined()) return t;
-      const std::size_t block = t.shape()[0] / sentences;
-      Indices rows = Indices::from_shape({sentences * copies * block});
-      for (std::size_t r = 0; r < rows.size(); ++r) {
-        rows(r) = static_cast<std::int64_t>((r / (copies * block)) * block + r % block);
-      }
-      return index_select(t, 0, rows);
-    };
+    const std::size_t sentences = encoded.padding.shape()[0];
+    auto repeat = [&](const Tensor<T>& t) { return repeat_sentence_rows(t, sentences, copies); };
     encoded.memory = {repeat(encoded.memory.keys), repeat(encoded.memory.values), repeat(encoded.memory.projected_keys),
                       repeat(encoded.memory.projected_values)};
     encoded.summary = repeat(encoded.summary);
-    Mask padding = Mask::from_shape({sentences * copies, width});
-    for (std::size_t r = 0; r < sentences * copies; ++r) {
-      std::copy_n(encoded.padding.data() + (r / copies) * width, width, padding.data() + r * width);
-    }
-    encoded.padding = std::move(padding);
+    encoded.padding = repeat_sentence_rows(encoded.padding, copies);
   }
 
   const Seq2Seq& model_;
 };
 
 template <class T>
-std::vector<Translation> Seq2Seq<T>::translate(const PaddedBatch& source, const SearchOptions& options) const {
-  return options.beam_size == 1 ? greedy(source, options) : beam_search(source, options);
-}
-
-template <class T>
-std::vector<Translation> Seq2Seq<T>::greedy(const PaddedBatch& source, const SearchOptions& options) const {
-  return greedy_search(SearchDecoder(*this), source, options);
-}
-
-template <class T>
-std::vector<Translation> Seq2Seq<T>::beam_search(const PaddedBatch& source, const SearchOptions& options) const {
-  return models::beam_search(SearchDecoder(*this), source, options);
+std::unique_ptr<StepDecoder<T>> Seq2Seq<T>::step_decoder() const {
+  return std::make_unique<SearchDecoder>(*this);
 }
 
 template class Seq2Seq<float>;

@@ -42,7 +42,7 @@ TranslationBatch make_batch(const EncodedPairs& pairs, const Batch& rows) {
   return batch;
 }
 
-CorpusLoss corpus_loss(const Seq2Seq<float>& model, const EncodedPairs& pairs, std::size_t batch_size) {
+CorpusLoss corpus_loss(const Translator<float>& model, const EncodedPairs& pairs, std::size_t batch_size) {
   double total = 0;
   std::size_t tokens = 0;
   for (const Batch& rows : consecutive_batches(pairs.source.size(), batch_size)) {

@@ -6,6 +6,7 @@
 
 #include "xgrad/models/batching.h"
 #include "xgrad/models/classification_data.h"
+#include "xgrad/models/seq2seq.h"
 #include "xgrad/models/translation_data.h"
 
 using namespace xgrad;

@@ -70,12 +70,25 @@ std::string classification_error(std::map<std::string, std::string> files) {
 
 }  // namespace
 
+// config.json names the architecture; one written before there was a choice is an RNN's.
+BOOST_AUTO_TEST_CASE(the_configuration_names_the_architecture) {
+  std::map<std::string, std::string> files = translation_files();
+  files[file::config] = translation_configuration(Seq2Seq<float>(translation_options));
+  BOOST_TEST(contains(files[file::config], "\"architecture\": \"rnn\""), files[file::config]);
+  BOOST_TEST(load_translation_model(ModelFilesInMemory("m", files), true)->model->architecture() == "rnn");
+  const std::string with_architecture = files[file::config];
+  files[file::config].replace(with_architecture.find("\"rnn\""), 5, "\"lstm\"");
+  const std::string message = translation_error(files);
+  BOOST_TEST(contains(message, "m/config.json: \"architecture\" is \"lstm\"; expected"), message);
+}
+
 BOOST_AUTO_TEST_CASE(a_directory_the_programs_write_loads) {
   TempDir dir;
   write_directory(dir, translation_files());
   const auto translation = load_translation_model(ModelDirectory(dir.path.string()), true);
   BOOST_TEST(translation->source.size() == 6u);
-  BOOST_TEST(translation->model.options().target_vocabulary == 7u);
+  BOOST_TEST(translation->model->architecture() == "rnn");
+  BOOST_TEST(dynamic_cast<const Seq2Seq<float>&>(*translation->model).options().target_vocabulary == 7u);
   TempDir other;
   write_directory(other, classification_files());
   const auto classification = load_classification_model(ModelDirectory(other.path.string()), true);
@@ -148,8 +161,8 @@ BOOST_AUTO_TEST_CASE(a_saved_model_reads_text_with_the_rule_and_ids_it_was_built
   BOOST_TEST((loaded->target.normalization() == TextNormalization::lowercase_latin1_v1));
   BOOST_TEST(loaded->source.tokens() == source.tokens());
   BOOST_TEST(loaded->source.encode({"EIN", "hund", "Bellt"}) == (std::vector<TokenId>{4, 5, 1}));
-  BOOST_TEST(loaded->source.id(pad_token) == loaded->model.options().pad_id);
-  BOOST_TEST(loaded->target.id(pad_token) == loaded->model.options().pad_id);
+  BOOST_TEST(loaded->source.id(pad_token) == loaded->model->pad_id());
+  BOOST_TEST(loaded->target.id(pad_token) == loaded->model->pad_id());
 }
 
 // Directories written before the rule was recorded load, reading text as the programs did then.

@@ -206,7 +206,7 @@ BOOST_AUTO_TEST_CASE(loss_gradients_for_every_attention_and_cell) {
                              .decoder_hidden = 4, .cell = c.cell, .attention = c.attention, .input_feeding = c.input_feeding,
                              .attention_heads = 2, .local_window = 2, .dropout = 0.0});
       const GradcheckResult result =
-          gradcheck([&](const std::vector<Tensor<double>>&) { return model.loss(source, target, 1.0, 0.1); }, {},
+          gradcheck([&](const std::vector<Tensor<double>>&) { return model.loss(source, target, {.label_smoothing = 0.1}); }, {},
                     {.names = model.named_parameters()});
       BOOST_TEST(result.passed, result.report);
     }
@@ -236,7 +236,7 @@ BOOST_AUTO_TEST_CASE(partial_teacher_forcing_trains_on_its_own_predictions) {
   Seq2Seq<float> model(small_options());
   Generator data(15), coin(16);
   const std::vector<Example> examples = reversal_examples(8, 10, data);
-  Tensor<float> loss = model.loss(sources(examples, 0, 8), targets(examples, 0, 8), 0.5, 0.0, &coin);
+  Tensor<float> loss = model.loss(sources(examples, 0, 8), targets(examples, 0, 8), {.teacher_forcing = 0.5, .generator = &coin});
   BOOST_TEST(std::isfinite(loss.item()));
   loss.backward();
   BOOST_TEST(xt::any(xt::not_equal(model.named_parameters().front().second.grad(), 0.0f)));

@@ -1,7 +1,8 @@
 #pragma once
 // Model directories as the example programs write them, read back with every file checked
 // on its own and against the others before the model is built:
-//   translation:    config.json, source.vocab.json, target.vocab.json, model.safetensors
+//   translation:    config.json (naming the architecture), source.vocab.json,
+//                   target.vocab.json, model.safetensors
 //   classification: config.json, vocab.json, labels.json, model.safetensors
 // Each file must be a regular file under its size limit and UTF-8 where it is text; the
 // vocabularies and labels must have the sizes the configuration says, and their special
@@ -80,8 +81,13 @@ struct ModelLimits {
 
 struct TranslationModel {
   Vocabulary source, target;
-  Seq2Seq<float> model;
+  std::unique_ptr<Translator<float>> model;
 };
+
+// config.json's text for a translation model: its options with "architecture" (the
+// model's, Translator::architecture) added. A configuration without that key is an RNN's
+// (as written before there was a choice).
+std::string translation_configuration(const Translator<float>& model);
 
 struct ClassificationModel {
   Vocabulary vocabulary;

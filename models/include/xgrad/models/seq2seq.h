@@ -22,8 +22,7 @@
 #include "xgrad/layers/embedding.h"
 #include "xgrad/layers/linear.h"
 #include "xgrad/layers/rnn.h"
-#include "xgrad/models/batching.h"
-#include "xgrad/models/search.h"
+#include "xgrad/models/translator.h"
 
 namespace xgrad::models {
 
@@ -64,33 +63,19 @@ double estimated_parameters(const Seq2SeqOptions& options);
 // more than about 2 GB of weights (and four times that for training).
 inline constexpr double max_model_parameters = 5e8;
 
-// Source sentences are a PaddedBatch: ids [B, S] padded with pad_id, and B lengths >= 1.
-
-// Teacher-forcing targets: decoder inputs start with <sos>, outputs end with <eos>; both are
-// padded with pad_id.
-struct TargetBatch {
-  Indices inputs;   // [B, T]
-  Indices outputs;  // [B, T]
-};
-
 template <class T = float>
-class Seq2Seq : public nn::Module<T> {
+class Seq2Seq final : public Translator<T> {
  public:
   explicit Seq2Seq(const Seq2SeqOptions& options);
 
-  // Mean cross-entropy per target token (padding excluded). With teacher_forcing < 1 each
-  // step feeds, with probability 1 - teacher_forcing, the model's own previous prediction.
-  Tensor<T> loss(const PaddedBatch& source, const TargetBatch& target, double teacher_forcing = 1.0,
-                 double label_smoothing = 0.0, Generator* generator = nullptr) const;
-  // Token-summed cross-entropy and the number of target tokens, for perplexity over a corpus.
-  std::pair<double, std::size_t> evaluate_loss(const PaddedBatch& source, const TargetBatch& target) const;
-
-  // Decodes a batch without recording a graph (search.h): greedy when beam_size is 1, beam
-  // search otherwise. Call eval() first, or dropout stays active.
-  std::vector<Translation> translate(const PaddedBatch& source, const SearchOptions& options = {}) const;
-  std::vector<Translation> greedy(const PaddedBatch& source, const SearchOptions& options = {}) const;
-  // Batched beam search (models::beam_search); with beam_size 1 it gives exactly what greedy gives.
-  std::vector<Translation> beam_search(const PaddedBatch& source, const SearchOptions& options) const;
+  // With teacher_forcing < 1 each step feeds, with probability 1 - teacher_forcing, the
+  // model's own previous prediction.
+  Tensor<T> loss(const PaddedBatch& source, const TargetBatch& target,
+                 const TranslationLossOptions& options = {}) const override;
+  std::unique_ptr<StepDecoder<T>> step_decoder() const override;
+  std::string architecture() const override { return "rnn"; }
+  std::string configuration() const override { return to_json(options_); }
+  std::int64_t pad_id() const override { return options_.pad_id; }
 
   const Seq2SeqOptions& options() const noexcept { return options_; }
 

@@ -8,7 +8,7 @@
 
 #include "xgrad/models/batching.h"
 #include "xgrad/models/corpus.h"
-#include "xgrad/models/seq2seq.h"
+#include "xgrad/models/translator.h"
 #include "xgrad/models/vocabulary.h"
 
 namespace xgrad::models {
@@ -47,6 +47,6 @@ struct CorpusLoss {
   double per_token = 0;
   std::size_t tokens = 0;
 };
-CorpusLoss corpus_loss(const Seq2Seq<float>& model, const EncodedPairs& pairs, std::size_t batch_size);
+CorpusLoss corpus_loss(const Translator<float>& model, const EncodedPairs& pairs, std::size_t batch_size);
 
 }  // namespace xgrad::models
