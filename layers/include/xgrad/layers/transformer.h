@@ -39,6 +39,8 @@ template <class T = float>
 class TransformerEncoder;
 template <class T = float>
 class TransformerDecoder;
+template <class T = float>
+class Transformer;
 
 enum class TransformerActivation {
   relu,
@@ -183,6 +185,10 @@ class TransformerEncoder : public Module<T> {
   std::optional<LayerNorm<T>> norm;  // with final_norm only
 
  private:
+  template <class>
+  friend class Transformer;
+  Tensor<T> forward_batch_first(const Tensor<T>& x, const AttendOptions& self_attention) const;
+
   TransformerStackOptions options_;
 };
 
@@ -246,6 +252,11 @@ class TransformerDecoder : public Module<T> {
   std::optional<LayerNorm<T>> norm;  // with final_norm only
 
  private:
+  template <class>
+  friend class Transformer;
+  Tensor<T> forward_batch_first(const Tensor<T>& x, const Tensor<T>& memory, const AttendOptions& self_attention,
+                                const AttendOptions& cross_attention) const;
+
   TransformerStackOptions options_;
 };
 
@@ -253,7 +264,7 @@ class TransformerDecoder : public Module<T> {
 // parameter of more than one dimension starts xavier-uniform, as PyTorch's do.
 // Keys: encoder.layers.0.self_attn.in_proj_weight, ..., encoder.norm.weight,
 // decoder.layers.0.multihead_attn.in_proj_weight, ..., decoder.norm.bias.
-template <class T = float>
+template <class T>
 class Transformer : public Module<T> {
  public:
   explicit Transformer(const TransformerOptions& options);
