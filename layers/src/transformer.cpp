@@ -37,13 +37,6 @@ MultiheadAttentionOptions attention_options(const char* layer, const Transformer
   return {.embed_dim = options.d_model, .num_heads = options.nhead, .dropout = options.dropout, .bias = true};
 }
 
-const TransformerStackOptions& checked_stack(const char* stack, const TransformerStackOptions& options) {
-  if (options.num_layers == 0) {
-    throw std::invalid_argument(detail::message(stack, ": num_layers = 0 must be positive"));
-  }
-  return options;
-}
-
 LayerNormOptions norm_options(const TransformerLayerOptions& options) {
   return {.normalized_shape = {options.d_model}, .eps = options.layer_norm_eps};
 }
@@ -255,9 +248,12 @@ Tensor<T> TransformerDecoderLayer<T>::step_batch_first(const Tensor<T>& x, Trans
   return decoder_layer_pass(*this, x, cached_self_attention, cache.cross_attention, cross_attention, cross_weights);
 }
 
-template <class T>
-TransformerEncoder<T>::TransformerEncoder(const TransformerStackOptions& options)
-    : options_(checked_stack("TransformerEncoder", options)) {
+template <class T, class Layer>
+TransformerStack<T, Layer>::TransformerStack(const char* stack, const TransformerStackOptions& options)
+    : options_(options) {
+  if (options.num_layers == 0) {
+    throw std::invalid_argument(detail::message(stack, ": num_layers = 0 must be positive"));
+  }
   for (std::size_t i = 0; i < options.num_layers; ++i) layers.emplace_back(options.layer);
   this->register_module("layers", layers);
   if (options.final_norm) {
@@ -267,36 +263,33 @@ TransformerEncoder<T>::TransformerEncoder(const TransformerStackOptions& options
 }
 
 template <class T>
+TransformerEncoder<T>::TransformerEncoder(const TransformerStackOptions& options)
+    : TransformerStack<T, TransformerEncoderLayer<T>>("TransformerEncoder", options) {}
+
+template <class T>
 Tensor<T> TransformerEncoder<T>::forward(const Tensor<T>& src, const AttendOptions& self_attention) const {
-  check_sequences<T>("TransformerEncoder", options_.layer, {{"src", &src}});
-  const bool batch_first = options_.layer.batch_first;
+  check_sequences<T>("TransformerEncoder", this->options_.layer, {{"src", &src}});
+  const bool batch_first = this->options_.layer.batch_first;
   return swap_batch_axis(forward_batch_first(swap_batch_axis(src, batch_first), self_attention), batch_first);
 }
 
 template <class T>
 Tensor<T> TransformerEncoder<T>::forward_batch_first(const Tensor<T>& x, const AttendOptions& self_attention) const {
   Tensor<T> out = x;
-  for (std::size_t i = 0; i < layers.size(); ++i) out = layers[i].forward_batch_first(out, self_attention);
-  return norm ? (*norm)(out) : out;
+  for (std::size_t i = 0; i < this->layers.size(); ++i) out = this->layers[i].forward_batch_first(out, self_attention);
+  return this->norm ? (*this->norm)(out) : out;
 }
 
 template <class T>
 TransformerDecoder<T>::TransformerDecoder(const TransformerStackOptions& options)
-    : options_(checked_stack("TransformerDecoder", options)) {
-  for (std::size_t i = 0; i < options.num_layers; ++i) layers.emplace_back(options.layer);
-  this->register_module("layers", layers);
-  if (options.final_norm) {
-    norm.emplace(norm_options(options.layer));
-    this->register_module("norm", *norm);
-  }
-}
+    : TransformerStack<T, TransformerDecoderLayer<T>>("TransformerDecoder", options) {}
 
 template <class T>
 Tensor<T> TransformerDecoder<T>::forward(const Tensor<T>& tgt, const Tensor<T>& memory,
                                          const AttendOptions& self_attention,
                                          const AttendOptions& cross_attention) const {
-  check_sequences<T>("TransformerDecoder", options_.layer, {{"tgt", &tgt}, {"memory", &memory}});
-  const bool batch_first = options_.layer.batch_first;
+  check_sequences<T>("TransformerDecoder", this->options_.layer, {{"tgt", &tgt}, {"memory", &memory}});
+  const bool batch_first = this->options_.layer.batch_first;
   return swap_batch_axis(forward_batch_first(swap_batch_axis(tgt, batch_first), swap_batch_axis(memory, batch_first),
                                              self_attention, cross_attention),
                          batch_first);
@@ -307,18 +300,18 @@ Tensor<T> TransformerDecoder<T>::forward_batch_first(const Tensor<T>& x, const T
                                                      const AttendOptions& self_attention,
                                                      const AttendOptions& cross_attention) const {
   Tensor<T> out = x;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    const TransformerDecoderLayer<T>& layer = layers[i];
+  for (std::size_t i = 0; i < this->layers.size(); ++i) {
+    const TransformerDecoderLayer<T>& layer = this->layers[i];
     out = layer.forward_batch_first(out, layer.multihead_attn.prepare(memory, memory), self_attention,
                                     cross_attention, nullptr);
   }
-  return norm ? (*norm)(out) : out;
+  return this->norm ? (*this->norm)(out) : out;
 }
 
 template <class T>
 TransformerDecoderCache<T> TransformerDecoder<T>::begin(const Tensor<T>& memory,
                                                         const std::optional<Mask>& memory_key_padding) const {
-  const TransformerLayerOptions& options = options_.layer;
+  const TransformerLayerOptions& options = this->options_.layer;
   check_sequences<T>("TransformerDecoder::begin", options, {{"memory", &memory}});
   const Tensor<T> keys = swap_batch_axis(memory, options.batch_first);
   const std::size_t batch = keys.shape()[0], length = keys.shape()[1];
@@ -328,8 +321,8 @@ TransformerDecoderCache<T> TransformerDecoder<T>::begin(const Tensor<T>& memory,
                                       Shape{batch, length}));
   }
   TransformerDecoderCache<T> cache;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    cache.layers_.push_back({.self_attention = {}, .cross_attention = layers[i].multihead_attn.prepare(keys, keys)});
+  for (std::size_t i = 0; i < this->layers.size(); ++i) {
+    cache.layers_.push_back({.self_attention = {}, .cross_attention = this->layers[i].multihead_attn.prepare(keys, keys)});
   }
   cache.memory_key_padding_ = memory_key_padding;
   cache.heads_ = options.nhead;
@@ -339,7 +332,8 @@ TransformerDecoderCache<T> TransformerDecoder<T>::begin(const Tensor<T>& memory,
 
 template <class T>
 TransformerDecoderStep<T> TransformerDecoder<T>::step(TransformerDecoderCache<T>& cache, const Tensor<T>& tgt) const {
-  const TransformerLayerOptions& options = options_.layer;
+  const TransformerLayerOptions& options = this->options_.layer;
+  const auto& layers = this->layers;
   if (cache.layers_.size() != layers.size() || cache.heads_ != options.nhead) {
     throw std::invalid_argument(detail::message("TransformerDecoder::step: the cache holds ", cache.layers_.size(),
                                                 " layers of ", cache.heads_, " heads, this decoder has ", layers.size(),
@@ -359,7 +353,7 @@ TransformerDecoderStep<T> TransformerDecoder<T>::step(TransformerDecoderCache<T>
   for (std::size_t i = 0; i < layers.size(); ++i) {
     x = layers[i].step_batch_first(x, cache.layers_[i], cache.length_, cross_attention, &result.cross_attention[i]);
   }
-  if (norm) x = (*norm)(x);
+  if (this->norm) x = (*this->norm)(x);
   cache.length_ += x.shape()[1];
   result.output = swap_batch_axis(x, options.batch_first);
   return result;
@@ -413,7 +407,7 @@ Transformer<T>::Transformer(const TransformerOptions& options)
 template <class T>
 Tensor<T> Transformer<T>::forward(const Tensor<T>& src, const Tensor<T>& tgt, const TransformerMasks& masks) const {
   check_sequences<T>("Transformer", options_.layer, {{"src", &src}, {"tgt", &tgt}});
-  const bool batch_first = options_.layer.batch_first;
+  const bool batch_first = this->options_.layer.batch_first;
   const Tensor<T> memory = encoder.forward_batch_first(swap_batch_axis(src, batch_first), masks.source);
   return swap_batch_axis(
       decoder.forward_batch_first(swap_batch_axis(tgt, batch_first), memory, masks.target, masks.memory), batch_first);
@@ -423,6 +417,10 @@ template class TransformerEncoderLayer<float>;
 template class TransformerEncoderLayer<double>;
 template class TransformerDecoderLayer<float>;
 template class TransformerDecoderLayer<double>;
+template class TransformerStack<float, TransformerEncoderLayer<float>>;
+template class TransformerStack<double, TransformerEncoderLayer<double>>;
+template class TransformerStack<float, TransformerDecoderLayer<float>>;
+template class TransformerStack<double, TransformerDecoderLayer<double>>;
 template class TransformerEncoder<float>;
 template class TransformerEncoder<double>;
 template class TransformerDecoder<float>;

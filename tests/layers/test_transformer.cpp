@@ -6,6 +6,8 @@
 #define BOOST_TEST_MODULE transformer
 #include "xgrad_test.h"
 
+#include <functional>
+
 #include "xgrad/layers/positional_encoding.h"
 #include "xgrad/layers/transformer.h"
 
@@ -434,28 +436,23 @@ BOOST_AUTO_TEST_CASE(positional_encoding_gradients) {
 }
 
 BOOST_AUTO_TEST_CASE(option_errors_name_the_option) {
-  auto layer_error = [](nn::TransformerLayerOptions options) {
-    return error_message<std::invalid_argument>([&] { nn::TransformerEncoderLayer<float> layer(options); });
+  using Change = std::function<void(nn::TransformerLayerOptions&)>;
+  const std::vector<std::pair<Change, std::string>> cases = {
+      {[](auto& o) { o.nhead = 3; }, "nhead = 3 must be positive and divide d_model = 4"},
+      {[](auto& o) { o.nhead = 0; }, "nhead = 0 must be positive and divide d_model = 4"},
+      {[](auto& o) { o.d_model = 0; }, "d_model = 0 must be positive"},
+      {[](auto& o) { o.dim_feedforward = 0; }, "dim_feedforward = 0 must be positive"},
+      {[](auto& o) { o.dropout = 1.5; }, "dropout = 1.5 must lie in [0, 1]"},
+      {[](auto& o) { o.layer_norm_eps = 0; }, "layer_norm_eps = 0 must be positive"},
   };
-  nn::TransformerLayerOptions options = small_options(false, nn::TransformerActivation::relu);
-  options.nhead = 3;
-  BOOST_TEST(layer_error(options) == "TransformerEncoderLayer: nhead = 3 must be positive and divide d_model = 4");
-  options = small_options(false, nn::TransformerActivation::relu);
-  options.d_model = 0;
-  BOOST_TEST(layer_error(options) == "TransformerEncoderLayer: d_model = 0 must be positive");
-  options = small_options(false, nn::TransformerActivation::relu);
-  options.dim_feedforward = 0;
-  BOOST_TEST(layer_error(options) == "TransformerEncoderLayer: dim_feedforward = 0 must be positive");
-  options = small_options(false, nn::TransformerActivation::relu);
-  options.dropout = 1.5;
-  BOOST_TEST(layer_error(options) == "TransformerEncoderLayer: dropout = 1.5 must lie in [0, 1]");
-  options = small_options(false, nn::TransformerActivation::relu);
-  options.layer_norm_eps = 0;
-  BOOST_TEST(layer_error(options) == "TransformerEncoderLayer: layer_norm_eps = 0 must be positive");
-  options.layer_norm_eps = 1e-5;
-  options.nhead = 0;
-  BOOST_TEST(error_message<std::invalid_argument>([&] { nn::TransformerDecoderLayer<float> layer(options); }) ==
-             "TransformerDecoderLayer: nhead = 0 must be positive and divide d_model = 4");
+  for (const auto& [change, message] : cases) {
+    nn::TransformerLayerOptions options = small_options(false, nn::TransformerActivation::relu);
+    change(options);
+    BOOST_TEST(error_message<std::invalid_argument>([&] { nn::TransformerEncoderLayer<float> layer(options); }) ==
+               "TransformerEncoderLayer: " + message);
+    BOOST_TEST(error_message<std::invalid_argument>([&] { nn::TransformerDecoderLayer<float> layer(options); }) ==
+               "TransformerDecoderLayer: " + message);
+  }
   const nn::TransformerStackOptions no_layers{.layer = small_options(false, nn::TransformerActivation::relu), .num_layers = 0};
   BOOST_TEST(error_message<std::invalid_argument>([&] { nn::TransformerEncoder<float> stack(no_layers); }) ==
              "TransformerEncoder: num_layers = 0 must be positive");

@@ -169,8 +169,25 @@ class TransformerDecoderLayer : public Module<T> {
   TransformerLayerOptions options_;
 };
 
+// What both stacks share: num_layers layers registered as "layers" and, with final_norm, a
+// LayerNorm registered as "norm".
+template <class T, class Layer>
+class TransformerStack : public Module<T> {
+ public:
+  const TransformerStackOptions& options() const noexcept { return options_; }
+
+  ModuleList<T, Layer> layers;
+  std::optional<LayerNorm<T>> norm;  // with final_norm only
+
+ protected:
+  // `stack` names the stack in the error for num_layers = 0.
+  TransformerStack(const char* stack, const TransformerStackOptions& options);
+
+  TransformerStackOptions options_;
+};
+
 template <class T>
-class TransformerEncoder : public Module<T> {
+class TransformerEncoder : public TransformerStack<T, TransformerEncoderLayer<T>> {
  public:
   explicit TransformerEncoder(const TransformerStackOptions& options);
 
@@ -179,17 +196,11 @@ class TransformerEncoder : public Module<T> {
   Tensor<T> operator()(const Tensor<T>& src, const AttendOptions& self_attention = {}) const {
     return forward(src, self_attention);
   }
-  const TransformerStackOptions& options() const noexcept { return options_; }
-
-  ModuleList<T, TransformerEncoderLayer<T>> layers;
-  std::optional<LayerNorm<T>> norm;  // with final_norm only
 
  private:
   template <class>
   friend class Transformer;
   Tensor<T> forward_batch_first(const Tensor<T>& x, const AttendOptions& self_attention) const;
-
-  TransformerStackOptions options_;
 };
 
 // What a TransformerDecoder carries from one step to the next, for B rows (one per
@@ -226,7 +237,7 @@ struct TransformerDecoderStep {
 };
 
 template <class T>
-class TransformerDecoder : public Module<T> {
+class TransformerDecoder : public TransformerStack<T, TransformerDecoderLayer<T>> {
  public:
   explicit TransformerDecoder(const TransformerStackOptions& options);
 
@@ -246,18 +257,11 @@ class TransformerDecoder : public Module<T> {
                                    const std::optional<Mask>& memory_key_padding = std::nullopt) const;
   TransformerDecoderStep<T> step(TransformerDecoderCache<T>& cache, const Tensor<T>& tgt) const;
 
-  const TransformerStackOptions& options() const noexcept { return options_; }
-
-  ModuleList<T, TransformerDecoderLayer<T>> layers;
-  std::optional<LayerNorm<T>> norm;  // with final_norm only
-
  private:
   template <class>
   friend class Transformer;
   Tensor<T> forward_batch_first(const Tensor<T>& x, const Tensor<T>& memory, const AttendOptions& self_attention,
                                 const AttendOptions& cross_attention) const;
-
-  TransformerStackOptions options_;
 };
 
 // nn.Transformer: encoder (with its final norm) and decoder (with its final norm); every
