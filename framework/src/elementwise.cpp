@@ -249,6 +249,29 @@ Tensor<T> relu(const Tensor<T>& x) {
       [](T, T y) { return y > T(0) ? T(1) : T(0); });
 }
 
+// exact: dx += dy * (Phi(x) + x phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+// tanh:  with u = c (x + a x^3), dx += dy * (0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) c (1 + 3 a x^2))
+template <class T>
+Tensor<T> gelu(const Tensor<T>& x, GeluApproximation approximation) {
+  if (approximation == GeluApproximation::none) {
+    constexpr T inverse_sqrt2 = T(0.70710678118654752440);
+    constexpr T inverse_sqrt_2pi = T(0.39894228040143267794);
+    return unary<Uses{.first = true}>(
+        "gelu", x, [](T v) { return T(0.5) * v * (T(1) + std::erf(v * inverse_sqrt2)); },
+        [](T v, T) {
+          return T(0.5) * (T(1) + std::erf(v * inverse_sqrt2)) + v * inverse_sqrt_2pi * std::exp(T(-0.5) * v * v);
+        });
+  }
+  constexpr T c = T(0.79788456080286535588);  // sqrt(2 / pi)
+  constexpr T a = T(0.044715);
+  return unary<Uses{.first = true}>(
+      "gelu_tanh", x, [](T v) { return T(0.5) * v * (T(1) + math::tanh(c * (v + a * v * v * v))); },
+      [](T v, T) {
+        const T t = math::tanh(c * (v + a * v * v * v));
+        return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * c * (T(1) + T(3) * a * v * v);
+      });
+}
+
 // dx += dy * [min <= x <= max]
 template <class T>
 Tensor<T> clamp(const Tensor<T>& x, scalar_t<T> min, scalar_t<T> max) {
@@ -282,6 +305,7 @@ Tensor<T> clamp(const Tensor<T>& x, scalar_t<T> min, scalar_t<T> max) {
   template Tensor<T> tanh(const Tensor<T>&);                          \
   template Tensor<T> sigmoid(const Tensor<T>&);                       \
   template Tensor<T> relu(const Tensor<T>&);                          \
+  template Tensor<T> gelu(const Tensor<T>&, GeluApproximation);       \
   template Tensor<T> clamp(const Tensor<T>&, scalar_t<T>, scalar_t<T>);
 
 XGRAD_INSTANTIATE_ELEMENTWISE(float)

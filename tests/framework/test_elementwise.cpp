@@ -62,6 +62,14 @@ BOOST_AUTO_TEST_CASE(unary_forward_values) {
   check_close(sqrt(positive).value(), Array<double>{0.5, 1.0, 2.0});
 }
 
+// Values from PyTorch 1.13 (F.gelu in float64, approximate 'none' and 'tanh').
+BOOST_AUTO_TEST_CASE(gelu_forward_values_follow_pytorch) {
+  Tensor<double> x(Array<double>{-2.0, -0.5, 0.0, 1.5});
+  check_close(gelu(x).value(), Array<double>{-0.04550026389635842, -0.15426876936299344, 0.0, 1.399789198096713});
+  check_close(gelu(x, GeluApproximation::tanh).value(),
+              Array<double>{-0.04540230591222494, -0.15428599017485606, 0.0, 1.3995715769802328});
+}
+
 BOOST_AUTO_TEST_CASE(sigmoid_is_stable_for_large_inputs) {
   Tensor<float> x(Array<float>{-200.0f, 200.0f});
   check_close(sigmoid(x).value(), Array<float>{0.0f, 1.0f});
@@ -119,6 +127,8 @@ BOOST_AUTO_TEST_CASE(unary_gradients) {
   check_gradients([](const Inputs& v) { return tanh(v[0]); }, {x});
   check_gradients([](const Inputs& v) { return sigmoid(v[0]); }, {x});
   check_gradients([](const Inputs& v) { return relu(v[0]); }, {x});
+  check_gradients([](const Inputs& v) { return gelu(v[0]); }, {x});
+  check_gradients([](const Inputs& v) { return gelu(v[0], GeluApproximation::tanh); }, {x});
   check_gradients([](const Inputs& v) { return clamp(v[0], -0.55, 0.65); }, {x});
 }
 
@@ -154,6 +164,7 @@ BOOST_AUTO_TEST_CASE(ops_keep_only_the_values_their_derivative_reads) {
   BOOST_TEST(kept([&] { return tanh(x * 1.0); }) == Kept{false});
   BOOST_TEST(kept([&] { return sigmoid(x * 1.0); }) == Kept{false});
   BOOST_TEST(kept([&] { return relu(x * 1.0); }) == Kept{false});
+  BOOST_TEST(kept([&] { return gelu(x * 1.0); }) == Kept{true});
   BOOST_TEST(kept([&] { return clamp(x * 1.0, 0.6, 1.5); }) == Kept{true});
   BOOST_TEST(kept([&] { return add(x * 1.0, y * 1.0); }) == (Kept{false, false}));
   BOOST_TEST(kept([&] { return sub(x * 1.0, y * 1.0); }) == (Kept{false, false}));

@@ -8,4 +8,6 @@
 #include "xgrad/layers/layer_norm.h"
 #include "xgrad/layers/linear.h"
 #include "xgrad/layers/module.h"
+#include "xgrad/layers/positional_encoding.h"
 #include "xgrad/layers/rnn.h"
+#include "xgrad/layers/transformer.h"

@@ -36,6 +36,12 @@ template <class T> Tensor<T> abs(const Tensor<T>& x);
 template <class T> Tensor<T> tanh(const Tensor<T>& x);
 template <class T> Tensor<T> sigmoid(const Tensor<T>& x);
 template <class T> Tensor<T> relu(const Tensor<T>& x);
+
+enum class GeluApproximation {
+  none,  // x * Phi(x), Phi the standard normal CDF: PyTorch's F.gelu default
+  tanh,  // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))): F.gelu(approximate='tanh')
+};
+template <class T> Tensor<T> gelu(const Tensor<T>& x, GeluApproximation approximation = GeluApproximation::none);
 // Limits x to [min, max]; the gradient passes where min <= x <= max.
 template <class T> Tensor<T> clamp(const Tensor<T>& x, scalar_t<T> min, scalar_t<T> max);
 

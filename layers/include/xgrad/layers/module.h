@@ -7,7 +7,9 @@
 // Modules are neither copyable nor movable: children are registered by reference, as
 // members of their parent. Configuration lives in an options struct per layer.
 
+#include <cstddef>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,6 +56,25 @@ class Module {
   NamedTensors<T> buffers_;
   std::vector<std::pair<std::string, Module*>> children_;
   bool training_ = true;
+};
+
+// PyTorch's nn.ModuleList for children of one kind: the i-th is registered as "i", so that a
+// stack's keys read `layers.0.linear1.weight`. Children are built in place and never move.
+template <class T, class Child>
+class ModuleList : public Module<T> {
+ public:
+  template <class... Args>
+  Child& emplace_back(Args&&... args) {
+    children_.push_back(std::make_unique<Child>(std::forward<Args>(args)...));
+    this->register_module(std::to_string(children_.size() - 1), *children_.back());
+    return *children_.back();
+  }
+  std::size_t size() const noexcept { return children_.size(); }
+  Child& operator[](std::size_t i) { return *children_[i]; }
+  const Child& operator[](std::size_t i) const { return *children_[i]; }
+
+ private:
+  std::vector<std::unique_ptr<Child>> children_;
 };
 
 // Writes the state_dict as safetensors (F32 for float modules, F64 for double), atomically.
