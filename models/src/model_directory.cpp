@@ -55,8 +55,9 @@ std::pair<std::string, std::string> split_architecture(const ModelSource& files,
   }
   if (!json.is_object() || !json.contains(architecture_key)) return {"rnn", text};
   const nlohmann::json& architecture = json[architecture_key];
-  if (!architecture.is_string() || architecture != "rnn") {
-    fail(files.label(model_file::config), ": \"", architecture_key, "\" is ", architecture.dump(), "; expected \"rnn\"");
+  if (!architecture.is_string() || (architecture != "rnn" && architecture != "transformer")) {
+    fail(files.label(model_file::config), ": \"", architecture_key, "\" is ", architecture.dump(),
+         "; expected \"rnn\" or \"transformer\"");
   }
   std::string name = architecture.get<std::string>();
   json.erase(architecture_key);
@@ -171,6 +172,10 @@ std::string translation_configuration(const Translator<float>& model) {
 std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& files, bool with_weights,
                                                          const ModelLimits& limits) {
   const auto [architecture, options_text] = split_architecture(files, configuration_text(files));
+  if (architecture == "transformer") {
+    return load_translation<TransformerTranslator<float>>(
+        files, read_configuration(files, options_text, transformer_translator_options_from_json, limits), with_weights);
+  }
   return load_translation<Seq2Seq<float>>(files, read_configuration(files, options_text, seq2seq_options_from_json, limits),
                                           with_weights);
 }

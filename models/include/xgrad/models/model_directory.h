@@ -19,6 +19,7 @@
 #include "xgrad/framework/safetensors.h"
 #include "xgrad/models/classifier.h"
 #include "xgrad/models/seq2seq.h"
+#include "xgrad/models/transformer_translator.h"
 #include "xgrad/models/vocabulary.h"
 
 namespace xgrad::models {
@@ -81,7 +82,7 @@ struct ModelLimits {
 
 struct TranslationModel {
   Vocabulary source, target;
-  std::unique_ptr<Translator<float>> model;
+  std::unique_ptr<Translator<float>> model;  // a Seq2Seq or a TransformerTranslator
 };
 
 // config.json's text for a translation model: its options with "architecture" (the
