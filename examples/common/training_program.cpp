@@ -15,7 +15,11 @@ void declare_training_flags(Command& command, TrainingFlags& flags, const std::s
   command.size("--epochs", flags.epochs, "N", "epochs to train").range(1, 1000);
   command.size("--batch", flags.batch, "N", examples + " per batch").range(1, 4096);
   command.real("--dropout", flags.dropout, "P", "dropout probability").range(0, 0.95);
-  command.real("--lr", flags.lr, "X", "Adam learning rate").above(0, 1);
+  command.real("--lr", flags.lr, "X", "Adam learning rate (the peak, after a warm-up)").above(0, 1);
+  command.real("--beta2", flags.beta2, "X", "Adam's second-moment decay").above(0, 1);
+  command.choice("--schedule", flags.schedule, {"plateau", "inverse-sqrt", "cosine"},
+                 "learning-rate schedule: halve on a validation plateau, or warm up then decay");
+  command.size("--warmup", flags.warmup, "N", "warm-up steps of inverse-sqrt and cosine").range(1, 10000000);
   command.real("--clip", flags.clip, "X", "clip the global gradient norm to X (0: no clipping)").range(0, 1e6);
   command.real("--label-smoothing", flags.label_smoothing, "X", "label smoothing of the loss").range(0, 0.5);
   command.size("--min-freq", flags.min_freq, "N", "minimum count of a vocabulary word").range(1, 1000000);
@@ -38,6 +42,66 @@ void declare_recurrent_shape_flags(Command& command, RecurrentShapeFlags& flags,
   command.choice("--cell", flags.cell, {"gru", "lstm"}, "recurrent cell");
 }
 
+void declare_transformer_shape_flags(Command& command, TransformerShapeFlags& flags, bool with_decoder) {
+  command.size("--d-model", flags.model_size, "N", "model width (embeddings and every layer)").range(1, 4096);
+  command.size("--heads", flags.heads, "N", "attention heads (they must divide --d-model)").range(1, 256);
+  command.size("--ff-size", flags.feedforward, "N", "inner width of the feed-forward blocks").range(1, 65536);
+  command.size("--encoder-layers", flags.encoder_layers, "N", "encoder layers").range(1, 64);
+  if (with_decoder) command.size("--decoder-layers", flags.decoder_layers, "N", "decoder layers").range(1, 64);
+  command.choice("--activation", flags.activation, {"relu", "gelu"}, "feed-forward activation");
+  command.choice("--positions", flags.positions, {"sinusoidal", "learned"}, "positional encoding");
+  command.flag("--post-norm", flags.post_norm, "normalise after each residual block, as the original paper (default: before)");
+  command.size("--max-positions", flags.max_positions, "N", "longest sentence the model reads or writes").range(1, 65536);
+}
+
+std::vector<ModelFlag> transformer_shape_model_flags(const TransformerShapeFlags& flags, bool with_decoder) {
+  std::vector<ModelFlag> named{{"--d-model", std::to_string(flags.model_size)},
+                               {"--heads", std::to_string(flags.heads)},
+                               {"--ff-size", std::to_string(flags.feedforward)},
+                               {"--encoder-layers", std::to_string(flags.encoder_layers)},
+                               {"--activation", flags.activation},
+                               {"--positions", flags.positions},
+                               {"--post-norm", flags.post_norm ? "on" : "off"},
+                               {"--max-positions", std::to_string(flags.max_positions)}};
+  if (with_decoder) named.push_back({"--decoder-layers", std::to_string(flags.decoder_layers)});
+  return named;
+}
+
+namespace {
+
+// The run's schedule, when the trainer steps it, and how.
+struct Schedule {
+  std::unique_ptr<optim::Scheduler> scheduler;
+  training::ScheduleAt when;
+  std::function<void(double score)> step;
+};
+
+template <class S>
+Schedule every_step(std::unique_ptr<S> scheduler) {
+  S& stepped = *scheduler;
+  return {std::move(scheduler), training::ScheduleAt::every_step, [&stepped](double) { stepped.step(); }};
+}
+
+Schedule make_schedule(optim::Adam<float>& optimizer, const TrainingFlags& flags, std::size_t batches_per_epoch) {
+  const auto warmup = static_cast<std::int64_t>(flags.warmup);
+  if (flags.schedule == "inverse-sqrt") return every_step(std::make_unique<optim::WarmupInverseSqrtLR>(optimizer, warmup));
+  if (flags.schedule == "cosine") {
+    const auto total = static_cast<std::int64_t>(flags.epochs * batches_per_epoch);
+    if (total <= warmup) {
+      throw UsageError(detail::message("--schedule cosine needs more steps than --warmup ", flags.warmup, ": --epochs ",
+                              flags.epochs, " gives ", total));
+    }
+    return every_step(std::make_unique<optim::WarmupCosineLR>(
+        optimizer, optim::WarmupCosineOptions{.warmup_steps = warmup, .total_steps = total}));
+  }
+  auto plateau = std::make_unique<optim::ReduceLROnPlateau>(
+      optimizer, optim::PlateauOptions{.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
+  optim::ReduceLROnPlateau& stepped = *plateau;
+  return {std::move(plateau), training::ScheduleAt::validation, [&stepped](double score) { stepped.step(score); }};
+}
+
+}  // namespace
+
 std::vector<ModelFlag> recurrent_shape_model_flags(const RecurrentShapeFlags& flags) {
   return {{"--emb", std::to_string(flags.emb)},
           {"--hidden", std::to_string(flags.hidden)},
@@ -48,9 +112,10 @@ std::vector<ModelFlag> recurrent_shape_model_flags(const RecurrentShapeFlags& fl
 int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunDirectory& directory,
                 const TrainingTask& task) {
   optim::Adam<float> optimizer =
-      building("the optimizer's state", [&] { return optim::Adam<float>(model.named_parameters(), {.lr = flags.lr}); });
-  optim::ReduceLROnPlateau scheduler(optimizer, {.mode = optim::PlateauMode::max, .factor = 0.5, .patience = 0});
+      building("the optimizer's state",
+               [&] { return optim::Adam<float>(model.named_parameters(), {.lr = flags.lr, .beta2 = flags.beta2}); });
   const models::BucketBatchSampler sampler(task.lengths, {.batch_size = flags.batch});
+  const Schedule schedule = make_schedule(optimizer, flags, sampler.batches_per_epoch());
   training::Trainer trainer(model, optimizer,
                             {.epochs = flags.epochs,
                              .max_steps = flags.max_steps,
@@ -62,7 +127,7 @@ int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunD
                              .log = directory.log(),
                              .resume = flags.resume,
                              .seed = flags.seed});
-  trainer.add_scheduler(scheduler, training::ScheduleAt::validation);
+  trainer.add_scheduler(*schedule.scheduler, schedule.when, schedule.step);
   trainer.validation(task.validation_columns, task.validate);
   keep_freed_heap_memory();  // every step allocates the previous step's buffers again
   const training::RunEnd end = building("training batches", [&] {

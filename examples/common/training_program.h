@@ -1,8 +1,9 @@
 #pragma once
 // What every training program shares around its own model: the flags of a training run, the
 // start of a run in its --out directory (a new model, or the saved one with --resume), and
-// the training itself: Adam, the learning rate halved when the validation score stops
-// rising, batches of similar lengths, and the library's Trainer with the run's files.
+// the training itself: Adam, a learning-rate schedule (halved when the validation score stops
+// rising, or a warm-up with inverse-square-root or cosine decay for Transformers), batches
+// of similar lengths, and the library's Trainer with the run's files.
 
 #include <cstddef>
 #include <cstdio>
@@ -29,6 +30,12 @@ struct TrainingFlags {
   std::size_t epochs = 10, batch = 64, min_freq = 2, max_vocab = 100000, max_length = 100, threads = 2, seed = 1;
   std::size_t max_steps = 0, checkpoint_every = 0;
   double dropout = 0.5, lr = 1e-3, clip = 1.0, label_smoothing = 0.0, time_budget = 0;
+  // "plateau": halve the rate when the validation score stops rising; "inverse-sqrt" and
+  // "cosine": rise linearly over `warmup` steps, then decay (optim::WarmupInverseSqrtLR,
+  // optim::WarmupCosineLR down to 0 at the last epoch's end).
+  std::string schedule = "plateau";
+  std::size_t warmup = 4000;
+  double beta2 = 0.999;  // Adam's; Transformers train with 0.98
   bool resume = false;
 };
 
@@ -46,6 +53,19 @@ struct RecurrentShapeFlags {
 void declare_recurrent_shape_flags(Command& command, RecurrentShapeFlags& flags, const std::string& hidden_help);
 // The four as model flags, which a resumed run must repeat.
 std::vector<ModelFlag> recurrent_shape_model_flags(const RecurrentShapeFlags& flags);
+
+// The shape of a Transformer, as the programs' flags give it.
+struct TransformerShapeFlags {
+  std::size_t model_size = 256, heads = 4, feedforward = 1024, encoder_layers = 3, decoder_layers = 3, max_positions = 256;
+  std::string activation = "relu", positions = "sinusoidal";
+  bool post_norm = false;
+};
+
+// Declares --d-model, --heads, --ff-size, --encoder-layers, --decoder-layers (when
+// `with_decoder`), --activation, --positions, --post-norm and --max-positions.
+void declare_transformer_shape_flags(Command& command, TransformerShapeFlags& flags, bool with_decoder);
+// Those flags as model flags, which a resumed run must repeat.
+std::vector<ModelFlag> transformer_shape_model_flags(const TransformerShapeFlags& flags, bool with_decoder);
 
 // Begins a run in `directory`: with --resume the model `load_saved` reads back, otherwise the
 // one `build_new` makes, whose files `save_new` writes once the directory is claimed (every

@@ -1,8 +1,9 @@
-// xgrad-translate: trains, evaluates and runs the attention encoder-decoder.
+// xgrad-translate: trains, evaluates and runs a translation model: the attention RNN
+// encoder-decoder (--arch rnn) or a Transformer (--arch transformer).
 //
-//   xgrad-translate train --train-src F --train-tgt F --valid-src F --valid-tgt F --out DIR [...]
+//   xgrad-translate train --train-src F --train-tgt F --valid-src F --valid-tgt F --out DIR [--arch A] [...]
 //   xgrad-translate eval --model DIR --src F --ref F [--beam K] [--alpha X]
-//   xgrad-translate translate --model DIR [--beam K] [--attention-svg FILE]
+//   xgrad-translate translate --model DIR [--beam K] [--attention-svg FILE [--attention-layer N]]
 //
 // A model directory holds config.json (the model's options), source.vocab.json and
 // target.vocab.json, model.safetensors (the weights with the best validation BLEU),
@@ -18,6 +19,7 @@
 #include <xgrad/framework.h>
 #include <xgrad/models/bleu.h>
 #include <xgrad/models/model_directory.h>
+#include <xgrad/models/transformer_translator.h>
 #include <xgrad/models/translation_data.h>
 
 #include "cli.h"
@@ -39,8 +41,11 @@ constexpr std::size_t default_max_length = 100;
 struct TrainFlags {
   fs::path train_src, train_tgt, valid_src, valid_tgt;
   std::size_t valid_beam = 1;
+  std::string architecture = "rnn";
   std::string attention = "additive";
   cli::RecurrentShapeFlags shape{};
+  cli::TransformerShapeFlags transformer{};
+  bool share_embeddings = false, untied_output = false;
   bool input_feeding = false;
   double teacher_forcing = 1.0;
   cli::TrainingFlags run{.epochs = 12, .batch = 128, .max_length = default_max_length, .clip = 1.0, .label_smoothing = 0.1};
@@ -49,6 +54,7 @@ struct TrainFlags {
 struct DecodeFlags {
   fs::path model, src, ref, attention_svg;
   std::size_t beam = 5, threads = 2, batch = 64, max_length = default_max_length;
+  std::size_t attention_layer = 0;  // a Transformer's decoder layer, from 1; 0: the last
   double alpha = 1.0;
 };
 
@@ -101,17 +107,64 @@ Validation validate(const models::Translator<float>& model, const Vocabulary& ta
   return result;
 }
 
+bool is_transformer(const TrainFlags& flags) { return flags.architecture == "transformer"; }
+
 // The flags that decide the model's shape and vocabularies: a resumed run must give the same.
 std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
-  std::vector<cli::ModelFlag> named = cli::recurrent_shape_model_flags(flags.shape);
-  named.insert(named.end(), {{"--attention", flags.attention},
-                              {"--input-feeding", flags.input_feeding ? "on" : "off"},
-                              {"--min-freq", std::to_string(flags.run.min_freq)},
+  std::vector<cli::ModelFlag> named{{"--arch", flags.architecture}};
+  if (is_transformer(flags)) {
+    const std::vector<cli::ModelFlag> shape = cli::transformer_shape_model_flags(flags.transformer, true);
+    named.insert(named.end(), shape.begin(), shape.end());
+    named.insert(named.end(), {{"--share-embeddings", flags.share_embeddings ? "on" : "off"},
+                                {"--untied-output", flags.untied_output ? "on" : "off"}});
+  } else {
+    const std::vector<cli::ModelFlag> shape = cli::recurrent_shape_model_flags(flags.shape);
+    named.insert(named.end(), shape.begin(), shape.end());
+    named.insert(named.end(), {{"--attention", flags.attention}, {"--input-feeding", flags.input_feeding ? "on" : "off"}});
+  }
+  named.insert(named.end(), {{"--min-freq", std::to_string(flags.run.min_freq)},
                               {"--max-vocab", std::to_string(flags.run.max_vocab)}});
   return named;
 }
 
+// The network the flags describe, for vocabularies of these sizes.
+std::unique_ptr<models::Translator<float>> build_network(const TrainFlags& flags, std::size_t source_vocabulary,
+                                                         std::size_t target_vocabulary) {
+  if (is_transformer(flags)) {
+    const cli::TransformerShapeFlags& shape = flags.transformer;
+    return std::make_unique<models::TransformerTranslator<float>>(models::TransformerTranslatorOptions{
+        .source_vocabulary = source_vocabulary,
+        .target_vocabulary = target_vocabulary,
+        .model_size = shape.model_size,
+        .heads = shape.heads,
+        .feedforward_size = shape.feedforward,
+        .encoder_layers = shape.encoder_layers,
+        .decoder_layers = shape.decoder_layers,
+        .dropout = flags.run.dropout,
+        .activation = models::transformer_activation_from_string(shape.activation),
+        .norm_first = !shape.post_norm,
+        .positions = models::position_kind_from_string(shape.positions),
+        .max_positions = shape.max_positions,
+        .share_embeddings = flags.share_embeddings,
+        .tie_output = !flags.untied_output});
+  }
+  return std::make_unique<models::Seq2Seq<float>>(models::Seq2SeqOptions{
+      .source_vocabulary = source_vocabulary,
+      .target_vocabulary = target_vocabulary,
+      .embedding_size = flags.shape.emb,
+      .encoder_hidden = flags.shape.hidden,
+      .decoder_hidden = flags.shape.hidden,
+      .encoder_layers = flags.shape.layers,
+      .cell = nn::cell_kind_from_string(flags.shape.cell),
+      .attention = models::attention_kind_from_string(flags.attention),
+      .input_feeding = flags.input_feeding,
+      .dropout = flags.run.dropout});
+}
+
 int train(const TrainFlags& flags) {
+  if (is_transformer(flags) && flags.teacher_forcing < 1.0) {
+    throw cli::UsageError("--teacher-forcing below 1 needs --arch rnn: a Transformer's decoder reads the whole reference at once");
+  }
   set_num_threads(static_cast<int>(flags.run.threads));
   cli::RunDirectory directory(flags.run.out,
                               {models::model_file::config, models::model_file::source_vocabulary,
@@ -120,30 +173,26 @@ int train(const TrainFlags& flags) {
   const models::ParallelCorpus train_corpus = read_pairs(flags.train_src, flags.train_tgt, flags.run.max_length);
   const models::ParallelCorpus valid_corpus = read_pairs(flags.valid_src, flags.valid_tgt, flags.run.max_length);
   manual_seed(flags.run.seed);
-  const models::Seq2SeqOptions shape{.embedding_size = flags.shape.emb,
-                                     .encoder_hidden = flags.shape.hidden,
-                                     .decoder_hidden = flags.shape.hidden,
-                                     .encoder_layers = flags.shape.layers,
-                                     .cell = nn::cell_kind_from_string(flags.shape.cell),
-                                     .attention = models::attention_kind_from_string(flags.attention),
-                                     .input_feeding = flags.input_feeding,
-                                     .dropout = flags.run.dropout};
   const std::unique_ptr<models::TranslationModel> loaded = cli::begin_run<models::TranslationModel>(
       directory, flags.run.resume, [&] { return load_model(directory.path(), false); },
       [&] {
         const models::VocabularyOptions vocabulary_options{.specials = models::translation_specials(),
                                                            .min_frequency = flags.run.min_freq,
                                                            .max_size = flags.run.max_vocab};
-        Vocabulary source = cli::building("the source vocabulary",
-                                          [&] { return Vocabulary::build(train_corpus.source, vocabulary_options); });
-        Vocabulary target = cli::building("the target vocabulary",
-                                          [&] { return Vocabulary::build(train_corpus.target, vocabulary_options); });
-        models::Seq2SeqOptions options = shape;
-        options.source_vocabulary = source.size();
-        options.target_vocabulary = target.size();
+        Vocabulary source = cli::building("the source vocabulary", [&] {
+          if (!flags.share_embeddings) return Vocabulary::build(train_corpus.source, vocabulary_options);
+          std::vector<models::Tokens> both = train_corpus.source;  // one joint vocabulary for one shared table
+          both.insert(both.end(), train_corpus.target.begin(), train_corpus.target.end());
+          return Vocabulary::build(both, vocabulary_options);
+        });
+        Vocabulary target = flags.share_embeddings
+                                ? source
+                                : cli::building("the target vocabulary",
+                                                [&] { return Vocabulary::build(train_corpus.target, vocabulary_options); });
+        const std::size_t source_size = source.size(), target_size = target.size();  // before they move into the model
         return cli::new_model<models::TranslationModel>(
-            model_flags(flags), [&] { return std::unique_ptr<models::Translator<float>>(new models::Seq2Seq<float>(options)); },
-            std::move(source), std::move(target));
+            model_flags(flags), [&] { return build_network(flags, source_size, target_size); }, std::move(source),
+            std::move(target));
       },
       [&](const models::TranslationModel& built) {
         built.source.save(directory.file(models::model_file::source_vocabulary));
@@ -212,6 +261,15 @@ int translate_stdin(const DecodeFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
   loaded->model->eval();
+  if (flags.attention_layer > 0) {
+    auto* transformer = dynamic_cast<models::TransformerTranslator<float>*>(loaded->model.get());
+    if (transformer == nullptr) throw cli::UsageError("--attention-layer needs a Transformer; " + flags.model.string() + " holds an RNN");
+    try {
+      transformer->report_attention({.layer = flags.attention_layer - 1});
+    } catch (const std::invalid_argument& e) {
+      throw cli::UsageError(std::string("--attention-layer ") + std::to_string(flags.attention_layer) + ": " + e.what());
+    }
+  }
   const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
   bool picture_written = flags.attention_svg.empty();
   std::vector<models::Tokens> lines;
@@ -274,11 +332,16 @@ int main(int argc, char** argv) {
   train_command.path("--valid-src", train_flags.valid_src, "FILE", "validation source sentences").required();
   train_command.path("--valid-tgt", train_flags.valid_tgt, "FILE", "validation references").required();
   cli::declare_training_flags(train_command, train_flags.run, "sentence pairs");
-  cli::declare_recurrent_shape_flags(train_command, train_flags.shape, "hidden size of the decoder and of each encoder direction");
+  train_command.choice("--arch", train_flags.architecture, {"rnn", "transformer"},
+                       "the attention RNN encoder-decoder, or a Transformer; each reads its own shape flags below");
+  cli::declare_recurrent_shape_flags(train_command, train_flags.shape, "rnn: hidden size of the decoder and of each encoder direction");
   train_command.choice("--attention", train_flags.attention,
-                       {"additive", "dot", "scaled-dot", "general", "multihead", "local-m", "local-p"}, "attention variant");
-  train_command.flag("--input-feeding", train_flags.input_feeding, "Luong-style decoder: attend after the step and feed the attentional vector");
-  train_command.real("--teacher-forcing", train_flags.teacher_forcing, "X", "probability of feeding the reference token").range(0, 1);
+                       {"additive", "dot", "scaled-dot", "general", "multihead", "local-m", "local-p"}, "rnn: attention variant");
+  train_command.flag("--input-feeding", train_flags.input_feeding, "rnn: Luong-style decoder, attending after the step and feeding the attentional vector");
+  train_command.real("--teacher-forcing", train_flags.teacher_forcing, "X", "rnn: probability of feeding the reference token").range(0, 1);
+  cli::declare_transformer_shape_flags(train_command, train_flags.transformer, true);
+  train_command.flag("--share-embeddings", train_flags.share_embeddings, "transformer: one joint vocabulary and embedding table for both languages");
+  train_command.flag("--untied-output", train_flags.untied_output, "transformer: an output projection of its own, not the target embedding");
   train_command.size("--valid-beam", train_flags.valid_beam, "K", "beam size for the validation BLEU").range(1, 64);
 
   DecodeFlags eval_flags;
@@ -297,6 +360,9 @@ int main(int argc, char** argv) {
   translate_command.size("--beam", translate_flags.beam, "K", "beam size (1: greedy)").range(1, 64);
   translate_command.real("--alpha", translate_flags.alpha, "X", "length normalisation exponent").range(0, 5);
   translate_command.path("--attention-svg", translate_flags.attention_svg, "FILE", "draw the first sentence's attention");
+  translate_command.size("--attention-layer", translate_flags.attention_layer, "N",
+                         "transformer: the decoder layer (from 1) whose cross-attention, averaged over heads, is drawn (0: the last)")
+      .range(0, 64);
   translate_command.size("--threads", translate_flags.threads, "N", "threads for matrix products").range(1, 256);
   translate_command.size("--max-length", translate_flags.max_length, "N", "refuse input lines of more than N tokens").range(1, 100000);
 

@@ -173,6 +173,42 @@ BOOST_AUTO_TEST_CASE(translate_resume_equals_an_uninterrupted_run) {
   BOOST_TEST(contains(read_file(dir.file("a.svg")), "<svg"));
 }
 
+// The Transformer through the same program: a warm-up schedule that resumes exactly, the
+// architecture recorded in the model directory, eval, and the attention of a chosen layer.
+BOOST_AUTO_TEST_CASE(a_transformer_trains_resumes_evaluates_and_translates) {
+  TempDir dir;
+  write_reversal_corpus(dir, "train", 200, 2);
+  write_reversal_corpus(dir, "valid", 20, 3);
+  const std::string transformer = " --arch transformer --d-model 16 --heads 2 --ff-size 32 --encoder-layers 1"
+                                  " --decoder-layers 2 --schedule inverse-sqrt --warmup 5 --beta2 0.98 --dropout 0.1";
+  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "whole") + transformer + " --max-steps 20").status == 0);
+  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "parts") + transformer + " --max-steps 7").status == 0);
+  Run other_shape = run(dir, translate_train(dir, "parts") + transformer + " --heads 4 --max-steps 20 --resume");
+  BOOST_TEST(other_shape.status == 2);
+  BOOST_TEST(contains(other_shape.err, "--heads"), other_shape.err);
+  Run resumed = run(dir, translate_train(dir, "parts") + transformer + " --max-steps 20 --resume");
+  BOOST_TEST_REQUIRE(resumed.status == 0, resumed.err);
+  check_same_tensors(dir.file("whole/checkpoint.safetensors"), dir.file("parts/checkpoint.safetensors"));
+  BOOST_TEST(contains(read_file(dir.file("whole/config.json")), "\"architecture\": \"transformer\""));
+
+  Run eval = run(dir, translate + " eval --model " + dir.file("whole") + " --src " + dir.file("valid.src") + " --ref " +
+                          dir.file("valid.tgt") + " --beam 2 --threads 1");
+  BOOST_TEST(eval.status == 0, eval.err);
+  BOOST_TEST((contains(eval.out, "BLEU = ") && contains(eval.out, "perplexity")), eval.out);
+  Run translated = run(dir, translate + " translate --model " + dir.file("whole") + " --attention-layer 1 --attention-svg " +
+                                dir.file("a.svg"),
+                       "a b c\n\nD E F\n");
+  BOOST_TEST(translated.status == 0, translated.err);
+  BOOST_TEST(std::count(translated.out.begin(), translated.out.end(), '\n') == 3);
+  BOOST_TEST(contains(read_file(dir.file("a.svg")), "<svg"));
+  Run past_the_layers = run(dir, translate + " translate --model " + dir.file("whole") + " --attention-layer 3", "a b\n");
+  BOOST_TEST(past_the_layers.status == 2);
+  BOOST_TEST(contains(past_the_layers.err, "the decoder has 2 layers"), past_the_layers.err);
+  Run forcing = run(dir, translate_train(dir, "forced") + transformer + " --teacher-forcing 0.5");
+  BOOST_TEST(forcing.status == 2);
+  BOOST_TEST(contains(forcing.err, "--teacher-forcing"), forcing.err);
+}
+
 BOOST_AUTO_TEST_CASE(classify_trains_evaluates_predicts_and_resumes) {
   TempDir dir;
   write_presence_tsv(dir, "train.tsv", 300, 4);
