@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """The PyTorch side of xgrad's benchmarks: the same workloads, the same models written the
-efficient way (encoder keys projected once per batch, output projection batched over time),
+efficient way (encoder keys projected once per batch, output projection batched over time;
+the Transformer with torch.nn's own stacks, and decoding as nn.Transformer allows it, by
+re-running the decoder on the prefix),
 on the batches and initial weights that xgrad-bench exported, printing the same JSON line.
 
     OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=B python3 pytorch_bench.py --workload NAME \
@@ -145,6 +147,76 @@ class Classifier(torch.nn.Module):
         return F.cross_entropy(self.output(self.dropout(pooled)), labels)
 
 
+class TransformerTranslator(torch.nn.Module):
+    """xgrad's models::TransformerTranslator with torch.nn's Transformer stacks (its options as
+    xgrad-bench exports them: pre-norm, sinusoidal positions, tied output)."""
+
+    def __init__(self, c):
+        super().__init__()
+        assert c["positions"] == "sinusoidal" and c["tie_output"] and not c["share_embeddings"]
+        d, self.pad, self.sos, self.eos = c["model_size"], c["pad_id"], c["sos_id"], c["eos_id"]
+        self.scale = d ** 0.5
+        self.source_embedding = torch.nn.Embedding(c["source_vocabulary"], d, padding_idx=self.pad)
+        self.target_embedding = torch.nn.Embedding(c["target_vocabulary"], d, padding_idx=self.pad)
+
+        def layer(kind):
+            return kind(d, c["heads"], c["feedforward_size"], c["dropout"], activation=c["activation"],
+                        layer_norm_eps=c["layer_norm_eps"], batch_first=True, norm_first=c["norm_first"])
+
+        self.encoder = torch.nn.TransformerEncoder(layer(torch.nn.TransformerEncoderLayer), c["encoder_layers"],
+                                                   norm=torch.nn.LayerNorm(d, eps=c["layer_norm_eps"]))
+        self.decoder = torch.nn.TransformerDecoder(layer(torch.nn.TransformerDecoderLayer), c["decoder_layers"],
+                                                   norm=torch.nn.LayerNorm(d, eps=c["layer_norm_eps"]))
+        self.dropout = torch.nn.Dropout(c["dropout"])
+        self.output_bias = torch.nn.Parameter(torch.zeros(c["target_vocabulary"]))
+        position = torch.arange(c["max_positions"]).unsqueeze(1)
+        frequency = torch.exp(torch.arange(0, d, 2) * (-torch.log(torch.tensor(10000.0)) / d))
+        table = torch.zeros(c["max_positions"], d)
+        table[:, 0::2] = torch.sin(position * frequency)
+        table[:, 1::2] = torch.cos(position * frequency)
+        self.register_buffer("positions", table, persistent=False)
+
+    def embed(self, embedding, ids, offset=0):
+        return self.dropout(embedding(ids) * self.scale + self.positions[offset:offset + ids.shape[1]])
+
+    def encode(self, source, lengths):
+        padding = torch.arange(source.shape[1]).unsqueeze(0) >= lengths.unsqueeze(1)
+        return self.encoder(self.embed(self.source_embedding, source), src_key_padding_mask=padding), padding
+
+    def decode(self, memory, padding, target_inputs):
+        steps = target_inputs.shape[1]
+        causal = torch.triu(torch.full((steps, steps), float("-inf")), diagonal=1)
+        return self.decoder(self.embed(self.target_embedding, target_inputs), memory, tgt_mask=causal,
+                            memory_key_padding_mask=padding)
+
+    def loss(self, source, lengths, target_inputs, target_outputs):
+        memory, padding = self.encode(source, lengths)
+        decoded = self.decode(memory, padding, target_inputs)
+        targets = target_outputs.reshape(-1)
+        real = targets != self.pad
+        rows = decoded.reshape(-1, decoded.shape[-1])[real]
+        return F.cross_entropy(F.linear(rows, self.target_embedding.weight, self.output_bias), targets[real],
+                               label_smoothing=0.1)
+
+    def greedy(self, source, lengths, ratio=2.0, extra=10):
+        """Decoder steps taken, re-running the decoder on the whole prefix at every step (what
+        nn.Transformer offers: it has no key/value cache)."""
+        memory, padding = self.encode(source, lengths)
+        limits = (ratio * lengths.double()).long() + extra
+        prefix = torch.full((source.shape[0], 1), self.sos, dtype=torch.long)
+        done = torch.zeros(source.shape[0], dtype=torch.bool)
+        steps = torch.zeros(source.shape[0], dtype=torch.long)
+        for t in range(int(limits.max())):
+            last = self.decode(memory, padding, prefix)[:, -1]
+            previous = torch.log_softmax(F.linear(last, self.target_embedding.weight, self.output_bias), dim=1).argmax(dim=1)
+            steps += (~done).long()
+            done |= (previous == self.eos) | (t + 1 >= limits)
+            if bool(done.all()):
+                break
+            prefix = torch.cat([prefix, previous.unsqueeze(1)], dim=1)
+        return int(steps.sum())
+
+
 def batches(path, count, fields):
     tensors, _ = read_safetensors(path)
     return [[tensors[f"batch.{i}.{field}"] for field in fields] for i in range(count)]
@@ -192,7 +264,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True,
                         choices=["seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64",
-                                 "graph-overhead", "gemm"])
+                                 "transformer-train", "transformer-decode-1", "graph-overhead", "gemm"])
     parser.add_argument("--threads", type=int, default=1, help="PyTorch's intra-op threads")
     parser.add_argument("--blas-threads", type=int, help="OpenBLAS's threads (default: --threads)")
     parser.add_argument("--steps", type=int, default=10)
@@ -213,6 +285,16 @@ def main():
         data = batches(f"{args.import_dir}/seq2seq-batches.safetensors", count,
                        ["source", "lengths", "target_inputs", "target_outputs"])
         result = train(model, data, lambda b: model.loss(*b), lambda b: int((b[3] != 0).sum()), 1.0, args)
+    elif args.workload == "transformer-train":
+        model = load_model(TransformerTranslator, f"{args.import_dir}/transformer-weights.safetensors")
+        data = batches(f"{args.import_dir}/transformer-batches.safetensors", count,
+                       ["source", "lengths", "target_inputs", "target_outputs"])
+        result = train(model, data, lambda b: model.loss(*b), lambda b: int((b[3] != 0).sum()), 1.0, args)
+    elif args.workload == "transformer-decode-1":
+        model = load_model(TransformerTranslator, f"{args.import_dir}/transformer-decode-1-weights.safetensors").eval()
+        data = batches(f"{args.import_dir}/transformer-decode-1-batches.safetensors", count, ["source", "lengths"])
+        with torch.no_grad():
+            result = timed(args.warmup, args.steps, lambda i: model.greedy(*data[i]))
     elif args.workload == "classifier-train":
         model = load_model(Classifier, f"{args.import_dir}/classifier-weights.safetensors")
         data = batches(f"{args.import_dir}/classifier-batches.safetensors", count, ["tokens", "lengths", "labels"])

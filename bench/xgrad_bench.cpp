@@ -5,7 +5,9 @@
 // Workloads: seq2seq-train (the classic Multi30K RNNsearch model, batch 128, Adam, clip 1),
 // classifier-train (bi-LSTM 256 with additive attention pooling on SST-2, batch 64),
 // decode-greedy-1 and decode-greedy-64 (greedy decoding of Multi30K validation sentences
-// with batch 1 and 64), read-bound (a read of the weights batch-1 decoding multiplies per
+// with batch 1 and 64), transformer-train (a 3+3-layer Transformer, d_model 256, 4 heads,
+// feed-forward 1024, on the same batches as seq2seq-train), transformer-decode-1 (its batch-1
+// greedy decoding over the key/value cache), read-bound (a read of the weights batch-1 decoding multiplies per
 // token: its memory roofline), graph-overhead (10^6 tiny ops forward and backward) and gemm
 // (single-precision matrix product peak).
 //
@@ -28,6 +30,7 @@
 #include <xgrad/models/classification_data.h>
 #include <xgrad/models/classifier.h>
 #include <xgrad/models/seq2seq.h>
+#include <xgrad/models/transformer_translator.h>
 #include <xgrad/models/translation_data.h>
 
 #include "cli.h"
@@ -108,6 +111,11 @@ struct Multi30k {
   models::Seq2SeqOptions model_options() const {
     return {.source_vocabulary = source.size(), .target_vocabulary = target.size()};
   }
+  // The Transformer of the issue: 3+3 layers, d_model 256, 4 heads, feed-forward 1024,
+  // pre-norm, tied output, dropout 0.1.
+  models::TransformerTranslatorOptions transformer_options() const {
+    return {.source_vocabulary = source.size(), .target_vocabulary = target.size()};
+  }
 };
 
 Multi30k read_multi30k(const Flags& flags) {
@@ -119,19 +127,17 @@ Multi30k read_multi30k(const Flags& flags) {
   return {std::move(train), std::move(source), std::move(target)};
 }
 
-// The classic configuration of the issue: bi-GRU 512 encoder, GRU 512 decoder, additive
-// attention, embeddings 256, dropout 0.5, label smoothing 0.1, batch 128, Adam, clip 1.
-Result seq2seq_train(const Flags& flags) {
-  const Multi30k multi30k = read_multi30k(flags);
+// Trains `model` on the first Multi30K training batches (batch 128, label smoothing 0.1,
+// Adam, clip 1); `name` prefixes the exported files.
+Result translation_train(const Flags& flags, const Multi30k& multi30k, models::Translator<float>& model,
+                         const std::string& name) {
   const models::EncodedPairs pairs = models::encode_pairs(multi30k.train, multi30k.source, multi30k.target);
   const std::vector<models::Batch> batches = first_batches(pairs.lengths, 128, flags.warmup + flags.steps);
-  manual_seed(1);
-  models::Seq2Seq<float> model(multi30k.model_options());
   std::vector<models::TranslationBatch> prepared;
   for (const models::Batch& rows : batches) prepared.push_back(models::make_batch(pairs, rows));
   if (!flags.export_dir.empty()) {
-    nn::save_state_dict(model, (flags.export_dir / "seq2seq-weights.safetensors").string(),
-                        {{"config", models::to_json(model.options())}});
+    nn::save_state_dict(model, (flags.export_dir / (name + "-weights.safetensors")).string(),
+                        {{"config", model.configuration()}});
     safetensors::Writer writer;
     for (std::size_t i = 0; i < prepared.size(); ++i) {
       const std::string prefix = "batch." + std::to_string(i) + ".";
@@ -140,7 +146,7 @@ Result seq2seq_train(const Flags& flags) {
       writer.add(prefix + "target_inputs", prepared[i].target.inputs);
       writer.add(prefix + "target_outputs", prepared[i].target.outputs);
     }
-    writer.write((flags.export_dir / "seq2seq-batches.safetensors").string());
+    writer.write((flags.export_dir / (name + "-batches.safetensors")).string());
   }
   model.eval();
   const double check_loss = model.loss(prepared[0].source, prepared[0].target, {.label_smoothing = 0.1}).item();
@@ -156,6 +162,22 @@ Result seq2seq_train(const Flags& flags) {
   });
   result.check_loss = check_loss;
   return result;
+}
+
+// The classic configuration of the issue: bi-GRU 512 encoder, GRU 512 decoder, additive
+// attention, embeddings 256, dropout 0.5.
+Result seq2seq_train(const Flags& flags) {
+  const Multi30k multi30k = read_multi30k(flags);
+  manual_seed(1);
+  models::Seq2Seq<float> model(multi30k.model_options());
+  return translation_train(flags, multi30k, model, "seq2seq");
+}
+
+Result transformer_train(const Flags& flags) {
+  const Multi30k multi30k = read_multi30k(flags);
+  manual_seed(1);
+  models::TransformerTranslator<float> model(multi30k.transformer_options());
+  return translation_train(flags, multi30k, model, "transformer");
 }
 
 // The classifier of the issue: embeddings 128, bi-LSTM 256, additive attention pooling,
@@ -204,15 +226,14 @@ Result classifier_train(const Flags& flags) {
   return result;
 }
 
-// Greedy decoding of validation sentences in order, `batch_size` at a time, with the
-// classic model's initial weights (exported, so that both sides emit the same tokens).
-Result decode_greedy(const Flags& flags, std::size_t batch_size) {
-  const Multi30k multi30k = read_multi30k(flags);
+// Greedy decoding of validation sentences in order, `batch_size` at a time, with a model's
+// initial weights (exported, so that both sides emit the same tokens); `name` prefixes the
+// exported files.
+Result decode_greedy(const Flags& flags, const Multi30k& multi30k, models::Translator<float>& model, std::size_t batch_size,
+                     const std::string& name) {
   const fs::path corpus_dir = flags.data / "multi30k";
   const models::ParallelCorpus valid = models::read_parallel_corpus(corpus_dir / "val.de", corpus_dir / "val.en");
   const models::EncodedPairs pairs = models::encode_pairs(valid, multi30k.source, multi30k.target);
-  manual_seed(1);
-  models::Seq2Seq<float> model(multi30k.model_options());
   model.eval();
   std::vector<models::PaddedBatch> prepared;
   for (std::size_t i = 0; i < flags.warmup + flags.steps; ++i) {
@@ -220,10 +241,9 @@ Result decode_greedy(const Flags& flags, std::size_t batch_size) {
     for (std::size_t k = 0; k < batch_size; ++k) rows.push_back((i * batch_size + k) % pairs.source.size());
     prepared.push_back(models::source_batch(pairs, rows));
   }
-  const std::string name = "decode-" + std::to_string(batch_size);
   if (!flags.export_dir.empty()) {
     nn::save_state_dict(model, (flags.export_dir / (name + "-weights.safetensors")).string(),
-                        {{"config", models::to_json(model.options())}});
+                        {{"config", model.configuration()}});
     safetensors::Writer writer;
     for (std::size_t i = 0; i < prepared.size(); ++i) {
       writer.add("batch." + std::to_string(i) + ".source", prepared[i].ids);
@@ -239,6 +259,20 @@ Result decode_greedy(const Flags& flags, std::size_t batch_size) {
     }
     return tokens;
   });
+}
+
+Result seq2seq_decode(const Flags& flags, std::size_t batch_size) {
+  const Multi30k multi30k = read_multi30k(flags);
+  manual_seed(1);
+  models::Seq2Seq<float> model(multi30k.model_options());
+  return decode_greedy(flags, multi30k, model, batch_size, "decode-" + std::to_string(batch_size));
+}
+
+Result transformer_decode(const Flags& flags) {
+  const Multi30k multi30k = read_multi30k(flags);
+  manual_seed(1);
+  models::TransformerTranslator<float> model(multi30k.transformer_options());
+  return decode_greedy(flags, multi30k, model, 1, "transformer-decode-1");
 }
 
 // The memory roofline of decode-greedy-1: a read of as many floats as batch-1 greedy decoding
@@ -305,8 +339,8 @@ int main(int argc, char** argv) {
   cli::Program program("xgrad-bench", "Runs one benchmark workload and prints its speed as one JSON line.");
   Flags flags;
   program.choice("--workload", flags.workload,
-                 {"seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64", "read-bound", "graph-overhead",
-                  "gemm"},
+                 {"seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64", "transformer-train",
+                  "transformer-decode-1", "read-bound", "graph-overhead", "gemm"},
                  "what to run").required();
   program.size("--threads", flags.threads, "N", "threads for matrix products").range(1, 256);
   program.size("--steps", flags.steps, "N", "timed steps (after the warm-up)").range(1, 100000);
@@ -322,8 +356,10 @@ int main(int argc, char** argv) {
     Result result;
     if (flags.workload == "seq2seq-train") result = seq2seq_train(flags);
     if (flags.workload == "classifier-train") result = classifier_train(flags);
-    if (flags.workload == "decode-greedy-1") result = decode_greedy(flags, 1);
-    if (flags.workload == "decode-greedy-64") result = decode_greedy(flags, 64);
+    if (flags.workload == "decode-greedy-1") result = seq2seq_decode(flags, 1);
+    if (flags.workload == "decode-greedy-64") result = seq2seq_decode(flags, 64);
+    if (flags.workload == "transformer-train") result = transformer_train(flags);
+    if (flags.workload == "transformer-decode-1") result = transformer_decode(flags);
     if (flags.workload == "read-bound") result = read_bound(flags);
     if (flags.workload == "graph-overhead") result = graph_overhead(flags);
     if (flags.workload == "gemm") result = gemm_peak(flags);
