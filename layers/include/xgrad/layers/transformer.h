@@ -59,8 +59,10 @@ struct TransformerLayerOptions {
   bool norm_first = false;       // pre-norm: x + block(norm(x)); post-norm: norm(x + block(x))
 };
 
-// A stack of num_layers identical layers ("layers.0", ...), with a final LayerNorm ("norm")
-// when final_norm is set, as nn.TransformerEncoder(layer, num_layers, norm) builds it.
+// A stack of num_layers layers of one configuration ("layers.0", ...), with a final LayerNorm
+// ("norm") when final_norm is set, as nn.TransformerEncoder(layer, num_layers, norm) builds it.
+// Each layer draws its own initial weights (PyTorch's clones start equal until
+// nn.Transformer re-initialises them).
 struct TransformerStackOptions {
   TransformerLayerOptions layer = {};
   std::size_t num_layers = 6;  // positive
