@@ -13,7 +13,6 @@ using namespace xgrad;
 using xgrad::testing::check_close;
 using xgrad::testing::fixture;
 using xgrad::testing::fixture_objective;
-using xgrad::testing::load_parameters;
 using xgrad::testing::parity_tolerance;
 using xgrad::testing::random_tensor;
 using xgrad::testing::weighted_sum;
@@ -105,7 +104,35 @@ void for_every_variant_and_mask(Check check) {
   }
 }
 
+// Gradcheck of the context and weights w.r.t. the inputs and every parameter, each element checked.
+void check_variant_gradients(const Variant& variant, const Inputs3& in, const nn::AttendOptions& options) {
+  const GradcheckResult result = gradcheck(
+      [&](const Inputs& x) {
+        const auto out = variant.attention->forward(x[0], x[1], x[2], options);
+        return weighted_sum(out.context) + weighted_sum(out.weights) * 0.7;
+      },
+      {in.query, in.keys, in.values}, {.names = variant.attention->named_parameters()});
+  BOOST_TEST(result.passed, result.report);
+  std::size_t parameters = 0;
+  for (const auto& parameter : variant.attention->parameters()) parameters += parameter.size();
+  BOOST_TEST(result.checked == in.query.size() + in.keys.size() + in.values.size() + parameters);
+}
+
 bool all_finite(const Array<double>& values) { return xt::all(xt::isfinite(values)); }
+
+// A predicate for BOOST_CHECK_EXCEPTION: the message holds every part.
+std::function<bool(const std::exception&)> says(std::vector<std::string> parts) {
+  return [parts](const std::exception& error) {
+    const std::string text = error.what();
+    for (const std::string& part : parts) {
+      if (text.find(part) == std::string::npos) {
+        BOOST_TEST_MESSAGE("'" << part << "' is missing from: " << text);
+        return false;
+      }
+    }
+    return true;
+  };
+}
 
 // [Tq, Tk], true where key j lies after query i: what causal hides, as an attn_mask.
 Mask keys_after_each_query() {
@@ -140,6 +167,54 @@ std::unique_ptr<nn::MultiheadAttention<double>> multihead_with_kdim_vdim(bool ba
   return attention;
 }
 
+// A fixture of tests/fixtures/fixtures_attention.py and the options it was made with.
+struct MultiheadFixture {
+  std::string name;
+  nn::MultiheadAttentionOptions options;
+  bool causal = false;
+};
+
+const std::vector<MultiheadFixture> general_fixtures{
+    {"attention_multihead_bool_mask", {.embed_dim = 6, .num_heads = 2}},
+    {"attention_multihead_additive_mask", {.embed_dim = 6, .num_heads = 3}},
+    {"attention_multihead_kdim_vdim", {.embed_dim = 6, .num_heads = 2, .kdim = 4, .vdim = 5}},
+    {"attention_multihead_sequence_first", {.embed_dim = 4, .num_heads = 2, .kdim = 3, .vdim = 5, .batch_first = false}}};
+
+// Outputs, weights and the gradients of sum(output * output_weights) (+ sum(weights *
+// weights_weights) where the fixture has them) against PyTorch. The parameters go through the strict loader, so that a
+// PyTorch state_dict with these options loads as saved. In float the tolerance is
+// parity_tolerance's: the longest chain of sums here (projections of E <= 6 terms, scores of
+// E / H <= 3, softmax and context over Tk <= 5, out_proj of 6, the same in backward, then a
+// weight gradient over B * T <= 15 rows) has about 65 terms, within the 128 it allows for.
+template <class T>
+void multihead_parity(const MultiheadFixture& setup) {
+  BOOST_TEST_CONTEXT(setup.name) {
+    const safetensors::File file = fixture(setup.name);
+    nn::MultiheadAttention<T> attention(setup.options);
+    load_state_dict(attention, file, "param.");
+    Tensor<T> query(file.floats<T>("query"), true), key(file.floats<T>("key"), true), value(file.floats<T>("value"), true);
+    nn::AttendOptions options{.key_padding = Mask(xt::not_equal(file.integers("key_padding_mask"), 0)),
+                              .causal = setup.causal};
+    if (file.contains("attn_mask_blocked")) options.attn_mask = Mask(xt::not_equal(file.integers("attn_mask_blocked"), 0));
+    if (file.contains("attn_mask_additive")) options.attn_mask = file.floats<T>("attn_mask_additive");
+    const Array<T> expected_weights = file.floats<T>("weights");
+    options.average_attn_weights = expected_weights.dimension() == 3;
+    const auto out = attention.forward(query, key, value, options);
+    const double tol = parity_tolerance<T>;
+    check_close(out.context.value(), file.floats<T>("output"), tol);
+    check_close(out.weights.value(), expected_weights, tol);
+    Tensor<T> objective = fixture_objective(out.context, file);
+    if (file.contains("weights_weights")) objective = objective + sum(out.weights * Tensor<T>(file.floats<T>("weights_weights")));
+    objective.backward();
+    check_close(query.grad(), file.floats<T>("grad.query"), tol);
+    check_close(key.grad(), file.floats<T>("grad.key"), tol);
+    check_close(value.grad(), file.floats<T>("grad.value"), tol);
+    for (const auto& [parameter_name, parameter] : attention.named_parameters()) {
+      BOOST_TEST_CONTEXT(parameter_name) { check_close(parameter.grad(), file.floats<T>("grad." + parameter_name), tol); }
+    }
+  }
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(dot_and_scaled_dot_against_hand_computed_values) {
@@ -170,20 +245,7 @@ BOOST_AUTO_TEST_CASE(dot_and_scaled_dot_against_hand_computed_values) {
   check_close(xt::view(causal.weights.value(), 0, 1), xt::view(dot_weights, 0, 1));
 }
 
-BOOST_AUTO_TEST_CASE(gradients_of_every_variant) {
-  for_every_variant_and_mask([](const Variant& variant, const Inputs3& in, const nn::AttendOptions& options) {
-    const GradcheckResult result = gradcheck(
-        [&](const Inputs& x) {
-          const auto out = variant.attention->forward(x[0], x[1], x[2], options);
-          return weighted_sum(out.context) + weighted_sum(out.weights) * 0.7;
-        },
-        {in.query, in.keys, in.values}, {.names = variant.attention->named_parameters()});
-    BOOST_TEST(result.passed, result.report);
-    std::size_t parameters = 0;
-    for (const auto& parameter : variant.attention->parameters()) parameters += parameter.size();
-    BOOST_TEST(result.checked == in.query.size() + in.keys.size() + in.values.size() + parameters);
-  });
-}
+BOOST_AUTO_TEST_CASE(gradients_of_every_variant) { for_every_variant_and_mask(check_variant_gradients); }
 
 BOOST_AUTO_TEST_CASE(step_by_step_equals_all_queries_at_once) {
   for_every_variant_and_mask([](const Variant& variant, const Inputs3& in, const nn::AttendOptions& options) {
@@ -325,36 +387,14 @@ BOOST_AUTO_TEST_CASE(multihead_defaults_and_dropout) {
   check_close(dropping.forward(x, x, x).context.value(), reference.context.value());
 }
 
-template <class T>
-void multihead_parity(const std::string& name, std::size_t heads, bool causal) {
-  BOOST_TEST_CONTEXT(name) {
-    const safetensors::File file = fixture(name);
-    nn::MultiheadAttention<T> attention({.embed_dim = 6, .num_heads = heads});
-    load_parameters(attention, file);
-    Tensor<T> query(file.floats<T>("query"), true), key(file.floats<T>("key"), true), value(file.floats<T>("value"), true);
-    const Mask padding = xt::not_equal(file.integers("key_padding_mask"), 0);
-    const auto out = attention.forward(query, key, value, {.key_padding = padding, .causal = causal});
-    const double tol = parity_tolerance<T>;
-    check_close(out.context.value(), file.floats<T>("output"), tol);
-    check_close(out.weights.value(), file.floats<T>("weights"), tol);
-    fixture_objective(out.context, file).backward();
-    check_close(query.grad(), file.floats<T>("grad.query"), tol);
-    check_close(key.grad(), file.floats<T>("grad.key"), tol);
-    check_close(value.grad(), file.floats<T>("grad.value"), tol);
-    for (const auto& [parameter_name, parameter] : attention.named_parameters()) {
-      BOOST_TEST_CONTEXT(parameter_name) { check_close(parameter.grad(), file.floats<T>("grad." + parameter_name), tol); }
-    }
-  }
-}
-
 BOOST_AUTO_TEST_CASE(multihead_pytorch_parity_in_double) {
-  multihead_parity<double>("attention_multihead_self", 2, true);
-  multihead_parity<double>("attention_multihead_cross", 3, false);
+  multihead_parity<double>({"attention_multihead_self", {.embed_dim = 6, .num_heads = 2}, true});
+  multihead_parity<double>({"attention_multihead_cross", {.embed_dim = 6, .num_heads = 3}});
 }
 
 BOOST_AUTO_TEST_CASE(multihead_pytorch_parity_in_float) {
-  multihead_parity<float>("attention_multihead_self", 2, true);
-  multihead_parity<float>("attention_multihead_cross", 3, false);
+  multihead_parity<float>({"attention_multihead_self", {.embed_dim = 6, .num_heads = 2}, true});
+  multihead_parity<float>({"attention_multihead_cross", {.embed_dim = 6, .num_heads = 3}});
 }
 
 BOOST_AUTO_TEST_CASE(an_attn_mask_hiding_later_keys_equals_causal_in_every_form) {
@@ -392,15 +432,8 @@ BOOST_AUTO_TEST_CASE(gradients_of_every_variant_with_additive_and_boolean_attn_m
     for (const auto& [form, mask] : std::vector<std::pair<std::string, nn::AttentionMask>>{{"additive", additive},
                                                                                            {"boolean", blocked}}) {
       BOOST_TEST_CONTEXT(variant.name << ", " << form) {
-        const Inputs3 in = inputs_for(variant);
-        const nn::AttendOptions options{.key_padding = padding_with_empty_entry(), .causal = true, .attn_mask = mask};
-        const GradcheckResult result = gradcheck(
-            [&](const Inputs& x) {
-              const auto out = variant.attention->forward(x[0], x[1], x[2], options);
-              return weighted_sum(out.context) + weighted_sum(out.weights) * 0.7;
-            },
-            {in.query, in.keys, in.values}, {.names = variant.attention->named_parameters()});
-        BOOST_TEST(result.passed, result.report);
+        check_variant_gradients(variant, inputs_for(variant),
+                                {.key_padding = padding_with_empty_entry(), .causal = true, .attn_mask = mask});
       }
     }
   }
@@ -566,71 +599,15 @@ BOOST_AUTO_TEST_CASE(sequence_first_equals_batch_first_transposed) {
   }
 }
 
-// The options each general fixture was made with (tests/fixtures/fixtures_attention.py).
-struct GeneralFixture {
-  std::string name;
-  nn::MultiheadAttentionOptions options;
-};
-
-const std::vector<GeneralFixture> general_fixtures{
-    {"attention_multihead_bool_mask", {.embed_dim = 6, .num_heads = 2}},
-    {"attention_multihead_additive_mask", {.embed_dim = 6, .num_heads = 3}},
-    {"attention_multihead_kdim_vdim", {.embed_dim = 6, .num_heads = 2, .kdim = 4, .vdim = 5}},
-    {"attention_multihead_sequence_first", {.embed_dim = 4, .num_heads = 2, .kdim = 3, .vdim = 5, .batch_first = false}}};
-
-// Outputs, weights and the gradients of sum(output * output_weights) + sum(weights *
-// weights_weights) against PyTorch. The parameters go through the strict loader, so that a
-// PyTorch state_dict with these options loads as saved. In float the tolerance is
-// parity_tolerance's: the longest chain of sums here (projections of E <= 6 terms, scores of
-// E / H <= 3, softmax and context over Tk <= 5, out_proj of 6, the same in backward, then a
-// weight gradient over B * T <= 15 rows) has about 65 terms, within the 128 it allows for.
-template <class T>
-void multihead_general_parity(const GeneralFixture& setup) {
-  BOOST_TEST_CONTEXT(setup.name) {
-    const safetensors::File file = fixture(setup.name);
-    nn::MultiheadAttention<T> attention(setup.options);
-    load_state_dict(attention, file, "param.");
-    Tensor<T> query(file.floats<T>("query"), true), key(file.floats<T>("key"), true), value(file.floats<T>("value"), true);
-    nn::AttendOptions options{.key_padding = Mask(xt::not_equal(file.integers("key_padding_mask"), 0))};
-    if (file.contains("attn_mask_blocked")) options.attn_mask = Mask(xt::not_equal(file.integers("attn_mask_blocked"), 0));
-    if (file.contains("attn_mask_additive")) options.attn_mask = file.floats<T>("attn_mask_additive");
-    const Array<T> expected_weights = file.floats<T>("weights");
-    options.average_attn_weights = expected_weights.dimension() == 3;
-    const auto out = attention.forward(query, key, value, options);
-    const double tol = parity_tolerance<T>;
-    check_close(out.context.value(), file.floats<T>("output"), tol);
-    check_close(out.weights.value(), expected_weights, tol);
-    (fixture_objective(out.context, file) + sum(out.weights * Tensor<T>(file.floats<T>("weights_weights")))).backward();
-    check_close(query.grad(), file.floats<T>("grad.query"), tol);
-    check_close(key.grad(), file.floats<T>("grad.key"), tol);
-    check_close(value.grad(), file.floats<T>("grad.value"), tol);
-    for (const auto& [parameter_name, parameter] : attention.named_parameters()) {
-      BOOST_TEST_CONTEXT(parameter_name) { check_close(parameter.grad(), file.floats<T>("grad." + parameter_name), tol); }
-    }
-  }
-}
-
 BOOST_AUTO_TEST_CASE(multihead_general_options_pytorch_parity_in_double) {
-  for (const GeneralFixture& setup : general_fixtures) multihead_general_parity<double>(setup);
+  for (const MultiheadFixture& setup : general_fixtures) multihead_parity<double>(setup);
 }
 
 BOOST_AUTO_TEST_CASE(multihead_general_options_pytorch_parity_in_float) {
-  for (const GeneralFixture& setup : general_fixtures) multihead_general_parity<float>(setup);
+  for (const MultiheadFixture& setup : general_fixtures) multihead_parity<float>(setup);
 }
 
 BOOST_AUTO_TEST_CASE(errors_of_the_general_options_name_the_op_and_every_shape) {
-  const auto says = [](std::vector<std::string> parts) {
-    return [parts](const std::exception& error) {
-      const std::string text = error.what();
-      for (const std::string& part : parts) {
-        if (text.find(part) == std::string::npos) {
-          BOOST_TEST_MESSAGE("'" << part << "' is missing from: " << text);
-          return false;
-        }
-      }
-      return true;
-    };
-  };
   nn::MultiheadAttention<double> attention({.embed_dim = 4, .num_heads = 2, .kdim = 3, .vdim = 5});
   const Tensor<double> q = Tensor<double>::zeros({2, 3, 4}), k = Tensor<double>::zeros({2, 6, 3});
   const Tensor<double> v = Tensor<double>::zeros({2, 6, 5});
@@ -665,18 +642,6 @@ BOOST_AUTO_TEST_CASE(errors_of_the_general_options_name_the_op_and_every_shape) 
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_variant_and_every_shape) {
-  auto says = [](std::vector<std::string> parts) {
-    return [parts](const std::exception& error) {
-      const std::string text = error.what();
-      for (const std::string& part : parts) {
-        if (text.find(part) == std::string::npos) {
-          BOOST_TEST_MESSAGE("'" << part << "' is missing from: " << text);
-          return false;
-        }
-      }
-      return true;
-    };
-  };
   const Tensor<double> q = Tensor<double>::zeros({2, 3, 4}), k = Tensor<double>::zeros({2, 5, 3});
   const Tensor<double> v = Tensor<double>::zeros({2, 5, 6});
   BOOST_CHECK_EXCEPTION(nn::DotAttention<double>().forward(q, k, v), shape_error,
