@@ -55,9 +55,9 @@ struct AttentionMemory {
 class AttentionMask {
  public:
   AttentionMask() = default;  // no mask
-  AttentionMask(Mask blocked);              // NOLINT(google-explicit-constructor): see above
-  AttentionMask(Array<float> additive);     // NOLINT(google-explicit-constructor)
-  AttentionMask(Array<double> additive);    // NOLINT(google-explicit-constructor)
+  AttentionMask(Mask blocked);            // NOLINT(google-explicit-constructor): see above
+  AttentionMask(Array<float> additive);   // NOLINT(google-explicit-constructor)
+  AttentionMask(Array<double> additive);  // NOLINT(google-explicit-constructor)
 
   bool defined() const noexcept { return values_ != nullptr; }
   bool is_additive() const noexcept;
@@ -185,11 +185,12 @@ struct MultiheadAttentionOptions {
 // projected keys and values split by head, [B * H, Tk, E / H], in either layout; the returned
 // weights are taken after dropout, as in PyTorch, and are batch-first in either layout.
 //
-// Where it differs from PyTorch: a query that sees no key (masked in every head) gets a zero
-// context, where PyTorch gives NaN (and out_proj alone would give its bias). A query masked
-// in some heads only gets zero weights and a zero per-head context in those heads, the
-// others as usual; its head-averaged weights then sum to less than 1. Sequence-first inputs
-// cost no copy: the layout is folded into the permutations that split and merge the heads.
+// Where it differs from PyTorch, which gives NaN in both cases: a query that sees no key
+// (masked in every head) gets zero weights and a zero context (out_proj alone would give its
+// bias). A query masked in some heads only gets zero weights and a zero per-head context in
+// those heads and the others' as usual; its head-averaged weights then sum to less than 1.
+// Sequence-first inputs cost no copy: the layout is folded into the permutations that split
+// and merge the heads.
 template <class T = float>
 class MultiheadAttention : public Attention<T> {
  public:
