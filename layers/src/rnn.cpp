@@ -397,11 +397,13 @@ RnnOutput<T> RecurrentBase<T>::run(const Tensor<T>& x, const std::vector<std::si
   const char* layer = layer_name(kind_);
   const Tensor<T>& h0 = initial.h;
   const Tensor<T>& c0 = initial.c;
+  const bool batch_first = options_.batch_first;
   if (x.dim() != 3 || x.shape()[2] != options_.input_size) {
-    throw shape_error(detail::message(layer, ": x has shape ", x.shape(), "; expected [batch, time, input_size = ",
-                                      options_.input_size, "]"));
+    throw shape_error(detail::message(layer, ": x has shape ", x.shape(), "; expected ",
+                                      batch_first ? "[batch, time" : "[time, batch",
+                                      ", input_size = ", options_.input_size, "]"));
   }
-  const std::size_t batch = x.shape()[0], steps = x.shape()[1];
+  const std::size_t batch = x.shape()[batch_first ? 0 : 1], steps = x.shape()[batch_first ? 1 : 0];
   if (!lengths.empty() && lengths.size() != batch) {
     throw shape_error(detail::message(layer, ": ", lengths.size(), " lengths for x of shape ", x.shape(), " (batch ",
                                       batch, ")"));
@@ -419,7 +421,8 @@ RnnOutput<T> RecurrentBase<T>::run(const Tensor<T>& x, const std::vector<std::si
 
   const std::vector<std::size_t> valid_steps = lengths.empty() ? std::vector<std::size_t>(batch, steps) : lengths;
   const Tensor<T> zero_state = Tensor<T>::zeros({batch, options_.hidden_size});
-  Tensor<T> layer_input = x;
+  // The recurrence runs batch-first; a sequence-first x and output are transposed here only.
+  Tensor<T> layer_input = batch_first ? x : transpose(x, 0, 1);
   std::vector<Tensor<T>> h_n, c_n;
   for (std::size_t layer_index = 0; layer_index < options_.num_layers; ++layer_index) {
     std::vector<Tensor<T>> outputs;
@@ -440,7 +443,8 @@ RnnOutput<T> RecurrentBase<T>::run(const Tensor<T>& x, const std::vector<std::si
     const bool last = layer_index + 1 == options_.num_layers;
     layer_input = last ? layer_output : dropout(layer_output, options_.dropout, this->is_training());
   }
-  return {layer_input, stack(h_n, 0), cell.has_cell_state() ? stack(c_n, 0) : Tensor<T>()};
+  return {batch_first ? layer_input : transpose(layer_input, 0, 1), stack(h_n, 0),
+          cell.has_cell_state() ? stack(c_n, 0) : Tensor<T>()};
 }
 
 template <class T>

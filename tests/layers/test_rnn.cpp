@@ -1,6 +1,7 @@
 // RNN, LSTM, GRU and their cells: PyTorch's names and initialisation, gradients of inputs,
 // initial states and parameters, padded batches against sequences run alone, parity with
-// PyTorch's packed sequences, dropout between layers, the graph they record, and errors;
+// PyTorch's packed sequences, sequence-first inputs against batch-first ones, dropout between
+// layers, the graph they record, and errors;
 // the cell kinds' names, the factories and the kind-independent interfaces.
 #define BOOST_TEST_MODULE rnn
 #include "xgrad_test.h"
@@ -145,6 +146,60 @@ BOOST_AUTO_TEST_CASE(rnn_gradients_tanh_and_relu) {
   // Positive initial states keep enough units active that the relu is exercised both ways.
   check_all_gradients([&](const Inputs& v) { return all_results(relu_rnn.forward(v[0], {2, 3, 1}, v[1])); },
                       {random_tensor({3, 3, 2}, 10), random_tensor({4, 3, 3}, 11, 0.2, 1.0)}, relu_rnn);
+}
+
+// A sequence-first layer gives the batch-first layer's output transposed and the same final
+// states, and receives the same gradients (x's transposed): bidirectional, two layers, uneven
+// lengths, given initial states.
+template <template <class> class Layer>
+void check_sequence_first_equals_batch_first_transposed() {
+  const nn::RnnOptions options{.input_size = 2, .hidden_size = 3, .num_layers = 2, .bidirectional = true};
+  nn::RnnOptions time_major_options = options;
+  time_major_options.batch_first = false;
+  manual_seed(31);
+  Layer<double> batch_major(options);
+  manual_seed(31);
+  Layer<double> time_major(time_major_options);
+  const Lengths lengths{4, 1, 3};
+  const Tensor<double> x = random_tensor({3, 4, 2}, 1), h0 = random_tensor({4, 3, 3}, 2), c0 = random_tensor({4, 3, 3}, 3);
+  const Tensor<double> x_t(transpose(x, 0, 1).value(), true), h0_t(h0.value(), true), c0_t(c0.value(), true);
+  const nn::RnnOutput<double> expected = run(batch_major, x, lengths, h0, c0);
+  const nn::RnnOutput<double> actual = run(time_major, x_t, lengths, h0_t, c0_t);
+  BOOST_TEST(to_string(actual.output.shape()) == "[4, 3, 6]");
+  check_close(actual.output.value(), transpose(expected.output, 0, 1).value());
+  check_close(actual.h_n.value(), expected.h_n.value());
+  if (expected.c_n.defined()) check_close(actual.c_n.value(), expected.c_n.value());
+  xgrad::testing::weighted_sum(all_results(expected)).backward();
+  // The same objective: the output's elements in batch-first order, then the states.
+  nn::RnnOutput<double> reordered = actual;
+  reordered.output = transpose(actual.output, 0, 1);
+  xgrad::testing::weighted_sum(all_results(reordered)).backward();
+  check_close(x_t.grad(), transpose(Tensor<double>(x.grad()), 0, 1).value());
+  check_close(h0_t.grad(), h0.grad());
+  if (expected.c_n.defined()) check_close(c0_t.grad(), c0.grad());
+  const auto expected_parameters = batch_major.named_parameters();
+  const auto actual_parameters = time_major.named_parameters();
+  for (std::size_t n = 0; n < expected_parameters.size(); ++n) {
+    BOOST_TEST_CONTEXT(expected_parameters[n].first) {
+      check_close(actual_parameters[n].second.grad(), expected_parameters[n].second.grad());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sequence_first_equals_batch_first_transposed) {
+  check_sequence_first_equals_batch_first_transposed<nn::RNN>();
+  check_sequence_first_equals_batch_first_transposed<nn::LSTM>();
+  check_sequence_first_equals_batch_first_transposed<nn::GRU>();
+}
+
+BOOST_AUTO_TEST_CASE(sequence_first_gradients) {
+  nn::LSTM<double> lstm({.input_size = 2, .hidden_size = 2, .num_layers = 2, .bidirectional = true, .batch_first = false});
+  const Lengths lengths{3, 1, 2};
+  check_all_gradients([&](const Inputs& v) { return all_results(lstm.forward(v[0], lengths, v[1], v[2])); },
+                      {random_tensor({3, 3, 2}, 12), random_tensor({4, 3, 2}, 13), random_tensor({4, 3, 2}, 14)}, lstm);
+  nn::GRU<double> gru({.input_size = 2, .hidden_size = 3, .batch_first = false});
+  check_all_gradients([&](const Inputs& v) { return all_results(gru.forward(v[0], {2, 3})); },
+                      {random_tensor({3, 2, 2}, 15)}, gru);
 }
 
 BOOST_AUTO_TEST_CASE(cell_gradients) {
@@ -522,6 +577,16 @@ BOOST_AUTO_TEST_CASE(errors_name_the_layer_and_shapes) {
                            {"LSTM: c0 has shape [4, 2, 3]", "= [4, 2, 4]"});
   nn::GRU<float> gru({.input_size = 3, .hidden_size = 4});
   check_error<shape_error>([&] { gru.forward(Tensor<float>::zeros({2, 5, 4})); }, {"GRU: x has shape [2, 5, 4]"});
+  // Sequence-first: x is [time, batch, input_size], so [5, 2, 3] holds 2 sequences of 5 steps.
+  nn::RNN<float> time_major({.input_size = 3, .hidden_size = 4, .batch_first = false});
+  check_error<shape_error>([&] { time_major.forward(Tensor<float>::zeros({5, 2, 4})); },
+                           {"RNN: x has shape [5, 2, 4]", "[time, batch, input_size = 3]"});
+  check_error<shape_error>([&] { time_major.forward(Tensor<float>::zeros({5, 2, 3}), {5, 2, 1}); },
+                           {"RNN: 3 lengths", "[5, 2, 3]", "batch 2"});
+  check_error<shape_error>([&] { time_major.forward(Tensor<float>::zeros({5, 2, 3}), {5, 6}); },
+                           {"RNN: length 6 of sequence 1", "[5, 2, 3]"});
+  check_error<shape_error>([&] { time_major.forward(Tensor<float>::zeros({5, 2, 3}), {}, Tensor<float>::zeros({1, 5, 4})); },
+                           {"RNN: h0 has shape [1, 5, 4]", "= [1, 2, 4]"});
 
   check_error<std::invalid_argument>([] { nn::LSTM<float>({.input_size = 3, .hidden_size = 0}); },
                                      {"LSTM: input_size (3) and hidden_size (0)"});

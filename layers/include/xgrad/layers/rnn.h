@@ -9,7 +9,9 @@
 // the suffix _reverse for the backward direction of a bidirectional layer. Every parameter
 // starts uniform in +-1/sqrt(hidden_size), as in PyTorch.
 //
-// Inputs are batch-first, x [B, T, F]. Sequences may have their own lengths: steps at or
+// Inputs are batch-first, x [B, T, F], and so are the outputs, unless RnnOptions::batch_first
+// is false: then x is [T, B, F] and the output [T, B, D * H], as PyTorch's default (h0, c0,
+// h_n and c_n are [num_layers * D, B, H] either way). Sequences may have their own lengths: steps at or
 // beyond a sequence's length change neither its outputs (which are 0 there) nor its final
 // state, so a padded batch gives exactly what each sequence gives alone (PyTorch's packed
 // sequences). The input projection of all time steps is one GEMM per layer and direction;
@@ -17,7 +19,8 @@
 //
 // Errors: std::invalid_argument from the constructors for a zero input_size, hidden_size or
 // num_layers and a dropout outside [0, 1]; xgrad::shape_error from forward for x that is not
-// [B, T, input_size], a lengths count other than B or a length above T, and h0 / c0 that are
+// [B, T, input_size] ([T, B, input_size] sequence-first), a lengths count other than B or a
+// length above T, and h0 / c0 that are
 // not [num_layers * D, B, H]. The cells check x [B, input_size] and h / c [B, H] likewise.
 //
 // Code that should work with any of the three (the models) holds a RecurrentLayer or a
@@ -72,11 +75,17 @@ struct RnnOptions {
   double dropout = 0.0;
   // RNN only.
   RnnNonlinearity nonlinearity = RnnNonlinearity::tanh;
+  // true: x [B, T, F] and output [B, T, D * H]; false: [T, B, F] and [T, B, D * H], as
+  // PyTorch's default. xgrad's default is batch-first, unlike PyTorch's, because every other
+  // xgrad layer is. Sequence-first costs a transposed copy of x and of the output.
+  bool batch_first = true;
 };
 
 template <class T>
 struct RnnOutput {
-  Tensor<T> output;  // [B, T, D * H], D = 2 when bidirectional (forward then backward halves)
+  // [B, T, D * H] ([T, B, D * H] sequence-first), D = 2 when bidirectional (forward then
+  // backward halves)
+  Tensor<T> output;
   Tensor<T> h_n;     // [num_layers * D, B, H]: the state after each sequence's last valid step
   Tensor<T> c_n;     // [num_layers * D, B, H] for LSTM; undefined for RNN and GRU
 
@@ -88,8 +97,8 @@ struct RnnOutput {
 template <class T = float>
 class RecurrentLayer : public Module<T> {
  public:
-  // forward with the initial state as one argument: x [B, T, input_size]; lengths empty
-  // (every sequence spans T) or one length in [0, T] per batch entry.
+  // forward with the initial state as one argument: x [B, T, input_size] ([T, B, input_size]
+  // sequence-first); lengths empty (every sequence spans T) or one length in [0, T] per batch entry.
   virtual RnnOutput<T> run(const Tensor<T>& x, const std::vector<std::size_t>& lengths = {},
                            const RecurrentState<T>& initial = {}) const = 0;
 };
