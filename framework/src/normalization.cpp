@@ -9,6 +9,41 @@
 #include "xgrad/framework/threading.h"
 
 namespace xgrad {
+namespace {
+
+// The inputs of a normalisation's node: x, then the weight and the bias where given.
+template <class T>
+std::vector<Tensor<T>> normalization_inputs(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
+  std::vector<Tensor<T>> inputs{x};
+  if (weight.defined()) inputs.push_back(weight);
+  if (bias.defined()) inputs.push_back(bias);
+  return inputs;
+}
+
+// What a normalisation's backward reads and writes, from a node with normalization_inputs;
+// a gradient is null where none is needed, the weight where there is none.
+template <class T>
+struct NormalizationBuffers {
+  const T* x;
+  const T* dy;
+  const T* weight;
+  T* dx;
+  T* dweight;
+  T* dbias;
+};
+
+template <class T>
+NormalizationBuffers<T> normalization_buffers(Node<T>& node, bool has_weight, bool has_bias) {
+  const std::size_t bias_input = has_weight ? 2 : 1;
+  return {node.input(0).data(),
+          node.output_grad().data(),
+          has_weight ? node.input(1).data() : nullptr,
+          node.needs_grad(0) ? node.input_grad(0).data() : nullptr,
+          has_weight && node.needs_grad(1) ? node.input_grad(1).data() : nullptr,
+          has_bias && node.needs_grad(bias_input) ? node.input_grad(bias_input).data() : nullptr};
+}
+
+}  // namespace
 
 // xhat = (x - mean) * rstd; y = xhat * w + b
 // dx += rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w; dw += sum dy xhat; db += sum dy
@@ -50,19 +85,10 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Te
       out[j] = normalized * (w ? w[j] : T(1)) + (b ? b[j] : T(0));
     }
   }
-  std::vector<Tensor<T>> inputs{x};
-  if (weight.defined()) inputs.push_back(weight);
-  if (bias.defined()) inputs.push_back(bias);
   const bool has_weight = weight.defined(), has_bias = bias.defined();
-  return record<T>("layer_norm", std::move(y), std::move(inputs),
+  return record<T>("layer_norm", std::move(y), normalization_inputs(x, weight, bias),
                    [rows, width, has_weight, has_bias, means = std::move(means), rstds = std::move(rstds)](Node<T>& node) {
-                     const T* px = node.input(0).data();
-                     const T* dy = node.output_grad().data();
-                     const T* w = has_weight ? node.input(1).data() : nullptr;
-                     T* dx = node.needs_grad(0) ? node.input_grad(0).data() : nullptr;
-                     T* dw = has_weight && node.needs_grad(1) ? node.input_grad(1).data() : nullptr;
-                     const std::size_t bias_input = has_weight ? 2 : 1;
-                     T* db = has_bias && node.needs_grad(bias_input) ? node.input_grad(bias_input).data() : nullptr;
+                     const auto [px, dy, w, dx, dw, db] = normalization_buffers(node, has_weight, has_bias);
                      for (std::size_t r = 0; r < rows; ++r) {
                        const T* row = px + r * width;
                        const T* g_out = dy + r * width;
@@ -163,20 +189,11 @@ Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> runni
       }
     }
   }
-  std::vector<Tensor<T>> inputs{x};
-  if (weight.defined()) inputs.push_back(weight);
-  if (bias.defined()) inputs.push_back(bias);
   const bool has_weight = weight.defined(), has_bias = bias.defined(), training = options.training;
-  return record<T>("batch_norm", std::move(y), std::move(inputs),
+  return record<T>("batch_norm", std::move(y), normalization_inputs(x, weight, bias),
                    [channels, batch, inner, training, has_weight, has_bias, means = std::move(means),
                     rstds = std::move(rstds)](Node<T>& node) {
-    const T* px = node.input(0).data();
-    const T* dy = node.output_grad().data();
-    const T* w = has_weight ? node.input(1).data() : nullptr;
-    T* dx = node.needs_grad(0) ? node.input_grad(0).data() : nullptr;
-    T* dw = has_weight && node.needs_grad(1) ? node.input_grad(1).data() : nullptr;
-    const std::size_t bias_input = has_weight ? 2 : 1;
-    T* db = has_bias && node.needs_grad(bias_input) ? node.input_grad(bias_input).data() : nullptr;
+    const auto [px, dy, w, dx, dw, db] = normalization_buffers(node, has_weight, has_bias);
     const double count = double(batch * inner);
     parallel_for(channels, rows_for_grain(batch * inner, elementwise_grain), [&](std::size_t first, std::size_t end) {
       for (std::size_t c = first; c < end; ++c) {

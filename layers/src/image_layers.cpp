@@ -115,7 +115,8 @@ Array<T> sinusoidal_positions_2d(std::size_t height, std::size_t width, std::siz
                                                 "frequency, for the row and for the column)"));
   }
   const std::size_t half = dim / 2;
-  Array<T> encodings = Array<T>::from_shape({height * width, dim});
+  const Shape shape{height * width, dim};
+  Array<T> encodings = Array<T>::from_shape(shape);
   for (std::size_t row = 0; row < height; ++row) {
     for (std::size_t column = 0; column < width; ++column) {
       T* cell = encodings.data() + (row * width + column) * dim;

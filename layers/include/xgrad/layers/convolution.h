@@ -40,29 +40,23 @@ class Conv2d : public Module<T> {
   Conv2dOptions options_;
 };
 
-template <class T = float>
-class MaxPool2d : public Module<T> {
+// A pooling op as a module without parameters: MaxPool2d and AvgPool2d below.
+template <class T, class Options, Tensor<T> (*pool)(const Tensor<T>&, const Options&)>
+class Pool2d : public Module<T> {
  public:
-  explicit MaxPool2d(const MaxPool2dOptions& options = {}) : options_(options) {}
-  Tensor<T> forward(const Tensor<T>& x) const { return max_pool2d(x, options_); }
+  explicit Pool2d(const Options& options = {}) : options_(options) {}
+  Tensor<T> forward(const Tensor<T>& x) const { return pool(x, options_); }
   Tensor<T> operator()(const Tensor<T>& x) const { return forward(x); }
-  const MaxPool2dOptions& options() const noexcept { return options_; }
+  const Options& options() const noexcept { return options_; }
 
  private:
-  MaxPool2dOptions options_;
+  Options options_;
 };
 
 template <class T = float>
-class AvgPool2d : public Module<T> {
- public:
-  explicit AvgPool2d(const AvgPool2dOptions& options = {}) : options_(options) {}
-  Tensor<T> forward(const Tensor<T>& x) const { return avg_pool2d(x, options_); }
-  Tensor<T> operator()(const Tensor<T>& x) const { return forward(x); }
-  const AvgPool2dOptions& options() const noexcept { return options_; }
-
- private:
-  AvgPool2dOptions options_;
-};
+using MaxPool2d = Pool2d<T, MaxPool2dOptions, max_pool2d<T>>;
+template <class T = float>
+using AvgPool2d = Pool2d<T, AvgPool2dOptions, avg_pool2d<T>>;
 
 struct PatchEmbeddingOptions {
   std::size_t in_channels = 0;
