@@ -1,6 +1,7 @@
 #include "sliding_window.h"
 
 #include <stdexcept>
+#include <string>
 
 #include "xgrad/framework/errors.h"
 

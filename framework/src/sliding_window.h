@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 
 #include "xgrad/framework/convolution.h"
 #include "xgrad/framework/shape.h"
