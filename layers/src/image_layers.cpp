@@ -1,5 +1,6 @@
 // The image layers: Conv2d, PatchEmbedding, BatchNorm2d and the 2-D positional encodings,
 // each a thin module over framework operations.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -10,6 +11,7 @@
 #include "xgrad/framework/normalization.h"
 #include "xgrad/layers/batch_norm.h"
 #include "xgrad/layers/convolution.h"
+#include "xgrad/layers/positional_encoding.h"
 #include "xgrad/layers/positional_encoding_2d.h"
 
 namespace xgrad::nn {
@@ -115,18 +117,16 @@ Array<T> sinusoidal_positions_2d(std::size_t height, std::size_t width, std::siz
                                                 "frequency, for the row and for the column)"));
   }
   const std::size_t half = dim / 2;
+  // Each axis with the 1-D encoding of half the channels: the row's first, then the column's.
+  const SinusoidalPositionalEncoding<T> axis({.d_model = half, .max_len = std::max(height, width)});
+  const Array<T> rows = axis.encoding(height), columns = axis.encoding(width);
   const Shape shape{height * width, dim};
   Array<T> encodings = Array<T>::from_shape(shape);
   for (std::size_t row = 0; row < height; ++row) {
     for (std::size_t column = 0; column < width; ++column) {
       T* cell = encodings.data() + (row * width + column) * dim;
-      for (std::size_t i = 0; i < half; i += 2) {
-        const double frequency = std::pow(10000.0, -static_cast<double>(i) / static_cast<double>(half));
-        cell[i] = static_cast<T>(std::sin(static_cast<double>(row) * frequency));
-        cell[i + 1] = static_cast<T>(std::cos(static_cast<double>(row) * frequency));
-        cell[half + i] = static_cast<T>(std::sin(static_cast<double>(column) * frequency));
-        cell[half + i + 1] = static_cast<T>(std::cos(static_cast<double>(column) * frequency));
-      }
+      std::copy_n(rows.data() + row * half, half, cell);
+      std::copy_n(columns.data() + column * half, half, cell + half);
     }
   }
   return encodings;

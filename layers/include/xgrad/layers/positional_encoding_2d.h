@@ -5,11 +5,12 @@
 //
 // Sinusoidal: DETR's convention (PositionEmbeddingSine without normalisation), with positions
 // counted from 0: channels [0, dim/2) encode the row and [dim/2, dim) the column, each half
-// with the Transformer's interleaved encoding of width d = dim/2:
+// with the 1-D encoding of width d = dim/2 (SinusoidalPositionalEncoding, positional_encoding.h):
 //   half[2i] = sin(p / 10000^(2i/d)), half[2i+1] = cos(p / 10000^(2i/d)).
-// Learned: one table [height * width, dim] (`pos_embed`, as timm's ViT, without its batch axis),
-// or a table per axis whose rows are summed, row_embed [height, dim] + col_embed [width, dim]:
-// fewer parameters, and a row's cells share what they learn about the row.
+// Learned: one table [height * width, dim] (`pos_embed`, as timm's ViT, without its batch axis,
+// and drawn as timm draws it, not as nn.Embedding like LearnedPositionalEncoding's), or a table
+// per axis whose rows are summed, row_embed [height, dim] + col_embed [width, dim]: fewer
+// parameters, and a row's cells share what they learn about the row.
 
 #include <cstddef>
 
