@@ -193,7 +193,11 @@ Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> runni
   return record<T>("batch_norm", std::move(y), normalization_inputs(x, weight, bias),
                    [channels, batch, inner, training, has_weight, has_bias, means = std::move(means),
                     rstds = std::move(rstds)](Node<T>& node) {
-    const auto [px, dy, w, dx, dw, db] = normalization_buffers(node, has_weight, has_bias);
+    // Named copies rather than a structured binding, which the loop's lambda cannot capture
+    // before clang 16.
+    const NormalizationBuffers<T> buffers = normalization_buffers(node, has_weight, has_bias);
+    const T *px = buffers.x, *dy = buffers.dy, *w = buffers.weight;
+    T *dx = buffers.dx, *dw = buffers.dweight, *db = buffers.dbias;
     const double count = double(batch * inner);
     parallel_for(channels, rows_for_grain(batch * inner, elementwise_grain), [&](std::size_t first, std::size_t end) {
       for (std::size_t c = first; c < end; ++c) {
