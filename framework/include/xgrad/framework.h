@@ -3,6 +3,7 @@
 
 #include "xgrad/framework/autograd.h"
 #include "xgrad/framework/blas.h"
+#include "xgrad/framework/convolution.h"
 #include "xgrad/framework/dropout.h"
 #include "xgrad/framework/elementwise.h"
 #include "xgrad/framework/errors.h"
@@ -20,6 +21,7 @@
 #include "xgrad/framework/normalization.h"
 #include "xgrad/framework/optim.h"
 #include "xgrad/framework/packed_matrix.h"
+#include "xgrad/framework/pooling.h"
 #include "xgrad/framework/random.h"
 #include "xgrad/framework/reduce.h"
 #include "xgrad/framework/safetensors.h"
