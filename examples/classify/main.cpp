@@ -12,7 +12,6 @@
 // log.csv, when validation was held out of --train, held_out.tsv (those texts, for eval), and
 // run.lock and run.json (run_directory.h); each is written atomically.
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -193,10 +192,12 @@ std::unique_ptr<models::ClassificationModel> load(const fs::path& dir, bool best
   });
 }
 
-int train(const TrainFlags& given) {
-  TrainFlags flags = given;
-  // Texts longer than a Transformer's positions are skipped, as the longer ones are.
-  if (is_transformer(flags)) flags.run.max_length = std::min(flags.run.max_length, flags.transformer.max_positions);
+int train(const TrainFlags& flags) {
+  if (is_transformer(flags) && flags.run.max_length > flags.transformer.max_positions) {
+    throw cli::UsageError(detail::message("--max-length ", flags.run.max_length, " is more than --max-positions ",
+                                          flags.transformer.max_positions, ", the longest text the Transformer reads",
+                                          "; give --max-length ", flags.transformer.max_positions, " or less"));
+  }
   set_num_threads(static_cast<int>(flags.run.threads));
   cli::RunDirectory directory(flags.run.out,
                               {models::model_file::config, models::model_file::vocabulary, models::model_file::labels,
@@ -280,10 +281,14 @@ int evaluate(const UseFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::ClassificationModel> loaded = load(flags.model, true);
   loaded->model->eval();
-  // Texts longer than a Transformer's positions are skipped, as the longer ones are.
-  const std::size_t max_length = std::min(flags.max_length, loaded->model->max_length());
-  const models::LabelledTexts data = read_texts(flags.data, {flags.text_column, flags.label_column}, max_length);
-  require_texts(data, max_length);
+  if (flags.max_length > loaded->model->max_length()) {
+    throw cli::UsageError(detail::message("--max-length ", flags.max_length, " is more than the ",
+                                          loaded->model->max_length(), " positions the model of ", flags.model.string(),
+                                          " reads (its --max-positions); give --max-length ",
+                                          loaded->model->max_length(), " or less"));
+  }
+  const models::LabelledTexts data = read_texts(flags.data, {flags.text_column, flags.label_column}, flags.max_length);
+  require_texts(data, flags.max_length);
   const models::EncodedTexts examples =
       cli::building("the encoded texts", [&] { return models::encode_texts(data, loaded->vocabulary, loaded->labels); });
   const models::ConfusionMatrix matrix = cli::building("the predictions for " + flags.data.string(), [&] {
