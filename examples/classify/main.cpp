@@ -156,20 +156,12 @@ std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
 std::unique_ptr<models::Classifier<float>> build_network(const TrainFlags& flags, std::size_t vocabulary,
                                                          std::size_t classes) {
   if (is_transformer(flags)) {
-    const cli::TransformerShapeFlags& shape = flags.transformer;
-    return std::make_unique<models::TransformerClassifier<float>>(models::TransformerClassifierOptions{
-        .vocabulary = vocabulary,
-        .classes = classes,
-        .model_size = shape.model_size,
-        .heads = shape.heads,
-        .feedforward_size = shape.feedforward,
-        .encoder_layers = shape.encoder_layers,
-        .dropout = flags.run.dropout,
-        .activation = models::transformer_activation_from_string(shape.activation),
-        .norm_first = !shape.post_norm,
-        .positions = models::position_kind_from_string(shape.positions),
-        .max_positions = shape.max_positions,
-        .pooling = models::transformer_pooling_from_string(flags.pooling)});
+    return std::make_unique<models::TransformerClassifier<float>>(cli::with_transformer_shape(
+        models::TransformerClassifierOptions{.vocabulary = vocabulary,
+                                             .classes = classes,
+                                             .dropout = flags.run.dropout,
+                                             .pooling = models::transformer_pooling_from_string(flags.pooling)},
+        flags.transformer));
   }
   return std::make_unique<models::SequenceClassifier<float>>(models::ClassifierOptions{
       .vocabulary = vocabulary,
