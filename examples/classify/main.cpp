@@ -7,10 +7,11 @@
 //   xgrad-classify predict --model DIR [--explain-svg FILE]
 //
 // Data files are TSV with a header; --text-column and --label-column pick the columns by
-// name. A model directory holds config.json (the model's options and architecture), vocab.json, labels.json, model.safetensors (the
-// weights with the best validation accuracy), checkpoint.safetensors (what --resume needs),
-// log.csv, when validation was held out of --train, held_out.tsv (those texts, for eval), and
-// run.lock and run.json (run_directory.h); each is written atomically.
+// name. A model directory holds config.json (the model's options and architecture),
+// vocab.json, labels.json, model.safetensors (the weights with the best validation accuracy),
+// checkpoint.safetensors (what --resume needs), log.csv, when validation was held out of
+// --train, held_out.tsv (those texts, for eval), and run.lock and run.json (run_directory.h);
+// each is written atomically.
 
 #include <cmath>
 #include <cstdio>
