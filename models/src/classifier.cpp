@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "configuration.h"
-#include "pooling.h"
+#include "classifier_pooling.h"
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/indexing.h"
 #include "xgrad/framework/init.h"

@@ -1,6 +1,6 @@
 #include "xgrad/models/transformer_classifier.h"
 
-#include "pooling.h"
+#include "classifier_pooling.h"
 #include "transformer_parts.h"
 #include "xgrad/framework/errors.h"
 
