@@ -1,14 +1,17 @@
-// xgrad-classify: trains, evaluates and runs the attention-pooling sequence classifier.
+// xgrad-classify: trains, evaluates and runs a sequence classifier: a recurrent encoder with
+// attention pooling (--arch rnn) or a Transformer encoder with attention or mean pooling
+// (--arch transformer).
 //
-//   xgrad-classify train --train F --out DIR [--valid F | --valid-split X] [...]
+//   xgrad-classify train --train F --out DIR [--valid F | --valid-split X] [--arch A] [...]
 //   xgrad-classify eval --model DIR --data F
 //   xgrad-classify predict --model DIR [--explain-svg FILE]
 //
 // Data files are TSV with a header; --text-column and --label-column pick the columns by
-// name. A model directory holds config.json, vocab.json, labels.json, model.safetensors (the
-// weights with the best validation accuracy), checkpoint.safetensors (what --resume needs),
-// log.csv, when validation was held out of --train, held_out.tsv (those texts, for eval), and
-// run.lock and run.json (run_directory.h); each is written atomically.
+// name. A model directory holds config.json (the model's options and architecture),
+// vocab.json, labels.json, model.safetensors (the weights with the best validation accuracy),
+// checkpoint.safetensors (what --resume needs), log.csv, when validation was held out of
+// --train, held_out.tsv (those texts, for eval), and run.lock and run.json (run_directory.h);
+// each is written atomically.
 
 #include <cmath>
 #include <cstdio>
@@ -21,6 +24,7 @@
 #include <xgrad/models/classifier.h>
 #include <xgrad/models/metrics.h>
 #include <xgrad/models/model_directory.h>
+#include <xgrad/models/transformer_classifier.h>
 #include <xgrad/models/vocabulary.h>
 
 #include "cli.h"
@@ -46,10 +50,14 @@ struct TrainFlags {
   fs::path train, valid;
   std::string text_column = "sentence", label_column = "label";
   double valid_split = 0.1, word_dropout = 0.1;
-  std::size_t heads = 4, attention_size = 128;
+  std::string architecture = "rnn";
+  std::size_t attention_size = 128;
   std::string attention = "additive";
   cli::RecurrentShapeFlags shape{.emb = 128, .hidden = 256, .cell = "lstm"};
   bool unidirectional = false;
+  // --heads is the Transformer's, and also the RNN's multi-head pooling's.
+  cli::TransformerShapeFlags transformer{.max_positions = default_max_length};
+  std::string pooling = "attention";
   cli::TrainingFlags run{.epochs = 6, .batch = 64, .max_length = default_max_length, .clip = 5.0};
 };
 
@@ -73,7 +81,7 @@ void require_texts(const models::LabelledTexts& data, std::size_t max_length) {
 }
 
 // Predicted label ids for every example, in batches.
-std::vector<std::int64_t> predict_all(const models::SequenceClassifier<float>& model,
+std::vector<std::int64_t> predict_all(const models::Classifier<float>& model,
                                       const models::EncodedTexts& examples, std::size_t batch_size) {
   std::vector<std::int64_t> predictions;
   NoGradGuard no_graph;
@@ -84,7 +92,7 @@ std::vector<std::int64_t> predict_all(const models::SequenceClassifier<float>& m
   return predictions;
 }
 
-models::ConfusionMatrix confusion(const models::SequenceClassifier<float>& model, const models::EncodedTexts& examples,
+models::ConfusionMatrix confusion(const models::Classifier<float>& model, const models::EncodedTexts& examples,
                                   std::size_t classes, std::size_t batch_size) {
   models::ConfusionMatrix matrix(classes);
   matrix.add(examples.labels, predict_all(model, examples, batch_size));
@@ -123,17 +131,53 @@ std::string to_tsv(const models::LabelledTexts& data, const models::TsvColumns& 
   return tsv;
 }
 
+bool is_transformer(const TrainFlags& flags) { return flags.architecture == "transformer"; }
+
 // The flags that decide the model's shape and vocabulary: a resumed run must give the same.
 std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
-  std::vector<cli::ModelFlag> named = cli::recurrent_shape_model_flags(flags.shape);
-  named.insert(named.end(), {{"--unidirectional", flags.unidirectional ? "on" : "off"},
-                              {"--attention", flags.attention},
-                              {"--attention-size", std::to_string(flags.attention_size)},
-                              {"--heads", std::to_string(flags.heads)},
-                              {"--min-freq", std::to_string(flags.run.min_freq)},
+  std::vector<cli::ModelFlag> named{{"--arch", flags.architecture}};
+  if (is_transformer(flags)) {
+    const std::vector<cli::ModelFlag> shape = cli::transformer_shape_model_flags(flags.transformer, false);
+    named.insert(named.end(), shape.begin(), shape.end());
+    named.push_back({"--pooling", flags.pooling});
+  } else {
+    const std::vector<cli::ModelFlag> shape = cli::recurrent_shape_model_flags(flags.shape);
+    named.insert(named.end(), shape.begin(), shape.end());
+    named.insert(named.end(), {{"--unidirectional", flags.unidirectional ? "on" : "off"},
+                                {"--attention", flags.attention},
+                                {"--attention-size", std::to_string(flags.attention_size)},
+                                {"--heads", std::to_string(flags.transformer.heads)}});
+  }
+  named.insert(named.end(), {{"--min-freq", std::to_string(flags.run.min_freq)},
                               {"--max-vocab", std::to_string(flags.run.max_vocab)}});
   return named;
 }
+
+// The network the flags describe, for this vocabulary and these labels.
+std::unique_ptr<models::Classifier<float>> build_network(const TrainFlags& flags, std::size_t vocabulary,
+                                                         std::size_t classes) {
+  if (is_transformer(flags)) {
+    return std::make_unique<models::TransformerClassifier<float>>(cli::with_transformer_shape(
+        models::TransformerClassifierOptions{.vocabulary = vocabulary,
+                                             .classes = classes,
+                                             .dropout = flags.run.dropout,
+                                             .pooling = models::transformer_pooling_from_string(flags.pooling)},
+        flags.transformer));
+  }
+  return std::make_unique<models::SequenceClassifier<float>>(models::ClassifierOptions{
+      .vocabulary = vocabulary,
+      .classes = classes,
+      .embedding_size = flags.shape.emb,
+      .hidden_size = flags.shape.hidden,
+      .layers = flags.shape.layers,
+      .bidirectional = !flags.unidirectional,
+      .cell = nn::cell_kind_from_string(flags.shape.cell),
+      .pooling = models::pooling_kind_from_string(flags.attention),
+      .attention_size = flags.attention_size,
+      .attention_heads = flags.transformer.heads,
+      .dropout = flags.run.dropout});
+}
+
 
 std::unique_ptr<models::ClassificationModel> load(const fs::path& dir, bool best_weights) {
   return cli::building("the model of " + dir.string(), [&] {
@@ -142,6 +186,11 @@ std::unique_ptr<models::ClassificationModel> load(const fs::path& dir, bool best
 }
 
 int train(const TrainFlags& flags) {
+  if (is_transformer(flags) && flags.run.max_length > flags.transformer.max_positions) {
+    throw cli::UsageError(detail::message("--max-length ", flags.run.max_length, " is more than --max-positions ",
+                                          flags.transformer.max_positions, ", the longest text the Transformer reads",
+                                          "; give --max-length ", flags.transformer.max_positions, " or less"));
+  }
   set_num_threads(static_cast<int>(flags.run.threads));
   cli::RunDirectory directory(flags.run.out,
                               {models::model_file::config, models::model_file::vocabulary, models::model_file::labels,
@@ -163,30 +212,20 @@ int train(const TrainFlags& flags) {
                                                       .max_size = flags.run.max_vocab});
         });
         LabelSet labels = LabelSet::build(train_data.labels);
-        const models::ClassifierOptions options{.vocabulary = vocabulary.size(),
-                                                .classes = labels.size(),
-                                                .embedding_size = flags.shape.emb,
-                                                .hidden_size = flags.shape.hidden,
-                                                .layers = flags.shape.layers,
-                                                .bidirectional = !flags.unidirectional,
-                                                .cell = nn::cell_kind_from_string(flags.shape.cell),
-                                                .pooling = models::pooling_kind_from_string(flags.attention),
-                                                .attention_size = flags.attention_size,
-                                                .attention_heads = flags.heads,
-                                                .dropout = flags.run.dropout};
+        const std::size_t words = vocabulary.size(), classes = labels.size();  // before they move into the model
         return cli::new_model<models::ClassificationModel>(
-            model_flags(flags), [&] { return models::SequenceClassifier<float>(options); }, std::move(vocabulary),
+            model_flags(flags), [&] { return build_network(flags, words, classes); }, std::move(vocabulary),
             std::move(labels));
       },
       [&](const models::ClassificationModel& built) {
         built.vocabulary.save(directory.file(models::model_file::vocabulary));
         built.labels.save(directory.file(models::model_file::labels));
-        write_file_atomically(directory.file(models::model_file::config), models::to_json(built.model.options()));
+        write_file_atomically(directory.file(models::model_file::config), models::classification_configuration(*built.model));
         if (flags.valid.empty()) write_file_atomically(directory.file(held_out_file_name), to_tsv(valid_data, columns));
       });
   const Vocabulary& vocabulary = loaded->vocabulary;
   const LabelSet& labels = loaded->labels;
-  models::SequenceClassifier<float>& model = loaded->model;
+  models::Classifier<float>& model = *loaded->model;
   const models::EncodedTexts train_examples =
       cli::building("the encoded training texts", [&] { return models::encode_texts(train_data, vocabulary, labels); });
   const models::EncodedTexts valid_examples =
@@ -234,13 +273,19 @@ int train(const TrainFlags& flags) {
 int evaluate(const UseFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::ClassificationModel> loaded = load(flags.model, true);
-  loaded->model.eval();
+  loaded->model->eval();
+  if (flags.max_length > loaded->model->max_length()) {
+    throw cli::UsageError(detail::message("--max-length ", flags.max_length, " is more than the ",
+                                          loaded->model->max_length(), " positions the model of ", flags.model.string(),
+                                          " reads (its --max-positions); give --max-length ",
+                                          loaded->model->max_length(), " or less"));
+  }
   const models::LabelledTexts data = read_texts(flags.data, {flags.text_column, flags.label_column}, flags.max_length);
   require_texts(data, flags.max_length);
   const models::EncodedTexts examples =
       cli::building("the encoded texts", [&] { return models::encode_texts(data, loaded->vocabulary, loaded->labels); });
   const models::ConfusionMatrix matrix = cli::building("the predictions for " + flags.data.string(), [&] {
-    return confusion(loaded->model, examples, loaded->labels.size(), flags.batch);
+    return confusion(*loaded->model, examples, loaded->labels.size(), flags.batch);
   });
   std::printf("%zu examples from %s\naccuracy %.2f%%, macro-F1 %.4f\n\n%s", examples.tokens.size(), flags.data.c_str(),
               100 * matrix.accuracy(), matrix.macro_f1(), matrix.report(loaded->labels.names()).c_str());
@@ -251,7 +296,7 @@ int predict(const UseFlags& flags) {
   cli::refuse_unwritable_output_file("--explain-svg", flags.explain_svg);
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::ClassificationModel> loaded = load(flags.model, true);
-  loaded->model.eval();
+  loaded->model->eval();
   std::vector<cli::HighlightedText> explanations;
   std::vector<std::vector<models::TokenId>> ids;
   std::vector<models::Tokens> texts;
@@ -261,7 +306,7 @@ int predict(const UseFlags& flags) {
     NoGradGuard no_graph;
     const models::Classification<float> result = cli::building("the predictions for standard input", [&] {
       const models::TokenId pad_id = loaded->vocabulary.id(models::pad_token);
-      return loaded->model.forward(models::pad_batch(ids, models::consecutive_batches(ids.size(), ids.size())[0], pad_id));
+      return loaded->model->forward(models::pad_batch(ids, models::consecutive_batches(ids.size(), ids.size())[0], pad_id));
     });
     const Tensor<float> probabilities = softmax(result.logits, -1);
     const Indices predicted = argmax(result.logits, -1);
@@ -285,6 +330,10 @@ int predict(const UseFlags& flags) {
     try {
       tokens = cli::standard_input_tokens(line, ++line_number, flags.max_length, loaded->vocabulary.normalization());
       if (tokens.empty()) throw file_error("<stdin>:" + std::to_string(line_number) + ": the text is empty");
+      if (tokens.size() > loaded->model->max_length()) {
+        throw file_error(detail::message("<stdin>:", line_number, ": ", tokens.size(), " tokens; the model reads at most ",
+                                         loaded->model->max_length(), " (its --max-positions)"));
+      }
     } catch (const file_error&) {
       flush();  // answer the lines before the bad one
       throw;
@@ -304,7 +353,7 @@ int predict(const UseFlags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::Program program("xgrad-classify", "Trains and runs an attention-pooling sequence classifier.");
+  cli::Program program("xgrad-classify", "Trains and runs a sequence classifier: an RNN or a Transformer encoder, pooled into one vector per text.");
   TrainFlags train_flags;
   cli::Command& train_command = program.subcommand("train", "Train a classifier on a labelled TSV file.");
   train_command.path("--train", train_flags.train, "FILE", "training data (TSV with a header)").required();
@@ -314,11 +363,22 @@ int main(int argc, char** argv) {
   train_command.exclusive("--valid", "--valid-split");
   train_command.text("--text-column", train_flags.text_column, "NAME", "header of the text column");
   train_command.text("--label-column", train_flags.label_column, "NAME", "header of the label column");
-  cli::declare_recurrent_shape_flags(train_command, train_flags.shape, "hidden size per direction");
-  train_command.flag("--unidirectional", train_flags.unidirectional, "a forward-only encoder");
-  train_command.choice("--attention", train_flags.attention, {"additive", "multihead"}, "attention pooling");
-  train_command.size("--attention-size", train_flags.attention_size, "N", "additive attention size").range(1, 4096);
-  train_command.size("--heads", train_flags.heads, "N", "heads of multi-head pooling").range(1, 64);
+  train_command.choice("--arch", train_flags.architecture, {"rnn", "transformer"},
+                       "a recurrent encoder, or a Transformer encoder; each reads its own shape flags below");
+  cli::declare_recurrent_shape_flags(train_command, train_flags.shape, "rnn: hidden size per direction");
+  train_command.flag("--unidirectional", train_flags.unidirectional, "rnn: a forward-only encoder");
+  train_command.choice("--attention", train_flags.attention, {"additive", "multihead"}, "rnn: attention pooling (multihead: --heads heads)");
+  train_command.size("--attention-size", train_flags.attention_size, "N", "rnn: additive attention size").range(1, 4096);
+  cli::declare_transformer_shape_flags(train_command, train_flags.transformer, false);
+  train_command.choice("--pooling", train_flags.pooling, {"attention", "mean"},
+                       "transformer: a learned query's multi-head attention over the outputs, or their mean");
+  for (const char* flag : {"--emb", "--hidden", "--layers", "--cell", "--unidirectional", "--attention", "--attention-size"}) {
+    train_command.only_with(flag, "--arch", "rnn");
+  }
+  for (const char* flag : {"--d-model", "--ff-size", "--encoder-layers", "--activation", "--positions", "--post-norm",
+                           "--max-positions", "--pooling"}) {
+    train_command.only_with(flag, "--arch", "transformer");
+  }
   train_command.real("--word-dropout", train_flags.word_dropout, "P", "probability of replacing a training word by <unk>").range(0, 0.9);
 
   UseFlags eval_flags;

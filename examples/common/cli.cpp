@@ -11,8 +11,8 @@
 #include <cstring>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <type_traits>
 
@@ -286,6 +286,15 @@ void Command::exclusive(const std::string& first, const std::string& second) {
   exclusive_pairs_.emplace_back(first_option, second_option);
 }
 
+void Command::only_with(const std::string& option, const std::string& selector, const std::string& value) {
+  const Option* conditional = find(option);
+  const Option* selecting = find(selector);
+  if (!conditional || !selecting || conditional == selecting) {
+    throw std::invalid_argument(concat("cli: only_with(", option, ", ", selector, ") needs two declared options of ", name()));
+  }
+  conditions_.push_back({conditional, selecting, value});
+}
+
 Option* Command::find(std::string_view name) const {
   for (const auto& option : options_) {
     if (option->name() == name) return option.get();
@@ -303,7 +312,7 @@ std::string Command::usage(const std::string& invocation) const {
 void Command::parse_options(const std::vector<std::string>& arguments, const std::string& invocation) const {
   if (std::any_of(arguments.begin(), arguments.end(), is_help)) throw HelpRequested(usage(invocation));
   const std::string hint = concat(" (see '", invocation, " --help')");
-  std::set<const Option*> given;
+  std::map<const Option*, std::string> given;  // with the values as written
   for (std::size_t i = 0; i < arguments.size(); ++i) {
     const std::string& argument = arguments[i];
     if (argument.compare(0, 2, "--") != 0) throw UsageError(concat("unexpected argument '", argument, "'", hint));
@@ -315,7 +324,7 @@ void Command::parse_options(const std::vector<std::string>& arguments, const std
       for (const auto& candidate : options_) names.push_back(candidate->name());
       throw UsageError(concat("unknown option '", name, "'", suggestion(name, names), hint));
     }
-    if (!given.insert(option).second) throw UsageError(concat(name, " is given more than once", hint));
+    if (given.contains(option)) throw UsageError(concat(name, " is given more than once", hint));
     std::string value;
     if (!option->takes_value()) {
       if (equals != std::string::npos) throw UsageError(concat(name, " takes no value, got '", argument, "'", hint));
@@ -331,10 +340,20 @@ void Command::parse_options(const std::vector<std::string>& arguments, const std
     } catch (const UsageError& e) {
       throw UsageError(e.what() + hint);
     }
+    given.emplace(option, value);
   }
   for (const auto& [first, second] : exclusive_pairs_) {
     if (given.contains(first) && given.contains(second)) {
       throw UsageError(concat("give either ", first->name(), " or ", second->name(), ", not both", hint));
+    }
+  }
+  for (const auto& [option, selector, value] : conditions_) {
+    if (!given.contains(option)) continue;
+    const auto selected = given.find(selector);
+    const std::string& actual = selected == given.end() ? selector->default_text_ : selected->second;
+    if (actual != value) {
+      throw UsageError(concat(option->name(), " needs ", selector->name(), " ", value, "; ", selector->name(), " is ", actual,
+                              selected == given.end() ? " (the default)" : "", hint));
     }
   }
   for (const auto& option : options_) {

@@ -176,6 +176,9 @@ class Command {
   FlagOption& flag(std::string name, bool& target, std::string help);
   // Declares that `first` and `second` (both declared already) cannot be given together.
   void exclusive(const std::string& first, const std::string& second);
+  // Declares that `option` applies only when `selector` has `value` (given, or as its
+  // default): given otherwise, it is a UsageError naming both (--pooling with --arch rnn).
+  void only_with(const std::string& option, const std::string& selector, const std::string& value);
 
   const std::string& name() const noexcept { return name_; }
   const std::string& description() const noexcept { return description_; }
@@ -198,6 +201,12 @@ class Command {
   std::string description_;
   std::vector<std::unique_ptr<Option>> options_;
   std::vector<std::pair<const Option*, const Option*>> exclusive_pairs_;
+  struct Condition {
+    const Option* option;
+    const Option* selector;
+    std::string value;
+  };
+  std::vector<Condition> conditions_;
 };
 
 // The whole command line: either options of its own, or subcommands (then the first

@@ -15,6 +15,7 @@
 
 #include <xgrad/layers/module.h>
 #include <xgrad/models/batching.h>
+#include <xgrad/models/transformer_input.h>
 #include <xgrad/train.h>
 
 #include "cli.h"
@@ -66,6 +67,20 @@ struct TransformerShapeFlags {
 void declare_transformer_shape_flags(Command& command, TransformerShapeFlags& flags, bool with_decoder);
 // Those flags as model flags, which a resumed run must repeat.
 std::vector<ModelFlag> transformer_shape_model_flags(const TransformerShapeFlags& flags, bool with_decoder);
+// `options` (a Transformer model's: TransformerTranslatorOptions, TransformerClassifierOptions)
+// with the shape the flags give; the decoder's layers stay as `options` has them.
+template <class Options>
+Options with_transformer_shape(Options options, const TransformerShapeFlags& flags) {
+  options.model_size = flags.model_size;
+  options.heads = flags.heads;
+  options.feedforward_size = flags.feedforward;
+  options.encoder_layers = flags.encoder_layers;
+  options.activation = models::transformer_activation_from_string(flags.activation);
+  options.norm_first = !flags.post_norm;
+  options.positions = models::position_kind_from_string(flags.positions);
+  options.max_positions = flags.max_positions;
+  return options;
+}
 
 // Begins a run in `directory`: with --resume the model `load_saved` reads back, otherwise the
 // one `build_new` makes, whose files `save_new` writes once the directory is claimed (every

@@ -131,22 +131,14 @@ std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
 std::unique_ptr<models::Translator<float>> build_network(const TrainFlags& flags, std::size_t source_vocabulary,
                                                          std::size_t target_vocabulary) {
   if (is_transformer(flags)) {
-    const cli::TransformerShapeFlags& shape = flags.transformer;
-    return std::make_unique<models::TransformerTranslator<float>>(models::TransformerTranslatorOptions{
-        .source_vocabulary = source_vocabulary,
-        .target_vocabulary = target_vocabulary,
-        .model_size = shape.model_size,
-        .heads = shape.heads,
-        .feedforward_size = shape.feedforward,
-        .encoder_layers = shape.encoder_layers,
-        .decoder_layers = shape.decoder_layers,
-        .dropout = flags.run.dropout,
-        .activation = models::transformer_activation_from_string(shape.activation),
-        .norm_first = !shape.post_norm,
-        .positions = models::position_kind_from_string(shape.positions),
-        .max_positions = shape.max_positions,
-        .share_embeddings = flags.share_embeddings,
-        .tie_output = !flags.untied_output});
+    return std::make_unique<models::TransformerTranslator<float>>(
+        cli::with_transformer_shape(models::TransformerTranslatorOptions{.source_vocabulary = source_vocabulary,
+                                                                         .target_vocabulary = target_vocabulary,
+                                                                         .decoder_layers = flags.transformer.decoder_layers,
+                                                                         .dropout = flags.run.dropout,
+                                                                         .share_embeddings = flags.share_embeddings,
+                                                                         .tie_output = !flags.untied_output},
+                                    flags.transformer));
   }
   return std::make_unique<models::Seq2Seq<float>>(models::Seq2SeqOptions{
       .source_vocabulary = source_vocabulary,

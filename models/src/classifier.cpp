@@ -1,13 +1,17 @@
 #include "xgrad/models/classifier.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "configuration.h"
+#include "classifier_pooling.h"
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/indexing.h"
 #include "xgrad/framework/init.h"
 #include "xgrad/framework/layout.h"
 #include "xgrad/framework/loss.h"
+#include "xgrad/framework/matmul.h"
 
 namespace xgrad::models {
 namespace {
@@ -73,6 +77,54 @@ ClassifierOptions classifier_options_from_json(const std::string& text) {
   return options;
 }
 
+void check_classification_batch(const char* model, const PaddedBatch& batch) {
+  const Shape& shape = batch.ids.shape();
+  if (shape.size() != 2 || batch.lengths.size() != shape[0]) {
+    throw shape_error(detail::message(model, ": tokens of shape ", shape, " with ", batch.lengths.size(),
+                                      " lengths; expected tokens [B, T] and B lengths"));
+  }
+  for (std::size_t b = 0; b < shape[0]; ++b) {
+    if (batch.lengths[b] == 0 || batch.lengths[b] > shape[1]) {
+      throw shape_error(detail::message(model, ": length ", batch.lengths[b], " of sequence ", b, " is outside [1, ",
+                                        shape[1], "]"));
+    }
+  }
+}
+
+template <class T>
+Tensor<T> initial_pooling_query(std::size_t size) {
+  Tensor<T> query = Tensor<T>::zeros({1, 1, size});
+  init::uniform(query, -1.0 / std::sqrt(double(size)), 1.0 / std::sqrt(double(size)));
+  return query;
+}
+
+template <class T>
+Pooled<T> attention_pool(const Tensor<T>& query, const nn::Attention<T>& attention, const Tensor<T>& states,
+                         const std::vector<std::size_t>& lengths) {
+  const Indices every_text(Shape{lengths.size()}, 0);
+  const nn::AttentionOutput<T> pooled = attention.forward(index_select(query, 0, every_text), states, states,
+                                                          {.key_padding = padding_mask(lengths, states.shape()[1])});
+  return {squeeze(pooled.context, 1), squeeze(pooled.weights, 1)};
+}
+
+template <class T>
+Pooled<T> mean_pool(const Tensor<T>& states, const std::vector<std::size_t>& lengths) {
+  const std::size_t texts = lengths.size(), positions = states.shape()[1];
+  Array<T> weights = Array<T>::from_shape({texts, 1, positions});
+  weights.fill(T(0));
+  for (std::size_t b = 0; b < texts; ++b) {
+    std::fill_n(weights.data() + b * positions, lengths[b], T(1) / T(lengths[b]));
+  }
+  const Tensor<T> shares(std::move(weights));
+  // [B, 1, T] x [B, T, D] -> [B, 1, D]: the weighted sum of each text's states.
+  return {squeeze(matmul(shares, states), 1), squeeze(shares, 1)};
+}
+
+template <class T>
+Tensor<T> Classifier<T>::loss(const PaddedBatch& batch, const Indices& labels, double label_smoothing) const {
+  return cross_entropy(forward(batch).logits, labels, {.label_smoothing = label_smoothing});
+}
+
 template <class T>
 SequenceClassifier<T>::SequenceClassifier(const ClassifierOptions& options)
     : options_((validate(options), options)),
@@ -80,8 +132,7 @@ SequenceClassifier<T>::SequenceClassifier(const ClassifierOptions& options)
       dropout_(options.dropout),
       output_({.in_features = encoder_output_size(options), .out_features = options.classes}) {
   const std::size_t q = query_size(options);
-  query = this->register_parameter("query", Tensor<T>::zeros({1, 1, q}));
-  init::uniform(query, -1.0 / std::sqrt(double(q)), 1.0 / std::sqrt(double(q)));
+  query = this->register_parameter("query", initial_pooling_query<T>(q));
   this->register_module("embedding", embedding_);
   this->register_module("dropout", dropout_);
   const nn::RnnOptions encoder{.input_size = options.embedding_size,
@@ -104,32 +155,30 @@ SequenceClassifier<T>::SequenceClassifier(const ClassifierOptions& options)
 }
 
 template <class T>
-Classification<T> SequenceClassifier<T>::forward(const PaddedBatch& batch) const {
-  const Shape& shape = batch.ids.shape();
-  if (shape.size() != 2 || batch.lengths.size() != shape[0]) {
-    throw shape_error(detail::message("SequenceClassifier: tokens of shape ", shape, " with ", batch.lengths.size(),
-                                      " lengths; expected tokens [B, T] and B lengths"));
-  }
-  for (std::size_t b = 0; b < shape[0]; ++b) {
-    if (batch.lengths[b] == 0 || batch.lengths[b] > shape[1]) {
-      throw shape_error(detail::message("SequenceClassifier: length ", batch.lengths[b], " of sequence ", b,
-                                        " is outside [1, ", shape[1], "]"));
-    }
-  }
-  const Tensor<T> embedded = dropout_(embedding_(batch.ids));
-  const Tensor<T> states = encoder_->run(embedded, batch.lengths).output;
-  // The same learned query for every sequence of the batch.
-  const Tensor<T> queries = index_select(query, 0, Indices(Shape{shape[0]}, 0));
-  const nn::AttentionOutput<T> pooled = pooling_->forward(queries, states, states, {.key_padding = padding_mask(batch.lengths, shape[1])});
-  return {output_(dropout_(squeeze(pooled.context, 1))), squeeze(pooled.weights, 1)};
+std::size_t SequenceClassifier<T>::max_length() const {
+  return std::numeric_limits<std::size_t>::max();
 }
 
 template <class T>
-Tensor<T> SequenceClassifier<T>::loss(const PaddedBatch& batch, const Indices& labels, double label_smoothing) const {
-  return cross_entropy(forward(batch).logits, labels, {.label_smoothing = label_smoothing});
+Classification<T> SequenceClassifier<T>::forward(const PaddedBatch& batch) const {
+  check_classification_batch("SequenceClassifier", batch);
+  const Tensor<T> embedded = dropout_(embedding_(batch.ids));
+  const Tensor<T> states = encoder_->run(embedded, batch.lengths).output;
+  const Pooled<T> pooled = attention_pool(query, *pooling_, states, batch.lengths);
+  return {output_(dropout_(pooled.summary)), pooled.weights};
 }
 
+template class Classifier<float>;
+template class Classifier<double>;
 template class SequenceClassifier<float>;
 template class SequenceClassifier<double>;
+template Tensor<float> initial_pooling_query(std::size_t);
+template Tensor<double> initial_pooling_query(std::size_t);
+template Pooled<float> attention_pool(const Tensor<float>&, const nn::Attention<float>&, const Tensor<float>&,
+                                      const std::vector<std::size_t>&);
+template Pooled<double> attention_pool(const Tensor<double>&, const nn::Attention<double>&, const Tensor<double>&,
+                                       const std::vector<std::size_t>&);
+template Pooled<float> mean_pool(const Tensor<float>&, const std::vector<std::size_t>&);
+template Pooled<double> mean_pool(const Tensor<double>&, const std::vector<std::size_t>&);
 
 }  // namespace xgrad::models

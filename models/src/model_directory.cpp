@@ -45,7 +45,7 @@ Options read_configuration(const ModelSource& files, const std::string& text, Op
 
 constexpr const char* architecture_key = "architecture";
 
-// A translation configuration's architecture and the options' text without it.
+// A configuration's architecture and the options' text without it.
 std::pair<std::string, std::string> split_architecture(const ModelSource& files, const std::string& text) {
   nlohmann::json json;
   try {
@@ -163,10 +163,39 @@ std::unique_ptr<TranslationModel> load_translation(const ModelSource& files, con
 
 }  // namespace
 
-std::string translation_configuration(const Translator<float>& model) {
-  nlohmann::json json = nlohmann::json::parse(model.configuration());
-  json[architecture_key] = model.architecture();
+namespace {
+
+std::string with_architecture(const std::string& configuration, const std::string& architecture) {
+  nlohmann::json json = nlohmann::json::parse(configuration);
+  json[architecture_key] = architecture;
   return json.dump(2) + "\n";
+}
+
+// The vocabulary and labels checked against the configuration, then the model of that architecture.
+template <class Model, class Options>
+std::unique_ptr<ClassificationModel> load_classification(const ModelSource& files, const Options& options,
+                                                         bool with_weights) {
+  Vocabulary vocabulary = read_vocabulary(files, model_file::vocabulary, classification_specials());
+  check_count(files, model_file::vocabulary, vocabulary.size(), "vocabulary", options.vocabulary);
+  check_special(files, model_file::vocabulary, vocabulary, pad_token, "pad_id", options.pad_id);
+  LabelSet labels = LabelSet::from_json(files.text(model_file::labels, max_vocabulary_file_size), files.label(model_file::labels));
+  check_count(files, model_file::labels, labels.size(), "classes", options.classes);
+  auto loaded = built_from_configuration(files, [&] {
+    return std::unique_ptr<ClassificationModel>(
+        new ClassificationModel{std::move(vocabulary), std::move(labels), std::make_unique<Model>(options)});
+  });
+  if (with_weights) load_weights(files, *loaded->model);
+  return loaded;
+}
+
+}  // namespace
+
+std::string translation_configuration(const Translator<float>& model) {
+  return with_architecture(model.configuration(), model.architecture());
+}
+
+std::string classification_configuration(const Classifier<float>& model) {
+  return with_architecture(model.configuration(), model.architecture());
 }
 
 std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& files, bool with_weights,
@@ -182,19 +211,13 @@ std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& file
 
 std::unique_ptr<ClassificationModel> load_classification_model(const ModelSource& files, bool with_weights,
                                                                const ModelLimits& limits) {
-  const ClassifierOptions options =
-      read_configuration(files, configuration_text(files), classifier_options_from_json, limits);
-  Vocabulary vocabulary = read_vocabulary(files, model_file::vocabulary, classification_specials());
-  check_count(files, model_file::vocabulary, vocabulary.size(), "vocabulary", options.vocabulary);
-  check_special(files, model_file::vocabulary, vocabulary, pad_token, "pad_id", options.pad_id);
-  LabelSet labels = LabelSet::from_json(files.text(model_file::labels, max_vocabulary_file_size), files.label(model_file::labels));
-  check_count(files, model_file::labels, labels.size(), "classes", options.classes);
-  auto loaded = built_from_configuration(files, [&] {
-    return std::unique_ptr<ClassificationModel>(
-        new ClassificationModel{std::move(vocabulary), std::move(labels), SequenceClassifier<float>(options)});
-  });
-  if (with_weights) load_weights(files, loaded->model);
-  return loaded;
+  const auto [architecture, options_text] = split_architecture(files, configuration_text(files));
+  if (architecture == "transformer") {
+    return load_classification<TransformerClassifier<float>>(
+        files, read_configuration(files, options_text, transformer_classifier_options_from_json, limits), with_weights);
+  }
+  return load_classification<SequenceClassifier<float>>(
+      files, read_configuration(files, options_text, classifier_options_from_json, limits), with_weights);
 }
 
 }  // namespace xgrad::models

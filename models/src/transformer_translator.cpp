@@ -3,7 +3,7 @@
 #include <cmath>
 #include <limits>
 
-#include "configuration.h"
+#include "transformer_parts.h"
 #include "xgrad/framework/elementwise.h"
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/indexing.h"
@@ -12,46 +12,17 @@
 #include "xgrad/framework/matmul.h"
 #include "xgrad/framework/softmax.h"
 
-namespace xgrad::nn {
-
-const models::config::KindNames<TransformerActivation> activation_names{{TransformerActivation::relu, "relu"},
-                                                                        {TransformerActivation::gelu, "gelu"}};
-
-// Found by nlohmann through argument-dependent lookup (the activation lives in nn).
-void to_json(nlohmann::json& json, TransformerActivation activation) {
-  json = models::config::name_of(activation, activation_names);
-}
-void from_json(const nlohmann::json& json, TransformerActivation& activation) {
-  activation = models::config::kind_named("activation", json.get<std::string>(), activation_names);
-}
-
-}  // namespace xgrad::nn
-
 namespace xgrad::models {
 namespace {
 
 constexpr const char* model_name = "TransformerTranslator";
 
-const config::KindNames<PositionKind> position_names{{PositionKind::sinusoidal, "sinusoidal"},
-                                                     {PositionKind::learned, "learned"}};
-
 void validate(const TransformerTranslatorOptions& o) {
   config::check_size(model_name, "source_vocabulary", o.source_vocabulary, config::max_vocabulary);
   config::check_size(model_name, "target_vocabulary", o.target_vocabulary, config::max_vocabulary);
-  config::check_size(model_name, "model_size", o.model_size, config::max_size);
-  config::check_size(model_name, "heads", o.heads, o.model_size);
-  config::check_size(model_name, "feedforward_size", o.feedforward_size, config::max_size);
+  config::check_transformer_shape(model_name, o);
   config::check_size(model_name, "encoder_layers", o.encoder_layers, 64);
   config::check_size(model_name, "decoder_layers", o.decoder_layers, 64);
-  config::check_size(model_name, "max_positions", o.max_positions, config::max_size);
-  config::check_dropout(model_name, o.dropout);
-  if (o.model_size % o.heads != 0) {
-    throw std::invalid_argument(
-        detail::message(model_name, ": heads ", o.heads, " does not divide model_size ", o.model_size));
-  }
-  if (!(o.layer_norm_eps > 0 && std::isfinite(o.layer_norm_eps))) {
-    throw std::invalid_argument(detail::message(model_name, ": layer_norm_eps ", o.layer_norm_eps, " must be positive"));
-  }
   if (o.share_embeddings && o.source_vocabulary != o.target_vocabulary) {
     throw std::invalid_argument(detail::message(model_name, ": share_embeddings needs one joint vocabulary, but the source has ",
                                                 o.source_vocabulary, " entries and the target ", o.target_vocabulary));
@@ -64,27 +35,6 @@ void validate(const TransformerTranslatorOptions& o) {
   config::check_parameter_count(model_name, estimated_parameters(o));
 }
 
-nn::TransformerStackOptions stack_options(const TransformerTranslatorOptions& o, std::size_t layers) {
-  return {.layer = {.d_model = o.model_size,
-                    .nhead = o.heads,
-                    .dim_feedforward = o.feedforward_size,
-                    .dropout = o.dropout,
-                    .activation = o.activation,
-                    .layer_norm_eps = o.layer_norm_eps,
-                    .norm_first = o.norm_first},
-          .num_layers = layers,
-          .final_norm = true};
-}
-
-// Embeddings start at N(0, 1 / d_model), so that the embedding scaled by sqrt(d_model)
-// starts near unit variance and, tied to the output, gives logits of unit scale (fairseq's
-// choice); the padding row stays zero.
-template <class T>
-nn::Embedding<T>& scaled_for_the_model(nn::Embedding<T>& embedding, std::size_t model_size) {
-  embedding.weight.mutable_value() *= T(1.0 / std::sqrt(static_cast<double>(model_size)));
-  return embedding;
-}
-
 Indices column(const Indices& ids) {
   Indices column = ids;
   column.reshape({ids.size(), 1});
@@ -92,20 +42,6 @@ Indices column(const Indices& ids) {
 }
 
 }  // namespace
-
-std::string to_string(PositionKind positions) { return config::name_of(positions, position_names); }
-PositionKind position_kind_from_string(const std::string& name) {
-  return config::kind_named("positions", name, position_names);
-}
-std::string to_string(nn::TransformerActivation activation) { return config::name_of(activation, nn::activation_names); }
-nn::TransformerActivation transformer_activation_from_string(const std::string& name) {
-  return config::kind_named("activation", name, nn::activation_names);
-}
-
-void to_json(nlohmann::json& json, PositionKind positions) { json = to_string(positions); }
-void from_json(const nlohmann::json& json, PositionKind& positions) {
-  positions = position_kind_from_string(json.get<std::string>());
-}
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TransformerTranslatorOptions, source_vocabulary, target_vocabulary, model_size, heads,
                                    feedforward_size, encoder_layers, decoder_layers, dropout, activation, norm_first,
@@ -121,11 +57,11 @@ TransformerTranslatorOptions transformer_translator_options_from_json(const std:
 }
 
 double estimated_parameters(const TransformerTranslatorOptions& o) {
-  const double d = double(o.model_size), ff = double(o.feedforward_size), target = double(o.target_vocabulary);
-  const double attention = 4 * d * d + 4 * d, feedforward = 2 * d * ff + ff + d, norm = 2 * d;
+  const double d = double(o.model_size), target = double(o.target_vocabulary);
+  const auto [attention, feedforward, norm] = config::transformer_block_parameters(o.model_size, o.feedforward_size);
   const double embeddings = (o.share_embeddings ? 0.0 : double(o.source_vocabulary)) * d + target * d;
   const double positions = o.positions == PositionKind::learned ? 2 * double(o.max_positions) * d : 0.0;
-  const double encoder = double(o.encoder_layers) * (attention + feedforward + 2 * norm) + norm;
+  const double encoder = config::encoder_stack_parameters(o.model_size, o.feedforward_size, o.encoder_layers);
   const double decoder = double(o.decoder_layers) * (2 * attention + feedforward + 3 * norm) + norm;
   const double output = (o.tie_output ? 0.0 : target * d) + target;
   return embeddings + positions + encoder + decoder + output;
@@ -138,14 +74,14 @@ TransformerTranslator<T>::TransformerTranslator(const TransformerTranslatorOptio
       target_embedding_(
           {.num_embeddings = options.target_vocabulary, .embedding_dim = options.model_size, .padding_idx = options.pad_id}),
       dropout_(options.dropout),
-      encoder_(stack_options(options, options.encoder_layers)),
-      decoder_(stack_options(options, options.decoder_layers)) {
+      encoder_(config::stack_options(options, options.encoder_layers)),
+      decoder_(config::stack_options(options, options.decoder_layers)) {
   if (!options.share_embeddings) {
     source_embedding_.emplace(nn::EmbeddingOptions{
         .num_embeddings = options.source_vocabulary, .embedding_dim = options.model_size, .padding_idx = options.pad_id});
-    this->register_module("source_embedding", scaled_for_the_model(*source_embedding_, options.model_size));
+    this->register_module("source_embedding", scaled_for_the_model(*source_embedding_));
   }
-  this->register_module("target_embedding", scaled_for_the_model(target_embedding_, options.model_size));
+  this->register_module("target_embedding", scaled_for_the_model(target_embedding_));
   const nn::PositionalEncodingOptions positions{.d_model = options.model_size, .max_len = options.max_positions};
   if (options.positions == PositionKind::learned) {
     source_positions_ = std::make_unique<nn::LearnedPositionalEncoding<T>>(positions);
@@ -185,8 +121,7 @@ typename TransformerTranslator<T>::Encoded TransformerTranslator<T>::encode(cons
                                       options_.max_positions, " (max_positions)"));
   }
   const nn::Embedding<T>& embedding = source_embedding_ ? *source_embedding_ : target_embedding_;
-  Tensor<T> x = mul(embedding(source.ids), T(std::sqrt(static_cast<double>(options_.model_size))));
-  x = sinusoidal_ ? (*sinusoidal_)(x) : (*source_positions_)(x);
+  const Tensor<T> x = transformer_input(embedding, source.ids, 0, sinusoidal_.get(), source_positions_.get());
   Mask padding = padding_mask(source.lengths, length);
   Tensor<T> memory = encoder_(dropout_(x), {.key_padding = padding});
   return {std::move(memory), std::move(padding)};
@@ -194,9 +129,7 @@ typename TransformerTranslator<T>::Encoded TransformerTranslator<T>::encode(cons
 
 template <class T>
 Tensor<T> TransformerTranslator<T>::embed_target(const Indices& ids, std::size_t offset) const {
-  Tensor<T> x = mul(target_embedding_(ids), T(std::sqrt(static_cast<double>(options_.model_size))));
-  x = sinusoidal_ ? (*sinusoidal_)(x, offset) : (*target_positions_)(x, offset);
-  return dropout_(x);
+  return dropout_(transformer_input(target_embedding_, ids, offset, sinusoidal_.get(), target_positions_.get()));
 }
 
 template <class T>

@@ -243,6 +243,38 @@ BOOST_AUTO_TEST_CASE(declaration_mistakes_are_rejected) {
   BOOST_CHECK_THROW(program.subcommand("run", "twice"), std::invalid_argument);
   BOOST_CHECK_THROW(command.exclusive("--x", "--y"), std::invalid_argument);
   BOOST_CHECK_THROW(command.exclusive("--x", "--x"), std::invalid_argument);
+  BOOST_CHECK_THROW(command.only_with("--x", "--y", "on"), std::invalid_argument);
+  BOOST_CHECK_THROW(command.only_with("--x", "--x", "on"), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(an_option_of_one_choice_is_refused_with_the_others) {
+  std::string arch = "rnn", pooling = "attention";
+  std::size_t hidden = 8;
+  Program program("xgrad-classify", "A classifier.");
+  Command& train = program.subcommand("train", "Train.");
+  train.choice("--arch", arch, {"rnn", "transformer"}, "architecture");
+  train.size("--hidden", hidden, "N", "rnn: hidden size");
+  train.choice("--pooling", pooling, {"attention", "mean"}, "transformer: pooling");
+  train.only_with("--hidden", "--arch", "rnn");
+  train.only_with("--pooling", "--arch", "transformer");
+  program.parse({"train", "--hidden", "16"});
+  BOOST_TEST(hidden == 16u);
+  program.parse({"train", "--arch", "transformer", "--pooling", "mean"});
+  BOOST_TEST(pooling == "mean");
+  program.parse({"train", "--arch=rnn", "--hidden=4"});
+  BOOST_TEST(hidden == 4u);
+  const auto refusal = [&](const std::vector<std::string>& arguments) {
+    try {
+      program.parse(arguments);
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  BOOST_TEST(refusal({"train", "--pooling", "mean"}) ==
+             "--pooling needs --arch transformer; --arch is rnn (the default) (see 'xgrad-classify train --help')");
+  BOOST_TEST(refusal({"train", "--hidden", "8", "--arch", "transformer"}) ==
+             "--hidden needs --arch rnn; --arch is transformer (see 'xgrad-classify train --help')");
 }
 
 BOOST_AUTO_TEST_CASE(exclusive_options_are_refused_together_and_accepted_alone) {

@@ -209,6 +209,63 @@ BOOST_AUTO_TEST_CASE(a_transformer_trains_resumes_evaluates_and_translates) {
   BOOST_TEST(contains(forcing.err, "--teacher-forcing"), forcing.err);
 }
 
+BOOST_AUTO_TEST_CASE(a_transformer_classifier_trains_resumes_evaluates_and_predicts) {
+  TempDir dir;
+  write_presence_tsv(dir, "train.tsv", 300, 4);
+  write_presence_tsv(dir, "valid.tsv", 40, 5);
+  const std::string any_length =
+      classify + " train --train " + dir.file("train.tsv") + " --valid " + dir.file("valid.tsv") +
+      " --text-column text --arch transformer --d-model 16 --heads 2 --ff-size 32 --encoder-layers 2 --max-positions 8"
+      " --schedule inverse-sqrt --warmup 5 --beta2 0.98 --dropout 0.1 --batch 16 --epochs 3 --threads 1";
+  const std::string train = any_length + " --max-length 8";
+  // 19 batches per epoch.
+  BOOST_TEST_REQUIRE(run(dir, train + " --pooling mean --out " + dir.file("whole") + " --max-steps 30").status == 0);
+  BOOST_TEST_REQUIRE(run(dir, train + " --pooling mean --out " + dir.file("parts") + " --max-steps 11").status == 0);
+  Run other_shape = run(dir, train + " --out " + dir.file("parts") + " --max-steps 30 --resume");
+  BOOST_TEST(other_shape.status == 2);
+  BOOST_TEST(contains(other_shape.err, "--pooling mean (given attention)"), other_shape.err);
+  Run resumed = run(dir, train + " --pooling mean --out " + dir.file("parts") + " --max-steps 30 --resume");
+  BOOST_TEST_REQUIRE(resumed.status == 0, resumed.err);
+  check_same_tensors(dir.file("whole/checkpoint.safetensors"), dir.file("parts/checkpoint.safetensors"));
+  const std::string config = read_file(dir.file("whole/config.json"));
+  BOOST_TEST((contains(config, "\"architecture\": \"transformer\"") && contains(config, "\"pooling\": \"mean\"")), config);
+
+  const std::string eval_whole = classify + " eval --model " + dir.file("whole") + " --data " + dir.file("valid.tsv") +
+                                 " --text-column text --max-length ";
+  Run eval = run(dir, eval_whole + "8");
+  BOOST_TEST(eval.status == 0, eval.err);
+  BOOST_TEST((contains(eval.out, "accuracy") && contains(eval.out, "macro") && contains(eval.out, "yes")), eval.out);
+  Run eval_too_long = run(dir, eval_whole + "9");
+  BOOST_TEST(eval_too_long.status == 2);
+  BOOST_TEST(contains(eval_too_long.err, "--max-length 9 is more than the 8 positions the model of"), eval_too_long.err);
+  Run predicted = run(dir, classify + " predict --model " + dir.file("whole") + " --explain-svg " + dir.file("e.svg"),
+                      "a x b\nc d\n");
+  BOOST_TEST(predicted.status == 0, predicted.err);
+  BOOST_TEST(std::count(predicted.out.begin(), predicted.out.end(), '\t') == 2, predicted.out);
+  BOOST_TEST(contains(read_file(dir.file("e.svg")), "<svg"));
+  Run too_long = run(dir, classify + " predict --model " + dir.file("whole"), "a b\na b c d e f a b c\n");
+  BOOST_TEST(too_long.status == 1);
+  BOOST_TEST(std::count(too_long.out.begin(), too_long.out.end(), '\t') == 1, too_long.out);
+  BOOST_TEST(contains(too_long.err, "<stdin>:2: 9 tokens; the model reads at most 8 (its --max-positions)"), too_long.err);
+
+  BOOST_TEST_REQUIRE(run(dir, train + " --out " + dir.file("attention") + " --max-steps 3").status == 0);
+  // Flags of the other architecture, and texts longer than the model reads, are refused.
+  Run rnn_flag = run(dir, train + " --hidden 8 --out " + dir.file("x"));
+  BOOST_TEST(rnn_flag.status == 2);
+  BOOST_TEST(contains(rnn_flag.err, "--hidden needs --arch rnn; --arch is transformer"), rnn_flag.err);
+  Run transformer_flag = run(dir, classify + " train --train " + dir.file("train.tsv") + " --pooling mean --out " + dir.file("x"));
+  BOOST_TEST(transformer_flag.status == 2);
+  BOOST_TEST(contains(transformer_flag.err, "--pooling needs --arch transformer; --arch is rnn (the default)"),
+             transformer_flag.err);
+  Run longer = run(dir, any_length + " --max-length 9 --out " + dir.file("x"));
+  BOOST_TEST(longer.status == 2);
+  BOOST_TEST(contains(longer.err, "--max-length 9 is more than --max-positions 8"), longer.err);
+  BOOST_TEST(!std::filesystem::exists(dir.file("x")));
+  Run attention = run(dir, classify + " predict --model " + dir.file("attention"), "a x b\n");
+  BOOST_TEST(attention.status == 0, attention.err);
+  BOOST_TEST(contains(read_file(dir.file("attention/config.json")), "\"pooling\": \"attention\""));
+}
+
 BOOST_AUTO_TEST_CASE(classify_trains_evaluates_predicts_and_resumes) {
   TempDir dir;
   write_presence_tsv(dir, "train.tsv", 300, 4);

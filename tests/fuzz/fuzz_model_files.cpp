@@ -1,6 +1,7 @@
-// libFuzzer target: the JSON files of a model directory — vocabularies, label sets and both
-// models' configurations. Each is refused with an exception naming the problem, or read; a
-// configuration that is read must not ask for more memory than a real model could.
+// libFuzzer target: the JSON files of a model directory — vocabularies, label sets, the RNN
+// translator's and both classifiers' configurations. Each is refused with an exception naming
+// the problem, or read; a configuration that is read must not ask for more memory than a real
+// model could.
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -9,6 +10,7 @@
 #include "xgrad/framework/errors.h"
 #include "xgrad/models/classifier.h"
 #include "xgrad/models/seq2seq.h"
+#include "xgrad/models/transformer_classifier.h"
 #include "xgrad/models/vocabulary.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -28,6 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     (void)models::classifier_options_from_json(text);
+  } catch (const std::invalid_argument&) {
+  }
+  try {
+    (void)models::transformer_classifier_options_from_json(text);
   } catch (const std::invalid_argument&) {
   }
   return 0;

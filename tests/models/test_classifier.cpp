@@ -5,56 +5,18 @@
 #define BOOST_TEST_MODULE classifier
 #include "xgrad_test.h"
 
-#include "xgrad/framework/optim.h"
+#include "presence_task.h"
 #include "xgrad/models/classifier.h"
 
 using namespace xgrad;
 using namespace xgrad::models;
 using xgrad::nn::CellKind;
+using namespace xgrad::testing::presence;
 
 namespace {
 
-constexpr std::int64_t trigger = 7;
-
-struct Example {
-  std::vector<std::int64_t> tokens;
-  std::int64_t label;
-};
-
-// Tokens 2..21 at random; half of the examples contain the trigger token once.
-std::vector<Example> presence_examples(std::size_t count, Generator& generator) {
-  std::vector<Example> examples(count);
-  for (Example& e : examples) {
-    const std::size_t length = 3 + generator.below(10);
-    for (std::size_t i = 0; i < length; ++i) {
-      std::int64_t token = trigger;
-      while (token == trigger) token = 2 + static_cast<std::int64_t>(generator.below(20));
-      e.tokens.push_back(token);
-    }
-    e.label = static_cast<std::int64_t>(generator.below(2));
-    if (e.label == 1) e.tokens[generator.below(length)] = trigger;
-  }
-  return examples;
-}
-
-PaddedBatch batch_of(const std::vector<Example>& examples, std::size_t begin, std::size_t end) {
-  std::vector<std::vector<std::int64_t>> sequences;
-  Batch rows;
-  for (std::size_t i = begin; i < end; ++i) {
-    sequences.push_back(examples[i].tokens);
-    rows.push_back(i - begin);
-  }
-  return pad_batch(sequences, rows, 0);
-}
-
-Indices labels_of(const std::vector<Example>& examples, std::size_t begin, std::size_t end) {
-  Indices labels = Indices::from_shape({end - begin});
-  for (std::size_t i = begin; i < end; ++i) labels(i - begin) = examples[i].label;
-  return labels;
-}
-
 ClassifierOptions small_options(PoolingKind pooling = PoolingKind::additive, CellKind cell = CellKind::lstm) {
-  return {.vocabulary = 22, .classes = 2, .embedding_size = 16, .hidden_size = 16, .cell = cell, .pooling = pooling,
+  return {.vocabulary = vocabulary, .classes = 2, .embedding_size = 16, .hidden_size = 16, .cell = cell, .pooling = pooling,
           .attention_size = 16, .attention_heads = 2, .dropout = 0.1};
 }
 
@@ -62,36 +24,12 @@ ClassifierOptions small_options(PoolingKind pooling = PoolingKind::additive, Cel
 
 BOOST_AUTO_TEST_CASE(learns_token_presence_and_attends_to_the_token) {
   manual_seed(1);
-  Generator data(2);
-  const std::vector<Example> train = presence_examples(3000, data);
-  const std::vector<Example> held_out = presence_examples(400, data);
   SequenceClassifier<float> model(small_options());
-  optim::Adam<float> adam(model.named_parameters(), {.lr = 0.01});
-  for (int epoch = 0; epoch < 2; ++epoch) {
-    for (std::size_t start = 0; start < train.size(); start += 50) {
-      Tensor<float> loss = model.loss(batch_of(train, start, start + 50), labels_of(train, start, start + 50));
-      loss.backward();
-      adam.step();
-      adam.zero_grad();
-    }
-  }
-  model.eval();
-  const Classification<float> result = model.forward(batch_of(held_out, 0, held_out.size()));
-  const Indices predicted = argmax(result.logits, -1);
-  std::size_t correct = 0, positives = 0, peaks_on_trigger = 0;
-  for (std::size_t i = 0; i < held_out.size(); ++i) {
-    correct += predicted(i) == held_out[i].label;
-    if (held_out[i].label != 1) continue;
-    ++positives;
-    const float* weights = result.attention.data() + i * result.attention.shape()[1];
-    const auto peak = std::max_element(weights, weights + held_out[i].tokens.size()) - weights;
-    peaks_on_trigger += held_out[i].tokens[static_cast<std::size_t>(peak)] == trigger;
-  }
-  const double accuracy = double(correct) / double(held_out.size());
-  const double peaks = double(peaks_on_trigger) / double(positives);
-  BOOST_TEST_MESSAGE("accuracy " << accuracy << ", attention peaks on the token in " << peaks << " of positives");
-  BOOST_TEST(accuracy >= 0.99);
-  BOOST_TEST(peaks >= 0.95);
+  const Learned learned = learn_presence(model, 0.01, 2);
+  BOOST_TEST_MESSAGE("accuracy " << learned.accuracy << ", attention peaks on the token in " << learned.peaks
+                                 << " of positives");
+  BOOST_TEST(learned.accuracy >= 0.99);
+  BOOST_TEST(learned.peaks >= 0.95);
 }
 
 BOOST_AUTO_TEST_CASE(same_prediction_alone_and_in_a_padded_batch) {

@@ -1,5 +1,9 @@
 #pragma once
-// An attention-pooling sequence classifier, assembled from public layers only:
+// What every sequence classifier gives the programs (Classifier), and the recurrent one
+// (SequenceClassifier); the Transformer encoder's is in transformer_classifier.h. A model
+// directory's config.json names the architecture (model_directory.h).
+//
+// SequenceClassifier, an attention-pooling sequence classifier assembled from public layers only:
 //   Embedding -> dropout -> (bi)LSTM, GRU or RNN over variable-length, masked batches
 //   -> attention pooling: a learned query attends over the encoder states (additive
 //      self-attentive pooling by default, multi-head as an option); padding is masked
@@ -52,14 +56,30 @@ struct Classification {
 };
 
 template <class T = float>
-class SequenceClassifier : public nn::Module<T> {
+class Classifier : public nn::Module<T> {
+ public:
+  // batch: token ids [B, T] padded with the pad id, and B lengths in [1, T] (shape_error
+  // naming the model and the shapes otherwise).
+  virtual Classification<T> forward(const PaddedBatch& batch) const = 0;
+  // Mean cross-entropy of the batch's labels (ids in [0, classes)).
+  Tensor<T> loss(const PaddedBatch& batch, const Indices& labels, double label_smoothing = 0.0) const;
+  // "rnn" or "transformer", as config.json records it.
+  virtual std::string architecture() const = 0;
+  // The model's options as JSON text (without the architecture, which the model directory adds).
+  virtual std::string configuration() const = 0;
+  // The longest text the model reads (a Transformer's max_positions); SIZE_MAX for no limit.
+  virtual std::size_t max_length() const = 0;
+};
+
+template <class T = float>
+class SequenceClassifier final : public Classifier<T> {
  public:
   explicit SequenceClassifier(const ClassifierOptions& options);
 
-  // batch: token ids [B, T] padded with pad_id, and B lengths >= 1.
-  Classification<T> forward(const PaddedBatch& batch) const;
-  // Mean cross-entropy of the batch's labels (ids in [0, classes)).
-  Tensor<T> loss(const PaddedBatch& batch, const Indices& labels, double label_smoothing = 0.0) const;
+  Classification<T> forward(const PaddedBatch& batch) const override;
+  std::string architecture() const override { return "rnn"; }
+  std::string configuration() const override { return to_json(options_); }
+  std::size_t max_length() const override;
 
   const ClassifierOptions& options() const noexcept { return options_; }
 

@@ -3,7 +3,8 @@
 // on its own and against the others before the model is built:
 //   translation:    config.json (naming the architecture), source.vocab.json,
 //                   target.vocab.json, model.safetensors
-//   classification: config.json, vocab.json, labels.json, model.safetensors
+//   classification: config.json (naming the architecture), vocab.json, labels.json,
+//                   model.safetensors
 // Each file must be a regular file under its size limit and UTF-8 where it is text; the
 // vocabularies and labels must have the sizes the configuration says, and their special
 // tokens the ids the configuration's pad_id, sos_id and eos_id say; the configuration must
@@ -19,6 +20,7 @@
 #include "xgrad/framework/safetensors.h"
 #include "xgrad/models/classifier.h"
 #include "xgrad/models/seq2seq.h"
+#include "xgrad/models/transformer_classifier.h"
 #include "xgrad/models/transformer_translator.h"
 #include "xgrad/models/vocabulary.h"
 
@@ -93,8 +95,12 @@ std::string translation_configuration(const Translator<float>& model);
 struct ClassificationModel {
   Vocabulary vocabulary;
   LabelSet labels;
-  SequenceClassifier<float> model;
+  std::unique_ptr<Classifier<float>> model;  // a SequenceClassifier or a TransformerClassifier
 };
+
+// config.json's text for a classifier, as translation_configuration's: without "architecture"
+// it is an RNN's.
+std::string classification_configuration(const Classifier<float>& model);
 
 // Without `with_weights` the model keeps its fresh initialisation (a resumed run loads its
 // weights from the checkpoint).

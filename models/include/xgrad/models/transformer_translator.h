@@ -28,16 +28,10 @@
 #include "xgrad/layers/linear.h"
 #include "xgrad/layers/positional_encoding.h"
 #include "xgrad/layers/transformer.h"
+#include "xgrad/models/transformer_input.h"
 #include "xgrad/models/translator.h"
 
 namespace xgrad::models {
-
-enum class PositionKind { sinusoidal, learned };
-
-std::string to_string(PositionKind positions);
-PositionKind position_kind_from_string(const std::string& name);  // std::invalid_argument listing the choices
-std::string to_string(nn::TransformerActivation activation);
-nn::TransformerActivation transformer_activation_from_string(const std::string& name);
 
 struct TransformerTranslatorOptions {
   std::size_t source_vocabulary = 0;
