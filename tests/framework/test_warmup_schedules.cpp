@@ -8,20 +8,11 @@
 #include <numbers>
 
 using namespace xgrad;
+using xgrad::testing::error_message;
 
 namespace {
 
 std::vector<Tensor<float>> parameters() { return {Tensor<float>::zeros({2}, true)}; }
-
-template <class F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "no exception";
-}
 
 // The learning rate after construction and after each of `steps` steps.
 template <class S>
@@ -132,7 +123,7 @@ BOOST_AUTO_TEST_CASE(both_schedules_resume_exactly_from_a_saved_state) {
   cosine.save_state(bad, "cosine.");
   bad.set_metadata("cosine.total_steps", "2");  // not past warmup_steps = 3
   const safetensors::File bad_file = safetensors::File::parse(bad.serialize(), "bad.safetensors");
-  const std::string message = error_message([&] { other.load_state(bad_file, "cosine."); });
+  const std::string message = error_message<file_error>([&] { other.load_state(bad_file, "cosine."); });
   BOOST_TEST(message.find("bad.safetensors") != std::string::npos, message);
   BOOST_TEST(message.find("total_steps") != std::string::npos, message);
   BOOST_TEST(other.last_epoch() == 0);
@@ -140,13 +131,13 @@ BOOST_AUTO_TEST_CASE(both_schedules_resume_exactly_from_a_saved_state) {
 
 BOOST_AUTO_TEST_CASE(options_that_cannot_work_are_refused_naming_the_option) {
   optim::SGD<float> sgd(parameters(), {.lr = 0.1});
-  BOOST_TEST(error_message([&] { optim::WarmupInverseSqrtLR s(sgd, 0); }) ==
+  BOOST_TEST(error_message<std::invalid_argument>([&] { optim::WarmupInverseSqrtLR s(sgd, 0); }) ==
              "WarmupInverseSqrtLR: invalid warmup_steps = 0 (must be >= 1)");
-  BOOST_TEST(error_message([&] { optim::WarmupCosineLR s(sgd, {.warmup_steps = 5, .total_steps = 5}); }) ==
+  BOOST_TEST(error_message<std::invalid_argument>([&] { optim::WarmupCosineLR s(sgd, {.warmup_steps = 5, .total_steps = 5}); }) ==
              "WarmupCosineLR: invalid total_steps = 5 (must be greater than warmup_steps)");
-  BOOST_TEST(error_message([&] { optim::WarmupCosineLR s(sgd, {.warmup_steps = -1, .total_steps = 5}); }) ==
+  BOOST_TEST(error_message<std::invalid_argument>([&] { optim::WarmupCosineLR s(sgd, {.warmup_steps = -1, .total_steps = 5}); }) ==
              "WarmupCosineLR: invalid warmup_steps = -1 (must be >= 0)");
-  BOOST_TEST(error_message([&] { optim::WarmupCosineLR s(sgd, {.total_steps = 5, .min_factor = 1.5}); }) ==
+  BOOST_TEST(error_message<std::invalid_argument>([&] { optim::WarmupCosineLR s(sgd, {.total_steps = 5, .min_factor = 1.5}); }) ==
              "WarmupCosineLR: invalid min_factor = 1.5 (must be in [0, 1])");
   BOOST_TEST(sgd.learning_rate() == 0.1);  // a refused scheduler changed nothing
 }

@@ -191,14 +191,7 @@ BOOST_AUTO_TEST_CASE(the_model_directory_records_the_architecture) {
 }
 
 BOOST_AUTO_TEST_CASE(options_and_batches_that_cannot_work_are_refused) {
-  auto message = [](auto&& f) -> std::string {
-    try {
-      f();
-    } catch (const std::exception& e) {
-      return e.what();
-    }
-    return "no exception";
-  };
+  auto message = [](auto&& f) { return xgrad::testing::error_message<std::exception>(f); };
   TransformerTranslatorOptions odd_heads = small_options();
   odd_heads.heads = 3;
   BOOST_TEST(message([&] { TransformerTranslator<float> m(odd_heads); }) ==
