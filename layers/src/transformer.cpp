@@ -331,7 +331,8 @@ TransformerDecoderCache<T> TransformerDecoder<T>::begin(const Tensor<T>& memory,
 }
 
 template <class T>
-TransformerDecoderStep<T> TransformerDecoder<T>::step(TransformerDecoderCache<T>& cache, const Tensor<T>& tgt) const {
+TransformerDecoderStep<T> TransformerDecoder<T>::step(TransformerDecoderCache<T>& cache, const Tensor<T>& tgt,
+                                                     const TransformerStepOptions& step_options) const {
   const TransformerLayerOptions& options = this->options_.layer;
   const auto& layers = this->layers;
   if (cache.layers_.size() != layers.size() || cache.heads_ != options.nhead) {
@@ -346,7 +347,8 @@ TransformerDecoderStep<T> TransformerDecoder<T>::step(TransformerDecoderCache<T>
                                       options.batch_first ? "[B, n, d_model]" : "[n, B, d_model]", " with B = ",
                                       cache.batch_, " (the cache's rows), n >= 1 and d_model = ", options.d_model));
   }
-  const AttendOptions cross_attention{.key_padding = cache.memory_key_padding_};
+  const AttendOptions cross_attention{.key_padding = cache.memory_key_padding_,
+                                      .average_attn_weights = step_options.average_attn_weights};
   TransformerDecoderStep<T> result;
   result.cross_attention.resize(layers.size());
   Tensor<T> x = swap_batch_axis(tgt, options.batch_first);

@@ -109,7 +109,12 @@ void TransformerTranslator<T>::report_attention(const ReportedAttention& reporte
     throw std::invalid_argument(detail::message(model_name, ": attention of layer ", layer, " asked for; the decoder has ",
                                                 options_.decoder_layers, " layers (0 to ", options_.decoder_layers - 1, ")"));
   }
+  if (reported.head && *reported.head >= options_.heads) {
+    throw std::invalid_argument(detail::message(model_name, ": attention of head ", *reported.head, " asked for; the layers have ",
+                                                options_.heads, " heads (0 to ", options_.heads - 1, ")"));
+  }
   reported_layer_ = layer;
+  reported_head_ = reported.head;
 }
 
 template <class T>
@@ -206,10 +211,13 @@ class TransformerTranslator<T>::SearchDecoder final : public StepDecoder<T> {
   DecoderStep<T> step(const Indices& previous, State& state, std::size_t position) const override {
     auto& [cache, source_length] = static_cast<SearchState&>(state);
     if (position >= model_.options_.max_positions) return only_the_end(previous.size(), source_length);
-    const nn::TransformerDecoderStep<T> decoded = model_.decoder_.step(cache, model_.embed_target(column(previous), position));
+    const std::optional<std::size_t>& head = model_.reported_head_;
+    const nn::TransformerDecoderStep<T> decoded = model_.decoder_.step(
+        cache, model_.embed_target(column(previous), position), {.average_attn_weights = !head.has_value()});
     const auto width = static_cast<std::int64_t>(model_.options_.model_size);
     const Tensor<T> logits = model_.project(reshape(decoded.output, {-1, width}));
-    return {log_softmax(logits, -1), squeeze(decoded.cross_attention[model_.reported_layer_], 1)};
+    const Tensor<T>& attention = decoded.cross_attention[model_.reported_layer_];  // [B, 1, S] or [B, H, 1, S]
+    return {log_softmax(logits, -1), squeeze(head ? xgrad::select(attention, 1, static_cast<std::int64_t>(*head)) : attention, 1)};
   }
 
   // Only the target side: rows stay within their sentence, whose memory they share.

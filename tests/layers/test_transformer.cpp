@@ -355,6 +355,38 @@ BOOST_AUTO_TEST_CASE(cached_decoding_equals_the_whole_decoder) {
   });
 }
 
+// Without averaging, a step reports each head's cross-attention, [B, H, n, S]: rows that sum
+// to one, whose mean over the heads is the averaged report, with the same output.
+BOOST_AUTO_TEST_CASE(a_step_reports_each_heads_cross_attention) {
+  manual_seed(24);
+  nn::TransformerDecoder<double> decoder({.layer = small_options(true, nn::TransformerActivation::relu), .num_layers = 2});
+  perturb(decoder, 25);
+  const Tensor<double> tgt = random_tensor({2, 2, 4}, 26, -1.5, 1.5, false);
+  const Tensor<double> memory = random_tensor({2, 3, 4}, 27, -1.5, 1.5, false);
+  const Mask memory_padding = trailing_padding(3, {1, 0});
+  NoGradGuard no_grad;
+  nn::TransformerDecoderCache<double> averaging = decoder.begin(memory, memory_padding);
+  nn::TransformerDecoderCache<double> per_head = decoder.begin(memory, memory_padding);
+  const auto averaged = decoder.step(averaging, tgt);
+  const auto heads = decoder.step(per_head, tgt, {.average_attn_weights = false});
+  check_close(heads.output.value(), averaged.output.value(), 0.0);
+  for (std::size_t layer = 0; layer < 2; ++layer) {
+    const Array<double>& weights = heads.cross_attention[layer].value();  // [B, H, n, S]
+    const Array<double>& average = averaged.cross_attention[layer].value();  // [B, n, S]
+    BOOST_TEST_REQUIRE((heads.cross_attention[layer].shape() == Shape{2, 2, 2, 3}));
+    for (std::size_t b = 0; b < 2; ++b) {
+      for (std::size_t t = 0; t < 2; ++t) {
+        for (std::size_t h = 0; h < 2; ++h) {
+          BOOST_TEST(std::abs(weights(b, h, t, 0) + weights(b, h, t, 1) + weights(b, h, t, 2) - 1.0) <= 1e-12);
+        }
+        for (std::size_t s = 0; s < 3; ++s) {
+          BOOST_TEST(std::abs((weights(b, 0, t, s) + weights(b, 1, t, s)) / 2 - average(b, t, s)) <= 1e-12);
+        }
+      }
+    }
+  }
+}
+
 // select(rows): row r continues as row rows[r] did, rows may be dropped or repeated and their
 // number may change; select_target moves only the target side, as beam search over copies
 // of one source needs.

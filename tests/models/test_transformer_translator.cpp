@@ -120,6 +120,37 @@ BOOST_AUTO_TEST_CASE(learns_to_reverse_sequences_and_the_cache_decodes_as_recomp
   }
 }
 
+// One head's cross-attention, as a translation reports it: the heads' reports average to the
+// report of the whole layer, over the same tokens.
+BOOST_AUTO_TEST_CASE(the_reported_attention_is_a_layers_average_or_one_heads) {
+  manual_seed(12);
+  TransformerTranslator<double> model(small_options());
+  model.eval();
+  Generator data(13);
+  const std::vector<Example> examples = reversal_examples(3, 10, data);
+  const PaddedBatch source = sources(examples, 0, 3);
+  model.report_attention({.layer = 0});
+  const std::vector<Translation> averaged = model.translate(source);
+  std::vector<std::vector<double>> sums(3);
+  for (std::size_t head = 0; head < 4; ++head) {
+    model.report_attention({.layer = 0, .head = head});
+    const std::vector<Translation> one_head = model.translate(source);
+    for (std::size_t i = 0; i < 3; ++i) {
+      BOOST_TEST_REQUIRE(one_head[i].tokens == averaged[i].tokens);
+      BOOST_TEST_REQUIRE(one_head[i].attention.size() == averaged[i].attention.size());
+      sums[i].resize(one_head[i].attention.size());
+      for (std::size_t j = 0; j < sums[i].size(); ++j) sums[i][j] += one_head[i].attention.data()[j];
+    }
+  }
+  // Weights of at most 1, each rounded to float once: the mean of four is within 2 ε.
+  const double tolerance = xgrad::testing::sum_error_bound<float>(2, 1.0);
+  for (std::size_t i = 0; i < 3; ++i) {
+    for (std::size_t j = 0; j < sums[i].size(); ++j) {
+      BOOST_TEST(std::abs(sums[i][j] / 4 - averaged[i].attention.data()[j]) <= tolerance, "sentence " << i << ", weight " << j);
+    }
+  }
+}
+
 // Untrained, the distributions are flat and near ties abound: the cache must still give the
 // same log-probabilities as recomputation, to float rounding.
 BOOST_AUTO_TEST_CASE(cached_steps_give_the_log_probabilities_of_the_whole_decoder) {
@@ -212,6 +243,7 @@ BOOST_AUTO_TEST_CASE(options_and_batches_that_cannot_work_are_refused) {
       message([&] { model.loss(sources(examples, 0, 4), targets(examples, 0, 4), {.teacher_forcing = 0.5}); });
   BOOST_TEST(forcing.find("teacher_forcing 0.5") != std::string::npos, forcing);
   BOOST_TEST(message([&] { model.report_attention({.layer = 2}); }).find("the decoder has 2 layers") != std::string::npos);
+  BOOST_TEST(message([&] { model.report_attention({.head = 4}); }).find("the layers have 4 heads") != std::string::npos);
   // A hypothesis that reaches max_positions ends there.
   model.eval();
   TransformerTranslator<float> short_model(short_positions);

@@ -231,11 +231,18 @@ class TransformerDecoderCache {
   std::size_t batch_ = 0;
 };
 
+// What a decoder step reports besides its output.
+struct TransformerStepOptions {
+  // PyTorch's average_attn_weights: false reports every head's cross-attention, [B, H, n, S].
+  bool average_attn_weights = true;
+};
+
 // One decoder step's results.
 template <class T = float>
 struct TransformerDecoderStep {
-  Tensor<T> output;                        // [B, n, E] (or [n, B, E]), after the final norm
-  std::vector<Tensor<T>> cross_attention;  // per layer: [B, n, S], weights averaged over heads
+  Tensor<T> output;  // [B, n, E] (or [n, B, E]), after the final norm
+  // Per layer: [B, n, S], weights averaged over heads; [B, H, n, S] without averaging.
+  std::vector<Tensor<T>> cross_attention;
 };
 
 template <class T>
@@ -257,7 +264,8 @@ class TransformerDecoder : public TransformerStack<T, TransformerDecoderLayer<T>
   // forward() gives there with a causal mask. Step t costs O(t) attention.
   TransformerDecoderCache<T> begin(const Tensor<T>& memory,
                                    const std::optional<Mask>& memory_key_padding = std::nullopt) const;
-  TransformerDecoderStep<T> step(TransformerDecoderCache<T>& cache, const Tensor<T>& tgt) const;
+  TransformerDecoderStep<T> step(TransformerDecoderCache<T>& cache, const Tensor<T>& tgt,
+                                 const TransformerStepOptions& options = {}) const;
 
  private:
   template <class>

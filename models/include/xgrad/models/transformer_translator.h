@@ -66,9 +66,10 @@ TransformerTranslatorOptions transformer_translator_options_from_json(const std:
 double estimated_parameters(const TransformerTranslatorOptions& options);
 
 // Which cross-attention a translation reports (Translation::attention): a layer's, averaged
-// over its heads.
+// over its heads or of one head.
 struct ReportedAttention {
-  std::optional<std::size_t> layer;  // 0-based; empty: the last
+  std::optional<std::size_t> layer = std::nullopt;  // 0-based; empty: the last
+  std::optional<std::size_t> head = std::nullopt;   // 0-based; empty: the average over the heads
 };
 
 template <class T = float>
@@ -89,7 +90,7 @@ class TransformerTranslator final : public Translator<T> {
   std::string configuration() const override { return to_json(options_); }
   std::int64_t pad_id() const override { return options_.pad_id; }
 
-  // std::invalid_argument for a layer past the decoder's.
+  // std::invalid_argument for a layer or head past the decoder's.
   void report_attention(const ReportedAttention& reported);
   const TransformerTranslatorOptions& options() const noexcept { return options_; }
 
@@ -108,6 +109,7 @@ class TransformerTranslator final : public Translator<T> {
 
   TransformerTranslatorOptions options_;
   std::size_t reported_layer_;
+  std::optional<std::size_t> reported_head_;
   std::optional<nn::Embedding<T>> source_embedding_;  // without share_embeddings
   nn::Embedding<T> target_embedding_;
   std::unique_ptr<nn::SinusoidalPositionalEncoding<T>> sinusoidal_;  // shared by both sides
