@@ -3,7 +3,7 @@
 //
 //   xgrad-translate train --train-src F --train-tgt F --valid-src F --valid-tgt F --out DIR [--arch A] [...]
 //   xgrad-translate eval --model DIR --src F --ref F [--beam K] [--alpha X]
-//   xgrad-translate translate --model DIR [--beam K] [--attention-svg FILE [--attention-layer N]]
+//   xgrad-translate translate --model DIR [--beam K] [--attention-svg FILE [--attention-layer N] [--attention-head H]]
 //
 // A model directory holds config.json (the model's options), source.vocab.json and
 // target.vocab.json, model.safetensors (the weights with the best validation BLEU),
@@ -55,6 +55,7 @@ struct DecodeFlags {
   fs::path model, src, ref, attention_svg;
   std::size_t beam = 5, threads = 2, batch = 64, max_length = default_max_length;
   std::size_t attention_layer = 0;  // a Transformer's decoder layer, from 1; 0: the last
+  std::size_t attention_head = 0;   // one of its heads, from 1; 0: their average
   double alpha = 1.0;
 };
 
@@ -154,9 +155,6 @@ std::unique_ptr<models::Translator<float>> build_network(const TrainFlags& flags
 }
 
 int train(const TrainFlags& flags) {
-  if (is_transformer(flags) && flags.teacher_forcing < 1.0) {
-    throw cli::UsageError("--teacher-forcing below 1 needs --arch rnn: a Transformer's decoder reads the whole reference at once");
-  }
   set_num_threads(static_cast<int>(flags.run.threads));
   cli::RunDirectory directory(flags.run.out,
                               {models::model_file::config, models::model_file::source_vocabulary,
@@ -253,13 +251,16 @@ int translate_stdin(const DecodeFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
   loaded->model->eval();
-  if (flags.attention_layer > 0) {
+  if (flags.attention_layer > 0 || flags.attention_head > 0) {
+    const std::string asked = "--attention-layer " + std::to_string(flags.attention_layer) + " --attention-head " +
+                              std::to_string(flags.attention_head);
     auto* transformer = dynamic_cast<models::TransformerTranslator<float>*>(loaded->model.get());
-    if (transformer == nullptr) throw cli::UsageError("--attention-layer needs a Transformer; " + flags.model.string() + " holds an RNN");
+    if (transformer == nullptr) throw cli::UsageError(asked + ": these need a Transformer; " + flags.model.string() + " holds an RNN");
+    auto from_one = [](std::size_t n) { return n == 0 ? std::nullopt : std::optional<std::size_t>(n - 1); };
     try {
-      transformer->report_attention({.layer = flags.attention_layer - 1});
+      transformer->report_attention({.layer = from_one(flags.attention_layer), .head = from_one(flags.attention_head)});
     } catch (const std::invalid_argument& e) {
-      throw cli::UsageError(std::string("--attention-layer ") + std::to_string(flags.attention_layer) + ": " + e.what());
+      throw cli::UsageError(asked + ": " + e.what());
     }
   }
   const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
@@ -335,6 +336,13 @@ int main(int argc, char** argv) {
   train_command.flag("--share-embeddings", train_flags.share_embeddings, "transformer: one joint vocabulary and embedding table for both languages");
   train_command.flag("--untied-output", train_flags.untied_output, "transformer: an output projection of its own, not the target embedding");
   train_command.size("--valid-beam", train_flags.valid_beam, "K", "beam size for the validation BLEU").range(1, 64);
+  for (const char* flag : {"--emb", "--hidden", "--layers", "--cell", "--attention", "--input-feeding", "--teacher-forcing"}) {
+    train_command.only_with(flag, "--arch", "rnn");
+  }
+  for (const char* flag : {"--d-model", "--heads", "--ff-size", "--encoder-layers", "--decoder-layers", "--activation",
+                           "--positions", "--post-norm", "--max-positions", "--share-embeddings", "--untied-output"}) {
+    train_command.only_with(flag, "--arch", "transformer");
+  }
 
   DecodeFlags eval_flags;
   cli::Command& eval_command = program.subcommand("eval", "Report BLEU and perplexity on a parallel corpus.");
@@ -353,8 +361,11 @@ int main(int argc, char** argv) {
   translate_command.real("--alpha", translate_flags.alpha, "X", "length normalisation exponent").range(0, 5);
   translate_command.path("--attention-svg", translate_flags.attention_svg, "FILE", "draw the first sentence's attention");
   translate_command.size("--attention-layer", translate_flags.attention_layer, "N",
-                         "transformer: the decoder layer (from 1) whose cross-attention, averaged over heads, is drawn (0: the last)")
+                         "transformer: the decoder layer (from 1) whose cross-attention is drawn (0: the last)")
       .range(0, 64);
+  translate_command.size("--attention-head", translate_flags.attention_head, "H",
+                         "transformer: draw this head's cross-attention (from 1; 0: the average over the heads)")
+      .range(0, 256);
   translate_command.size("--threads", translate_flags.threads, "N", "threads for matrix products").range(1, 256);
   translate_command.size("--max-length", translate_flags.max_length, "N", "refuse input lines of more than N tokens").range(1, 100000);
 

@@ -114,10 +114,16 @@ void check_same_tensors(const std::string& a_path, const std::string& b_path) {
 const std::string translate = XGRAD_TRANSLATE;
 const std::string classify = XGRAD_CLASSIFY;
 
-std::string translate_train(const TempDir& dir, const std::string& out, int epochs = 3) {
+// `train` on the corpus in `dir`, without an architecture's shape flags.
+std::string translate_train_any(const TempDir& dir, const std::string& out, int epochs = 3) {
   return translate + " train --train-src " + dir.file("train.src") + " --train-tgt " + dir.file("train.tgt") +
          " --valid-src " + dir.file("valid.src") + " --valid-tgt " + dir.file("valid.tgt") + " --out " + dir.file(out) +
-         " --emb 8 --hidden 8 --batch 16 --epochs " + std::to_string(epochs) + " --threads 1 --min-freq 1";
+         " --batch 16 --epochs " + std::to_string(epochs) + " --threads 1 --min-freq 1";
+}
+
+// `train` of a small attention RNN.
+std::string translate_train(const TempDir& dir, const std::string& out, int epochs = 3) {
+  return translate_train_any(dir, out, epochs) + " --emb 8 --hidden 8";
 }
 
 }  // namespace
@@ -181,12 +187,12 @@ BOOST_AUTO_TEST_CASE(a_transformer_trains_resumes_evaluates_and_translates) {
   write_reversal_corpus(dir, "valid", 20, 3);
   const std::string transformer = " --arch transformer --d-model 16 --heads 2 --ff-size 32 --encoder-layers 1"
                                   " --decoder-layers 2 --schedule inverse-sqrt --warmup 5 --beta2 0.98 --dropout 0.1";
-  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "whole") + transformer + " --max-steps 20").status == 0);
-  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "parts") + transformer + " --max-steps 7").status == 0);
-  Run other_shape = run(dir, translate_train(dir, "parts") + transformer + " --heads 4 --max-steps 20 --resume");
+  BOOST_TEST_REQUIRE(run(dir, translate_train_any(dir, "whole") + transformer + " --max-steps 20").status == 0);
+  BOOST_TEST_REQUIRE(run(dir, translate_train_any(dir, "parts") + transformer + " --max-steps 7").status == 0);
+  Run other_shape = run(dir, translate_train_any(dir, "parts") + transformer + " --heads 4 --max-steps 20 --resume");
   BOOST_TEST(other_shape.status == 2);
   BOOST_TEST(contains(other_shape.err, "--heads"), other_shape.err);
-  Run resumed = run(dir, translate_train(dir, "parts") + transformer + " --max-steps 20 --resume");
+  Run resumed = run(dir, translate_train_any(dir, "parts") + transformer + " --max-steps 20 --resume");
   BOOST_TEST_REQUIRE(resumed.status == 0, resumed.err);
   check_same_tensors(dir.file("whole/checkpoint.safetensors"), dir.file("parts/checkpoint.safetensors"));
   BOOST_TEST(contains(read_file(dir.file("whole/config.json")), "\"architecture\": \"transformer\""));
@@ -201,12 +207,29 @@ BOOST_AUTO_TEST_CASE(a_transformer_trains_resumes_evaluates_and_translates) {
   BOOST_TEST(translated.status == 0, translated.err);
   BOOST_TEST(std::count(translated.out.begin(), translated.out.end(), '\n') == 3);
   BOOST_TEST(contains(read_file(dir.file("a.svg")), "<svg"));
+  Run one_head = run(dir, translate + " translate --model " + dir.file("whole") + " --attention-layer 1 --attention-head 2 " +
+                               "--attention-svg " + dir.file("head.svg"),
+                     "a b c\n\nD E F\n");
+  BOOST_TEST(one_head.status == 0, one_head.err);
+  BOOST_TEST(one_head.out == translated.out);
+  BOOST_TEST(contains(read_file(dir.file("head.svg")), "<svg"));
+  BOOST_TEST(read_file(dir.file("head.svg")) != read_file(dir.file("a.svg")));
   Run past_the_layers = run(dir, translate + " translate --model " + dir.file("whole") + " --attention-layer 3", "a b\n");
   BOOST_TEST(past_the_layers.status == 2);
   BOOST_TEST(contains(past_the_layers.err, "the decoder has 2 layers"), past_the_layers.err);
-  Run forcing = run(dir, translate_train(dir, "forced") + transformer + " --teacher-forcing 0.5");
+  Run past_the_heads = run(dir, translate + " translate --model " + dir.file("whole") + " --attention-head 9", "a b\n");
+  BOOST_TEST(past_the_heads.status == 2);
+  BOOST_TEST(contains(past_the_heads.err, "--attention-head 9"), past_the_heads.err);
+  Run forcing = run(dir, translate_train_any(dir, "forced") + transformer + " --teacher-forcing 0.5");
   BOOST_TEST(forcing.status == 2);
-  BOOST_TEST(contains(forcing.err, "--teacher-forcing"), forcing.err);
+  BOOST_TEST(contains(forcing.err, "--teacher-forcing needs --arch rnn; --arch is transformer"), forcing.err);
+  Run rnn_flag = run(dir, translate_train_any(dir, "other") + transformer + " --hidden 8");
+  BOOST_TEST(rnn_flag.status == 2);
+  BOOST_TEST(contains(rnn_flag.err, "--hidden needs --arch rnn; --arch is transformer"), rnn_flag.err);
+  Run transformer_flag = run(dir, translate_train(dir, "other") + " --decoder-layers 2");
+  BOOST_TEST(transformer_flag.status == 2);
+  BOOST_TEST(contains(transformer_flag.err, "--decoder-layers needs --arch transformer; --arch is rnn (the default)"),
+             transformer_flag.err);
 }
 
 BOOST_AUTO_TEST_CASE(a_transformer_classifier_trains_resumes_evaluates_and_predicts) {
