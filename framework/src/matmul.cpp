@@ -56,6 +56,22 @@ MatmulPlan plan_matmul(const Shape& a, const Shape& b, const MatmulOptions& opti
   return plan;
 }
 
+// Runs product(i) for the `batches` products of a batched matmul, `multiply_adds` each. Below
+// multiply_add_grain OpenBLAS runs a product on one thread, and its per-call overhead is a
+// good part of the cost (attention's per-head [T, d] x [d, T]): such products are shared out
+// over the threads by batch, one thread each. Larger ones go in turn, each on all threads.
+// Products that write the same memory (the gradient of an operand the batch shares) go in turn.
+template <class Product>
+void for_each_product(std::size_t batches, std::size_t multiply_adds, bool write_disjoint, Product product) {
+  if (write_disjoint && batches > 1 && multiply_adds < multiply_add_grain) {
+    parallel_for(batches, rows_for_grain(multiply_adds, multiply_add_grain), [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) product(i);
+    });
+    return;
+  }
+  for (std::size_t i = 0; i < batches; ++i) product(i);
+}
+
 }  // namespace
 
 // C = op(A) op(B); d op(A) += dC op(B)^T; d op(B) += op(A)^T dC
@@ -64,18 +80,22 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, const MatmulOptions& op
   const MatmulPlan plan = plan_matmul(a.shape(), b.shape(), options);
   const bool ta = options.transpose_a, tb = options.transpose_b;
   Array<T> c = Array<T>::from_shape(plan.result);
-  for (std::size_t i = 0; i < plan.batches; ++i) {
-    blas::gemm<T>(ta, tb, plan.m, plan.n, plan.k, T(1), a.data() + i * plan.a_step, b.data() + i * plan.b_step, T(0),
-                  c.data() + i * plan.c_step);
-  }
-  return record<T>("matmul", std::move(c), {a, b}, [plan, ta, tb](Node<T>& node) {
+  const std::size_t multiply_adds = plan.m * plan.n * plan.k;
+  const T* pa = a.data();
+  const T* pb = b.data();
+  T* pc = c.data();
+  for_each_product(plan.batches, multiply_adds, true, [&](std::size_t i) {
+    blas::gemm<T>(ta, tb, plan.m, plan.n, plan.k, T(1), pa + i * plan.a_step, pb + i * plan.b_step, T(0),
+                  pc + i * plan.c_step);
+  });
+  return record<T>("matmul", std::move(c), {a, b}, [plan, ta, tb, multiply_adds](Node<T>& node) {
     const T* pa = node.input(0).data();
     const T* pb = node.input(1).data();
     const T* gc = node.output_grad().data();
     const auto [batches, m, n, k, a_step, b_step, c_step, result] = plan;
     if (node.needs_grad(0)) {
       T* ga = node.input_grad(0).data();
-      for (std::size_t i = 0; i < batches; ++i) {
+      for_each_product(batches, multiply_adds, a_step != 0, [&](std::size_t i) {
         const T* dc = gc + i * c_step;
         const T* bi = pb + i * b_step;
         if (ta) {
@@ -83,11 +103,11 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, const MatmulOptions& op
         } else {
           blas::gemm<T>(false, !tb, m, k, n, T(1), dc, bi, T(1), ga + i * a_step);  // dA += dC op(B)^T
         }
-      }
+      });
     }
     if (node.needs_grad(1)) {
       T* gb = node.input_grad(1).data();
-      for (std::size_t i = 0; i < batches; ++i) {
+      for_each_product(batches, multiply_adds, b_step != 0, [&](std::size_t i) {
         const T* dc = gc + i * c_step;
         const T* ai = pa + i * a_step;
         if (tb) {
@@ -95,7 +115,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, const MatmulOptions& op
         } else {
           blas::gemm<T>(!ta, false, k, n, m, T(1), ai, dc, T(1), gb + i * b_step);  // dB += op(A)^T dC
         }
-      }
+      });
     }
   }, reads_only_inputs({0, 1}));
 }

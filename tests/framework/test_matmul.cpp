@@ -89,6 +89,28 @@ BOOST_AUTO_TEST_CASE(gradients_for_every_transpose_combination) {
   }
 }
 
+// Many small products of a batch (attention's per-head products) are shared out over the
+// threads, each on one thread, as OpenBLAS would run it alone: two threads give one thread's
+// bits, also where the batch shares an operand whose gradient all products accumulate.
+BOOST_AUTO_TEST_CASE(small_batched_products_over_two_threads_give_one_threads_bits) {
+  const int threads_before = requested_threads();
+  set_follow_busy_cores(false);
+  auto products = [](int threads) {
+    set_num_threads(threads);
+    Tensor<double> batch_a = random_tensor({128, 16, 32}, 11);
+    Tensor<double> batch_b = random_tensor({128, 32, 16}, 12);
+    Tensor<double> shared_a = random_tensor({16, 32}, 13);
+    const Tensor<double> weights = random_tensor({128, 16, 16}, 14, -1.0, 1.0, false);
+    sum(matmul(batch_a, batch_b) * weights).backward();
+    sum(matmul(shared_a, batch_b) * weights).backward();
+    return std::vector<Array<double>>{matmul(batch_a, batch_b).value(), batch_a.grad(), batch_b.grad(), shared_a.grad()};
+  };
+  const std::vector<Array<double>> one = products(1), two = products(2);
+  set_num_threads(threads_before);
+  set_follow_busy_cores(true);
+  for (std::size_t i = 0; i < one.size(); ++i) BOOST_TEST((one[i] == two[i]), "result " << i);
+}
+
 BOOST_AUTO_TEST_CASE(gradient_of_one_operand_only) {
   Tensor<double> weights = random_tensor({4, 2}, 5);
   Tensor<double> data = random_tensor({3, 4}, 6, -1.0, 1.0, false);
