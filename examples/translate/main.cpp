@@ -252,8 +252,9 @@ int evaluate(const DecodeFlags& flags, const ScoreFlags& scoring) {
     return decode_pairs(*loaded->model, loaded->target, pairs, search, flags.batch);
   });
   // Scored as sacreBLEU scores a file of the output lines (the words joined by single spaces,
-  // as `translate` prints them) against the --ref lines as written: the references are not
-  // normalised by the vocabulary, so a cased reference counts case unless --lowercase says not.
+  // as `translate` prints them) against the --ref lines as written, over the pairs kept (the
+  // skipped ones were reported): the references are not normalised by the vocabulary, so a
+  // cased reference counts case unless --lowercase says not.
   std::vector<std::string> hypotheses, references;
   for (const models::Tokens& words : result.hypotheses) hypotheses.push_back(models::join_tokens(words));
   for (const models::Tokens& words : corpus.target) references.push_back(models::join_tokens(words));

@@ -43,24 +43,22 @@ std::string lowercase_suffix(bool lowercase) { return lowercase ? " lowercase" :
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-}  // namespace
-
-BOOST_AUTO_TEST_CASE(the_13a_tokeniser_splits_as_sacrebleu_does) {
-  const nlohmann::json& cases = sacrebleu_fixture().at("tokenize_13a");
-  BOOST_TEST_REQUIRE(cases.size() >= 10u);
+// Each [input, expected] pair of the fixture's list `key`, through `transform`.
+void check_pairs(const std::string& key, std::string (*transform)(std::string_view)) {
+  const nlohmann::json& cases = sacrebleu_fixture().at(key);
+  BOOST_TEST_REQUIRE(cases.size() >= 5u);
   for (const nlohmann::json& pair : cases) {
-    const std::string line = pair.at(0), expected = pair.at(1);
-    BOOST_TEST(tokenize_13a(line) == expected, "13a of '" << line << "'");
+    const std::string input = pair.at(0), expected = pair.at(1);
+    BOOST_TEST(transform(input) == expected, key << " of '" << input << "'");
   }
 }
 
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_13a_tokeniser_splits_as_sacrebleu_does) { check_pairs("tokenize_13a", tokenize_13a); }
+
 BOOST_AUTO_TEST_CASE(lower_case_is_pythons_str_lower) {
-  const nlohmann::json& cases = sacrebleu_fixture().at("lowercase");
-  BOOST_TEST_REQUIRE(cases.size() >= 5u);
-  for (const nlohmann::json& pair : cases) {
-    const std::string line = pair.at(0), expected = pair.at(1);
-    BOOST_TEST(python_lower(line) == expected, "lower of '" << line << "'");
-  }
+  check_pairs("lowercase", python_lower);
   // A capital sigma ends a word only after a cased letter and before none.
   BOOST_TEST(python_lower("\xce\xa3") == "\xcf\x83");               // alone: σ
   BOOST_TEST(python_lower("A\xce\xa3") == "a\xcf\x82");             // word end: ς
