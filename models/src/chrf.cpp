@@ -46,7 +46,7 @@ Tokens chrf_words(std::string_view text) {
 
 // The characters of `text` without its whitespace (sacreBLEU's "".join(line.split())).
 std::u32string characters_without_whitespace(std::string_view text) {
-  std::u32string characters = decode_utf8(text);
+  std::u32string characters = python_characters(text);
   std::erase_if(characters, is_python_whitespace);
   return characters;
 }

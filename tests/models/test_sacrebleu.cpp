@@ -66,6 +66,13 @@ BOOST_AUTO_TEST_CASE(lower_case_is_pythons_str_lower) {
   BOOST_TEST(python_lower("A'\xce\xa3" ".") == "a'\xcf\x82" ".");  // the apostrophe is case-ignorable
 }
 
+BOOST_AUTO_TEST_CASE(characters_are_code_points) {
+  // One code point of each length in UTF-8: 1, 2, 3 and 4 bytes, each back as it was.
+  const std::string text = "a\xc3\xa4\xe2\x82\xac\xf0\x9f\x98\x80";
+  BOOST_TEST((python_characters(text) == std::u32string{U'a', 0xE4, 0x20AC, 0x1F600}));
+  BOOST_TEST(python_split(text) == Tokens{text});
+}
+
 BOOST_AUTO_TEST_CASE(whitespace_is_pythons) {
   // No-break space, an ideographic space, U+001C and a line separator split; U+200B does not.
   BOOST_TEST(python_split("a\xc2\xa0" "b\xe3\x80\x80" "c\x1c" "d\xe2\x80\xa8 e\xe2\x80\x8b" "f ") ==
@@ -160,6 +167,8 @@ BOOST_AUTO_TEST_CASE(mismatched_corpora_and_text_that_is_not_utf8_are_refused) {
   BOOST_TEST((contains(bleu, "corpus_bleu") && contains(bleu, "hypothesis 1 is not UTF-8 (byte 3)")), bleu);
   const std::string chrf = error_message<std::invalid_argument>([&] { corpus_chrf({"a"}, {latin1}); });
   BOOST_TEST((contains(chrf, "corpus_chrf") && contains(chrf, "reference 0 is not UTF-8 (byte 3)")), chrf);
-  const std::string lower = error_message<std::invalid_argument>([&] { python_lower(latin1); });
-  BOOST_TEST((contains(lower, "not UTF-8 at byte 3") && contains(lower, "0xE9")), lower);
+  BOOST_TEST(error_message<std::invalid_argument>([&] { python_lower(latin1); }) ==
+             "python_lower: the text is not UTF-8 at byte 3 (0xE9)");
+  BOOST_TEST(error_message<std::invalid_argument>([] { python_split("ab\x80"); }) ==
+             "python_split: the text is not UTF-8 at byte 2 (0x80)");
 }

@@ -128,23 +128,6 @@ BOOST_AUTO_TEST_CASE(utf8_validation_follows_the_unicode_standard) {
   for (const auto& [text, offset] : invalid) BOOST_TEST(invalid_utf8_offset(text).value_or(99) == offset, text);
 }
 
-BOOST_AUTO_TEST_CASE(utf8_decodes_to_code_points_and_back) {
-  // One code point of each length: 1, 2, 3 and 4 bytes.
-  const std::string text = "a\xc3\xa4\xe2\x82\xac\xf0\x9f\x98\x80";
-  const std::u32string code_points = decode_utf8(text);
-  BOOST_TEST((code_points == std::u32string{U'a', 0xE4, 0x20AC, 0x1F600}));
-  std::string encoded;
-  for (const char32_t c : code_points) append_utf8(encoded, c);
-  BOOST_TEST(encoded == text);
-  BOOST_TEST(error_message<std::invalid_argument>([] { decode_utf8("ab\x80"); }) ==
-             "decode_utf8: the text is not UTF-8 at byte 2 (0x80)");
-  std::string out;
-  BOOST_TEST(error_message<std::invalid_argument>([&] { append_utf8(out, 0xD800); }) ==
-             "append_utf8: U+D800 is not a Unicode scalar value");
-  BOOST_CHECK_THROW(append_utf8(out, 0x110000), std::invalid_argument);
-  BOOST_TEST(out.empty());
-}
-
 BOOST_AUTO_TEST_CASE(parallel_corpus_errors_name_both_files) {
   TempDir dir;
   const std::string source = dir.write("train.de", "a\nb\nc\n");

@@ -19,11 +19,4 @@ std::optional<std::size_t> invalid_utf8_offset(std::string_view text);
 // of `text`, whose first line is line `first_line` of the file labelled `label`.
 void require_utf8(std::string_view text, const std::string& label, std::size_t first_line = 1);
 
-// The code points of `text`; std::invalid_argument naming the offset of the first ill-formed
-// byte when it is not UTF-8.
-std::u32string decode_utf8(std::string_view text);
-// Appends `code_point`, a Unicode scalar value (not a surrogate, at most U+10FFFF; anything
-// else is std::invalid_argument naming it), to `out` as UTF-8.
-void append_utf8(std::string& out, char32_t code_point);
-
 }  // namespace xgrad
