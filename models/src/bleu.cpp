@@ -214,8 +214,9 @@ std::string bleu_signature(const BleuOptions& options) {
 }
 
 std::string to_string(const BleuScore& score, const BleuOptions& options) {
-  std::string line = score.to_string();
-  return line.insert(std::string_view("BLEU").size(), "|" + bleu_signature(options));
+  const std::string line = score.to_string();  // "BLEU = ..."
+  const std::size_t name = std::string_view("BLEU").size();
+  return line.substr(0, name) + '|' + bleu_signature(options) + line.substr(name);
 }
 
 std::string BleuScore::to_string() const {

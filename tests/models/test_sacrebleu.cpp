@@ -31,11 +31,11 @@ void check_near(double actual, double expected, const std::string& what) {
   BOOST_TEST(std::abs(actual - expected) <= 1e-12 * (1.0 + std::abs(expected)), what << ": " << actual << " != " << expected);
 }
 
-// sacreBLEU's signature with xgrad's version where sacreBLEU names its own.
-std::string with_our_version(std::string signature) {
-  const std::size_t version = signature.rfind("version:");
-  BOOST_TEST_REQUIRE(version != std::string::npos, signature);
-  return signature.replace(version, std::string::npos, "version:xgrad-" XGRAD_VERSION);
+// sacreBLEU's signature (or a line holding one) with xgrad's version where sacreBLEU names its own.
+std::string with_our_version(std::string text) {
+  const std::size_t version = text.find("version:");
+  BOOST_TEST_REQUIRE(version != std::string::npos, text);
+  return text.replace(version, text.find(' ', version) - version, "version:xgrad-" XGRAD_VERSION);
 }
 
 // The fixture's key for a metric's options, as make_sacrebleu_fixtures.py writes it.
