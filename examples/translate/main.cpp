@@ -370,7 +370,7 @@ int main(int argc, char** argv) {
   ScoreFlags score_flags;
   eval_command.choice("--tokenize", score_flags.tokenize, {"13a", "none"},
                       "BLEU's tokeniser: sacreBLEU's default 13a, or none (the text's own tokens)");
-  eval_command.flag("--lowercase", score_flags.lowercase, "score BLEU and chrF case-insensitively");
+  eval_command.flag("--lowercase", score_flags.lowercase, "score BLEU and chrF case-insensitively (sacreBLEU's --lowercase and --chrf-lowercase)");
 
   DecodeFlags translate_flags;
   cli::Command& translate_command = program.subcommand("translate", "Translate sentences from standard input.");
