@@ -2,7 +2,7 @@
 // encoder-decoder (--arch rnn) or a Transformer (--arch transformer).
 //
 //   xgrad-translate train --train-src F --train-tgt F --valid-src F --valid-tgt F --out DIR [--arch A] [...]
-//   xgrad-translate eval --model DIR --src F --ref F [--beam K] [--alpha X]
+//   xgrad-translate eval --model DIR --src F --ref F [--beam K] [--alpha X] [--tokenize 13a|none] [--lowercase]
 //   xgrad-translate translate --model DIR [--beam K] [--attention-svg FILE [--attention-layer N] [--attention-head H]]
 //
 // A model directory holds config.json (the model's options), source.vocab.json and
@@ -18,6 +18,7 @@
 
 #include <xgrad/framework.h>
 #include <xgrad/models/bleu.h>
+#include <xgrad/models/chrf.h>
 #include <xgrad/models/model_directory.h>
 #include <xgrad/models/transformer_translator.h>
 #include <xgrad/models/translation_data.h>
@@ -59,6 +60,12 @@ struct DecodeFlags {
   double alpha = 1.0;
 };
 
+// How eval scores the translations: sacreBLEU's options of the same names.
+struct ScoreFlags {
+  std::string tokenize = "13a";
+  bool lowercase = false;
+};
+
 std::unique_ptr<models::TranslationModel> load_model(const fs::path& dir, bool best_weights) {
   return cli::building("the model of " + dir.string(),
                        [&] { return models::load_translation_model(models::ModelDirectory(dir), best_weights); });
@@ -76,9 +83,9 @@ models::ParallelCorpus read_pairs(const fs::path& source, const fs::path& target
   return corpus;
 }
 
-struct Validation {
+struct Decoded {
   models::CorpusLoss loss;
-  models::BleuScore bleu;
+  std::vector<models::Tokens> hypotheses;  // the output words of each pair, without specials
   double perplexity() const { return std::exp(loss.per_token); }
 };
 
@@ -94,17 +101,15 @@ std::vector<models::Translation> translate_all(const models::Translator<float>& 
   return translations;
 }
 
-// Perplexity and BLEU over every pair, `batch_size` at a time. Call with the model in
-// evaluation mode.
-Validation validate(const models::Translator<float>& model, const Vocabulary& target, const models::EncodedPairs& pairs,
-                    const models::SearchOptions& search, std::size_t batch_size) {
-  Validation result;
+// The loss over every pair and the translation of every source, `batch_size` at a time.
+// Call with the model in evaluation mode.
+Decoded decode_pairs(const models::Translator<float>& model, const Vocabulary& target, const models::EncodedPairs& pairs,
+                     const models::SearchOptions& search, std::size_t batch_size) {
+  Decoded result;
   result.loss = models::corpus_loss(model, pairs, batch_size);
-  std::vector<models::Tokens> hypotheses;
   for (const models::Translation& t : translate_all(model, pairs, search, batch_size)) {
-    hypotheses.push_back(target.decode(t.tokens, {.drop_specials = true}));
+    result.hypotheses.push_back(target.decode(t.tokens, {.drop_specials = true}));
   }
-  result.bleu = models::corpus_bleu(hypotheses, pairs.references);
   return result;
 }
 
@@ -207,12 +212,16 @@ int train(const TrainFlags& flags) {
        .validation_columns = {"valid_loss", "valid_ppl", "bleu"},
        .validate =
            [&] {
-             const Validation valid = validate(model, loaded->target, valid_pairs, valid_search, 128);
+             // BLEU on the vocabulary's tokens against the normalised references, as every
+             // run's log has recorded it: it chooses the best weights, and a resumed run must
+             // go on comparing like with like. eval reports the field's scores.
+             const Decoded valid = decode_pairs(model, loaded->target, valid_pairs, valid_search, 128);
+             const models::BleuScore bleu = models::corpus_bleu(valid.hypotheses, valid_pairs.references);
              char summary[96];
              std::snprintf(summary, sizeof summary, "valid loss %.3f, perplexity %.2f, ", valid.loss.per_token,
                            valid.perplexity());
-             return training::Validation{valid.bleu.score, summary + valid.bleu.to_string(),
-                                         {valid.loss.per_token, valid.perplexity(), valid.bleu.score}};
+             return training::Validation{bleu.score, summary + bleu.to_string(),
+                                         {valid.loss.per_token, valid.perplexity(), bleu.score}};
            },
        .step =
            [&](const models::Batch& rows) {
@@ -230,17 +239,29 @@ int train(const TrainFlags& flags) {
            }});
 }
 
-int evaluate(const DecodeFlags& flags) {
+int evaluate(const DecodeFlags& flags, const ScoreFlags& scoring) {
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
   loaded->model->eval();
   const models::ParallelCorpus corpus = read_pairs(flags.src, flags.ref, flags.max_length);
   const models::EncodedPairs pairs = models::encode_pairs(corpus, loaded->source, loaded->target);
   const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
-  const Validation result = cli::building("the translations of " + flags.src.string(), [&] {
-    return validate(*loaded->model, loaded->target, pairs, search, flags.batch);
+  const Decoded result = cli::building("the translations of " + flags.src.string(), [&] {
+    return decode_pairs(*loaded->model, loaded->target, pairs, search, flags.batch);
   });
-  std::printf("%s\n", result.bleu.to_string().c_str());
+  // Scored as sacreBLEU scores a file of the output lines (the words joined by single spaces,
+  // as `translate` prints them) against the --ref lines as written, over the pairs kept (the
+  // skipped ones were reported): the references are not normalised by the vocabulary, so a
+  // cased reference counts case unless --lowercase says not.
+  std::vector<std::string> hypotheses, references;
+  for (const models::Tokens& words : result.hypotheses) hypotheses.push_back(models::join_tokens(words));
+  for (const models::Tokens& words : corpus.target) references.push_back(models::join_tokens(words));
+  const models::BleuOptions bleu{
+      .tokenize = scoring.tokenize == "none" ? models::BleuTokenizer::none : models::BleuTokenizer::mteval_13a,
+      .lowercase = scoring.lowercase};
+  const models::ChrfOptions chrf{.lowercase = scoring.lowercase};
+  std::printf("%s\n", models::to_string(models::corpus_bleu(hypotheses, references, bleu), bleu).c_str());
+  std::printf("%s\n", models::to_string(models::corpus_chrf(hypotheses, references, chrf), chrf).c_str());
   std::printf("perplexity %.2f (%zu target tokens, %zu sentence pairs)\n", result.perplexity(), result.loss.tokens,
               pairs.source.size());
   return 0;
@@ -345,7 +366,8 @@ int main(int argc, char** argv) {
   }
 
   DecodeFlags eval_flags;
-  cli::Command& eval_command = program.subcommand("eval", "Report BLEU and perplexity on a parallel corpus.");
+  cli::Command& eval_command =
+      program.subcommand("eval", "Report BLEU and chrF as sacreBLEU computes them, with their signatures, and perplexity.");
   eval_command.path("--model", eval_flags.model, "DIR", "model directory").required();
   eval_command.path("--src", eval_flags.src, "FILE", "source sentences").required();
   eval_command.path("--ref", eval_flags.ref, "FILE", "reference translations").required();
@@ -353,6 +375,10 @@ int main(int argc, char** argv) {
   eval_command.real("--alpha", eval_flags.alpha, "X", "length normalisation exponent").range(0, 5);
   eval_command.size("--threads", eval_flags.threads, "N", "threads for matrix products").range(1, 256);
   eval_command.size("--max-length", eval_flags.max_length, "N", "skip (and count) pairs with a side of more than N tokens").range(1, 100000);
+  ScoreFlags score_flags;
+  eval_command.choice("--tokenize", score_flags.tokenize, {"13a", "none"},
+                      "BLEU's tokeniser: sacreBLEU's default 13a, or none (the text's own tokens)");
+  eval_command.flag("--lowercase", score_flags.lowercase, "score BLEU and chrF case-insensitively (sacreBLEU's --lowercase and --chrf-lowercase)");
 
   DecodeFlags translate_flags;
   cli::Command& translate_command = program.subcommand("translate", "Translate sentences from standard input.");
@@ -371,7 +397,7 @@ int main(int argc, char** argv) {
 
   return cli::run_main(program, argc, argv, [&](const std::string& subcommand) {
     if (subcommand == "train") return train(train_flags);
-    if (subcommand == "eval") return evaluate(eval_flags);
+    if (subcommand == "eval") return evaluate(eval_flags, score_flags);
     return translate_stdin(translate_flags);
   });
 }

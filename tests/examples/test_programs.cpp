@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "xgrad/models/bleu.h"
 #include "xgrad/models/corpus.h"
 
 using namespace xgrad;
@@ -171,7 +172,32 @@ BOOST_AUTO_TEST_CASE(translate_resume_equals_an_uninterrupted_run) {
   Run eval = run(dir, translate + " eval --model " + dir.file("whole") + " --src " + dir.file("valid.src") + " --ref " +
                           dir.file("valid.tgt") + " --beam 2 --threads 1");
   BOOST_TEST(eval.status == 0, eval.err);
-  BOOST_TEST((contains(eval.out, "BLEU = ") && contains(eval.out, "perplexity")), eval.out);
+  // sacreBLEU's BLEU (13a by default) and chrF, each printed after its signature, as sacreBLEU prints them.
+  BOOST_TEST(contains(eval.out, "BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:xgrad-"), eval.out);
+  BOOST_TEST(contains(eval.out, "chrF2|nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:xgrad-"), eval.out);
+  BOOST_TEST(contains(eval.out, "perplexity"), eval.out);
+  // --tokenize none is the number eval printed before: BLEU on the output tokens against the
+  // reference tokens, here of `translate`'s lines (the references are lower-case already, so
+  // the vocabulary's normalisation, which that BLEU applied to them, changes nothing).
+  Run untokenised = run(dir, translate + " eval --model " + dir.file("whole") + " --src " + dir.file("valid.src") + " --ref " +
+                                 dir.file("valid.tgt") + " --beam 2 --threads 1 --tokenize none --lowercase");
+  BOOST_TEST_REQUIRE(untokenised.status == 0, untokenised.err);
+  Run valid_translations = run(dir, translate + " translate --model " + dir.file("whole") + " --beam 2 --threads 1",
+                               read_file(dir.file("valid.src")));
+  BOOST_TEST_REQUIRE(valid_translations.status == 0, valid_translations.err);
+  std::vector<models::Tokens> hypotheses, references;
+  std::istringstream hypothesis_lines(valid_translations.out), reference_lines(read_file(dir.file("valid.tgt")));
+  for (std::string line; std::getline(hypothesis_lines, line);) hypotheses.push_back(models::split_tokens(line));
+  for (std::string line; std::getline(reference_lines, line);) references.push_back(models::split_tokens(line));
+  const std::string token_bleu = models::corpus_bleu(hypotheses, references).to_string();  // "BLEU = ..."
+  BOOST_TEST(contains(untokenised.out, "BLEU|nrefs:1|case:lc|eff:no|tok:none|smooth:exp|version:xgrad-"), untokenised.out);
+  BOOST_TEST(contains(untokenised.out, token_bleu.substr(std::string("BLEU").size()) + "\n"),
+             untokenised.out << " should hold " << token_bleu);
+  BOOST_TEST(contains(untokenised.out, "chrF2|nrefs:1|case:lc|"), untokenised.out);
+  Run bad_tokenizer = run(dir, translate + " eval --model " + dir.file("whole") + " --src " + dir.file("valid.src") +
+                                   " --ref " + dir.file("valid.tgt") + " --tokenize 14a");
+  BOOST_TEST(bad_tokenizer.status == 2);
+  BOOST_TEST((contains(bad_tokenizer.err, "--tokenize") && contains(bad_tokenizer.err, "13a")), bad_tokenizer.err);
   Run translated = run(dir, translate + " translate --model " + dir.file("whole") + " --attention-svg " + dir.file("a.svg"),
                        "a b c\n\nD E F\n");
   BOOST_TEST(translated.status == 0, translated.err);
@@ -200,7 +226,8 @@ BOOST_AUTO_TEST_CASE(a_transformer_trains_resumes_evaluates_and_translates) {
   Run eval = run(dir, translate + " eval --model " + dir.file("whole") + " --src " + dir.file("valid.src") + " --ref " +
                           dir.file("valid.tgt") + " --beam 2 --threads 1");
   BOOST_TEST(eval.status == 0, eval.err);
-  BOOST_TEST((contains(eval.out, "BLEU = ") && contains(eval.out, "perplexity")), eval.out);
+  BOOST_TEST((contains(eval.out, "BLEU|nrefs:1|") && contains(eval.out, "chrF2|nrefs:1|") && contains(eval.out, "perplexity")),
+             eval.out);
   Run translated = run(dir, translate + " translate --model " + dir.file("whole") + " --attention-layer 1 --attention-svg " +
                                 dir.file("a.svg"),
                        "a b c\n\nD E F\n");
