@@ -40,14 +40,18 @@ std::int64_t as_seen_by(std::size_t sentence, std::int64_t token) {
   return token == a ? b : a;
 }
 
-// The probabilities come from the tokens the state holds, not from `previous` alone: a select
-// that moved the wrong rows would change them.
-class TableDecoder final : public StepDecoder<double> {
+// The ids of every hand-written decoder here.
+class SmallVocabularyDecoder : public StepDecoder<double> {
  public:
   std::int64_t sos_id() const override { return sos; }
   std::int64_t eos_id() const override { return eos; }
   std::size_t vocabulary_size() const override { return vocabulary; }
+};
 
+// The probabilities come from the tokens the state holds, not from `previous` alone: a select
+// that moved the wrong rows would change them.
+class TableDecoder final : public SmallVocabularyDecoder {
+ public:
   std::unique_ptr<State> begin(const PaddedBatch& source, std::size_t copies) const override {
     auto state = std::make_unique<Rows>();
     state->source_width = source.ids.shape()[1];
@@ -298,12 +302,8 @@ namespace {
 // Two source words. The first step attends word 0 and prefers a (.6) to b (.38); then every
 // hypothesis ends (<eos> .9), attending word 0 again after a and word 1 after b. So "a" is the
 // more likely, but only "b" attends to both words.
-class LookingDecoder final : public StepDecoder<double> {
+class LookingDecoder final : public SmallVocabularyDecoder {
  public:
-  std::int64_t sos_id() const override { return sos; }
-  std::int64_t eos_id() const override { return eos; }
-  std::size_t vocabulary_size() const override { return vocabulary; }
-
   std::unique_ptr<State> begin(const PaddedBatch& source, std::size_t copies) const override {
     auto state = std::make_unique<Rows>();
     state->rows = source.lengths.size() * copies;

@@ -21,7 +21,7 @@ struct Translation {
   // What the search ranked it by: greedy and sampling, the log-probability; beam search,
   // hypothesis_score.
   double score = 0;
-  Array<float> attention;   // [tokens.size() + 1 (the <eos> step, if produced), S]
+  Array<float> attention;      // [tokens.size() + 1 (the <eos> step, if produced), S]
   double log_probability = 0;  // of the tokens and the <eos>, if produced, under the decoder
 };
 
