@@ -32,7 +32,10 @@ std::vector<std::size_t> most_attended_sources(const Translation& translation, c
 std::string pharaoh_alignment(const std::vector<std::size_t>& sources) {
   std::string line;
   for (std::size_t j = 0; j < sources.size(); ++j) {
-    line += (j ? " " : "") + std::to_string(sources[j]) + "-" + std::to_string(j);
+    if (j) line += ' ';
+    line += std::to_string(sources[j]);
+    line += '-';
+    line += std::to_string(j);
   }
   return line;
 }

@@ -290,7 +290,7 @@ BOOST_AUTO_TEST_CASE(hypothesis_scores_follow_the_length_and_coverage_penalties)
   BOOST_TEST(hypothesis_score(0, 0, one_word, {.length_normalization = LengthNormalization::none, .coverage_penalty = 1}) ==
                  std::log(min_coverage),
              tolerance);
-  BOOST_TEST(length_normalization_from_string("gnmt") == LengthNormalization::gnmt);
+  BOOST_TEST((length_normalization_from_string("gnmt") == LengthNormalization::gnmt));
   BOOST_TEST(to_string(LengthNormalization::average) == "avg");
   const std::string message =
       xgrad::testing::error_message<std::invalid_argument>([] { length_normalization_from_string("gmnt"); });
