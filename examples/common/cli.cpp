@@ -230,6 +230,15 @@ void ChoiceOption::set(std::string_view value) {
   target_ = value;
 }
 
+PathListOption::PathListOption(std::string name, std::vector<std::filesystem::path>& target, std::string metavar,
+                               std::string help)
+    : Option(std::move(name), std::move(metavar), std::move(help), ""), target_(target) {}
+
+void PathListOption::set(std::string_view value) {
+  if (value.empty()) throw UsageError(concat(name(), ": empty path; expected a file or directory name"));
+  target_.emplace_back(value);
+}
+
 FlagOption::FlagOption(std::string name, bool& target, std::string help)
     : Option(std::move(name), "", std::move(help), ""), target_(target) {}
 
@@ -267,6 +276,11 @@ StringOption& Command::text(std::string name, std::string& target, std::string m
 
 PathOption& Command::path(std::string name, std::filesystem::path& target, std::string metavar, std::string help) {
   return add<PathOption>(std::move(name), target, std::move(metavar), std::move(help));
+}
+
+PathListOption& Command::paths(std::string name, std::vector<std::filesystem::path>& target, std::string metavar,
+                               std::string help) {
+  return add<PathListOption>(std::move(name), target, std::move(metavar), std::move(help));
 }
 
 ChoiceOption& Command::choice(std::string name, std::string& target, std::vector<std::string> choices, std::string help) {
@@ -324,7 +338,7 @@ void Command::parse_options(const std::vector<std::string>& arguments, const std
       for (const auto& candidate : options_) names.push_back(candidate->name());
       throw UsageError(concat("unknown option '", name, "'", suggestion(name, names), hint));
     }
-    if (given.contains(option)) throw UsageError(concat(name, " is given more than once", hint));
+    if (given.contains(option) && !option->repeatable()) throw UsageError(concat(name, " is given more than once", hint));
     std::string value;
     if (!option->takes_value()) {
       if (equals != std::string::npos) throw UsageError(concat(name, " takes no value, got '", argument, "'", hint));

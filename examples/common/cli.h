@@ -71,6 +71,8 @@ class Option {
   // Parses and stores `value`; UsageError on a bad value.
   virtual void set(std::string_view value) = 0;
   virtual bool takes_value() const { return true; }
+  // Whether the option may be given more than once (otherwise a UsageError).
+  virtual bool repeatable() const { return false; }
   // The accepted values ("1..1000"), for help and errors; empty if unrestricted.
   virtual std::string constraint() const { return {}; }
 
@@ -136,6 +138,18 @@ class PathOption : public Option {
   std::filesystem::path& target_;
 };
 
+// A file or directory name that may be given several times (--model A --model B), each
+// appended in the order given.
+class PathListOption : public Option {
+ public:
+  PathListOption(std::string name, std::vector<std::filesystem::path>& target, std::string metavar, std::string help);
+
+ private:
+  void set(std::string_view value) override;
+  bool repeatable() const override { return true; }
+  std::vector<std::filesystem::path>& target_;
+};
+
 // One of a fixed list of names (--cell gru|lstm).
 class ChoiceOption : public Option {
  public:
@@ -172,6 +186,8 @@ class Command {
   RealOption& real(std::string name, double& target, std::string metavar, std::string help);
   StringOption& text(std::string name, std::string& target, std::string metavar, std::string help);
   PathOption& path(std::string name, std::filesystem::path& target, std::string metavar, std::string help);
+  PathListOption& paths(std::string name, std::vector<std::filesystem::path>& target, std::string metavar,
+                        std::string help);
   ChoiceOption& choice(std::string name, std::string& target, std::vector<std::string> choices, std::string help);
   FlagOption& flag(std::string name, bool& target, std::string help);
   // Declares that `first` and `second` (both declared already) cannot be given together.

@@ -2,14 +2,28 @@
 // encoder-decoder (--arch rnn) or a Transformer (--arch transformer).
 //
 //   xgrad-translate train --train-src F --train-tgt F --valid-src F --valid-tgt F --out DIR [--arch A] [...]
-//   xgrad-translate eval --model DIR --src F --ref F [--beam K] [--alpha X] [--tokenize 13a|none] [--lowercase]
-//   xgrad-translate translate --model DIR [--beam K] [--attention-svg FILE [--attention-layer N] [--attention-head H]]
+//   xgrad-translate eval --model DIR --src F --ref F [--beam K] [decoding options] [--tokenize 13a|none] [--lowercase]
+//   xgrad-translate translate --model DIR [--beam K] [decoding options] [--n-best K] [--replace-unk]
+//                             [--alignments FILE [--soft-alignments]] [--attention-svg FILE [--attention-layer N] [--attention-head H]]
+//   xgrad-translate average --model DIR --model DIR [...] --out DIR
+//
+// The decoding options: --length-penalty none|avg|gnmt with --alpha X, --coverage-penalty X,
+// --min-output-length N, --max-output-length N (models/search.h). With --n-best K, translate
+// writes K lines per input line, Marian's n-best format:
+//   <input line from 0> ||| <translation> ||| F0= <log-probability> ||| <score the beam ranked by>
+// and an empty input line gets none. --alignments writes one line per input line: the best
+// translation's hard alignments from the attention in the Pharaoh format ("0-0 2-1": source
+// word - output word, from 0), or with --soft-alignments its attention rows ("0.912,0.088 ...":
+// one group of source weights per output word).
 //
 // A model directory holds config.json (the model's options), source.vocab.json and
 // target.vocab.json, model.safetensors (the weights with the best validation BLEU),
 // checkpoint.safetensors (everything --resume needs) and log.csv, and run.lock and run.json
 // (run_directory.h). Every file is written atomically.
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +31,7 @@
 #include <optional>
 
 #include <xgrad/framework.h>
+#include <xgrad/models/alignment.h>
 #include <xgrad/models/bleu.h>
 #include <xgrad/models/chrf.h>
 #include <xgrad/models/model_directory.h>
@@ -58,6 +73,13 @@ struct DecodeFlags {
   std::size_t attention_layer = 0;  // a Transformer's decoder layer, from 1; 0: the last
   std::size_t attention_head = 0;   // one of its heads, from 1; 0: their average
   double alpha = 1.0;
+  std::string length_penalty = "avg";
+  double coverage_penalty = 0.0;
+  std::size_t min_output_length = 0, max_output_length = 0;  // 0: no maximum beyond the source's
+  std::size_t n_best = 0;                                    // 0: only the best, as plain text
+  bool replace_unk = false;
+  fs::path alignments;
+  bool soft_alignments = false;
 };
 
 // How eval scores the translations: sacreBLEU's options of the same names.
@@ -65,6 +87,41 @@ struct ScoreFlags {
   std::string tokenize = "13a";
   bool lowercase = false;
 };
+
+// The search the decoding flags ask for; UsageError for flags that contradict each other.
+models::SearchOptions search_options(const DecodeFlags& flags) {
+  if (flags.max_output_length > 0 && flags.min_output_length > flags.max_output_length) {
+    throw cli::UsageError("--min-output-length " + std::to_string(flags.min_output_length) +
+                          " is more than --max-output-length " + std::to_string(flags.max_output_length));
+  }
+  if (flags.n_best > flags.beam) {
+    throw cli::UsageError("--n-best " + std::to_string(flags.n_best) + " needs a beam at least as wide; --beam is " +
+                          std::to_string(flags.beam));
+  }
+  return {.beam_size = flags.beam,
+          .length_penalty = flags.alpha,
+          .length_normalization = models::length_normalization_from_string(flags.length_penalty),
+          .coverage_penalty = flags.coverage_penalty,
+          .min_output_length = flags.min_output_length,
+          .max_output_length = flags.max_output_length > 0 ? flags.max_output_length : models::SearchOptions{}.max_output_length,
+          .n_best = std::max<std::size_t>(1, flags.n_best)};
+}
+
+// The flags of the search, shared by eval and translate.
+void declare_search_flags(cli::Command& command, DecodeFlags& flags) {
+  command.size("--beam", flags.beam, "K", "beam size (1: greedy)").range(1, 64);
+  command.choice("--length-penalty", flags.length_penalty, {"none", "avg", "gnmt"},
+                 "how the beam ranks hypotheses of different lengths: log p, log p / length^alpha, or GNMT's "
+                 "log p / ((5 + length) / 6)^alpha");
+  command.real("--alpha", flags.alpha, "X", "the length penalty's exponent").range(0, 5);
+  command.real("--coverage-penalty", flags.coverage_penalty, "X",
+               "GNMT's coverage penalty beta: adds X * sum of log(min(attention a source word received, 1))")
+      .range(0, 10);
+  command.size("--min-output-length", flags.min_output_length, "N", "no <eos> before N output tokens").range(0, 100000);
+  command.size("--max-output-length", flags.max_output_length, "N",
+               "at most N output tokens (0: 2 per source token + 10)")
+      .range(0, 100000);
+}
 
 std::unique_ptr<models::TranslationModel> load_model(const fs::path& dir, bool best_weights) {
   return cli::building("the model of " + dir.string(),
@@ -89,12 +146,14 @@ struct Decoded {
   double perplexity() const { return std::exp(loss.per_token); }
 };
 
-// Decodes every source sentence in batches, in the corpus order.
-std::vector<models::Translation> translate_all(const models::Translator<float>& model, const models::EncodedPairs& pairs,
-                                               const models::SearchOptions& search, std::size_t batch_size) {
-  std::vector<models::Translation> translations;
+// Decodes every source sentence in batches, in the corpus order: search.n_best hypotheses
+// each, best first.
+std::vector<std::vector<models::Translation>> translate_all(const models::Translator<float>& model,
+                                                            const models::EncodedPairs& pairs,
+                                                            const models::SearchOptions& search, std::size_t batch_size) {
+  std::vector<std::vector<models::Translation>> translations;
   for (const models::Batch& rows : models::consecutive_batches(pairs.source.size(), batch_size)) {
-    for (models::Translation& t : model.translate(models::source_batch(pairs, rows), search)) {
+    for (std::vector<models::Translation>& t : model.translate_n_best(models::source_batch(pairs, rows), search)) {
       translations.push_back(std::move(t));
     }
   }
@@ -107,8 +166,8 @@ Decoded decode_pairs(const models::Translator<float>& model, const Vocabulary& t
                      const models::SearchOptions& search, std::size_t batch_size) {
   Decoded result;
   result.loss = models::corpus_loss(model, pairs, batch_size);
-  for (const models::Translation& t : translate_all(model, pairs, search, batch_size)) {
-    result.hypotheses.push_back(target.decode(t.tokens, {.drop_specials = true}));
+  for (const std::vector<models::Translation>& best : translate_all(model, pairs, search, batch_size)) {
+    result.hypotheses.push_back(target.decode(best.front().tokens, {.drop_specials = true}));
   }
   return result;
 }
@@ -240,12 +299,12 @@ int train(const TrainFlags& flags) {
 }
 
 int evaluate(const DecodeFlags& flags, const ScoreFlags& scoring) {
+  const models::SearchOptions search = search_options(flags);
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
   loaded->model->eval();
   const models::ParallelCorpus corpus = read_pairs(flags.src, flags.ref, flags.max_length);
   const models::EncodedPairs pairs = models::encode_pairs(corpus, loaded->source, loaded->target);
-  const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
   const Decoded result = cli::building("the translations of " + flags.src.string(), [&] {
     return decode_pairs(*loaded->model, loaded->target, pairs, search, flags.batch);
   });
@@ -267,8 +326,57 @@ int evaluate(const DecodeFlags& flags, const ScoreFlags& scoring) {
   return 0;
 }
 
+// What translate writes for each input line: the best translation, or the n-best list, on
+// standard output, and the best one's alignments, kept for the --alignments file.
+class TranslationWriter {
+ public:
+  TranslationWriter(const DecodeFlags& flags, const models::Vocabulary& target) : flags_(flags), target_(target) {}
+
+  // The hypotheses (best first) for the next input line, whose words are `source`; none for
+  // an empty line.
+  void write(const models::Tokens& source, const std::vector<models::Translation>& hypotheses) {
+    const std::size_t line = lines_++;
+    if (hypotheses.empty()) {
+      if (flags_.n_best == 0) std::cout << '\n';
+      alignments_ += '\n';
+      return;
+    }
+    for (const models::Translation& hypothesis : hypotheses) {
+      const models::TranslatedWords words = models::translated_words(hypothesis, target_);
+      const std::vector<std::size_t> sources = models::most_attended_sources(hypothesis, words);
+      const std::string text =
+          models::join_tokens(flags_.replace_unk ? models::replace_unknown_words(words, sources, source) : words.words);
+      if (flags_.n_best == 0) {
+        std::cout << text << '\n';
+      } else {
+        char scores[96];
+        std::snprintf(scores, sizeof scores, " ||| F0= %.4f ||| %.4f\n", hypothesis.log_probability, hypothesis.score);
+        std::cout << line << " ||| " << text << scores;
+      }
+      if (&hypothesis == &hypotheses.front()) {
+        alignments_ += flags_.soft_alignments ? models::soft_alignment(hypothesis, words) : models::pharaoh_alignment(sources);
+        alignments_ += '\n';
+      }
+    }
+  }
+
+  // Writes the --alignments file, when one was asked for, once every line is written.
+  void finish() const {
+    if (!flags_.alignments.empty()) write_file_atomically(flags_.alignments, alignments_);
+  }
+
+ private:
+  const DecodeFlags& flags_;
+  const models::Vocabulary& target_;
+  std::size_t lines_ = 0;
+  std::string alignments_;
+};
+
 int translate_stdin(const DecodeFlags& flags) {
+  if (flags.soft_alignments && flags.alignments.empty()) throw cli::UsageError("--soft-alignments needs --alignments FILE");
+  cli::refuse_unwritable_output_file("--alignments", flags.alignments);
   cli::refuse_unwritable_output_file("--attention-svg", flags.attention_svg);
+  const models::SearchOptions search = search_options(flags);
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
   loaded->model->eval();
@@ -284,7 +392,7 @@ int translate_stdin(const DecodeFlags& flags) {
       throw cli::UsageError(asked + ": " + e.what());
     }
   }
-  const models::SearchOptions search{.beam_size = flags.beam, .length_penalty = flags.alpha};
+  TranslationWriter writer(flags, loaded->target);
   bool picture_written = flags.attention_svg.empty();
   std::vector<models::Tokens> lines;
   auto flush = [&] {
@@ -296,16 +404,19 @@ int translate_stdin(const DecodeFlags& flags) {
       sentences.push_back(lines[i]);
     }
     const models::EncodedPairs pairs = models::encode_sources(sentences, loaded->source);
-    std::vector<models::Translation> translations = cli::building("the translations of standard input", [&] {
-      return pairs.source.empty() ? std::vector<models::Translation>{} : translate_all(*loaded->model, pairs, search, flags.batch);
-    });
+    const std::vector<std::vector<models::Translation>> translations =
+        cli::building("the translations of standard input", [&] {
+          return pairs.source.empty() ? std::vector<std::vector<models::Translation>>{}
+                                      : translate_all(*loaded->model, pairs, search, flags.batch);
+        });
     std::size_t next = 0;
     for (std::size_t i = 0; i < lines.size(); ++i) {
       if (next < nonempty.size() && nonempty[next] == i) {
-        const models::Translation& t = translations[next++];
-        models::Tokens words = loaded->target.decode(t.tokens, {.drop_specials = true});
-        std::cout << models::join_tokens(words) << '\n';
+        const std::vector<models::Translation>& hypotheses = translations[next++];
+        writer.write(lines[i], hypotheses);
         if (!picture_written) {
+          const models::Translation& t = hypotheses.front();
+          models::Tokens words = loaded->target.decode(t.tokens, {.drop_specials = true});
           // Rows: each output word, then <eos> when the decoder produced it.
           if (t.attention.shape()[0] > words.size()) words.emplace_back(models::end_token);
           write_file_atomically(flags.attention_svg, cli::attention_heatmap_svg(lines[i], words, t.attention));
@@ -313,7 +424,7 @@ int translate_stdin(const DecodeFlags& flags) {
           picture_written = true;
         }
       } else {
-        std::cout << '\n';
+        writer.write(lines[i], {});
       }
     }
     cli::flush_standard_output();  // a reader sees each batch's lines as they come, and a lost write stops the program
@@ -332,6 +443,90 @@ int translate_stdin(const DecodeFlags& flags) {
     if (lines.size() == flags.batch) flush();
   }
   flush();
+  writer.finish();
+  return 0;
+}
+
+struct AverageFlags {
+  std::vector<fs::path> models;
+  fs::path out;
+};
+
+// The files that make a model directory's configuration: only models that share them have
+// weights of the same meaning, position by position.
+constexpr const char* configuration_files[] = {models::model_file::config, models::model_file::source_vocabulary,
+                                               models::model_file::target_vocabulary};
+
+// Checks every --model against the first before any weights are read: the same configuration
+// files, byte for byte; UsageError naming the two files that differ.
+void refuse_other_configurations(const std::vector<fs::path>& directories) {
+  for (const char* name : configuration_files) {
+    const fs::path first = directories.front() / name;
+    const std::string expected = read_file(first.string());
+    for (std::size_t i = 1; i < directories.size(); ++i) {
+      const fs::path other = directories[i] / name;
+      if (read_file(other.string()) != expected) {
+        throw cli::UsageError(other.string() + " differs from " + first.string() +
+                              ": average needs models of one configuration (the same config.json and vocabularies)");
+      }
+    }
+  }
+}
+
+int average(const AverageFlags& flags) {
+  if (flags.models.size() < 2) {
+    throw cli::UsageError("average needs at least two --model directories; " + std::to_string(flags.models.size()) +
+                          " given");
+  }
+  std::error_code ignored;  // what cannot be inspected is left to the writes to report
+  if (fs::exists(flags.out, ignored) && !(fs::is_directory(flags.out, ignored) && fs::is_empty(flags.out, ignored))) {
+    throw cli::UsageError("--out " + flags.out.string() + " exists; average writes a new model directory and never " +
+                          "replaces one (give a new name, or an empty directory)");
+  }
+  refuse_other_configurations(flags.models);
+
+  // The mean in double, one model at a time, written into the first model's tensors.
+  const std::unique_ptr<models::TranslationModel> averaged = load_model(flags.models.front(), true);
+  const NamedTensors<float> state = averaged->model->state_dict();
+  std::vector<std::vector<double>> sums;
+  for (const auto& entry : state) sums.emplace_back(entry.second.value().begin(), entry.second.value().end());
+  for (std::size_t m = 1; m < flags.models.size(); ++m) {
+    const std::unique_ptr<models::TranslationModel> other = load_model(flags.models[m], true);
+    const NamedTensors<float> other_state = other->model->state_dict();
+    for (std::size_t i = 0; i < state.size(); ++i) {
+      const float* values = other_state[i].second.value().data();
+      for (std::size_t k = 0; k < sums[i].size(); ++k) sums[i][k] += static_cast<double>(values[k]);
+    }
+  }
+  const auto count = static_cast<double>(flags.models.size());
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    Tensor<float> tensor = state[i].second;
+    std::transform(sums[i].begin(), sums[i].end(), tensor.mutable_value().begin(),
+                   [&](double sum) { return static_cast<float>(sum / count); });
+  }
+
+  // Written whole into a new sibling directory, which then takes --out's name in one rename:
+  // a failure leaves no half-written model, and a directory that filled up meanwhile is kept.
+  const fs::path out = flags.out.has_filename() ? flags.out : flags.out.parent_path();  // "runs/avg/" names runs/avg
+  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  fs::create_directories(parent);
+  const fs::path staging = parent / ("." + out.filename().string() + ".averaging-" + std::to_string(::getpid()));
+  fs::remove_all(staging);  // what a killed average with the same process id left
+  fs::create_directory(staging);
+  try {
+    for (const char* name : configuration_files) {
+      write_file_atomically((staging / name).string(), read_file((flags.models.front() / name).string()));
+    }
+    nn::save_state_dict(*averaged->model, (staging / models::model_file::weights).string());
+    fs::rename(staging, out);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(staging, ignored);
+    throw file_error(flags.out.string() + ": cannot become the averaged model directory (" + e.code().message() + ")");
+  } catch (...) {
+    fs::remove_all(staging, ignored);
+    throw;
+  }
+  std::printf("the weights of %zu models averaged into %s\n", flags.models.size(), flags.out.c_str());
   return 0;
 }
 
@@ -371,8 +566,7 @@ int main(int argc, char** argv) {
   eval_command.path("--model", eval_flags.model, "DIR", "model directory").required();
   eval_command.path("--src", eval_flags.src, "FILE", "source sentences").required();
   eval_command.path("--ref", eval_flags.ref, "FILE", "reference translations").required();
-  eval_command.size("--beam", eval_flags.beam, "K", "beam size (1: greedy)").range(1, 64);
-  eval_command.real("--alpha", eval_flags.alpha, "X", "length normalisation exponent").range(0, 5);
+  declare_search_flags(eval_command, eval_flags);
   eval_command.size("--threads", eval_flags.threads, "N", "threads for matrix products").range(1, 256);
   eval_command.size("--max-length", eval_flags.max_length, "N", "skip (and count) pairs with a side of more than N tokens").range(1, 100000);
   ScoreFlags score_flags;
@@ -383,8 +577,17 @@ int main(int argc, char** argv) {
   DecodeFlags translate_flags;
   cli::Command& translate_command = program.subcommand("translate", "Translate sentences from standard input.");
   translate_command.path("--model", translate_flags.model, "DIR", "model directory").required();
-  translate_command.size("--beam", translate_flags.beam, "K", "beam size (1: greedy)").range(1, 64);
-  translate_command.real("--alpha", translate_flags.alpha, "X", "length normalisation exponent").range(0, 5);
+  declare_search_flags(translate_command, translate_flags);
+  translate_command.size("--n-best", translate_flags.n_best, "K",
+                         "write the K best translations of each line, as 'line ||| translation ||| F0= log p ||| "
+                         "score' (0: the best alone, as plain text)")
+      .range(0, 64);
+  translate_command.flag("--replace-unk", translate_flags.replace_unk,
+                         "replace each <unk> by the source word its step attended to most");
+  translate_command.path("--alignments", translate_flags.alignments, "FILE",
+                         "write each line's alignments from the attention, as Pharaoh's 'source-target' pairs from 0");
+  translate_command.flag("--soft-alignments", translate_flags.soft_alignments,
+                         "--alignments writes each output word's attention over the source words instead");
   translate_command.path("--attention-svg", translate_flags.attention_svg, "FILE", "draw the first sentence's attention");
   translate_command.size("--attention-layer", translate_flags.attention_layer, "N",
                          "transformer: the decoder layer (from 1) whose cross-attention is drawn (0: the last)")
@@ -395,9 +598,17 @@ int main(int argc, char** argv) {
   translate_command.size("--threads", translate_flags.threads, "N", "threads for matrix products").range(1, 256);
   translate_command.size("--max-length", translate_flags.max_length, "N", "refuse input lines of more than N tokens").range(1, 100000);
 
+  AverageFlags average_flags;
+  cli::Command& average_command =
+      program.subcommand("average", "Average the weights of models of one configuration into a new model directory.");
+  average_command.paths("--model", average_flags.models, "DIR", "a model directory; give one --model per model").required();
+  average_command.path("--out", average_flags.out, "DIR", "the new model directory (a new name, or an empty directory)")
+      .required();
+
   return cli::run_main(program, argc, argv, [&](const std::string& subcommand) {
     if (subcommand == "train") return train(train_flags);
     if (subcommand == "eval") return evaluate(eval_flags, score_flags);
+    if (subcommand == "average") return average(average_flags);
     return translate_stdin(translate_flags);
   });
 }

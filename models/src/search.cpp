@@ -8,12 +8,42 @@
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/reduce.h"
 
+#include "configuration.h"
+
 namespace xgrad::models {
 namespace {
 
+const config::KindNames<LengthNormalization> length_normalization_names{
+    {LengthNormalization::none, "none"}, {LengthNormalization::average, "avg"}, {LengthNormalization::gnmt, "gnmt"}};
+
 std::size_t decode_limit(std::size_t source_length, const SearchOptions& options) {
-  return std::max<std::size_t>(
-      1, static_cast<std::size_t>(options.max_length_ratio * static_cast<double>(source_length)) + options.max_length_extra);
+  const auto from_source =
+      static_cast<std::size_t>(options.max_length_ratio * static_cast<double>(source_length)) + options.max_length_extra;
+  return std::max<std::size_t>(1, std::min(from_source, options.max_output_length));
+}
+
+// The log-probabilities of a step whose outputs are still shorter than min_output_length:
+// <eos> made impossible in every row where another token is possible (a decoder that allows
+// only <eos>, as a Transformer at its last position, still ends).
+template <class T>
+Tensor<T> without_end(const Tensor<T>& log_probs, std::int64_t eos) {
+  Array<T> values = log_probs.value();
+  const std::size_t vocabulary = values.shape()[1];
+  for (std::size_t r = 0; r < values.shape()[0]; ++r) {
+    T* row = values.data() + r * vocabulary;
+    bool another_possible = false;
+    for (std::size_t v = 0; v < vocabulary && !another_possible; ++v) {
+      another_possible = static_cast<std::int64_t>(v) != eos && row[v] != -std::numeric_limits<T>::infinity();
+    }
+    if (another_possible) row[eos] = -std::numeric_limits<T>::infinity();
+  }
+  return Tensor<T>(std::move(values));
+}
+
+// The step's log-probabilities with the minimum output length enforced at position t.
+template <class T>
+Tensor<T> allowed_log_probs(const DecoderStep<T>& step, std::size_t t, std::int64_t eos, const SearchOptions& options) {
+  return t < options.min_output_length ? without_end(step.log_probs, eos) : step.log_probs;
 }
 
 std::size_t longest_decode(const PaddedBatch& source, const SearchOptions& options) {
@@ -52,12 +82,13 @@ std::vector<Translation> one_hypothesis_search(const StepDecoder<T>& decoder, co
   Indices previous(Shape{batch}, decoder.sos_id());
   for (std::size_t t = 0; t < longest; ++t) {
     const DecoderStep<T> step = decoder.step(previous, *state, t);
-    const Indices next = pick(step.log_probs);
+    const Tensor<T> log_probs = allowed_log_probs(step, t, eos, options);
+    const Indices next = pick(log_probs);
     bool all_done = true;
     for (std::size_t b = 0; b < batch; ++b) {
       if (done[b]) continue;
       const std::int64_t token = next(b);
-      results[b].score += static_cast<double>(step.log_probs.value()(b, token));
+      results[b].score += static_cast<double>(log_probs.value()(b, token));
       attention[b].push_back(attention_row(step.weights.value(), b, source.lengths[b]));
       done[b] = token == eos || t + 1 >= decode_limit(source.lengths[b], options);
       if (token != eos) results[b].tokens.push_back(token);
@@ -66,11 +97,44 @@ std::vector<Translation> one_hypothesis_search(const StepDecoder<T>& decoder, co
     }
     if (all_done) break;
   }
-  for (std::size_t b = 0; b < batch; ++b) results[b].attention = attention_matrix(attention[b], source.lengths[b]);
+  for (std::size_t b = 0; b < batch; ++b) {
+    results[b].attention = attention_matrix(attention[b], source.lengths[b]);
+    results[b].log_probability = results[b].score;
+  }
   return results;
 }
 
 }  // namespace
+
+LengthNormalization length_normalization_from_string(const std::string& name) {
+  return config::kind_named("length normalisation", name, length_normalization_names);
+}
+
+const std::string& to_string(LengthNormalization normalization) {
+  return config::name_of(normalization, length_normalization_names);
+}
+
+double hypothesis_score(double log_probability, std::size_t tokens, const Array<float>& attention,
+                        const SearchOptions& options) {
+  const double length = static_cast<double>(tokens + 1), alpha = options.length_penalty;
+  double score = log_probability;
+  switch (options.length_normalization) {
+    case LengthNormalization::none: break;
+    case LengthNormalization::average: score /= std::pow(length, alpha); break;
+    case LengthNormalization::gnmt: score /= std::pow((5 + length) / (5 + 1), alpha); break;
+  }
+  if (options.coverage_penalty != 0) {
+    const std::size_t steps = attention.shape()[0], positions = attention.shape()[1];
+    double penalty = 0;
+    for (std::size_t i = 0; i < positions; ++i) {
+      double coverage = 0;
+      for (std::size_t t = 0; t < steps; ++t) coverage += static_cast<double>(attention.data()[t * positions + i]);
+      penalty += std::log(std::clamp(coverage, min_coverage, 1.0));
+    }
+    score += options.coverage_penalty * penalty;
+  }
+  return score;
+}
 
 template <class T>
 std::vector<Translation> greedy_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
@@ -88,12 +152,16 @@ std::vector<Translation> sample_search(const StepDecoder<T>& decoder, const Padd
 }
 
 template <class T>
-std::vector<Translation> beam_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
-                                     const SearchOptions& options) {
+std::vector<std::vector<Translation>> beam_search_n_best(const StepDecoder<T>& decoder, const PaddedBatch& source,
+                                                         const SearchOptions& options) {
   const std::size_t width = options.beam_size, vocabulary = decoder.vocabulary_size();
   if (width == 0 || width > vocabulary) {
     throw std::invalid_argument(
         detail::message("beam search: beam size ", width, " must lie in [1, ", vocabulary, "] (the target vocabulary)"));
+  }
+  if (options.n_best == 0 || options.n_best > width) {
+    throw std::invalid_argument(
+        detail::message("beam search: n-best ", options.n_best, " must lie in [1, ", width, "] (the beam size)"));
   }
   NoGradGuard no_graph;
   // Row b * width + k holds hypothesis k of sentence b, so every row keeps its sentence.
@@ -111,17 +179,17 @@ std::vector<Translation> beam_search(const StepDecoder<T>& decoder, const Padded
   std::vector<bool> done(batch, false);
   const std::size_t longest = longest_decode(source, options);
   auto finish = [&](std::size_t b, Hypothesis hypothesis) {
-    const double length = static_cast<double>(hypothesis.tokens.size() + 1);
-    Translation translation{std::move(hypothesis.tokens), hypothesis.log_prob / std::pow(length, options.length_penalty),
-                            attention_matrix(hypothesis.attention, source.lengths[b])};
-    finished[b].push_back(std::move(translation));
+    Array<float> attention = attention_matrix(hypothesis.attention, source.lengths[b]);
+    const double score = hypothesis_score(hypothesis.log_prob, hypothesis.tokens.size(), attention, options);
+    finished[b].push_back({std::move(hypothesis.tokens), score, std::move(attention), hypothesis.log_prob});
   };
 
   const std::int64_t sos = decoder.sos_id(), eos = decoder.eos_id();
   Indices previous(Shape{rows}, sos);
   for (std::size_t t = 0; t < longest; ++t) {
     const DecoderStep<T> step = decoder.step(previous, *state, t);
-    const Array<T>& log_probs = step.log_probs.value();
+    const Tensor<T> allowed = allowed_log_probs(step, t, eos, options);
+    const Array<T>& log_probs = allowed.value();
     std::vector<Hypothesis> next(rows);
     Indices origins = Indices::from_shape({rows});
     for (std::size_t r = 0; r < rows; ++r) origins(r) = static_cast<std::int64_t>(r);  // finished rows idle in place
@@ -165,11 +233,23 @@ std::vector<Translation> beam_search(const StepDecoder<T>& decoder, const Padded
     for (std::size_t r = 0; r < rows; ++r) previous(r) = beams[r].tokens.empty() ? sos : beams[r].tokens.back();
     decoder.select(*state, origins);
   }
-  std::vector<Translation> best(batch);
-  for (std::size_t b = 0; b < batch; ++b) {
-    const auto winner = std::max_element(finished[b].begin(), finished[b].end(),
-                                         [](const Translation& a, const Translation& c) { return a.score < c.score; });
-    best[b] = std::move(*winner);
+  for (std::vector<Translation>& hypotheses : finished) {
+    // Stable: of equal scores, the first finished stays first.
+    std::stable_sort(hypotheses.begin(), hypotheses.end(),
+                     [](const Translation& a, const Translation& c) { return a.score > c.score; });
+    hypotheses.resize(std::min(hypotheses.size(), options.n_best));
+  }
+  return finished;
+}
+
+template <class T>
+std::vector<Translation> beam_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
+                                     const SearchOptions& options) {
+  SearchOptions best_only = options;
+  best_only.n_best = 1;
+  std::vector<Translation> best;
+  for (std::vector<Translation>& hypotheses : beam_search_n_best(decoder, source, best_only)) {
+    best.push_back(std::move(hypotheses.front()));
   }
   return best;
 }
@@ -178,7 +258,9 @@ std::vector<Translation> beam_search(const StepDecoder<T>& decoder, const Padded
   template std::vector<Translation> greedy_search(const StepDecoder<T>&, const PaddedBatch&, const SearchOptions&); \
   template std::vector<Translation> sample_search(const StepDecoder<T>&, const PaddedBatch&, const SamplingOptions&,  \
                                                   Generator&, const SearchOptions&);                                  \
-  template std::vector<Translation> beam_search(const StepDecoder<T>&, const PaddedBatch&, const SearchOptions&);
+  template std::vector<Translation> beam_search(const StepDecoder<T>&, const PaddedBatch&, const SearchOptions&);      \
+  template std::vector<std::vector<Translation>> beam_search_n_best(const StepDecoder<T>&, const PaddedBatch&,       \
+                                                                    const SearchOptions&);
 
 XGRAD_INSTANTIATE_SEARCH(float)
 XGRAD_INSTANTIATE_SEARCH(double)

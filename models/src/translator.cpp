@@ -84,6 +84,15 @@ std::vector<Translation> Translator<T>::beam_search(const PaddedBatch& source, c
   return models::beam_search(*step_decoder(), source, options);
 }
 
+template <class T>
+std::vector<std::vector<Translation>> Translator<T>::translate_n_best(const PaddedBatch& source,
+                                                                      const SearchOptions& options) const {
+  if (options.beam_size > 1 || options.n_best > 1) return models::beam_search_n_best(*step_decoder(), source, options);
+  std::vector<std::vector<Translation>> lists;
+  for (Translation& t : greedy(source, options)) lists.push_back({std::move(t)});
+  return lists;
+}
+
 template class Translator<float>;
 template class Translator<double>;
 template Tensor<float> repeat_sentence_rows(const Tensor<float>&, std::size_t, std::size_t);

@@ -299,3 +299,27 @@ BOOST_AUTO_TEST_CASE(exclusive_options_are_refused_together_and_accepted_alone) 
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// A list option takes every occurrence in order; a plain option given twice stays refused.
+BOOST_AUTO_TEST_CASE(a_path_list_option_may_be_given_several_times) {
+  std::vector<std::filesystem::path> models;
+  std::filesystem::path out;
+  Program program("xgrad-translate", "Translation.");
+  Command& average = program.subcommand("average", "Average.");
+  average.paths("--model", models, "DIR", "a model directory; give one per model").required();
+  average.path("--out", out, "DIR", "the new directory");
+  program.parse({"average", "--model", "a", "--model=b", "--out", "c", "--model", "d"});
+  BOOST_TEST((models == std::vector<std::filesystem::path>{"a", "b", "d"}));
+  try {
+    program.parse({"average", "--model", "e", "--out", "c", "--out", "f"});
+    BOOST_FAIL("--out twice was accepted");
+  } catch (const UsageError& e) {
+    BOOST_TEST(contains(e.what(), "--out is given more than once"), e.what());
+  }
+  try {
+    program.parse({"average", "--model", "a", "--model="});
+    BOOST_FAIL("an empty --model was accepted");
+  } catch (const UsageError& e) {
+    BOOST_TEST(contains(e.what(), "--model: empty path"), e.what());
+  }
+}

@@ -778,3 +778,209 @@ BOOST_AUTO_TEST_CASE(running_out_of_memory_names_what_was_being_built,
   BOOST_TEST(result.status == 1, result.err);
   BOOST_TEST(contains(result.err, "out of memory while building the model (std::bad_alloc)"), result.err);
 }
+
+namespace {
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream stream(text);
+  for (std::string line; std::getline(stream, line);) lines.push_back(line);
+  return lines;
+}
+
+// The fields of "a ||| b ||| c": split at " ||| ".
+std::vector<std::string> fields_of(const std::string& line) {
+  std::vector<std::string> fields;
+  for (std::size_t start = 0;;) {
+    const std::size_t bar = line.find(" ||| ", start);
+    fields.push_back(line.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
+    if (bar == std::string::npos) return fields;
+    start = bar + 5;
+  }
+}
+
+// "2-0 1-1": the source position of each output word, in order; a test failure for a pair out
+// of order or not of the form i-j.
+std::vector<std::size_t> aligned_sources(const std::string& line) {
+  std::vector<std::size_t> sources;
+  for (const std::string& pair : models::split_tokens(line)) {
+    const std::size_t dash = pair.find('-');
+    BOOST_TEST_REQUIRE(dash != std::string::npos, pair);
+    BOOST_TEST(std::stoul(pair.substr(dash + 1)) == sources.size(), line);
+    sources.push_back(std::stoul(pair.substr(0, dash)));
+  }
+  return sources;
+}
+
+}  // namespace
+
+// The decoding options of translate, each changing what it should: n-best lists in Marian's
+// format, the penalties reaching the scores, the output lengths, alignments and <unk>
+// replacement.
+BOOST_AUTO_TEST_CASE(translate_decoding_options_change_what_they_should) {
+  TempDir dir;
+  write_reversal_corpus(dir, "train", 200, 20);
+  write_reversal_corpus(dir, "valid", 20, 21);
+  // Four words of six in each vocabulary (--max-vocab counts the four specials): the others
+  // are <unk>, a third of the target tokens, so the model writes <unk> too.
+  const Run trained = run(dir, translate_train_any(dir, "m", 12) + " --emb 16 --hidden 32 --lr 0.01 --max-vocab 8");
+  BOOST_TEST_REQUIRE(trained.status == 0, trained.err);
+  const std::string model = translate + " translate --model " + dir.file("m") + " --threads 1";
+  const std::string input = "a b c\n\nd e f a\nf e\n";
+
+  // --n-best 3: three distinct hypotheses per non-empty line, numbered by input line, the
+  // scores falling; with --length-penalty none the score is the log-probability (F0).
+  const Run listed = run(dir, model + " --beam 3 --n-best 3", input);
+  BOOST_TEST_REQUIRE(listed.status == 0, listed.err);
+  const std::vector<std::string> entries = lines_of(listed.out);
+  BOOST_TEST_REQUIRE(entries.size() == 9u, listed.out);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const std::vector<std::string> fields = fields_of(entries[i]);
+    BOOST_TEST_REQUIRE(fields.size() == 4u, entries[i]);
+    BOOST_TEST(fields[0] == std::to_string(std::vector<std::size_t>{0, 2, 3}[i / 3]), entries[i]);
+    BOOST_TEST(fields[2].rfind("F0= ", 0) == 0u, entries[i]);
+    if (i % 3 > 0) {
+      const std::vector<std::string> previous = fields_of(entries[i - 1]);
+      BOOST_TEST(std::stod(fields[3]) <= std::stod(previous[3]), entries[i - 1] << " then " << entries[i]);
+      BOOST_TEST(fields[1] != previous[1]);
+    }
+  }
+  const Run best = run(dir, model + " --beam 3", input);
+  BOOST_TEST(fields_of(entries[0])[1] == lines_of(best.out)[0]);  // the list starts with the translation
+  for (const std::string& entry : lines_of(run(dir, model + " --beam 3 --n-best 2 --length-penalty none", input).out)) {
+    BOOST_TEST(fields_of(entry)[2] == "F0= " + fields_of(entry)[3], entry);
+  }
+  // The coverage penalty lowers the score of a hypothesis that left a source word with less
+  // than one step's attention: with one step, the attention (summing to 1) gives one of the
+  // two or more source words at most 1/2, a penalty of at least log 2.
+  for (const std::string& entry : lines_of(run(dir, model + " --beam 3 --n-best 2 --length-penalty none" +
+                                                        " --max-output-length 1 --coverage-penalty 1",
+                                                    input)
+                                                .out)) {
+    const double log_p = std::stod(fields_of(entry)[2].substr(4)), score = std::stod(fields_of(entry)[3]);
+    BOOST_TEST(score <= log_p - std::log(2.0) + 1e-4, entry);
+  }
+  // gnmt divides by ((5 + length) / 6)^alpha.
+  for (const std::string& entry : lines_of(run(dir, model + " --beam 3 --n-best 2 --length-penalty gnmt", input).out)) {
+    const double log_p = std::stod(fields_of(entry)[2].substr(4)), score = std::stod(fields_of(entry)[3]);
+    const double length = static_cast<double>(models::split_tokens(fields_of(entry)[1]).size() + 1);
+    BOOST_TEST(std::abs(score - log_p / ((5 + length) / 6)) <= 1e-3, entry);  // printed with four decimals
+  }
+
+  // Output lengths: two-word inputs translate to fewer than four words, unless at least four
+  // are asked for; at most one word when capped.
+  const std::string pairs = "a b\nc d\nb a\n";
+  const std::vector<std::string> plain = lines_of(run(dir, model, pairs).out);
+  BOOST_TEST_REQUIRE(plain.size() == 3u);
+  for (const std::string& line : plain) BOOST_TEST_REQUIRE(models::split_tokens(line).size() < 4u, line);
+  for (const std::string& line : lines_of(run(dir, model + " --min-output-length 4", pairs).out)) {
+    BOOST_TEST(models::split_tokens(line).size() >= 4u, line);
+  }
+  for (const std::string& line : lines_of(run(dir, model + " --beam 2 --max-output-length 1", pairs).out)) {
+    BOOST_TEST(models::split_tokens(line).size() <= 1u, line);
+  }
+
+  // Alignments: one line per input line, a pair per output word; soft ones, a group of source
+  // weights per output word. With --replace-unk each <unk> becomes the source word aligned to it.
+  const Run aligned = run(dir, model + " --alignments " + dir.file("hard.txt"), input);
+  BOOST_TEST_REQUIRE(aligned.status == 0, aligned.err);
+  const std::vector<std::string> translations = lines_of(aligned.out), alignments = lines_of(read_file(dir.file("hard.txt")));
+  const std::vector<std::string> sources = lines_of(input);
+  BOOST_TEST_REQUIRE(alignments.size() == 4u);
+  BOOST_TEST(alignments[1] == "");
+  const Run replaced = run(dir, model + " --replace-unk", input);
+  BOOST_TEST_REQUIRE(replaced.status == 0, replaced.err);
+  std::size_t unknown = 0;
+  for (std::size_t line = 0; line < 4; ++line) {
+    const models::Tokens words = models::split_tokens(translations[line]), source = models::split_tokens(sources[line]);
+    const models::Tokens with_words = models::split_tokens(lines_of(replaced.out)[line]);
+    const std::vector<std::size_t> positions = aligned_sources(alignments[line]);
+    BOOST_TEST_REQUIRE(positions.size() == words.size(), alignments[line] << " for " << translations[line]);
+    BOOST_TEST_REQUIRE(with_words.size() == words.size());
+    for (std::size_t j = 0; j < words.size(); ++j) {
+      BOOST_TEST_REQUIRE(positions[j] < source.size());
+      unknown += words[j] == "<unk>";
+      BOOST_TEST(with_words[j] == (words[j] == "<unk>" ? source[positions[j]] : words[j]));
+    }
+  }
+  BOOST_TEST(unknown > 0u, "no <unk> to replace in " << aligned.out);
+  const Run soft = run(dir, model + " --alignments " + dir.file("soft.txt") + " --soft-alignments", input);
+  BOOST_TEST_REQUIRE(soft.status == 0, soft.err);
+  const std::vector<std::string> groups = lines_of(read_file(dir.file("soft.txt")));
+  BOOST_TEST_REQUIRE(groups.size() == 4u);
+  for (std::size_t line = 0; line < 4; ++line) {
+    const models::Tokens weights = models::split_tokens(groups[line]);
+    BOOST_TEST(weights.size() == models::split_tokens(translations[line]).size());
+    for (const std::string& group : weights) {
+      BOOST_TEST(std::count(group.begin(), group.end(), ',') + 1 == std::ptrdiff_t(models::split_tokens(sources[line]).size()),
+                 group);
+    }
+  }
+
+  // Flags that contradict each other are refused before the model is read.
+  const std::vector<std::pair<std::string, std::vector<std::string>>> refused{
+      {" --beam 2 --n-best 3", {"--n-best 3", "--beam is 2"}},
+      {" --min-output-length 5 --max-output-length 4", {"--min-output-length 5", "--max-output-length 4"}},
+      {" --soft-alignments", {"--soft-alignments needs --alignments"}},
+      {" --alignments " + dir.file("absent/a.txt"), {"--alignments", "does not exist"}},
+      {" --length-penalty gmnt", {"--length-penalty", "gmnt", "none, avg, gnmt"}}};
+  for (const auto& [flags, named] : refused) {
+    const Run result = run(dir, model + flags, input);
+    BOOST_TEST(result.status == 2, flags << ": " << result.err);
+    for (const std::string& part : named) BOOST_TEST(contains(result.err, part), result.err);
+  }
+}
+
+// average: the mean of the weights of models of one configuration, in a new directory that
+// eval and translate load; other configurations and existing directories are refused.
+BOOST_AUTO_TEST_CASE(average_writes_the_mean_of_the_weights_into_a_new_directory) {
+  TempDir dir;
+  write_reversal_corpus(dir, "train", 60, 22);
+  write_reversal_corpus(dir, "valid", 10, 23);
+  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "one") + " --max-steps 3").status == 0);
+  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "two") + " --max-steps 5 --seed 9").status == 0);
+  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "lstm") + " --max-steps 1 --cell lstm").status == 0);
+  const std::string average = translate + " average --model " + dir.file("one") + " --model " + dir.file("two");
+  const Run averaged = run(dir, average + " --out " + dir.file("mean"));
+  BOOST_TEST_REQUIRE(averaged.status == 0, averaged.err);
+  BOOST_TEST(contains(averaged.out, "2 models"), averaged.out);
+  BOOST_TEST((entries(dir.file("mean")) ==
+              std::set<std::string>{"config.json", "source.vocab.json", "target.vocab.json", "model.safetensors"}));
+  const safetensors::File one = safetensors::File::read(dir.file("one/model.safetensors")),
+                          two = safetensors::File::read(dir.file("two/model.safetensors")),
+                          mean = safetensors::File::read(dir.file("mean/model.safetensors"));
+  BOOST_TEST_REQUIRE(mean.names() == one.names());
+  bool differed = false;
+  for (const std::string& name : one.names()) {
+    const Array<float> a = one.floats<float>(name), b = two.floats<float>(name), m = mean.floats<float>(name);
+    differed = differed || a != b;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      BOOST_TEST(m.data()[i] == static_cast<float>((double(a.data()[i]) + double(b.data()[i])) / 2), name << " " << i);
+    }
+  }
+  BOOST_TEST(differed);  // else the mean proves nothing
+  BOOST_TEST(read_file(dir.file("mean/config.json")) == read_file(dir.file("one/config.json")));
+  const Run eval = run(dir, translate + " eval --model " + dir.file("mean") + " --src " + dir.file("valid.src") +
+                                " --ref " + dir.file("valid.tgt") + " --threads 1");
+  BOOST_TEST(eval.status == 0, eval.err);
+  BOOST_TEST(run(dir, translate + " translate --model " + dir.file("mean"), "a b\n").status == 0);
+
+  std::filesystem::create_directory(dir.file("empty"));
+  BOOST_TEST(run(dir, average + " --out " + dir.file("empty")).status == 0);  // an empty directory may be the new one
+  BOOST_TEST(entries(dir.file("empty")).size() == 4u);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> refused{
+      {average + " --out " + dir.file("mean"), {"--out " + dir.file("mean") + " exists", "never replaces"}},
+      {translate + " average --model " + dir.file("one") + " --out " + dir.file("x"), {"at least two --model", "1 given"}},
+      {average + " --model " + dir.file("lstm") + " --out " + dir.file("x"),
+       {dir.file("lstm") + "/config.json differs from " + dir.file("one") + "/config.json", "one configuration"}}};
+  for (const auto& [command, named] : refused) {
+    const Run result = run(dir, command);
+    BOOST_TEST(result.status == 2, command << ": " << result.err);
+    for (const std::string& part : named) BOOST_TEST(contains(result.err, part), result.err);
+  }
+  const Run missing = run(dir, average + " --model " + dir.file("absent") + " --out " + dir.file("x"));
+  BOOST_TEST(missing.status == 1, missing.err);
+  BOOST_TEST(contains(missing.err, dir.file("absent") + "/config.json"), missing.err);
+  BOOST_TEST(!std::filesystem::exists(dir.file("x")));
+  BOOST_TEST((entries(dir.file("mean")).size() == 4u));  // the refused average left it as it was
+}

@@ -40,14 +40,18 @@ std::int64_t as_seen_by(std::size_t sentence, std::int64_t token) {
   return token == a ? b : a;
 }
 
-// The probabilities come from the tokens the state holds, not from `previous` alone: a select
-// that moved the wrong rows would change them.
-class TableDecoder final : public StepDecoder<double> {
+// The ids of every hand-written decoder here.
+class SmallVocabularyDecoder : public StepDecoder<double> {
  public:
   std::int64_t sos_id() const override { return sos; }
   std::int64_t eos_id() const override { return eos; }
   std::size_t vocabulary_size() const override { return vocabulary; }
+};
 
+// The probabilities come from the tokens the state holds, not from `previous` alone: a select
+// that moved the wrong rows would change them.
+class TableDecoder final : public SmallVocabularyDecoder {
+ public:
   std::unique_ptr<State> begin(const PaddedBatch& source, std::size_t copies) const override {
     auto state = std::make_unique<Rows>();
     state->source_width = source.ids.shape()[1];
@@ -198,4 +202,145 @@ BOOST_AUTO_TEST_CASE(sampling_follows_the_probabilities_and_is_greedy_at_tempera
       BOOST_TEST(picked[i].score == greedy[i].score);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_minimum_output_length_forbids_an_early_end) {
+  const TableDecoder decoder;  // greedy ends "a a" with <eos> at step 2
+  const PaddedBatch source = two_sentences();
+  for (const std::size_t min_length : {std::size_t{0}, std::size_t{2}}) {
+    const std::vector<Translation> greedy = greedy_search(decoder, source, {.min_output_length = min_length});
+    BOOST_TEST(greedy[0].tokens == (std::vector<std::int64_t>{a, a}));
+    BOOST_TEST(greedy[0].score == std::log(.5) + std::log(.45) + std::log(.5), boost::test_tools::tolerance(1e-12));
+  }
+  // Three tokens at least: at step 2 <eos> (.5) is out, and a (.2, the first of the most likely) follows.
+  const std::vector<Translation> longer = greedy_search(decoder, source, {.min_output_length = 3});
+  BOOST_TEST_REQUIRE(longer[0].tokens.size() >= 3u);
+  BOOST_TEST((std::vector<std::int64_t>(longer[0].tokens.begin(), longer[0].tokens.begin() + 3) ==
+              std::vector<std::int64_t>{a, a, a}));
+  // The beam's best, "b a" with <eos> at step 2, cannot end there either.
+  const std::vector<Translation> beam = beam_search(decoder, source, {.beam_size = 2, .min_output_length = 3});
+  BOOST_TEST(beam[0].tokens.size() >= 3u);
+  BOOST_TEST(beam_search(decoder, source, {.beam_size = 2, .min_output_length = 2})[0].tokens ==
+             (std::vector<std::int64_t>{b, a}));
+}
+
+BOOST_AUTO_TEST_CASE(a_maximum_output_length_caps_every_search) {
+  const TableDecoder decoder;
+  const PaddedBatch source = two_sentences();  // the default limit is 2 * 4 + 10 steps
+  const std::vector<Translation> greedy = greedy_search(decoder, source, {.max_output_length = 1});
+  BOOST_TEST(greedy[0].tokens == (std::vector<std::int64_t>{a}));
+  BOOST_TEST(greedy[0].attention == attention_moving_along(1, source.lengths[0]));
+  const std::vector<Translation> beam = beam_search(decoder, source, {.beam_size = 2, .max_output_length = 2});
+  BOOST_TEST(beam[0].tokens == (std::vector<std::int64_t>{b, a}));  // cut before its <eos>
+  BOOST_TEST(beam[0].attention == attention_moving_along(2, source.lengths[0]));
+  BOOST_TEST(beam[0].log_probability == std::log(.4) + std::log(.9), boost::test_tools::tolerance(1e-12));
+}
+
+// The beam of two finishes "b a" (p = .324) and "a a" (.1125), both with <eos> at step 2
+// (see the table): the n-best list holds both, best first.
+BOOST_AUTO_TEST_CASE(the_n_best_list_is_ordered_and_distinct) {
+  const TableDecoder decoder;
+  const PaddedBatch source = two_sentences();
+  const std::vector<std::vector<Translation>> lists =
+      beam_search_n_best(decoder, source, {.beam_size = 2, .n_best = 2});
+  BOOST_TEST_REQUIRE(lists.size() == 2u);
+  const auto tolerance = boost::test_tools::tolerance(1e-12);
+  BOOST_TEST_REQUIRE(lists[0].size() == 2u);
+  BOOST_TEST(lists[0][0].tokens == (std::vector<std::int64_t>{b, a}));
+  BOOST_TEST(lists[0][1].tokens == (std::vector<std::int64_t>{a, a}));
+  BOOST_TEST(lists[0][0].log_probability == std::log(.324), tolerance);
+  BOOST_TEST(lists[0][1].log_probability == std::log(.1125), tolerance);
+  BOOST_TEST(lists[0][0].score == std::log(.324) / 3, tolerance);
+  BOOST_TEST(lists[0][1].score == std::log(.1125) / 3, tolerance);
+  BOOST_TEST(lists[1][0].tokens == (std::vector<std::int64_t>{a, b}));  // sentence 1 sees a and b swapped
+  BOOST_TEST(lists[1][1].tokens == (std::vector<std::int64_t>{b, b}));
+  // A list of one is the beam's best.
+  const std::vector<std::vector<Translation>> one = beam_search_n_best(decoder, source, {.beam_size = 2});
+  BOOST_TEST(one[0].size() == 1u);
+  BOOST_TEST(one[0][0].tokens == beam_search(decoder, source, {.beam_size = 2})[0].tokens);
+  const std::string message = xgrad::testing::error_message<std::invalid_argument>(
+      [&] { beam_search_n_best(decoder, source, {.beam_size = 2, .n_best = 3}); });
+  BOOST_TEST(message.find("n-best 3 must lie in [1, 2] (the beam size)") != std::string::npos, message);
+}
+
+BOOST_AUTO_TEST_CASE(hypothesis_scores_follow_the_length_and_coverage_penalties) {
+  const auto tolerance = boost::test_tools::tolerance(1e-12);
+  Array<float> attention(Shape{3, 2}, 0.0f);  // three steps (two tokens and <eos>) over two source words
+  attention(0, 0) = .5f, attention(1, 0) = .25f, attention(2, 0) = .125f;  // 0.875 in all
+  attention(0, 1) = .5f, attention(1, 1) = .75f, attention(2, 1) = .875f;  // 2.125: counts as 1
+  const double log_p = -3;
+  BOOST_TEST(hypothesis_score(log_p, 2, attention, {.length_normalization = LengthNormalization::none}) == -3.0, tolerance);
+  BOOST_TEST(hypothesis_score(log_p, 2, attention, {.length_penalty = 1}) == -1.0, tolerance);
+  BOOST_TEST(hypothesis_score(log_p, 2, attention, {.length_penalty = 0.5}) == -3 / std::sqrt(3.0), tolerance);
+  // GNMT: (5 + 3)^alpha / (5 + 1)^alpha.
+  BOOST_TEST(hypothesis_score(log_p, 2, attention, {.length_penalty = 1, .length_normalization = LengthNormalization::gnmt}) ==
+                 -3 / (8.0 / 6.0),
+             tolerance);
+  BOOST_TEST(hypothesis_score(log_p, 2, attention,
+                              {.length_penalty = 0.6, .length_normalization = LengthNormalization::gnmt}) ==
+                 -3 / std::pow(8.0 / 6.0, 0.6),
+             tolerance);
+  BOOST_TEST(hypothesis_score(log_p, 2, attention,
+                              {.length_normalization = LengthNormalization::none, .coverage_penalty = 0.5}) ==
+                 -3 + 0.5 * std::log(0.875),
+             tolerance);
+  // A word no step attended to counts as min_coverage covered, not as an infinite penalty.
+  Array<float> one_word(Shape{1, 2}, 0.0f);
+  one_word(0, 0) = 1;
+  BOOST_TEST(hypothesis_score(0, 0, one_word, {.length_normalization = LengthNormalization::none, .coverage_penalty = 1}) ==
+                 std::log(min_coverage),
+             tolerance);
+  BOOST_TEST((length_normalization_from_string("gnmt") == LengthNormalization::gnmt));
+  BOOST_TEST(to_string(LengthNormalization::average) == "avg");
+  const std::string message =
+      xgrad::testing::error_message<std::invalid_argument>([] { length_normalization_from_string("gmnt"); });
+  BOOST_TEST(message.find("'gmnt' is not one of: none, avg, gnmt") != std::string::npos, message);
+}
+
+namespace {
+
+// Two source words. The first step attends word 0 and prefers a (.6) to b (.38); then every
+// hypothesis ends (<eos> .9), attending word 0 again after a and word 1 after b. So "a" is the
+// more likely, but only "b" attends to both words.
+class LookingDecoder final : public SmallVocabularyDecoder {
+ public:
+  std::unique_ptr<State> begin(const PaddedBatch& source, std::size_t copies) const override {
+    auto state = std::make_unique<Rows>();
+    state->rows = source.lengths.size() * copies;
+    state->width = source.ids.shape()[1];
+    return state;
+  }
+
+  DecoderStep<double> step(const Indices& previous, State& state, std::size_t) const override {
+    const Rows& rows = static_cast<const Rows&>(state);
+    Array<double> log_probs = Array<double>::from_shape({rows.rows, vocabulary});
+    Array<double> weights(Shape{rows.rows, rows.width}, 0.0);
+    for (std::size_t r = 0; r < rows.rows; ++r) {
+      const std::array<double, vocabulary> p = previous(r) == sos ? std::array<double, vocabulary>{.005, .005, .01, .6, .38}
+                                                                  : std::array<double, vocabulary>{.01, .01, .9, .04, .04};
+      for (std::size_t v = 0; v < vocabulary; ++v) log_probs(r, v) = std::log(p[v]);
+      weights(r, previous(r) == b ? 1 : 0) = 1;
+    }
+    return {Tensor<double>(std::move(log_probs)), Tensor<double>(std::move(weights))};
+  }
+
+  void select(State&, const Indices&) const override {}  // the rows carry nothing but their count
+
+ private:
+  struct Rows final : State {
+    std::size_t rows = 0, width = 0;
+  };
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_coverage_penalty_prefers_the_hypothesis_that_reads_every_word) {
+  const LookingDecoder decoder;
+  const PaddedBatch source{Indices(Shape{1, 2}, pad), {2}};
+  const std::vector<Translation> plain = beam_search(decoder, source, {.beam_size = 2});
+  BOOST_TEST(plain[0].tokens == (std::vector<std::int64_t>{a}));
+  BOOST_TEST(plain[0].score == std::log(.6 * .9) / 2, boost::test_tools::tolerance(1e-12));
+  const std::vector<Translation> covering = beam_search(decoder, source, {.beam_size = 2, .coverage_penalty = 0.2});
+  BOOST_TEST(covering[0].tokens == (std::vector<std::int64_t>{b}));
+  BOOST_TEST(covering[0].score == std::log(.38 * .9) / 2, boost::test_tools::tolerance(1e-12));  // no penalty: both read
 }

@@ -118,6 +118,13 @@ BOOST_AUTO_TEST_CASE(learns_to_reverse_sequences_and_the_cache_decodes_as_recomp
     BOOST_TEST(cached_beam[i].tokens == recomputed_beam[i].tokens, "sentence " << i);
     BOOST_TEST(std::abs(cached_beam[i].score - recomputed_beam[i].score) <= 1e-4, "sentence " << i);
   }
+  // The n-best lists of the same search start with its best.
+  const std::vector<std::vector<Translation>> lists = model.translate_n_best(few, {.beam_size = 3, .n_best = 3});
+  for (std::size_t i = 0; i < 40; ++i) {
+    BOOST_TEST_REQUIRE(lists[i].size() == 3u, "sentence " << i);
+    BOOST_TEST(lists[i][0].tokens == cached_beam[i].tokens, "sentence " << i);
+    BOOST_TEST(lists[i][1].score <= lists[i][0].score, "sentence " << i);
+  }
 }
 
 // One head's cross-attention, as a translation reports it: the heads' reports average to the
@@ -250,4 +257,9 @@ BOOST_AUTO_TEST_CASE(options_and_batches_that_cannot_work_are_refused) {
   short_model.eval();
   const PaddedBatch one = pad_batch({{4, 5}}, {0}, 0);
   for (const Translation& t : short_model.translate(one, {.max_length_extra = 20})) BOOST_TEST(t.tokens.size() <= 4u);
+  // Even when a minimum output length forbids <eos> until later: there it is the only token left.
+  for (const std::size_t beam : {1, 2}) {
+    const SearchOptions longer{.beam_size = beam, .max_length_extra = 20, .min_output_length = 10};
+    for (const Translation& t : short_model.translate(one, longer)) BOOST_TEST(t.tokens.size() == 4u, "beam " << beam);
+  }
 }

@@ -4,7 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "xgrad/framework/random.h"
@@ -16,16 +18,52 @@ namespace xgrad::models {
 
 struct Translation {
   std::vector<std::int64_t> tokens;  // without <sos>; ends before <eos>
-  double score = 0;                  // log-probability (beam: length-normalised)
-  Array<float> attention;            // [tokens.size() + 1 (the <eos> step, if produced), S]
+  // What the search ranked it by: greedy and sampling, the log-probability; beam search,
+  // hypothesis_score.
+  double score = 0;
+  Array<float> attention;      // [tokens.size() + 1 (the <eos> step, if produced), S]
+  double log_probability = 0;  // of the tokens and the <eos>, if produced, under the decoder
 };
+
+// How beam search weighs a finished hypothesis's length |Y| (its tokens and <eos>) against
+// its log-probability: short hypotheses have fewer factors below 1, and would win otherwise.
+enum class LengthNormalization {
+  none,     // log p
+  average,  // log p / |Y|^alpha
+  gnmt,     // log p / ((5 + |Y|)^alpha / (5 + 1)^alpha), Wu et al. 2016 (Google's NMT system)
+};
+// "none", "avg", "gnmt"; std::invalid_argument naming the value and the choices otherwise.
+LengthNormalization length_normalization_from_string(const std::string& name);
+const std::string& to_string(LengthNormalization normalization);
 
 struct SearchOptions {
   std::size_t beam_size = 1;      // 1: greedy
-  double length_penalty = 1.0;    // alpha: hypotheses are ranked by log p / length^alpha
+  double length_penalty = 1.0;    // alpha of length_normalization
   double max_length_ratio = 2.0;  // decode at most ratio * source length + max_length_extra steps
   std::size_t max_length_extra = 10;
+  LengthNormalization length_normalization = LengthNormalization::average;
+  // beta of GNMT's coverage penalty, added to a beam hypothesis's score:
+  // beta * sum over source words i of log(min(sum over steps t of attention(t, i), 1)), which
+  // is below 0 for each source word the translation gave less than one step's attention.
+  double coverage_penalty = 0.0;
+  // <eos> is not allowed before this many tokens (unless the decoder allows nothing else).
+  std::size_t min_output_length = 0;
+  // At most this many tokens, whatever the source length (max_length_ratio, max_length_extra).
+  std::size_t max_output_length = std::numeric_limits<std::size_t>::max();
+  // How many hypotheses beam_search_n_best returns per sentence, from 1 to beam_size.
+  std::size_t n_best = 1;
 };
+
+// A source word whose attention sums to less than this counts as this much covered: without
+// a floor, a word no step attended to (local attention gives exact zeros outside its window)
+// makes the penalty infinite, and every such hypothesis ties.
+inline constexpr double min_coverage = 1e-6;
+
+// The score beam search ranks a finished hypothesis by: its log-probability normalised for its
+// length (tokens + 1, for the <eos> step, whether produced or not) as options.length_normalization
+// and length_penalty say, plus the coverage penalty of its attention [steps, S].
+double hypothesis_score(double log_probability, std::size_t tokens, const Array<float>& attention,
+                        const SearchOptions& options);
 
 // What a decoder gives for one step of N rows (hypotheses).
 template <class T>
@@ -68,7 +106,8 @@ class StepDecoder {
 };
 
 // One hypothesis per sentence, each step taking the most probable token, until <eos> or the
-// length limit (SearchOptions). options.beam_size is not read.
+// length limits (SearchOptions: the lengths of the output and the ratio to the source). The
+// beam size, the penalties and n_best are not read.
 template <class T>
 std::vector<Translation> greedy_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
                                        const SearchOptions& options = {});
@@ -81,11 +120,17 @@ std::vector<Translation> sample_search(const StepDecoder<T>& decoder, const Padd
                                        const SamplingOptions& sampling, Generator& generator,
                                        const SearchOptions& options = {});
 // Batched beam search: the beam_size hypotheses of each sentence run as one batch of
-// B * beam_size rows; the best finished hypothesis by length-normalised score wins. With
-// beam_size 1 it gives exactly what greedy_search gives. std::invalid_argument unless
+// B * beam_size rows; the best finished hypothesis by hypothesis_score wins. With beam_size 1
+// it gives the tokens greedy_search gives. std::invalid_argument unless
 // 1 <= beam_size <= the vocabulary.
 template <class T>
 std::vector<Translation> beam_search(const StepDecoder<T>& decoder, const PaddedBatch& source,
                                      const SearchOptions& options);
+// The same search, giving up to options.n_best finished hypotheses per sentence, best first
+// (fewer only when the beam finished fewer); their token sequences differ.
+// std::invalid_argument also unless 1 <= n_best <= beam_size.
+template <class T>
+std::vector<std::vector<Translation>> beam_search_n_best(const StepDecoder<T>& decoder, const PaddedBatch& source,
+                                                         const SearchOptions& options);
 
 }  // namespace xgrad::models

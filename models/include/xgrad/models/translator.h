@@ -60,8 +60,11 @@ class Translator : public nn::Module<T> {
   // search otherwise. Call eval() first, or dropout stays active.
   std::vector<Translation> translate(const PaddedBatch& source, const SearchOptions& options = {}) const;
   std::vector<Translation> greedy(const PaddedBatch& source, const SearchOptions& options = {}) const;
-  // Batched beam search (models::beam_search); with beam_size 1 it gives exactly what greedy gives.
+  // Batched beam search (models::beam_search); with beam_size 1 it gives the tokens greedy gives.
   std::vector<Translation> beam_search(const PaddedBatch& source, const SearchOptions& options) const;
+  // Up to options.n_best hypotheses per sentence, best first (models::beam_search_n_best); the
+  // one of greedy when beam_size and n_best are 1.
+  std::vector<std::vector<Translation>> translate_n_best(const PaddedBatch& source, const SearchOptions& options) const;
 };
 
 // The shape checks every translation model makes, naming `model` and the shapes: source ids
