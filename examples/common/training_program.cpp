@@ -113,6 +113,18 @@ std::vector<ModelFlag> recurrent_shape_model_flags(const RecurrentShapeFlags& fl
           {"--cell", flags.cell}};
 }
 
+training::Validation classification_validation(const models::ConfusionMatrix& matrix) {
+  char summary[96];
+  std::snprintf(summary, sizeof summary, "valid accuracy %.2f%%, macro-F1 %.4f", 100 * matrix.accuracy(), matrix.macro_f1());
+  return training::Validation{matrix.accuracy(), summary, {matrix.accuracy(), matrix.macro_f1()}};
+}
+
+std::string describe_accuracy(double accuracy) {
+  char text[48];
+  std::snprintf(text, sizeof text, "validation accuracy %.2f%%", 100 * accuracy);
+  return text;
+}
+
 int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunDirectory& directory,
                 const TrainingTask& task) {
   optim::Adam<float> optimizer =

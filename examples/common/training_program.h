@@ -15,6 +15,7 @@
 
 #include <xgrad/layers/module.h>
 #include <xgrad/models/batching.h>
+#include <xgrad/models/metrics.h>
 #include <xgrad/models/transformer_input.h>
 #include <xgrad/train.h>
 
@@ -113,6 +114,13 @@ struct TrainingTask {
   // "validation BLEU 23.10": how the final line names the best score.
   std::function<std::string(double score)> describe_best;
 };
+
+// A classifier's validation: scored by accuracy, with macro-F1 beside it, for the columns
+// classification_columns names.
+inline const std::vector<std::string> classification_columns{"valid_accuracy", "valid_macro_f1"};
+training::Validation classification_validation(const models::ConfusionMatrix& matrix);
+// "validation accuracy 87.18%": how a classifier's final line names its best score.
+std::string describe_accuracy(double accuracy);
 
 // Trains `model` as the flags say, into the directory's checkpoint, weights and log; returns
 // the program's exit status (130 when Ctrl-C or SIGTERM ended the run).

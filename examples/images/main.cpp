@@ -232,15 +232,8 @@ int train(const TrainFlags& flags) {
   return cli::train_model(
       model, flags.run, directory,
       {.lengths = sizes,
-       .validation_columns = {"valid_accuracy", "valid_macro_f1"},
-       .validate =
-           [&] {
-             const models::ConfusionMatrix matrix = confusion(model, valid_data, 256);
-             char summary[96];
-             std::snprintf(summary, sizeof summary, "valid accuracy %.2f%%, macro-F1 %.4f", 100 * matrix.accuracy(),
-                           matrix.macro_f1());
-             return training::Validation{matrix.accuracy(), summary, {matrix.accuracy(), matrix.macro_f1()}};
-           },
+       .validation_columns = cli::classification_columns,
+       .validate = [&] { return cli::classification_validation(confusion(model, valid_data, 256)); },
        .step =
            [&](const models::Batch& rows) {
              Array<float> images = models::image_batch<float>(train_data, rows);
@@ -249,12 +242,7 @@ int train(const TrainFlags& flags) {
                  model.loss(Tensor<float>(std::move(images)), models::label_batch(train_data, rows), flags.run.label_smoothing);
              return training::StepOutput{loss, rows.size()};
            },
-       .describe_best =
-           [](double accuracy) {
-             char text[48];
-             std::snprintf(text, sizeof text, "validation accuracy %.2f%%", 100 * accuracy);
-             return std::string(text);
-           }});
+       .describe_best = cli::describe_accuracy});
 }
 
 // The model of --model for images of this size and labels, in evaluation mode.
