@@ -106,6 +106,27 @@ void export_indices(safetensors::Writer& writer, const std::string& name, const 
   writer.add(name, array);
 }
 
+// The loss of batch 0 in evaluation mode (check_loss, which both sides print), then timed Adam
+// steps (rate 1e-3) with the gradient norm clipped at `clip`: loss_of(i) is batch i's loss,
+// count_of(i) what the speed counts.
+template <class Model, class LossOf, class CountOf>
+Result timed_training(const Flags& flags, Model& model, double clip, LossOf&& loss_of, CountOf&& count_of) {
+  model.eval();
+  const double check_loss = loss_of(0).item();
+  model.train();
+  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
+  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
+    Tensor<float> loss = loss_of(i);
+    loss.backward();
+    optim::clip_grad_norm(model.parameters(), clip);
+    optimizer.step();
+    optimizer.zero_grad();
+    return count_of(i);
+  });
+  result.check_loss = check_loss;
+  return result;
+}
+
 // Multi30K's training corpus and its vocabularies (words seen at least twice, as
 // xgrad-translate builds them), which fix the translation workloads' model sizes.
 struct Multi30k {
@@ -152,20 +173,10 @@ Result translation_train(const Flags& flags, const Multi30k& multi30k, models::T
     }
     writer.write((flags.export_dir / (name + "-batches.safetensors")).string());
   }
-  model.eval();
-  const double check_loss = model.loss(prepared[0].source, prepared[0].target, {.label_smoothing = 0.1}).item();
-  model.train();
-  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
-  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
-    Tensor<float> loss = model.loss(prepared[i].source, prepared[i].target, {.label_smoothing = 0.1});
-    loss.backward();
-    optim::clip_grad_norm(model.parameters(), 1.0);
-    optimizer.step();
-    optimizer.zero_grad();
-    return prepared[i].target_tokens;
-  });
-  result.check_loss = check_loss;
-  return result;
+  return timed_training(
+      flags, model, 1.0,
+      [&](std::size_t i) { return model.loss(prepared[i].source, prepared[i].target, {.label_smoothing = 0.1}); },
+      [&](std::size_t i) { return prepared[i].target_tokens; });
 }
 
 // The classic configuration of the issue: bi-GRU 512 encoder, GRU 512 decoder, additive
@@ -212,22 +223,13 @@ Result classifier_train(const Flags& flags) {
     }
     writer.write((flags.export_dir / "classifier-batches.safetensors").string());
   }
-  model.eval();
-  const double check_loss = model.loss(prepared[0].first, prepared[0].second).item();
-  model.train();
-  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
-  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
-    Tensor<float> loss = model.loss(prepared[i].first, prepared[i].second);
-    loss.backward();
-    optim::clip_grad_norm(model.parameters(), 5.0);
-    optimizer.step();
-    optimizer.zero_grad();
-    std::size_t tokens = 0;
-    for (std::size_t length : prepared[i].first.lengths) tokens += length;
-    return tokens;
-  });
-  result.check_loss = check_loss;
-  return result;
+  return timed_training(
+      flags, model, 5.0, [&](std::size_t i) { return model.loss(prepared[i].first, prepared[i].second); },
+      [&](std::size_t i) {
+        std::size_t tokens = 0;
+        for (std::size_t length : prepared[i].first.lengths) tokens += length;
+        return tokens;
+      });
 }
 
 // The image classifier of examples/images/RESULTS.md (ImageClassifierOptions' defaults: two
@@ -260,20 +262,9 @@ Result image_train(const Flags& flags) {
     }
     writer.write((flags.export_dir / "image-batches.safetensors").string());
   }
-  model.eval();
-  const double check_loss = model.loss(prepared[0].first, prepared[0].second).item();
-  model.train();
-  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
-  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
-    Tensor<float> loss = model.loss(prepared[i].first, prepared[i].second);
-    loss.backward();
-    optim::clip_grad_norm(model.parameters(), 5.0);
-    optimizer.step();
-    optimizer.zero_grad();
-    return prepared[i].second.size();
-  });
-  result.check_loss = check_loss;
-  return result;
+  return timed_training(
+      flags, model, 5.0, [&](std::size_t i) { return model.loss(prepared[i].first, prepared[i].second); },
+      [&](std::size_t i) { return prepared[i].second.size(); });
 }
 
 // Greedy decoding of validation sentences in order, `batch_size` at a time, with a model's
