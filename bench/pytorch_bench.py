@@ -19,6 +19,7 @@ exported safetensors load with load_state_dict(strict=True)."""
 
 import argparse
 import json
+import math
 import os
 import resource
 import struct
@@ -217,6 +218,69 @@ class TransformerTranslator(torch.nn.Module):
         return int(steps.sum())
 
 
+def sinusoids(length, width):
+    """xgrad's 1-D sinusoidal table [length, width]: sin and cos of pos * exp(2i * -ln(10000) / width)."""
+    position = torch.arange(length, dtype=torch.float64).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.float64) * (-math.log(10000.0) / width))
+    table = torch.zeros(length, width, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)
+    return table.float()
+
+
+class ConvolutionBlock(torch.nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.norm = torch.nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        return F.relu(self.norm(self.conv(x)))
+
+
+class ImageClassifier(torch.nn.Module):
+    """xgrad's models::ImageClassifier with the convolution stem: stages of 3x3 convolutions
+    with batch norm and ReLU, each stage ending in a 2x2 max-pool, channels doubling up to
+    model_size; DETR's 2-D sinusoidal positions (row, then column) and a pre-norm
+    nn.TransformerEncoder over the regions; a learned query's additive attention pools them."""
+
+    def __init__(self, c):
+        super().__init__()
+        assert c["stem"] == "convolution" and c["encoder_layers"] > 0
+        d, self.per_stage = c["model_size"], c["convolutions_per_stage"]
+        blocks, channels = [], c["channels"]
+        for stage in range(c["stages"]):
+            for _ in range(self.per_stage):
+                blocks.append(ConvolutionBlock(channels, d >> (c["stages"] - 1 - stage)))
+                channels = d >> (c["stages"] - 1 - stage)
+        self.stem = torch.nn.ModuleList(blocks)
+        layer = torch.nn.TransformerEncoderLayer(d, c["heads"], c["feedforward_size"], c["dropout"], batch_first=True,
+                                                 norm_first=True)
+        self.encoder = torch.nn.TransformerEncoder(layer, c["encoder_layers"], norm=torch.nn.LayerNorm(d))
+        self.query = torch.nn.Parameter(torch.zeros(1, 1, c["attention_size"]))
+        self.pooling = AdditiveAttention(c["attention_size"], d, c["attention_size"])
+        self.dropout = torch.nn.Dropout(c["dropout"])
+        self.output = torch.nn.Linear(d, c["classes"])
+        rows, columns = c["height"] >> c["stages"], c["width"] >> c["stages"]
+        half = d // 2
+        table = torch.cat([sinusoids(rows, half).repeat_interleave(columns, dim=0),
+                           sinusoids(columns, half).repeat(rows, 1)], dim=1)
+        self.register_buffer("positions", table, persistent=False)
+
+    def loss(self, images, labels):
+        x = images
+        for k, block in enumerate(self.stem):
+            x = block(x)
+            if (k + 1) % self.per_stage == 0:
+                x = F.max_pool2d(x, 2)
+        regions = x.flatten(2).transpose(1, 2)
+        regions = self.encoder(self.dropout(regions + self.positions))
+        query = self.query.expand(images.shape[0], 1, -1).squeeze(1)
+        no_padding = torch.zeros(regions.shape[:2], dtype=torch.bool)
+        pooled, _ = self.pooling.attend(query, self.pooling.key_projection(regions), regions, no_padding)
+        return F.cross_entropy(self.output(self.dropout(pooled)), labels)
+
+
 def batches(path, count, fields):
     tensors, _ = read_safetensors(path)
     return [[tensors[f"batch.{i}.{field}"] for field in fields] for i in range(count)]
@@ -264,7 +328,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True,
                         choices=["seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64",
-                                 "transformer-train", "transformer-decode-1", "graph-overhead", "gemm"])
+                                 "transformer-train", "transformer-decode-1", "image-train", "graph-overhead", "gemm"])
     parser.add_argument("--threads", type=int, default=1, help="PyTorch's intra-op threads")
     parser.add_argument("--blas-threads", type=int, help="OpenBLAS's threads (default: --threads)")
     parser.add_argument("--steps", type=int, default=10)
@@ -299,6 +363,10 @@ def main():
         model = load_model(Classifier, f"{args.import_dir}/classifier-weights.safetensors")
         data = batches(f"{args.import_dir}/classifier-batches.safetensors", count, ["tokens", "lengths", "labels"])
         result = train(model, data, lambda b: model.loss(*b), lambda b: int(b[1].sum()), 5.0, args)
+    elif args.workload == "image-train":
+        model = load_model(ImageClassifier, f"{args.import_dir}/image-weights.safetensors")
+        data = batches(f"{args.import_dir}/image-batches.safetensors", count, ["images", "labels"])
+        result = train(model, data, lambda b: model.loss(*b), lambda b: int(b[1].shape[0]), 5.0, args)
     elif args.workload.startswith("decode-greedy-"):
         name = "decode-" + args.workload.rsplit("-", 1)[1]
         model = load_model(Seq2Seq, f"{args.import_dir}/{name}-weights.safetensors").eval()

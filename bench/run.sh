@@ -19,7 +19,7 @@ out="$build/bench"
 mkdir -p "$out/batches"
 results="$out/results.jsonl"
 : > "$results"
-workloads=${XGRAD_BENCH_WORKLOADS:-"gemm graph-overhead seq2seq-train classifier-train decode-greedy-1 read-bound decode-greedy-64 transformer-train transformer-decode-1"}
+workloads=${XGRAD_BENCH_WORKLOADS:-"gemm graph-overhead seq2seq-train classifier-train decode-greedy-1 read-bound decode-greedy-64 transformer-train transformer-decode-1 image-train"}
 thread_counts=${XGRAD_BENCH_THREADS:-1 2}
 for workload in $workloads; do
   for threads in $thread_counts; do

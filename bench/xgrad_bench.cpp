@@ -7,7 +7,8 @@
 // decode-greedy-1 and decode-greedy-64 (greedy decoding of Multi30K validation sentences
 // with batch 1 and 64), transformer-train (a 3+3-layer Transformer, d_model 256, 4 heads,
 // feed-forward 1024, on the same batches as seq2seq-train), transformer-decode-1 (its batch-1
-// greedy decoding over the key/value cache), read-bound (a read of the weights batch-1 decoding multiplies per
+// greedy decoding over the key/value cache), image-train (xgrad-images' model on
+// Fashion-MNIST, batch 64), read-bound (a read of the weights batch-1 decoding multiplies per
 // token: its memory roofline), graph-overhead (10^6 tiny ops forward and backward) and gemm
 // (single-precision matrix product peak).
 //
@@ -23,12 +24,15 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <xgrad/framework.h>
 #include <xgrad/models/batching.h>
 #include <xgrad/models/classification_data.h>
 #include <xgrad/models/classifier.h>
+#include <xgrad/models/image_classifier.h>
+#include <xgrad/models/image_data.h>
 #include <xgrad/models/seq2seq.h>
 #include <xgrad/models/transformer_translator.h>
 #include <xgrad/models/translation_data.h>
@@ -102,6 +106,27 @@ void export_indices(safetensors::Writer& writer, const std::string& name, const 
   writer.add(name, array);
 }
 
+// The loss of batch 0 in evaluation mode (check_loss, which both sides print), then timed Adam
+// steps (rate 1e-3) with the gradient norm clipped at `clip`: loss_of(i) is batch i's loss,
+// count_of(i) what the speed counts.
+template <class Model, class LossOf, class CountOf>
+Result timed_training(const Flags& flags, Model& model, double clip, LossOf&& loss_of, CountOf&& count_of) {
+  model.eval();
+  const double check_loss = loss_of(0).item();
+  model.train();
+  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
+  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
+    Tensor<float> loss = loss_of(i);
+    loss.backward();
+    optim::clip_grad_norm(model.parameters(), clip);
+    optimizer.step();
+    optimizer.zero_grad();
+    return count_of(i);
+  });
+  result.check_loss = check_loss;
+  return result;
+}
+
 // Multi30K's training corpus and its vocabularies (words seen at least twice, as
 // xgrad-translate builds them), which fix the translation workloads' model sizes.
 struct Multi30k {
@@ -148,20 +173,10 @@ Result translation_train(const Flags& flags, const Multi30k& multi30k, models::T
     }
     writer.write((flags.export_dir / (name + "-batches.safetensors")).string());
   }
-  model.eval();
-  const double check_loss = model.loss(prepared[0].source, prepared[0].target, {.label_smoothing = 0.1}).item();
-  model.train();
-  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
-  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
-    Tensor<float> loss = model.loss(prepared[i].source, prepared[i].target, {.label_smoothing = 0.1});
-    loss.backward();
-    optim::clip_grad_norm(model.parameters(), 1.0);
-    optimizer.step();
-    optimizer.zero_grad();
-    return prepared[i].target_tokens;
-  });
-  result.check_loss = check_loss;
-  return result;
+  return timed_training(
+      flags, model, 1.0,
+      [&](std::size_t i) { return model.loss(prepared[i].source, prepared[i].target, {.label_smoothing = 0.1}); },
+      [&](std::size_t i) { return prepared[i].target_tokens; });
 }
 
 // The classic configuration of the issue: bi-GRU 512 encoder, GRU 512 decoder, additive
@@ -208,22 +223,48 @@ Result classifier_train(const Flags& flags) {
     }
     writer.write((flags.export_dir / "classifier-batches.safetensors").string());
   }
-  model.eval();
-  const double check_loss = model.loss(prepared[0].first, prepared[0].second).item();
-  model.train();
-  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
-  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
-    Tensor<float> loss = model.loss(prepared[i].first, prepared[i].second);
-    loss.backward();
-    optim::clip_grad_norm(model.parameters(), 5.0);
-    optimizer.step();
-    optimizer.zero_grad();
-    std::size_t tokens = 0;
-    for (std::size_t length : prepared[i].first.lengths) tokens += length;
-    return tokens;
-  });
-  result.check_loss = check_loss;
-  return result;
+  return timed_training(
+      flags, model, 5.0, [&](std::size_t i) { return model.loss(prepared[i].first, prepared[i].second); },
+      [&](std::size_t i) {
+        std::size_t tokens = 0;
+        for (std::size_t length : prepared[i].first.lengths) tokens += length;
+        return tokens;
+      });
+}
+
+// The image classifier of examples/images/RESULTS.md (ImageClassifierOptions' defaults: two
+// convolution stages with batch norm to a 7 x 7 grid of 64 channels, one self-attention layer
+// over the regions, additive attention pooling, dropout 0.1) on Fashion-MNIST's training
+// images, found as xgrad-images' users find them (models::find_fashion_mnist), batch 64, Adam,
+// clip 5; images/s.
+Result image_train(const Flags& flags) {
+  const std::optional<models::FashionMnistFiles> files = models::find_fashion_mnist();
+  if (!files) {
+    throw file_error(detail::message("image-train: Fashion-MNIST is neither in $XGRAD_DATA/fashion-mnist nor in ",
+                                     models::debian_fashion_mnist_directory, "; install dataset-fashion-mnist"));
+  }
+  const models::LabelledImages data = models::read_labelled_images(files->train_images, files->train_labels);
+  const std::vector<models::Batch> batches =
+      first_batches(std::vector<std::size_t>(data.size(), 1), 64, flags.warmup + flags.steps);
+  std::vector<std::pair<Tensor<float>, Indices>> prepared;
+  for (const models::Batch& rows : batches) {
+    prepared.emplace_back(Tensor<float>(models::image_batch<float>(data, rows)), models::label_batch(data, rows));
+  }
+  manual_seed(1);
+  models::ImageClassifier<float> model(models::ImageClassifierOptions{});
+  if (!flags.export_dir.empty()) {
+    nn::save_state_dict(model, (flags.export_dir / "image-weights.safetensors").string(),
+                        {{"config", model.configuration()}});
+    safetensors::Writer writer;
+    for (std::size_t i = 0; i < prepared.size(); ++i) {
+      writer.add("batch." + std::to_string(i) + ".images", prepared[i].first.value());
+      writer.add("batch." + std::to_string(i) + ".labels", prepared[i].second);
+    }
+    writer.write((flags.export_dir / "image-batches.safetensors").string());
+  }
+  return timed_training(
+      flags, model, 5.0, [&](std::size_t i) { return model.loss(prepared[i].first, prepared[i].second); },
+      [&](std::size_t i) { return prepared[i].second.size(); });
 }
 
 // Greedy decoding of validation sentences in order, `batch_size` at a time, with a model's
@@ -340,17 +381,17 @@ int main(int argc, char** argv) {
   Flags flags;
   program.choice("--workload", flags.workload,
                  {"seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64", "transformer-train",
-                  "transformer-decode-1", "read-bound", "graph-overhead", "gemm"},
+                  "transformer-decode-1", "image-train", "read-bound", "graph-overhead", "gemm"},
                  "what to run").required();
   program.size("--threads", flags.threads, "N", "threads for matrix products").range(1, 256);
   program.size("--steps", flags.steps, "N", "timed steps (after the warm-up)").range(1, 100000);
   program.size("--warmup", flags.warmup, "N", "untimed steps first").range(0, 1000);
-  program.path("--data", flags.data, "DIR", "directory holding multi30k/ and sst2/");
+  program.path("--data", flags.data, "DIR", "directory holding multi30k/ and sst2/ (image-train finds Fashion-MNIST itself)");
   program.path("--export", flags.export_dir, "DIR", "write the initial weights and the batches here for pytorch_bench.py");
   return cli::run_main(program, argc, argv, [&](const std::string&) {
     set_num_threads(static_cast<int>(flags.threads));
     keep_freed_heap_memory();  // as the example programs' training loop does
-    const bool needs_data = flags.workload != "graph-overhead" && flags.workload != "gemm";
+    const bool needs_data = flags.workload != "graph-overhead" && flags.workload != "gemm" && flags.workload != "image-train";
     if (needs_data && flags.data.empty()) throw cli::UsageError("--data is required for " + flags.workload);
     if (!flags.export_dir.empty()) fs::create_directories(flags.export_dir);
     Result result;
@@ -360,6 +401,7 @@ int main(int argc, char** argv) {
     if (flags.workload == "decode-greedy-64") result = seq2seq_decode(flags, 64);
     if (flags.workload == "transformer-train") result = transformer_train(flags);
     if (flags.workload == "transformer-decode-1") result = transformer_decode(flags);
+    if (flags.workload == "image-train") result = image_train(flags);
     if (flags.workload == "read-bound") result = read_bound(flags);
     if (flags.workload == "graph-overhead") result = graph_overhead(flags);
     if (flags.workload == "gemm") result = gemm_peak(flags);

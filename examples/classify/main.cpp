@@ -236,15 +236,8 @@ int train(const TrainFlags& flags) {
   return cli::train_model(
       model, flags.run, directory,
       {.lengths = train_examples.lengths,
-       .validation_columns = {"valid_accuracy", "valid_macro_f1"},
-       .validate =
-           [&] {
-             const models::ConfusionMatrix matrix = confusion(model, valid_examples, labels.size(), 256);
-             char summary[96];
-             std::snprintf(summary, sizeof summary, "valid accuracy %.2f%%, macro-F1 %.4f", 100 * matrix.accuracy(),
-                           matrix.macro_f1());
-             return training::Validation{matrix.accuracy(), summary, {matrix.accuracy(), matrix.macro_f1()}};
-           },
+       .validation_columns = cli::classification_columns,
+       .validate = [&] { return cli::classification_validation(confusion(model, valid_examples, labels.size(), 256)); },
        .step =
            [&](const models::Batch& rows) {
              models::PaddedBatch batch = models::make_batch(train_examples, rows);
@@ -262,12 +255,7 @@ int train(const TrainFlags& flags) {
              for (std::size_t length : batch.lengths) tokens += length;
              return training::StepOutput{model.loss(batch, targets, flags.run.label_smoothing), tokens};
            },
-       .describe_best =
-           [](double accuracy) {
-             char text[48];
-             std::snprintf(text, sizeof text, "validation accuracy %.2f%%", 100 * accuracy);
-             return std::string(text);
-           }});
+       .describe_best = cli::describe_accuracy});
 }
 
 int evaluate(const UseFlags& flags) {

@@ -114,4 +114,52 @@ std::string token_highlights_svg(const std::vector<HighlightedText>& texts) {
   return svg.str();
 }
 
+std::string image_attention_svg(const std::vector<AttendedImage>& images) {
+  const double pixel = 8, margin = 10, caption_height = 24;
+  double width = margin, height = 0;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    const AttendedImage& image = images[i];
+    if (image.pixels.size() != image.height * image.width || image.weights.size() != image.grid_rows * image.grid_columns ||
+        image.grid_rows == 0 || image.grid_columns == 0) {
+      throw shape_error(detail::message("image_attention_svg: image ", i, " has ", image.pixels.size(), " pixels for ",
+                                        image.height, " x ", image.width, " and ", image.weights.size(),
+                                        " weights for a grid of ", image.grid_rows, " x ", image.grid_columns));
+    }
+    width += std::max(pixel * double(image.width), text_width(image.caption)) + margin;
+    height = std::max(height, pixel * double(image.height));
+  }
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\""
+      << height + caption_height + 2 * margin << "\" font-family=\"sans-serif\" font-size=\"13\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  double left = margin;
+  for (const AttendedImage& image : images) {
+    svg << "<g transform=\"translate(" << left << "," << margin << ")\">\n";
+    for (std::size_t r = 0; r < image.height; ++r) {
+      for (std::size_t c = 0; c < image.width; ++c) {
+        const int grey = image.pixels[r * image.width + c];
+        svg << "<rect x=\"" << pixel * double(c) << "\" y=\"" << pixel * double(r) << "\" width=\"" << pixel
+            << "\" height=\"" << pixel << "\" fill=\"rgb(" << grey << "," << grey << "," << grey << ")\"/>\n";
+      }
+    }
+    // Scaled to the strongest region, so that every image uses the full range of the tint.
+    const float strongest = std::max(*std::max_element(image.weights.begin(), image.weights.end()), 1e-6f);
+    const double region_height = pixel * double(image.height) / double(image.grid_rows);
+    const double region_width = pixel * double(image.width) / double(image.grid_columns);
+    for (std::size_t r = 0; r < image.grid_rows; ++r) {
+      for (std::size_t c = 0; c < image.grid_columns; ++c) {
+        const float weight = image.weights[r * image.grid_columns + c];
+        svg << "<rect x=\"" << region_width * double(c) << "\" y=\"" << region_height * double(r) << "\" width=\""
+            << region_width << "\" height=\"" << region_height << "\" fill=\"#ff2a00\" fill-opacity=\""
+            << 0.7 * std::clamp(weight / strongest, 0.0f, 1.0f) << "\" stroke=\"#808080\" stroke-opacity=\"0.3\"><title>"
+            << weight << "</title></rect>\n";
+      }
+    }
+    svg << "<text x=\"0\" y=\"" << pixel * double(image.height) + 18 << "\">" << escaped(image.caption) << "</text>\n</g>\n";
+    left += std::max(pixel * double(image.width), text_width(image.caption)) + margin;
+  }
+  svg << "</svg>\n";
+  return svg.str();
+}
+
 }  // namespace xgrad::cli

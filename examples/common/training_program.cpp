@@ -10,7 +10,7 @@
 
 namespace xgrad::cli {
 
-void declare_training_flags(Command& command, TrainingFlags& flags, const std::string& examples) {
+void declare_run_flags(Command& command, TrainingFlags& flags, const std::string& examples) {
   command.path("--out", flags.out, "DIR", "model directory to create (or to continue with --resume)").required();
   command.size("--epochs", flags.epochs, "N", "epochs to train").range(1, 1000);
   command.size("--batch", flags.batch, "N", examples + " per batch").range(1, 4096);
@@ -22,17 +22,21 @@ void declare_training_flags(Command& command, TrainingFlags& flags, const std::s
   command.size("--warmup", flags.warmup, "N", "warm-up steps of inverse-sqrt and cosine").range(1, 10000000);
   command.real("--clip", flags.clip, "X", "clip the global gradient norm to X (0: no clipping)").range(0, 1e6);
   command.real("--label-smoothing", flags.label_smoothing, "X", "label smoothing of the loss").range(0, 0.5);
-  command.size("--min-freq", flags.min_freq, "N", "minimum count of a vocabulary word").range(1, 1000000);
-  command.size("--max-vocab", flags.max_vocab, "N", "keep at most the N most frequent words per vocabulary")
-      .range(8, models::max_vocabulary_size);
-  command.size("--max-length", flags.max_length, "N", "skip (and count) " + examples + " with more than N tokens")
-      .range(1, 100000);
   command.size("--seed", flags.seed, "N", "seed of initialisation, dropout and data order");
   command.size("--threads", flags.threads, "N", "threads for matrix products").range(1, 256);
   command.size("--max-steps", flags.max_steps, "N", "stop after N optimizer steps (0: no limit)");
   command.real("--time-budget", flags.time_budget, "MIN", "stop after MIN minutes (0: no limit)").range(0, 1e6);
   command.size("--checkpoint-every", flags.checkpoint_every, "N", "also checkpoint every N steps (0: at epoch ends)");
   command.flag("--resume", flags.resume, "continue the run saved in --out (with the same data flags)");
+}
+
+void declare_training_flags(Command& command, TrainingFlags& flags, const std::string& examples) {
+  declare_run_flags(command, flags, examples);
+  command.size("--min-freq", flags.min_freq, "N", "minimum count of a vocabulary word").range(1, 1000000);
+  command.size("--max-vocab", flags.max_vocab, "N", "keep at most the N most frequent words per vocabulary")
+      .range(8, models::max_vocabulary_size);
+  command.size("--max-length", flags.max_length, "N", "skip (and count) " + examples + " with more than N tokens")
+      .range(1, 100000);
 }
 
 void declare_recurrent_shape_flags(Command& command, RecurrentShapeFlags& flags, const std::string& hidden_help) {
@@ -107,6 +111,18 @@ std::vector<ModelFlag> recurrent_shape_model_flags(const RecurrentShapeFlags& fl
           {"--hidden", std::to_string(flags.hidden)},
           {"--layers", std::to_string(flags.layers)},
           {"--cell", flags.cell}};
+}
+
+training::Validation classification_validation(const models::ConfusionMatrix& matrix) {
+  char summary[96];
+  std::snprintf(summary, sizeof summary, "valid accuracy %.2f%%, macro-F1 %.4f", 100 * matrix.accuracy(), matrix.macro_f1());
+  return training::Validation{matrix.accuracy(), summary, {matrix.accuracy(), matrix.macro_f1()}};
+}
+
+std::string describe_accuracy(double accuracy) {
+  char text[48];
+  std::snprintf(text, sizeof text, "validation accuracy %.2f%%", 100 * accuracy);
+  return text;
 }
 
 int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunDirectory& directory,

@@ -15,6 +15,7 @@
 
 #include <xgrad/layers/module.h>
 #include <xgrad/models/batching.h>
+#include <xgrad/models/metrics.h>
 #include <xgrad/models/transformer_input.h>
 #include <xgrad/train.h>
 
@@ -27,7 +28,8 @@ namespace xgrad::cli {
 // the initial values before declare_training_flags.
 struct TrainingFlags {
   std::filesystem::path out{};
-  // max_vocab: the embeddings and output layers grow with the vocabulary.
+  // max_vocab: the embeddings and output layers grow with the vocabulary. min_freq, max_vocab
+  // and max_length are text's (declare_training_flags declares them, declare_run_flags not).
   std::size_t epochs = 10, batch = 64, min_freq = 2, max_vocab = 100000, max_length = 100, threads = 2, seed = 1;
   std::size_t max_steps = 0, checkpoint_every = 0;
   double dropout = 0.5, lr = 1e-3, clip = 1.0, label_smoothing = 0.0, time_budget = 0;
@@ -43,6 +45,9 @@ struct TrainingFlags {
 // Declares the flags on `command`; `examples` is what the program's data holds ("sentence
 // pairs", "texts"), for the help.
 void declare_training_flags(Command& command, TrainingFlags& flags, const std::string& examples);
+// The same without the flags of text (--min-freq, --max-vocab, --max-length): for a program
+// whose examples are not token sequences (images).
+void declare_run_flags(Command& command, TrainingFlags& flags, const std::string& examples);
 
 // The shape of a recurrent encoder, as the programs' flags give it.
 struct RecurrentShapeFlags {
@@ -109,6 +114,13 @@ struct TrainingTask {
   // "validation BLEU 23.10": how the final line names the best score.
   std::function<std::string(double score)> describe_best;
 };
+
+// A classifier's validation: scored by accuracy, with macro-F1 beside it, for the columns
+// classification_columns names.
+inline const std::vector<std::string> classification_columns{"valid_accuracy", "valid_macro_f1"};
+training::Validation classification_validation(const models::ConfusionMatrix& matrix);
+// "validation accuracy 87.18%": how a classifier's final line names its best score.
+std::string describe_accuracy(double accuracy);
 
 // Trains `model` as the flags say, into the directory's checkpoint, weights and log; returns
 // the program's exit status (130 when Ctrl-C or SIGTERM ended the run).

@@ -11,6 +11,7 @@
 #include "xgrad/framework/normalization.h"
 #include "xgrad/layers/batch_norm.h"
 #include "xgrad/layers/convolution.h"
+#include "xgrad/layers/image_regions.h"
 #include "xgrad/layers/positional_encoding.h"
 #include "xgrad/layers/positional_encoding_2d.h"
 
@@ -66,8 +67,16 @@ Tensor<T> PatchEmbedding<T>::forward(const Tensor<T>& images) const {
                                       " are not [B, C, H, W] with H and W multiples of the patch size (",
                                       patch.height, ", ", patch.width, ")"));
   }
-  const Tensor<T> grid = proj(images);  // [B, D, H / ph, W / pw]
-  const auto batch = static_cast<std::int64_t>(shape[0]), dim = static_cast<std::int64_t>(options_.embed_dim);
+  return regions_of_grid(proj(images));  // from [B, D, H / ph, W / pw]
+}
+
+template <class T>
+Tensor<T> regions_of_grid(const Tensor<T>& grid) {
+  const Shape& shape = grid.shape();
+  if (shape.size() != 4) {
+    throw shape_error(detail::message("regions_of_grid: a grid of shape ", shape, "; expected [B, D, rows, columns]"));
+  }
+  const auto batch = static_cast<std::int64_t>(shape[0]), dim = static_cast<std::int64_t>(shape[1]);
   return transpose(reshape(grid, {batch, dim, -1}), 1, 2);
 }
 
@@ -197,6 +206,8 @@ Tensor<T> LearnedPositionalEncoding2d<T>::forward(const Tensor<T>& x) const {
 
 template class Conv2d<float>;
 template class Conv2d<double>;
+template Tensor<float> regions_of_grid(const Tensor<float>&);
+template Tensor<double> regions_of_grid(const Tensor<double>&);
 template class PatchEmbedding<float>;
 template class PatchEmbedding<double>;
 template class BatchNorm2d<float>;

@@ -1,5 +1,6 @@
 #include "xgrad/models/model_directory.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 
@@ -45,19 +46,26 @@ Options read_configuration(const ModelSource& files, const std::string& text, Op
 
 constexpr const char* architecture_key = "architecture";
 
-// A configuration's architecture and the options' text without it.
-std::pair<std::string, std::string> split_architecture(const ModelSource& files, const std::string& text) {
+// A configuration's architecture, one of `known`, and the options' text without it; a
+// configuration without the key is an RNN's (as written before there was a choice).
+std::pair<std::string, std::string> split_architecture(const ModelSource& files, const std::string& text,
+                                                       const std::vector<std::string>& known) {
   nlohmann::json json;
   try {
     json = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail(files.label(model_file::config), ": model configuration: ", e.what());
   }
-  if (!json.is_object() || !json.contains(architecture_key)) return {"rnn", text};
+  const auto is_known = [&](const std::string& name) { return std::find(known.begin(), known.end(), name) != known.end(); };
+  std::string expected;
+  for (const std::string& name : known) expected += (expected.empty() ? "\"" : " or \"") + name + "\"";
+  if (!json.is_object() || !json.contains(architecture_key)) {
+    if (is_known("rnn")) return {"rnn", text};
+    fail(files.label(model_file::config), ": no \"", architecture_key, "\" key; expected ", expected);
+  }
   const nlohmann::json& architecture = json[architecture_key];
-  if (!architecture.is_string() || (architecture != "rnn" && architecture != "transformer")) {
-    fail(files.label(model_file::config), ": \"", architecture_key, "\" is ", architecture.dump(),
-         "; expected \"rnn\" or \"transformer\"");
+  if (!architecture.is_string() || !is_known(architecture.get<std::string>())) {
+    fail(files.label(model_file::config), ": \"", architecture_key, "\" is ", architecture.dump(), "; expected ", expected);
   }
   std::string name = architecture.get<std::string>();
   json.erase(architecture_key);
@@ -198,9 +206,13 @@ std::string classification_configuration(const Classifier<float>& model) {
   return with_architecture(model.configuration(), model.architecture());
 }
 
+std::string image_configuration(const ImageClassifier<float>& model) {
+  return with_architecture(model.configuration(), model.architecture());
+}
+
 std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& files, bool with_weights,
                                                          const ModelLimits& limits) {
-  const auto [architecture, options_text] = split_architecture(files, configuration_text(files));
+  const auto [architecture, options_text] = split_architecture(files, configuration_text(files), {"rnn", "transformer"});
   if (architecture == "transformer") {
     return load_translation<TransformerTranslator<float>>(
         files, read_configuration(files, options_text, transformer_translator_options_from_json, limits), with_weights);
@@ -211,13 +223,26 @@ std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& file
 
 std::unique_ptr<ClassificationModel> load_classification_model(const ModelSource& files, bool with_weights,
                                                                const ModelLimits& limits) {
-  const auto [architecture, options_text] = split_architecture(files, configuration_text(files));
+  const auto [architecture, options_text] = split_architecture(files, configuration_text(files), {"rnn", "transformer"});
   if (architecture == "transformer") {
     return load_classification<TransformerClassifier<float>>(
         files, read_configuration(files, options_text, transformer_classifier_options_from_json, limits), with_weights);
   }
   return load_classification<SequenceClassifier<float>>(
       files, read_configuration(files, options_text, classifier_options_from_json, limits), with_weights);
+}
+
+std::unique_ptr<ImageModel> load_image_model(const ModelSource& files, bool with_weights, const ModelLimits& limits) {
+  const std::string options_text = split_architecture(files, configuration_text(files), {"image"}).second;
+  const ImageClassifierOptions options =
+      read_configuration(files, options_text, image_classifier_options_from_json, limits);
+  LabelSet labels = LabelSet::from_json(files.text(model_file::labels, max_vocabulary_file_size), files.label(model_file::labels));
+  check_count(files, model_file::labels, labels.size(), "classes", options.classes);
+  auto loaded = built_from_configuration(files, [&] {
+    return std::unique_ptr<ImageModel>(new ImageModel{std::move(labels), std::make_unique<ImageClassifier<float>>(options)});
+  });
+  if (with_weights) load_weights(files, *loaded->model);
+  return loaded;
 }
 
 }  // namespace xgrad::models

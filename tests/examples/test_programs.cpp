@@ -18,6 +18,8 @@
 #include <sstream>
 #include <thread>
 
+#include "idx_files.h"
+#include "square_task.h"
 #include "xgrad/models/bleu.h"
 #include "xgrad/models/corpus.h"
 
@@ -114,6 +116,22 @@ void check_same_tensors(const std::string& a_path, const std::string& b_path) {
 
 const std::string translate = XGRAD_TRANSLATE;
 const std::string classify = XGRAD_CLASSIFY;
+const std::string images = XGRAD_IMAGES;
+
+// `count` square images (square_task.h) as the IDX files NAME-images.idx and NAME-labels.idx.
+void write_square_idx(const TempDir& dir, const std::string& name, std::size_t count, std::uint64_t seed) {
+  Generator generator(seed);
+  testing::write_idx(testing::squares::square_images(count, generator).images, dir.file(name + "-images.idx"),
+                     dir.file(name + "-labels.idx"));
+}
+
+const std::string small_image_model = " --d-model 8 --heads 2 --ff-size 16 --attention-size 8";
+
+// Trains a model of `shape` on train-images.idx into `out`.
+std::string images_train(const TempDir& dir, const std::string& out, const std::string& shape = small_image_model) {
+  return images + " train --images " + dir.file("train-images.idx") + " --labels " + dir.file("train-labels.idx") +
+         " --out " + dir.file(out) + shape + " --batch 16 --epochs 3 --threads 1";
+}
 
 // `train` on the corpus in `dir`, without an architecture's shape flags.
 std::string translate_train_any(const TempDir& dir, const std::string& out, int epochs = 3) {
@@ -347,6 +365,108 @@ BOOST_AUTO_TEST_CASE(classify_trains_evaluates_predicts_and_resumes) {
   BOOST_TEST(no_column.status == 1);
   BOOST_TEST(contains(no_column.err, "sentence"), no_column.err);
   BOOST_TEST(run(dir, classify + " train --train x --out y --valid-split 2").status == 2);
+}
+
+// xgrad-images on square images of 16 x 16: a run stopped and resumed ends as an
+// uninterrupted one (flips included); eval prints the scores and the confusion matrix; predict
+// prints a line per image of the range and draws the attention.
+BOOST_AUTO_TEST_CASE(images_trains_resumes_evaluates_and_predicts) {
+  TempDir dir;
+  write_square_idx(dir, "train", 300, 4);
+  write_square_idx(dir, "valid", 40, 5);
+  const std::string train = images_train(dir, "whole") + " --class-names tl,tr,bl,br --flip";
+  // 270 images for training, 30 held out: 17 batches per epoch.
+  const Run whole = run(dir, train + " --max-steps 30");
+  BOOST_TEST_REQUIRE(whole.status == 0, whole.err);
+  BOOST_TEST(contains(whole.out, "270 training and 30 validation images of 16 x 16; 4 classes, a 4 x 4 grid"), whole.out);
+  const std::string parts = images_train(dir, "parts") + " --class-names tl,tr,bl,br --flip";
+  BOOST_TEST_REQUIRE(run(dir, parts + " --max-steps 11").status == 0);
+  const Run resumed = run(dir, parts + " --max-steps 30 --resume");
+  BOOST_TEST_REQUIRE(resumed.status == 0, resumed.err);
+  BOOST_TEST(contains(resumed.out, "resuming"), resumed.out);
+  check_same_tensors(dir.file("whole/checkpoint.safetensors"), dir.file("parts/checkpoint.safetensors"));
+  const std::string config = read_file(dir.file("whole/config.json"));
+  BOOST_TEST((contains(config, "\"architecture\": \"image\"") && contains(config, "\"height\": 16")), config);
+  BOOST_TEST(contains(read_file(dir.file("whole/log.csv")), "valid_accuracy,valid_macro_f1"));
+
+  const std::string valid = " --images " + dir.file("valid-images.idx") + " --labels " + dir.file("valid-labels.idx");
+  const Run eval = run(dir, images + " eval --model " + dir.file("whole") + valid);
+  BOOST_TEST(eval.status == 0, eval.err);
+  BOOST_TEST((contains(eval.out, "40 images from") && contains(eval.out, "macro-F1") && contains(eval.out, "br") &&
+              contains(eval.out, "confusion matrix")),
+             eval.out);
+  const Run predicted = run(dir, images + " predict --model " + dir.file("whole") + valid + " --first 2 --count 3" +
+                                     " --attention-svg " + dir.file("a.svg"));
+  BOOST_TEST(predicted.status == 0, predicted.err);
+  BOOST_TEST(std::count(predicted.out.begin(), predicted.out.end(), '\n') == 3, predicted.out);
+  BOOST_TEST(std::count(predicted.out.begin(), predicted.out.end(), '\t') == 9, predicted.out);  // index, class, probability, truth
+  BOOST_TEST(predicted.out.rfind("2\t", 0) == 0u, predicted.out);
+  const std::string svg = read_file(dir.file("a.svg"));
+  BOOST_TEST((contains(svg, "<svg") && contains(svg, "#4: ") && contains(svg, ", truly ")), svg.substr(0, 200));
+  const Run unlabelled = run(dir, images + " predict --model " + dir.file("whole") + " --images " +
+                                      dir.file("valid-images.idx") + " --count 2");
+  BOOST_TEST(unlabelled.status == 0, unlabelled.err);
+  BOOST_TEST(std::count(unlabelled.out.begin(), unlabelled.out.end(), '\t') == 4, unlabelled.out);
+}
+
+BOOST_AUTO_TEST_CASE(images_errors_get_their_exit_codes_and_messages) {
+  TempDir dir;
+  write_square_idx(dir, "train", 60, 6);
+  BOOST_TEST_REQUIRE(run(dir, images_train(dir, "m") + " --max-steps 2").status == 0);
+  std::filesystem::copy(dir.file("m"), dir.file("m-rnn"));
+  std::string config = read_file(dir.file("m/config.json"));
+  dir.write("m-rnn/config.json", config.replace(config.find("\"image\""), 7, "\"rnn\""));
+  models::LabelledImages small{.height = 8, .width = 8, .pixels = std::vector<std::uint8_t>(64, 0), .labels = {1}};
+  testing::write_idx(small, dir.file("small-images.idx"), dir.file("small-labels.idx"));
+  models::LabelledImages unknown{.height = 16, .width = 16, .pixels = std::vector<std::uint8_t>(256, 0), .labels = {7}};
+  testing::write_idx(unknown, dir.file("unknown-images.idx"), dir.file("unknown-labels.idx"));
+  write_square_idx(dir, "other", 5, 7);
+
+  const std::string m = " --model " + dir.file("m"), train_images = " --images " + dir.file("train-images.idx");
+  const std::string train_data = train_images + " --labels " + dir.file("train-labels.idx");
+  struct Row {
+    std::string command;
+    int status;
+    std::vector<std::string> named;  // what the message must name
+    std::string stdout_redirection = "";
+  };
+  const std::vector<Row> rows{
+      {images + " train --help", 0, {}},
+      {images + " train" + train_data, 2, {"--out"}},
+      {images_train(dir, "x") + " --patch-size 2", 2, {"--patch-size needs --stem patches"}},
+      {images_train(dir, "x") + " --stem patches --stages 2", 2, {"--stages needs --stem convolution"}},
+      {images_train(dir, "x", " --d-model 8 --heads 3"), 2, {"do not fit together", "heads 3 does not divide model_size 8"}},
+      {images_train(dir, "x") + " --stages 5", 2, {"do not fit together", "multiples of 32"}},
+      {images_train(dir, "x") + " --class-names a,b", 2, {"--class-names gives 2 names", "holds label 3"}},
+      {images_train(dir, "x") + " --class-names a,a,b,c", 2, {"--class-names: LabelSet: label 'a' occurs twice"}},
+      {images_train(dir, "m", " --d-model 16 --heads 2 --ff-size 16 --attention-size 8") + " --resume", 2,
+       {"--d-model 8 (given 16)"}},
+      {images_train(dir, "x") + " --valid-split 0.01", 1, {"train-images.idx: --valid-split 0.01 of its 60 images holds out none"}},
+      {images + " train --images " + dir.file("train-images.idx") + " --labels " + dir.file("other-labels.idx") +
+           " --out " + dir.file("x"),
+       1, {"train-images.idx", "other-labels.idx", "60", "5"}},
+      {images + " eval" + m + " --images " + dir.file("small-images.idx") + " --labels " + dir.file("small-labels.idx"), 1,
+       {"small-images.idx: images of 8 x 8; the model reads 16 x 16"}},
+      {images + " eval" + m + " --images " + dir.file("unknown-images.idx") + " --labels " + dir.file("unknown-labels.idx"),
+       1, {"unknown-labels.idx: label 7 of image 0; the model knows 4 classes (0 to 3)"}},
+      {images + " eval --model " + dir.file("m-rnn") + train_data, 1,
+       {"m-rnn/config.json: \"architecture\" is \"rnn\"; expected \"image\""}},
+      {images + " eval --model " + dir.file("absent") + train_data, 1, {"absent/config.json", "No such file"}},
+      {images + " predict" + m + train_images + " --first 59 --count 2", 2,
+       {"--first 59 --count 2 reaches past the 60 images of"}},
+      {images + " predict" + m + train_images + " --attention-svg " + dir.file("absent/a.svg"), 2,
+       {"--attention-svg", "does not exist"}},
+      {images + " predict" + m + train_images, 1, {"standard output"}, "> /dev/full"},
+      {images + " predict" + m + train_images + " --attention-svg /dev/full", 1, {"/dev/full"}},
+  };
+  for (const Row& row : rows) {
+    BOOST_TEST_CONTEXT(row.command) {
+      const Run result = run(dir, row.command, "", row.stdout_redirection);
+      BOOST_TEST(result.status == row.status, result.err);
+      for (const std::string& part : row.named) BOOST_TEST(contains(result.err, part), result.err);
+    }
+  }
+  BOOST_TEST(!std::filesystem::exists(dir.file("x")));
 }
 
 namespace {

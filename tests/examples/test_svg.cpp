@@ -36,3 +36,20 @@ BOOST_AUTO_TEST_CASE(highlights_scale_each_line_to_its_strongest_token) {
   BOOST_TEST(svg.find("negative (0.91)") != std::string::npos);
   BOOST_CHECK_THROW(cli::token_highlights_svg({{{"a", "b"}, {1.0f}, ""}}), shape_error);
 }
+
+BOOST_AUTO_TEST_CASE(an_image_gets_a_rect_per_pixel_and_a_tint_per_region) {
+  // A 4 x 4 image in a 2 x 2 grid: the region of weight 0.6 is the strongest and gets the
+  // full tint, 0.7; the one of weight 0.3 half of it.
+  cli::AttendedImage image{.height = 4, .width = 4, .pixels = std::vector<std::uint8_t>(16, 0), .grid_rows = 2,
+                           .grid_columns = 2, .weights = {0.6f, 0.3f, 0.1f, 0.0f}, .caption = "coat <0.9>"};
+  image.pixels[5] = 255;
+  const std::string svg = cli::image_attention_svg({image, image});
+  BOOST_TEST(count(svg, "fill=\"rgb(0,0,0)\"") == 30u);
+  BOOST_TEST(count(svg, "fill=\"rgb(255,255,255)\"") == 2u);
+  BOOST_TEST(count(svg, "fill-opacity=\"0.7\"") == 2u);
+  BOOST_TEST(count(svg, "fill-opacity=\"0.35\"") == 2u);
+  BOOST_TEST(count(svg, "fill-opacity=\"0\"") == 2u);
+  BOOST_TEST(svg.find("coat &lt;0.9&gt;") != std::string::npos);
+  image.weights.pop_back();
+  BOOST_CHECK_THROW(cli::image_attention_svg({image}), shape_error);
+}

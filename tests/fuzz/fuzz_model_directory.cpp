@@ -1,8 +1,8 @@
 // libFuzzer target: a whole model directory, loaded as the programs load it. The input is
 // split at its first three NUL bytes into config.json, the first vocabulary (source.vocab.json
 // or vocab.json), the second file (target.vocab.json or labels.json) and model.safetensors
-// (the rest, which may hold NULs of its own); both the translation and the classification
-// loaders read the parts. Each is refused with a file_error or loaded; the parameter limit
+// (the rest, which may hold NULs of its own); the translation, the classification and the
+// image loaders read the parts (the image loader without the vocabulary). Each is refused with a file_error or loaded; the parameter limit
 // keeps what a configuration may allocate within the fuzzer's memory limit.
 #include <cstddef>
 #include <cstdint>
@@ -35,6 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const models::ModelFilesInMemory classification(
         "fuzz", {{file::config, parts[0]}, {file::vocabulary, parts[1]}, {file::labels, parts[2]}, {file::weights, parts[3]}});
     (void)models::load_classification_model(classification, true, limits);
+  } catch (const file_error&) {
+  }
+  try {
+    const models::ModelFilesInMemory images("fuzz", {{file::config, parts[0]}, {file::labels, parts[2]}, {file::weights, parts[3]}});
+    (void)models::load_image_model(images, true, limits);
   } catch (const file_error&) {
   }
   return 0;

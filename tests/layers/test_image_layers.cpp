@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE image_layers
 #include <boost/mpl/list.hpp>
 
+#include "xgrad/layers/image_regions.h"
 #include "xgrad_test.h"
 
 using namespace xgrad;
@@ -306,4 +307,19 @@ BOOST_AUTO_TEST_CASE(state_dict_round_trip_keeps_the_running_statistics) {
   loaded.eval();
   const Tensor<float> x = random_tensor({2, 2, 3, 3}, 5, -1.0, 1.0, false).to<float>();
   BOOST_TEST(loaded(x).value() == trained(x).value());
+}
+
+BOOST_AUTO_TEST_CASE(regions_of_a_grid_are_row_major) {
+  // grid[b, d, r, c] = 1000 b + 100 d + 10 r + c, so that every value says where it came from.
+  Array<double> grid = Array<double>::from_shape({2, 3, 2, 4});
+  for (std::size_t b = 0; b < 2; ++b)
+    for (std::size_t d = 0; d < 3; ++d)
+      for (std::size_t r = 0; r < 2; ++r)
+        for (std::size_t c = 0; c < 4; ++c) grid(b, d, r, c) = 1000.0 * b + 100.0 * d + 10.0 * r + c;
+  const Tensor<double> regions = nn::regions_of_grid(Tensor<double>(grid));
+  BOOST_TEST_REQUIRE((regions.shape() == Shape{2, 8, 3}));
+  BOOST_TEST(regions.value()(1, 6, 2) == 1000.0 + 200.0 + 10.0 + 2.0);  // region 6 is row 1, column 2
+  BOOST_TEST(regions.value()(0, 3, 1) == 100.0 + 3.0);
+  const std::string refused = error_message<shape_error>([] { nn::regions_of_grid(Tensor<double>::zeros({2, 3, 4})); });
+  BOOST_TEST(refused.find("a grid of shape [2, 3, 4]; expected [B, D, rows, columns]") != std::string::npos, refused);
 }

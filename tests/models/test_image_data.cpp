@@ -8,26 +8,17 @@
 #include <optional>
 
 #include "xgrad/models/image_data.h"
+#include "idx_files.h"
 #include "xgrad_test.h"
 
 using namespace xgrad;
 using namespace xgrad::models;
 using xgrad::testing::check_close;
 using xgrad::testing::error_message;
+using xgrad::testing::idx;
 using xgrad::testing::TempDir;
 
 namespace {
-
-std::string big_endian(std::uint32_t value) {
-  return {char(value >> 24), char((value >> 16) & 0xff), char((value >> 8) & 0xff), char(value & 0xff)};
-}
-
-// An IDX file: the magic number, the dimensions, then the values as they are given.
-std::string idx(std::uint32_t magic, const std::vector<std::uint32_t>& dimensions, const std::string& values) {
-  std::string bytes = big_endian(magic);
-  for (const std::uint32_t extent : dimensions) bytes += big_endian(extent);
-  return bytes + values;
-}
 
 std::string counting_bytes(std::size_t count) {
   std::string values(count, '\0');

@@ -5,6 +5,7 @@
 //                   target.vocab.json, model.safetensors
 //   classification: config.json (naming the architecture), vocab.json, labels.json,
 //                   model.safetensors
+//   images:         config.json (architecture "image"), labels.json, model.safetensors
 // Each file must be a regular file under its size limit and UTF-8 where it is text; the
 // vocabularies and labels must have the sizes the configuration says, and their special
 // tokens the ids the configuration's pad_id, sos_id and eos_id say; the configuration must
@@ -19,6 +20,7 @@
 
 #include "xgrad/framework/safetensors.h"
 #include "xgrad/models/classifier.h"
+#include "xgrad/models/image_classifier.h"
 #include "xgrad/models/seq2seq.h"
 #include "xgrad/models/transformer_classifier.h"
 #include "xgrad/models/transformer_translator.h"
@@ -102,11 +104,22 @@ struct ClassificationModel {
 // it is an RNN's.
 std::string classification_configuration(const Classifier<float>& model);
 
+struct ImageModel {
+  LabelSet labels;  // the class names
+  std::unique_ptr<ImageClassifier<float>> model;
+};
+
+// config.json's text for an image classifier: its options with "architecture": "image".
+std::string image_configuration(const ImageClassifier<float>& model);
+
 // Without `with_weights` the model keeps its fresh initialisation (a resumed run loads its
 // weights from the checkpoint).
 std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& files, bool with_weights,
                                                          const ModelLimits& limits = {});
 std::unique_ptr<ClassificationModel> load_classification_model(const ModelSource& files, bool with_weights,
                                                                const ModelLimits& limits = {});
+// A configuration of another architecture (a text classifier's directory) is a file_error
+// naming config.json, the architecture it holds and "image".
+std::unique_ptr<ImageModel> load_image_model(const ModelSource& files, bool with_weights, const ModelLimits& limits = {});
 
 }  // namespace xgrad::models
