@@ -92,7 +92,10 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, const MatmulOptions& op
     const T* pa = node.input(0).data();
     const T* pb = node.input(1).data();
     const T* gc = node.output_grad().data();
-    const auto [batches, m, n, k, a_step, b_step, c_step, result] = plan;
+    // Plain variables, not a structured binding: the products' lambdas capture them, and
+    // clang before version 16 cannot capture a binding.
+    const std::size_t batches = plan.batches, m = plan.m, n = plan.n, k = plan.k;
+    const std::size_t a_step = plan.a_step, b_step = plan.b_step, c_step = plan.c_step;
     if (node.needs_grad(0)) {
       T* ga = node.input_grad(0).data();
       for_each_product(batches, multiply_adds, a_step != 0, [&](std::size_t i) {
