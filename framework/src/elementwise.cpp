@@ -38,8 +38,9 @@ Tensor<T> unary(const char* op, const Tensor<T>& x, Forward f, Derivative dydx) 
   Array<T> y = Array<T>::from_shape(xv.shape());
   const T* px = xv.data();
   T* py = y.data();
-  const std::size_t n = xv.size();
-  for (std::size_t i = 0; i < n; ++i) py[i] = f(px[i]);
+  parallel_for(xv.size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) py[i] = f(px[i]);
+  });
   return record<T>(
       op, std::move(y), {x},
       [dydx](Node<T>& node) {
@@ -48,10 +49,11 @@ Tensor<T> unary(const char* op, const Tensor<T>& x, Forward f, Derivative dydx) 
         const Array<T>& gyv = node.output_grad();
         const T* gy = gyv.data();
         T* gx = node.input_grad(0).data();
-        const std::size_t n = gyv.size();
-        for (std::size_t i = 0; i < n; ++i) {
-          gx[i] += gy[i] * dydx(uses.first ? px[i] : T(0), uses.result ? py[i] : T(0));
-        }
+        parallel_for(gyv.size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
+          for (std::size_t i = begin; i < end; ++i) {
+            gx[i] += gy[i] * dydx(uses.first ? px[i] : T(0), uses.result ? py[i] : T(0));
+          }
+        });
       },
       values_read<uses>());
 }
@@ -71,7 +73,9 @@ Tensor<T> binary(const char* op, const Tensor<T>& a, const Tensor<T>& b, Forward
   T* py = y.data();
   using detail::broadcast_strides;
   if (same_shape) {
-    for (std::size_t i = 0; i < y.size(); ++i) py[i] = f(pa[i], pb[i]);
+    parallel_for(y.size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) py[i] = f(pa[i], pb[i]);
+    });
   } else {
     detail::for_each_offset<3>(
         shape,
@@ -96,9 +100,10 @@ Tensor<T> binary(const char* op, const Tensor<T>& a, const Tensor<T>& b, Forward
           if (ga != nullptr) ga[i] += gy[o] * dyda(first, second, result);
           if (gb != nullptr) gb[j] += gy[o] * dydb(first, second, result);
         };
-        if (same_shape) {
-          const auto n = static_cast<std::ptrdiff_t>(gyv.size());
-          for (std::ptrdiff_t i = 0; i < n; ++i) accumulate(i, i, i);
+        if (same_shape) {  // each element's gradients on one thread, even when a and b are one tensor
+          parallel_for(gyv.size(), elementwise_grain, [&](std::size_t begin, std::size_t end) {
+            for (auto i = static_cast<std::ptrdiff_t>(begin); i < static_cast<std::ptrdiff_t>(end); ++i) accumulate(i, i, i);
+          });
         } else {
           detail::for_each_offset<3>(gyv.shape(),
                                      {detail::contiguous_strides(gyv.shape()), broadcast_strides(a_shape, gyv.shape()),
