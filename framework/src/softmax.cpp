@@ -36,6 +36,10 @@ template <Isa isa>
 struct SoftmaxRows {
   template <class T>
   XGRAD_KERNEL static void run(const T* x, const unsigned char* masked, T* y, const detail::AxisView& view, bool log) {
+    if (masked == nullptr && view.inner == 1 && !log) {
+      contiguous_softmax(x, y, view);
+      return;
+    }
     const T masked_value = log ? -std::numeric_limits<T>::infinity() : T(0);
     for (std::size_t o = 0; o < view.outer; ++o) {
       for (std::size_t i = 0; i < view.inner; ++i) {
@@ -71,6 +75,26 @@ struct SoftmaxRows {
       }
     }
   }
+
+  // Unmasked rows of contiguous values (attention weights): the same arithmetic in the same
+  // order as above, so the same bits, but each exp computed once and in loops that vectorise.
+  template <class T>
+  XGRAD_KERNEL static void contiguous_softmax(const T* x, T* y, const detail::AxisView& view) {
+    for (std::size_t o = 0; o < view.outer; ++o) {
+      const T* row = x + o * view.extent;
+      T* out = y + o * view.extent;
+      T largest = -std::numeric_limits<T>::infinity();
+      for (std::size_t j = 0; j < view.extent; ++j) largest = std::max(largest, row[j]);
+      if (largest == -std::numeric_limits<T>::infinity()) {
+        std::fill_n(out, view.extent, T(0));
+        continue;
+      }
+      for (std::size_t j = 0; j < view.extent; ++j) out[j] = math::exp(row[j] - largest);
+      T total = 0;
+      for (std::size_t j = 0; j < view.extent; ++j) total += out[j];
+      for (std::size_t j = 0; j < view.extent; ++j) out[j] /= total;
+    }
+  }
 };
 
 template <class T>
@@ -80,31 +104,41 @@ Tensor<T> softmax_family(const char* op, const Tensor<T>& x, int axis, const Mas
   std::vector<unsigned char> masked;
   if (mask != nullptr) masked = expand_mask(op, *mask, x.shape());
   Array<T> y = Array<T>::from_shape(x.shape());
-  dispatch<SoftmaxRows>(x.data(), masked.empty() ? nullptr : masked.data(), y.data(), view, log);
+  // Rows are independent: the outer blocks split over the threads with the same bits as one.
+  const std::size_t block = view.extent * view.inner, grain = rows_for_grain(block, transcendental_grain);
+  parallel_for(view.outer, grain, [&](std::size_t first, std::size_t end) {
+    detail::AxisView part = view;
+    part.outer = end - first;
+    dispatch<SoftmaxRows>(x.data() + first * block, masked.empty() ? nullptr : masked.data() + first * block,
+                          y.data() + first * block, part, log);
+  });
   return record<T>(op, std::move(y), {x}, [view, log, masked = std::move(masked)](Node<T>& node) {
     const T* py = node.output().data();
     const T* gy = node.output_grad().data();
     T* gx = node.input_grad(0).data();
-    for (std::size_t o = 0; o < view.outer; ++o) {
-      for (std::size_t i = 0; i < view.inner; ++i) {
-        const std::size_t start = o * view.extent * view.inner + i;
-        auto kept = [&](std::size_t j) { return masked.empty() || masked[start + j * view.inner] == 0; };
-        T dot = 0;  // softmax: sum_k dy_k y_k; log_softmax: sum_k dy_k (over kept positions)
-        for (std::size_t j = 0; j < view.extent; ++j) {
-          const std::size_t at = start + j * view.inner;
-          if (kept(j)) dot += log ? gy[at] : gy[at] * py[at];
-        }
-        for (std::size_t j = 0; j < view.extent; ++j) {
-          const std::size_t at = start + j * view.inner;
-          if (!kept(j)) continue;
-          if (log) {
-            gx[at] += gy[at] - math::exp(py[at]) * dot;  // dx += dy - softmax * sum(dy)
-          } else {
-            gx[at] += py[at] * (gy[at] - dot);  // dx += y * (dy - sum(dy * y))
+    const std::size_t block = view.extent * view.inner;
+    parallel_for(view.outer, rows_for_grain(block, transcendental_grain), [&](std::size_t first, std::size_t end) {
+      for (std::size_t o = first; o < end; ++o) {
+        for (std::size_t i = 0; i < view.inner; ++i) {
+          const std::size_t start = o * view.extent * view.inner + i;
+          auto kept = [&](std::size_t j) { return masked.empty() || masked[start + j * view.inner] == 0; };
+          T dot = 0;  // softmax: sum_k dy_k y_k; log_softmax: sum_k dy_k (over kept positions)
+          for (std::size_t j = 0; j < view.extent; ++j) {
+            const std::size_t at = start + j * view.inner;
+            if (kept(j)) dot += log ? gy[at] : gy[at] * py[at];
+          }
+          for (std::size_t j = 0; j < view.extent; ++j) {
+            const std::size_t at = start + j * view.inner;
+            if (!kept(j)) continue;
+            if (log) {
+              gx[at] += gy[at] - math::exp(py[at]) * dot;  // dx += dy - softmax * sum(dy)
+            } else {
+              gx[at] += py[at] * (gy[at] - dot);  // dx += y * (dy - sum(dy * y))
+            }
           }
         }
       }
-    }
+    });
   });
 }
 
