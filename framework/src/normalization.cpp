@@ -43,6 +43,22 @@ NormalizationBuffers<T> normalization_buffers(Node<T>& node, bool has_weight, bo
           has_bias && node.needs_grad(bias_input) ? node.input_grad(bias_input).data() : nullptr};
 }
 
+// The sum of term(0) .. term(n - 1) in double, in eight interleaved partial sums: eight
+// independent chains of additions vectorise, where one running sum waits on every add.
+template <class Term>
+double interleaved_sum(std::size_t n, Term term) {
+  constexpr std::size_t lanes = 8;
+  double partial[lanes] = {};
+  std::size_t s = 0;
+  for (; s + lanes <= n; s += lanes) {
+    for (std::size_t lane = 0; lane < lanes; ++lane) partial[lane] += term(s + lane);
+  }
+  double rest = 0;
+  for (; s < n; ++s) rest += term(s);
+  return ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7])) +
+         rest;
+}
+
 }  // namespace
 
 // xhat = (x - mean) * rstd; y = xhat * w + b
@@ -154,12 +170,12 @@ Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> runni
       if (options.training) {
         for (std::size_t n = 0; n < batch; ++n) {
           const T* row = px + (n * channels + c) * inner;
-          for (std::size_t s = 0; s < inner; ++s) mean += row[s];
+          mean += interleaved_sum(inner, [row](std::size_t s) { return double(row[s]); });
         }
         mean /= double(count);
         for (std::size_t n = 0; n < batch; ++n) {
           const T* row = px + (n * channels + c) * inner;
-          for (std::size_t s = 0; s < inner; ++s) variance += (row[s] - mean) * (row[s] - mean);
+          variance += interleaved_sum(inner, [row, mean](std::size_t s) { return (row[s] - mean) * (row[s] - mean); });
         }
         variance /= double(count);
         batch_variances[c] = variance;
@@ -202,12 +218,13 @@ Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> runni
     parallel_for(channels, rows_for_grain(batch * inner, elementwise_grain), [&](std::size_t first, std::size_t end) {
       for (std::size_t c = first; c < end; ++c) {
         double sum_dy = 0, sum_dy_xhat = 0;
+        const T mean = means[c], rstd = rstds[c];
         for (std::size_t n = 0; n < batch; ++n) {
-          const std::size_t offset = (n * channels + c) * inner;
-          for (std::size_t s = 0; s < inner; ++s) {
-            sum_dy += dy[offset + s];
-            sum_dy_xhat += dy[offset + s] * (px[offset + s] - means[c]) * rstds[c];
-          }
+          const T* dy_row = dy + (n * channels + c) * inner;
+          const T* x_row = px + (n * channels + c) * inner;
+          sum_dy += interleaved_sum(inner, [dy_row](std::size_t s) { return double(dy_row[s]); });
+          sum_dy_xhat += interleaved_sum(
+              inner, [dy_row, x_row, mean, rstd](std::size_t s) { return double(dy_row[s] * (x_row[s] - mean) * rstd); });
         }
         if (dw) dw[c] += static_cast<T>(sum_dy_xhat);
         if (db) db[c] += static_cast<T>(sum_dy);
