@@ -137,8 +137,10 @@ ConvolutionBlock<T>::ConvolutionBlock(std::size_t in_channels, std::size_t out_c
 }
 
 template <class T>
-Tensor<T> ConvolutionBlock<T>::forward(const Tensor<T>& x) const {
-  return relu(norm(conv(x)));
+Tensor<T> ConvolutionBlock<T>::forward(const Tensor<T>& x, bool pool) const {
+  // Max-pooling and the ReLU commute (both keep order), so pooling first rectifies a quarter
+  // of the values, with the same result and gradient.
+  return pool ? relu(max_pool2d(norm(conv(x)), {.kernel_size = 2})) : relu(norm(conv(x)));
 }
 
 template <class T>
@@ -182,10 +184,7 @@ Tensor<T> ImageClassifier<T>::regions(const Tensor<T>& images) const {
   }
   if (patches_) return (*patches_)(images);
   Tensor<T> x = images;
-  for (std::size_t k = 0; k < stem_.size(); ++k) {
-    x = stem_[k].forward(x);
-    if ((k + 1) % options_.convolutions_per_stage == 0) x = max_pool2d(x, {.kernel_size = 2});
-  }
+  for (std::size_t k = 0; k < stem_.size(); ++k) x = stem_[k].forward(x, (k + 1) % options_.convolutions_per_stage == 0);
   return nn::regions_of_grid(x);
 }
 

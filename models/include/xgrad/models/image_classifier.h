@@ -70,12 +70,13 @@ struct ImageClassification {
   Tensor<T> attention;  // [B, regions]: each region's pooling weight, regions in row-major grid order
 };
 
-// Conv2d -> BatchNorm2d -> ReLU: one convolution of the stem.
+// Conv2d -> BatchNorm2d -> ReLU: one convolution of the stem; with `pool`, a stage's last,
+// followed by 2x2 max-pooling.
 template <class T = float>
 class ConvolutionBlock : public nn::Module<T> {
  public:
   ConvolutionBlock(std::size_t in_channels, std::size_t out_channels);
-  Tensor<T> forward(const Tensor<T>& x) const;
+  Tensor<T> forward(const Tensor<T>& x, bool pool = false) const;
 
   nn::Conv2d<T> conv;  // 3x3, padding 1, no bias (the norm's shift replaces it)
   nn::BatchNorm2d<T> norm;
