@@ -2,6 +2,8 @@
 // in double and float, and errors.
 #define BOOST_TEST_MODULE pooling
 #include <boost/mpl/list.hpp>
+#include <cmath>
+#include <limits>
 
 #include "xgrad_test.h"
 
@@ -23,6 +25,13 @@ BOOST_AUTO_TEST_CASE(max_pooling_takes_the_first_largest_value) {
   // The right window holds 3 twice: the first in row-major order, (0, 2), takes the gradient.
   sum(y * Tensor<double>::from({10, 20}, {1, 1, 1, 2})).backward();
   check_close(x.grad(), Array<double>{{{{0, 10, 20, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}}}});
+  // A NaN wins over anything, each over the ones before it in row-major order (PyTorch's rule).
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Tensor<double> with_nans = Tensor<double>::from({1, nan, 5, nan}, {1, 1, 2, 2}, true);
+  Tensor<double> pooled = max_pool2d(with_nans, {.kernel_size = 2});
+  BOOST_TEST(std::isnan(pooled.value()(0)));
+  sum(pooled).backward();
+  check_close(with_nans.grad(), Array<double>{{{{0, 0}, {0, 1}}}});
   // The padding never wins, even over values below zero.
   const Tensor<double> negative = Tensor<double>::full({1, 2, 3, 3}, -5.0);
   check_close(max_pool2d(negative, {.kernel_size = 3, .stride = 1, .padding = 1}).value(),
