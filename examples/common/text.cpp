@@ -16,4 +16,16 @@ models::Tokens standard_input_tokens(const std::string& line, std::size_t line_n
   return tokens;
 }
 
+void declare_tokenizer_flag(Command& command, std::string& tokenizer) {
+  command.choice("--tokenizer", tokenizer, tokenizer_choices,
+                 "how the model reads text, recorded with it: moses (raw text as Multi30K was made: Moses "
+                 "punctuation and tokens, NFKC, lower case; translations come out detokenised) or space (text "
+                 "already tokenised, split at spaces and lower-cased, as models before this option)");
+}
+
+models::TextNormalization text_rule(const std::string& tokenizer, const std::string& language) {
+  if (tokenizer == "space") return models::TextNormalization::lowercase_latin1_v1;
+  return models::moses_rule(language);
+}
+
 }  // namespace xgrad::cli

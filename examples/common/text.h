@@ -1,10 +1,13 @@
 #pragma once
-// Reading the lines a user types.
+// Reading the lines a user types, and choosing how a new model prepares its text.
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include <xgrad/models/text.h>
+
+#include "cli.h"
 
 namespace xgrad::cli {
 
@@ -13,5 +16,15 @@ namespace xgrad::cli {
 // (--max-length).
 models::Tokens standard_input_tokens(const std::string& line, std::size_t line_number, std::size_t max_length,
                                      models::TextNormalization rule);
+
+// --tokenizer, as fairseq names it: "moses" reads raw text as the Multi30K files were made
+// from it (models::moses_rule: Moses punctuation and tokens, NFKC, lower case) and writes
+// detokenised text; "space" reads text already tokenised, split at spaces and lower-cased
+// (lowercase-latin1-v1, what models trained before there was a choice read).
+inline const std::vector<std::string> tokenizer_choices{"moses", "space"};
+// Declares --tokenizer on a train command; the value is recorded in the vocabularies.
+void declare_tokenizer_flag(Command& command, std::string& tokenizer);
+// The rule --tokenizer gives for text in `language` ("en" or "de").
+models::TextNormalization text_rule(const std::string& tokenizer, const std::string& language);
 
 }  // namespace xgrad::cli
