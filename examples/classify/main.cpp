@@ -2,7 +2,7 @@
 // attention pooling (--arch rnn) or a Transformer encoder with attention or mean pooling
 // (--arch transformer).
 //
-//   xgrad-classify train --train F --out DIR [--valid F | --valid-split X] [--arch A] [--tokenizer moses|space] [--lang en|de] [...]
+//   xgrad-classify train --train F --out DIR [--valid F | --valid-split X] [--arch A] [--tokenizer penn|moses|space] [--lang en|de] [...]
 //   xgrad-classify eval --model DIR --data F
 //   xgrad-classify predict --model DIR [--explain-svg FILE]
 //
@@ -12,8 +12,8 @@
 // checkpoint.safetensors (what --resume needs), log.csv, when validation was held out of
 // --train, held_out.tsv (those texts, for eval), and run.lock and run.json (run_directory.h);
 // each is written atomically. The vocabulary records how the texts are read (--tokenizer: raw
-// text through the Moses rule of --lang, by default; models/text.h), and eval and predict read
-// theirs the same way.
+// English as SST-2 and TREC are tokenised by default, or through the Moses rule of --lang;
+// models/text.h), and eval and predict read theirs the same way.
 
 #include <cmath>
 #include <cstdio>
@@ -60,7 +60,7 @@ struct TrainFlags {
   // --heads is the Transformer's, and also the RNN's multi-head pooling's.
   cli::TransformerShapeFlags transformer{.max_positions = default_max_length};
   std::string pooling = "attention";
-  std::string tokenizer = "moses", language = "en";
+  std::string tokenizer = "penn", language = "en";
   cli::TrainingFlags run{.epochs = 6, .batch = 64, .max_length = default_max_length, .clip = 5.0};
 };
 
@@ -364,7 +364,7 @@ int main(int argc, char** argv) {
   train_command.choice("--attention", train_flags.attention, {"additive", "multihead"}, "rnn: attention pooling (multihead: --heads heads)");
   train_command.size("--attention-size", train_flags.attention_size, "N", "rnn: additive attention size").range(1, 4096);
   cli::declare_transformer_shape_flags(train_command, train_flags.transformer, false);
-  cli::declare_tokenizer_flag(train_command, train_flags.tokenizer);
+  cli::declare_tokenizer_flag(train_command, train_flags.tokenizer, {"penn", "moses", "space"});
   train_command.choice("--lang", train_flags.language, {"en", "de"}, "the texts' language, for --tokenizer moses");
   train_command.only_with("--lang", "--tokenizer", "moses");
   train_command.choice("--pooling", train_flags.pooling, {"attention", "mean"},

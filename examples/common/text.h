@@ -18,13 +18,13 @@ models::Tokens standard_input_tokens(const std::string& line, std::size_t line_n
                                      models::TextNormalization rule);
 
 // --tokenizer, as fairseq names it: "moses" reads raw text as the Multi30K files were made
-// from it (models::moses_rule: Moses punctuation and tokens, NFKC, lower case) and writes
-// detokenised text; "space" reads text already tokenised, split at spaces and lower-cased
-// (lowercase-latin1-v1, what models trained before there was a choice read).
-inline const std::vector<std::string> tokenizer_choices{"moses", "space"};
-// Declares --tokenizer on a train command; the value is recorded in the vocabularies.
-void declare_tokenizer_flag(Command& command, std::string& tokenizer);
-// The rule --tokenizer gives for text in `language` ("en" or "de").
+// from it (models::moses_rule of the language: Moses punctuation and tokens, NFKC, lower case,
+// escapes); "penn" reads raw English as SST-2 and TREC are tokenised (penn-lowercase-en-v1:
+// "does n't", `` and ''); both write detokenised text. "space" reads text already tokenised,
+// split at spaces and lower-cased (lowercase-latin1-v1, what models before the option read).
+// Declares it on a train command, with the choices the program offers, the first the default.
+void declare_tokenizer_flag(Command& command, std::string& tokenizer, const std::vector<std::string>& choices);
+// The rule --tokenizer gives for text in `language` ("en" or "de"; penn reads English alone).
 models::TextNormalization text_rule(const std::string& tokenizer, const std::string& language);
 
 }  // namespace xgrad::cli

@@ -609,7 +609,7 @@ int main(int argc, char** argv) {
   train_command.flag("--share-embeddings", train_flags.share_embeddings, "transformer: one joint vocabulary and embedding table for both languages");
   train_command.flag("--untied-output", train_flags.untied_output, "transformer: an output projection of its own, not the target embedding");
   train_command.size("--valid-beam", train_flags.valid_beam, "K", "beam size for the validation BLEU").range(1, 64);
-  cli::declare_tokenizer_flag(train_command, train_flags.tokenizer);
+  cli::declare_tokenizer_flag(train_command, train_flags.tokenizer, {"moses", "space"});
   train_command.choice("--source-lang", train_flags.source_language, {"de", "en"},
                        "the source text's language, for --tokenizer moses");
   train_command.choice("--target-lang", train_flags.target_language, {"de", "en"},

@@ -31,6 +31,7 @@ bool is_alnum(char32_t c) {  // \p{IsAlnum}: alphabetic or a decimal digit
 bool is_lower(char32_t c) { return u_hasBinaryProperty(static_cast<UChar32>(c), UCHAR_LOWERCASE); }  // \p{IsLower}
 bool is_ascii_letter(char32_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_ascii_digit(char32_t c) { return c >= '0' && c <= '9'; }
+bool is_one_of(char32_t c, std::u32string_view characters) { return characters.find(c) != std::u32string_view::npos; }
 
 std::u32string decoded(std::string_view text) {
   std::u32string code_points;
@@ -118,7 +119,7 @@ std::u32string unescaped(std::u32string_view text) {
 // around each of those characters whatever the input had, so they change no token; so is its
 // rule joining digits separated by a space ("1 000" -> "1.000"), which would join the
 // corpus's own tokens "2 3" and break the fixed point on the corpus.
-std::u32string normalised_punctuation(std::u32string_view text, Language language) {
+std::u32string normalised_punctuation(std::u32string_view text, Language language, Style style) {
   std::u32string out;
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char32_t c = text[i];
@@ -128,13 +129,19 @@ std::u32string normalised_punctuation(std::u32string_view text, Language languag
         out.push_back(U'"');
         break;
       case U'‘': case U'’':  // an apostrophe inside a word ("don’t"), a quote elsewhere
-        out.push_back(between_letters ? U'\'' : U'"');
+        if (between_letters) {
+          out.push_back(U'\'');
+        } else if (style == Style::penn) {
+          out.push_back(c == U'‘' ? U'`' : U'\'');  // the Penn Treebank's single quotes
+        } else {
+          out.push_back(U'"');
+        }
         break;
       case U'–':
         out.push_back(U'-');
         break;
       case U'—':
-        out += U" - ";
+        out += style == Style::penn ? U" -- " : U" - ";
         break;
       case U'´':
         out.push_back(U'\'');
@@ -143,6 +150,8 @@ std::u32string normalised_punctuation(std::u32string_view text, Language languag
         out.push_back(c);
     }
   }
+  // The Penn Treebank's quotes are `` and '' as they are; its periods stay where they were.
+  if (style == Style::penn) return out;
   // '' (two apostrophes, also what ´´ became) is a double quote.
   std::u32string quotes;
   for (std::size_t i = 0; i < out.size(); ++i) {
@@ -276,30 +285,102 @@ std::vector<std::u32string> split_at_spaces(std::u32string_view text) {
   return words;
 }
 
+// A comma stands alone but between two numbers ("1,000"); a number's comma at the end too.
+std::u32string split_commas(std::u32string_view text) {
+  return spaced(text, [](char32_t c, std::optional<char32_t> before, std::optional<char32_t> after) {
+    if (c != U',') return false;
+    return (before && !is_number(*before)) || (after && !is_number(*after)) || (before && !after);
+  });
+}
+
+// Every run of at least `shortest` characters `c` stands alone ("...", "--", "``").
+std::u32string runs_stand_alone(std::u32string_view text, char32_t c, std::size_t shortest) {
+  std::u32string out;
+  for (std::size_t i = 0; i < text.size();) {
+    std::size_t end = i;
+    while (end < text.size() && text[end] == c) ++end;
+    if (end - i >= shortest) {
+      out.push_back(U' ');
+      out.append(text.substr(i, end - i));
+      out.push_back(U' ');
+      i = end;
+    } else {
+      out.push_back(text[i++]);
+    }
+  }
+  return out;
+}
+
+bool is_penn_clitic(std::u32string_view word) {
+  static const std::array<std::u32string_view, 10> clitics{U"'s",  U"'m",  U"'d",  U"'ll", U"'re",
+                                                           U"'ve", U"n't", U"''",  U"'em", U"'n'"};
+  std::u32string lower;
+  for (const char32_t c : word) lower.push_back(c < 0x80 ? static_cast<char32_t>(std::tolower(static_cast<int>(c))) : c);
+  return std::find(clitics.begin(), clitics.end(), lower) != clitics.end();
+}
+
+// The Penn Treebank's apostrophes in one word: "n't" and "'s", "'m", "'d", "'ll", "'re", "'ve"
+// split off ("does n't", "it 's"), an opening quote is ` and a closing one ' on its own;
+// apostrophes inside a word ("o'fallon") and before a number ("'70s") stay.
+void append_penn_word(std::u32string word, std::vector<std::u32string>& out) {
+  std::vector<std::u32string> after;  // what came off the end, last first
+  while (!word.empty() && !is_penn_clitic(word)) {
+    const std::size_t apostrophe = word.rfind(U'\'');
+    if (word.size() > 3 && is_penn_clitic(word.substr(word.size() - 3))) {  // "n't", "'ll", "'re", "'ve"
+      after.push_back(word.substr(word.size() - 3));
+      word.resize(word.size() - 3);
+    } else if (apostrophe != std::u32string::npos && apostrophe > 0 && is_penn_clitic(word.substr(apostrophe))) {
+      after.push_back(word.substr(apostrophe));
+      word.resize(apostrophe);
+    } else if (word.size() > 1 && word.back() == U'\'') {
+      after.emplace_back(U"'");
+      word.pop_back();
+    } else if (word.size() > 1 && word.front() == U'\'' && !is_ascii_digit(word[1])) {
+      out.emplace_back(U"`");
+      word.erase(0, 1);
+    } else {
+      break;
+    }
+  }
+  if (!word.empty()) out.push_back(std::move(word));
+  out.insert(out.end(), after.rbegin(), after.rend());
+}
+
+// The Penn Treebank's conventions, as SST-2 and TREC are tokenised, over a stretch of text
+// without URLs: a double quote is `` where it opens and '' where it closes; the special
+// characters, "...", "--" and commas as tokenizer.perl splits them; apostrophes by
+// append_penn_word.
+std::u32string penn_tokenised_stretch(std::u32string_view text) {
+  std::u32string quotes;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != U'"') {
+      quotes.push_back(text[i]);
+      continue;
+    }
+    const bool opens = quotes.empty() || is_one_of(quotes.back(), U" ([{<");
+    quotes += opens ? U" `` " : U" '' ";
+  }
+  std::u32string out = spaced(quotes, [](char32_t c, auto, auto) {
+    return !(is_alnum(c) || c == U' ' || c == U'.' || c == U'\'' || c == U'`' || c == U',' || c == U'-' || c == U'/');
+  });
+  out = split_commas(runs_stand_alone(runs_stand_alone(runs_stand_alone(out, U'.', 2), U'-', 2), U'`', 1));
+  std::vector<std::u32string> words;
+  for (std::u32string& word : split_at_spaces(out)) append_penn_word(std::move(word), words);
+  std::u32string joined;
+  for (const std::u32string& word : words) joined += (joined.empty() ? U"" : U" ") + word;
+  return joined;
+}
+
 // tokenizer.perl's passes over a stretch of text without URLs: special characters, runs of
 // periods, commas, apostrophes.
-std::u32string tokenised_stretch(std::u32string_view text, Language language) {
+std::u32string tokenised_stretch(std::u32string_view text, Language language, Style style) {
+  if (style == Style::penn) return penn_tokenised_stretch(text);
   // Everything but letters, digits, white space and . ' ` , - stands alone.
   std::u32string out = spaced(text, [](char32_t c, auto, auto) {
     return !(is_alnum(c) || c == U' ' || c == U'.' || c == U'\'' || c == U'`' || c == U',' || c == U'-');
   });
-  // A run of two or more periods ("...") stands alone.
-  std::u32string runs;
-  for (std::size_t i = 0; i < out.size();) {
-    std::size_t end = i;
-    while (end < out.size() && out[end] == U'.') ++end;
-    if (end - i >= 2) {
-      runs += U' ' + out.substr(i, end - i) + U' ';
-      i = end;
-    } else {
-      runs.push_back(out[i++]);
-    }
-  }
-  // A comma stands alone but between two numbers ("1,000"); a number's comma at the end too.
-  out = spaced(runs, [](char32_t c, std::optional<char32_t> before, std::optional<char32_t> after) {
-    if (c != U',') return false;
-    return (before && !is_number(*before)) || (after && !is_number(*after)) || (before && !after);
-  });
+  // A run of two or more periods ("...") stands alone, and commas as split_commas says.
+  out = split_commas(runs_stand_alone(out, U'.', 2));
   if (language == Language::german) {
     return spaced(out, [](char32_t c, auto, auto) { return c == U'\''; });
   }
@@ -330,11 +411,11 @@ std::u32string tokenised_stretch(std::u32string_view text, Language language) {
 
 // The words of the text: URLs (from "http://", "https://" or "www." to the last character
 // that is not closing punctuation) kept whole, everything else through tokenised_stretch.
-std::vector<std::u32string> tokenised_words(std::u32string_view text, Language language) {
+std::vector<std::u32string> tokenised_words(std::u32string_view text, Language language, Style style) {
   std::vector<std::u32string> words;
   std::u32string stretch;
   const auto flush = [&] {
-    for (std::u32string& word : split_at_spaces(tokenised_stretch(stretch, language))) words.push_back(std::move(word));
+    for (std::u32string& word : split_at_spaces(tokenised_stretch(stretch, language, style))) words.push_back(std::move(word));
     stretch.clear();
   };
   for (const std::u32string& word : split_at_spaces(text)) {
@@ -353,8 +434,8 @@ std::vector<std::u32string> tokenised_words(std::u32string_view text, Language l
 }
 
 // A word's final period stands alone, unless the word is an abbreviation: one with another
-// period and a letter ("U.S."), a known one, or one followed by a lower-case word; the last
-// word's period always stands alone. Then ".'" at the end of the text is split.
+// period and a letter ("U.S."), a known one, an initial ("F."), or one followed by a
+// lower-case word; the last word's period always stands alone. Then ".'" at the end of the text is split.
 std::vector<std::u32string> split_final_periods(std::vector<std::u32string> words, Language language) {
   const Abbreviations& known = abbreviations(language);
   std::vector<std::u32string> out;
@@ -371,6 +452,8 @@ std::vector<std::u32string> split_final_periods(std::vector<std::u32string> word
     const bool keeps_period =
         !last && ((prefix.find(U'.') != std::u32string::npos && std::any_of(prefix.begin(), prefix.end(), is_alpha)) ||
                   known.always.contains(prefix) || is_lower(words[i + 1].front()) ||
+                  // An initial ("John F. Kennedy").
+                  (prefix.size() == 1 && u_isupper(static_cast<UChar32>(prefix.front()))) ||
                   (known.numeric_only.contains(prefix) && is_ascii_digit(words[i + 1].front())) ||
                   // A German ordinal number ("am 3. Oktober").
                   (language == Language::german && std::all_of(prefix.begin(), prefix.end(), is_ascii_digit)));
@@ -406,30 +489,30 @@ std::string nfkc(std::string_view text) {
 
 // ---- detokenizer.perl ----
 
-bool is_one_of(char32_t c, std::u32string_view characters) { return characters.find(c) != std::u32string_view::npos; }
 bool is_currency(char32_t c) { return u_charType(static_cast<UChar32>(c)) == U_CURRENCY_SYMBOL; }
 
 }  // namespace
 
-std::string corpus_form(std::string_view line, Language language) {
+std::string corpus_form(std::string_view line, Language language, Style style) {
   require_utf8_text(line, "corpus_form");
-  const std::string compatible = nfkc(encoded(unescaped(decoded(line))));
-  const std::u32string text = collapsed_whitespace(normalised_punctuation(decoded(compatible), language));
+  const bool moses = style == Style::moses;
+  const std::string compatible = nfkc(moses ? encoded(unescaped(decoded(line))) : std::string(line));
+  const std::u32string text = collapsed_whitespace(normalised_punctuation(decoded(compatible), language, style));
   std::string out;
-  for (const std::u32string& word : split_final_periods(tokenised_words(text, language), language)) {
+  for (const std::u32string& word : split_final_periods(tokenised_words(text, language, style), language)) {
     if (!out.empty()) out.push_back(' ');
-    out += encoded(escaped(word));
+    out += encoded(moses ? escaped(word) : word);
   }
   // Lower case last: the abbreviations and "followed by a lower-case word" are judged on the
   // text as written, as tokenizer.perl judged them.
   return python_lower(out);
 }
 
-std::string ordinary_text(const Tokens& tokens, Language language) {
+std::string ordinary_text(const Tokens& tokens, Language language, Style style) {
   std::vector<std::u32string> words;
   for (const std::string& token : tokens) {
     require_utf8_text(token, "ordinary_text");
-    words.push_back(unescaped(decoded(token)));
+    words.push_back(style == Style::moses ? unescaped(decoded(token)) : decoded(token));
   }
   std::u32string text;
   bool space_before = false;  // whether the next word is separated from the text so far
@@ -446,9 +529,11 @@ std::string ordinary_text(const Tokens& tokens, Language language) {
       append(word, false, true);
     } else if (std::all_of(word.begin(), word.end(), [](char32_t c) { return is_one_of(c, U",.?!:;\\%}])"); })) {
       append(word, true, false);
-    } else if (language == Language::english && word.size() >= 2 && word[0] == U'\'' && is_alpha(word[1]) &&
-               follows_alnum(i)) {
-      append(word, true, false);  // "dog 's" -> "dog's"
+    } else if (language == Language::english && follows_alnum(i) &&
+               ((word.size() >= 2 && word[0] == U'\'' && is_alpha(word[1])) || (style == Style::penn && word == U"n't"))) {
+      append(word, true, false);  // "dog 's" -> "dog's", "does n't" -> "doesn't"
+    } else if (style == Style::penn && (word == U"``" || word == U"''")) {
+      append(U"\"", word == U"''", word == U"``");  // the Penn Treebank's opening and closing quotes
     } else if (language == Language::german && word == U"'" && follows_alnum(i) && i + 1 < words.size() &&
                words[i + 1] == U"s") {
       append(U"'s", true, false);  // the German corpus splits the genitive's apostrophe off: "mcdonald ' s"
@@ -457,7 +542,7 @@ std::string ordinary_text(const Tokens& tokens, Language language) {
       std::size_t& count = word == U"\"" ? double_quotes : single_quotes;
       const bool plural_possessive = language == Language::english && word == U"'" && i > 0 && words[i - 1].ends_with(U's');
       if (count % 2 == 0 && !plural_possessive) {
-        append(word, false, true);  // an opening quote
+        append(style == Style::penn && word == U"`" ? U"'" : word, false, true);  // an opening quote
         ++count;
       } else {
         append(word, true, false);  // a closing quote, or the apostrophe of "the dogs' bowls"

@@ -11,9 +11,13 @@ namespace {
 constexpr std::string_view lowercase_latin1_v1_name = "lowercase-latin1-v1";
 constexpr std::string_view moses_lowercase_en_v1_name = "moses-lowercase-en-v1";
 constexpr std::string_view moses_lowercase_de_v1_name = "moses-lowercase-de-v1";
+constexpr std::string_view penn_lowercase_en_v1_name = "penn-lowercase-en-v1";
 
 moses::Language moses_language(TextNormalization rule) {
   return rule == TextNormalization::moses_lowercase_de_v1 ? moses::Language::german : moses::Language::english;
+}
+moses::Style moses_style(TextNormalization rule) {
+  return rule == TextNormalization::penn_lowercase_en_v1 ? moses::Style::penn : moses::Style::moses;
 }
 
 std::string lowercase_latin1(std::string_view text) {
@@ -43,6 +47,8 @@ std::string to_string(TextNormalization rule) {
       return std::string(moses_lowercase_en_v1_name);
     case TextNormalization::moses_lowercase_de_v1:
       return std::string(moses_lowercase_de_v1_name);
+    case TextNormalization::penn_lowercase_en_v1:
+      return std::string(penn_lowercase_en_v1_name);
   }
   throw std::invalid_argument("to_string: unnamed TextNormalization");
 }
@@ -51,8 +57,10 @@ TextNormalization text_normalization_from_string(std::string_view name) {
   if (name == lowercase_latin1_v1_name) return TextNormalization::lowercase_latin1_v1;
   if (name == moses_lowercase_en_v1_name) return TextNormalization::moses_lowercase_en_v1;
   if (name == moses_lowercase_de_v1_name) return TextNormalization::moses_lowercase_de_v1;
+  if (name == penn_lowercase_en_v1_name) return TextNormalization::penn_lowercase_en_v1;
   throw std::invalid_argument(detail::message("text normalisation '", name, "' is not one of: ", lowercase_latin1_v1_name,
-                                              ", ", moses_lowercase_en_v1_name, ", ", moses_lowercase_de_v1_name));
+                                              ", ", moses_lowercase_en_v1_name, ", ", moses_lowercase_de_v1_name, ", ",
+                                              penn_lowercase_en_v1_name));
 }
 
 TextNormalization moses_rule(std::string_view language) {
@@ -67,7 +75,8 @@ std::string normalised(std::string_view text, TextNormalization rule) {
       return lowercase_latin1(text);
     case TextNormalization::moses_lowercase_en_v1:
     case TextNormalization::moses_lowercase_de_v1:
-      return moses::corpus_form(text, moses_language(rule));
+    case TextNormalization::penn_lowercase_en_v1:
+      return moses::corpus_form(text, moses_language(rule), moses_style(rule));
   }
   throw std::invalid_argument("normalised: unknown TextNormalization");
 }
@@ -88,7 +97,7 @@ bool restores_ordinary_text(TextNormalization rule) { return rule != TextNormali
 
 std::string ordinary_text(const Tokens& tokens, TextNormalization rule) {
   if (!restores_ordinary_text(rule)) return join_tokens(tokens);
-  return moses::ordinary_text(tokens, moses_language(rule));
+  return moses::ordinary_text(tokens, moses_language(rule), moses_style(rule));
 }
 
 }  // namespace xgrad::models

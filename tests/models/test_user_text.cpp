@@ -17,6 +17,7 @@ namespace {
 
 constexpr TextNormalization english = TextNormalization::moses_lowercase_en_v1;
 constexpr TextNormalization german = TextNormalization::moses_lowercase_de_v1;
+constexpr TextNormalization penn = TextNormalization::penn_lowercase_en_v1;
 
 std::string round_trip(const std::string& line, TextNormalization rule) {
   return ordinary_text(normalised_tokens(line, rule), rule);
@@ -152,6 +153,22 @@ BOOST_AUTO_TEST_CASE(detokenises_unescapes_and_capitalises) {
   BOOST_TEST(ordinary_text({}, english) == "");
 }
 
+BOOST_AUTO_TEST_CASE(the_penn_rule_writes_english_as_sst2_and_trec) {
+  BOOST_TEST(normalised("It's a charming, often affecting journey.", penn) == "it 's a charming , often affecting journey .");
+  BOOST_TEST(normalised("Why don't you guys have a contest?", penn) == "why do n't you guys have a contest ?");
+  BOOST_TEST(normalised("What is \"Nine Inch Nails\"?", penn) == "what is `` nine inch nails '' ?");
+  BOOST_TEST(normalised("What is the origin of the name 'Scarlett'?", penn) == "what is the origin of the name ` scarlett ' ?");
+  BOOST_TEST(normalised("The celebrities' real names — and the '70s, Mr. Smith & Co.", penn) ==
+             "the celebrities ' real names -- and the '70s , mr. smith & co .");
+  BOOST_TEST(normalised("We'll see: it costs $5 (or 3.5).", penn) == "we 'll see : it costs $ 5 ( or 3.5 ) .");
+  BOOST_TEST(ordinary_text(split_tokens("it 's `` fun '' , does n't it ?"), penn) == "It's \"fun\", doesn't it?");
+  for (const std::string line : {"It's a charming, often affecting journey.", "What is \"Nine Inch Nails\"?",
+                                 "The celebrities' real names — and the '70s"}) {
+    const std::string once = normalised(line, penn);
+    BOOST_TEST(normalised(once, penn) == once, line);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(the_latin1_rule_only_joins) {
   BOOST_TEST(!restores_ordinary_text(TextNormalization::lowercase_latin1_v1));
   BOOST_TEST(restores_ordinary_text(english));
@@ -172,7 +189,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(rules)
 
 BOOST_AUTO_TEST_CASE(names_are_saved_and_read_back) {
-  for (const TextNormalization rule : {TextNormalization::lowercase_latin1_v1, english, german}) {
+  for (const TextNormalization rule : {TextNormalization::lowercase_latin1_v1, english, german, penn}) {
     BOOST_TEST((text_normalization_from_string(to_string(rule)) == rule));
   }
   BOOST_TEST(to_string(english) == "moses-lowercase-en-v1");
@@ -183,7 +200,7 @@ BOOST_AUTO_TEST_CASE(names_are_saved_and_read_back) {
              "moses_rule: no rule for language 'fr' (there are: de, en)");
   BOOST_TEST(error_message<std::invalid_argument>([] { text_normalization_from_string("moses-lowercase-en-v2"); }) ==
              "text normalisation 'moses-lowercase-en-v2' is not one of: lowercase-latin1-v1, moses-lowercase-en-v1, "
-             "moses-lowercase-de-v1");
+             "moses-lowercase-de-v1, penn-lowercase-en-v1");
 }
 
 BOOST_AUTO_TEST_CASE(a_vocabulary_reads_raw_sentences_as_its_corpus) {
@@ -222,7 +239,10 @@ BOOST_AUTO_TEST_CASE(the_rules_are_a_fixed_point_on_the_corpora) {
   for (const Case& c : {Case{data / "multi30k" / "train.de", german, 0, 0, 0.999},
                         Case{data / "multi30k" / "train.en", english, 0, 0, 0.999},
                         Case{data / "multi30k" / "val.de", german, 0, 0, 0.999},
-                        Case{data / "multi30k" / "val.en", english, 0, 0, 0.999}}) {
+                        Case{data / "multi30k" / "val.en", english, 0, 0, 0.999},
+                        Case{data / "sst2" / "train.tsv", penn, 1, 0, 0.995},
+                        Case{data / "sst2" / "dev.tsv", penn, 1, 0, 0.98},
+                        Case{data / "trec" / "train.tsv", penn, 1, 0, 0.98}}) {
     const Agreement a = agreement(c.file, c.rule, c.header_lines, c.column);
     std::string examples;
     for (const std::string& line : a.first_changed) examples += "\n  " + line;

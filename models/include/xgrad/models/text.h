@@ -39,7 +39,8 @@ enum class TextNormalization {
   //      alone but between digits ("1,000" and "3.5" stay whole); English keeps "'s", "'t",
   //      "'re" ... on the word after the apostrophe ("dog 's", "don 't"), German splits every
   //      apostrophe off; a final period stands alone but after an abbreviation ("Mr.", "z.B.",
-  //      "U.S.", a German ordinal "3."), or before a lower-case word, or at the end of the line;
+  //      "U.S.", an initial "F.", a German ordinal "3."), or before a lower-case word, or at
+  //      the end of the line;
   //      URLs (http://, https://, www.) stay whole;
   //   5. lower case (Python's str.lower, python_text.h), after tokenising, whose decisions
   //      depend on case ("Wiese. Zwei" ends a sentence, "Mr. Smith" does not);
@@ -49,13 +50,20 @@ enum class TextNormalization {
   // detokenises as detokenizer.perl does and capitalises the first letter.
   moses_lowercase_en_v1,
   moses_lowercase_de_v1,
+  // English raw text as SST-2 and TREC are tokenised, with the Penn Treebank's conventions:
+  // moses_lowercase_en_v1 without the escapes (steps 1 and 6), with "n't" split off as its
+  // own token ("does n't") besides "'s", "'m", "'d", "'ll", "'re", "'ve" ("it 's"); double
+  // quotes as `` where they open and '' where they close, single ones as ` and '; — as --.
+  // An apostrophe inside a word ("o'fallon"), before a number ("'70s") or in "'em" and
+  // "'n'" stays.
+  penn_lowercase_en_v1,
 };
 
 // The rule of model directories written before rules were recorded.
 inline constexpr TextNormalization unrecorded_text_normalization = TextNormalization::lowercase_latin1_v1;
 
 // Names as saved beside a model ("lowercase-latin1-v1", "moses-lowercase-en-v1",
-// "moses-lowercase-de-v1").
+// "moses-lowercase-de-v1", "penn-lowercase-en-v1").
 std::string to_string(TextNormalization rule);
 // std::invalid_argument naming the name and listing the known rules.
 TextNormalization text_normalization_from_string(std::string_view name);
@@ -73,7 +81,7 @@ Tokens normalised_tokens(std::string_view line, TextNormalization rule);
 // its tokens make.
 Tokens normalised_tokens(const Tokens& sentence, TextNormalization rule);
 
-// Whether `rule` knows how to turn its tokens back into ordinary text (the Moses rules do).
+// Whether `rule` knows how to turn its tokens back into ordinary text (all but lowercase_latin1_v1).
 bool restores_ordinary_text(TextNormalization rule);
 // The inverse for output: corpus-form tokens as ordinary text ("a dog 's ball ." -> "A dog's
 // ball."): escapes read back, detokenised as Moses' detokenizer.perl does (no space before
