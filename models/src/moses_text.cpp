@@ -552,9 +552,14 @@ std::string ordinary_text(const Tokens& tokens, Language language, Style style) 
       append(word, false, false);
     }
   }
-  // The recaser: the first letter capitalised, nothing else (the corpus lost the case of names).
+  // The recaser: the first letter capitalised, nothing else (the corpus lost the case of
+  // names); not when the first word is <unk>, which is no word to capitalise.
+  const auto first_word = std::find_if(words.begin(), words.end(),
+                                       [](const std::u32string& word) { return std::any_of(word.begin(), word.end(), is_alpha); });
   const auto first_letter = std::find_if(text.begin(), text.end(), is_alpha);
-  if (first_letter != text.end()) *first_letter = static_cast<char32_t>(u_totitle(static_cast<UChar32>(*first_letter)));
+  if (first_letter != text.end() && *first_word != U"<unk>") {
+    *first_letter = static_cast<char32_t>(u_totitle(static_cast<UChar32>(*first_letter)));
+  }
   return encoded(text);
 }
 

@@ -209,12 +209,12 @@ BOOST_AUTO_TEST_CASE(translate_resume_equals_an_uninterrupted_run) {
   BOOST_TEST(contains(eval.out, "chrF2|nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:xgrad-"), eval.out);
   BOOST_TEST(contains(eval.out, "perplexity"), eval.out);
   // --tokenize none is the number eval printed before: BLEU on the output tokens against the
-  // reference tokens, here of `translate`'s lines (the references are lower-case already, so
-  // the vocabulary's normalisation, which that BLEU applied to them, changes nothing).
+  // reference tokens as the vocabulary reads them, here of `translate --output-form tokens`'s
+  // lines (the references are tokenised and lower-case already, so the rule changes nothing).
   Run untokenised = run(dir, translate + " eval --model " + dir.file("whole") + " --src " + dir.file("valid.src") + " --ref " +
                                  dir.file("valid.tgt") + " --beam 2 --threads 1 --tokenize none --lowercase");
   BOOST_TEST_REQUIRE(untokenised.status == 0, untokenised.err);
-  Run valid_translations = run(dir, translate + " translate --model " + dir.file("whole") + " --beam 2 --threads 1",
+  Run valid_translations = run(dir, translate + " translate --model " + dir.file("whole") + " --beam 2 --threads 1 --output-form tokens",
                                read_file(dir.file("valid.src")));
   BOOST_TEST_REQUIRE(valid_translations.status == 0, valid_translations.err);
   std::vector<models::Tokens> hypotheses, references;
@@ -717,9 +717,9 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
                                                R"(["<pad>", "<unk>", "<sos>", "<eos>"], "tokens": []})");
   {
     std::string vocabulary = read_file(dir.file("t/source.vocab.json"));
-    const std::size_t rule = vocabulary.find("moses-lowercase-en-v1");
+    const std::size_t rule = vocabulary.find("moses-lowercase-de-v1");
     BOOST_TEST_REQUIRE(rule != std::string::npos);
-    dir.write("t-later-rule/source.vocab.json", vocabulary.replace(rule, 21, "moses-lowercase-en-v9"));
+    dir.write("t-later-rule/source.vocab.json", vocabulary.replace(rule, 21, "moses-lowercase-de-v9"));
   }
   dir.write("c-more-labels/labels.json", R"({"format": "xgrad-labels", "version": 1, "labels": ["no", "yes", "maybe"]})");
   std::filesystem::remove(dir.file("c-zero-weights/model.safetensors"));
@@ -857,7 +857,7 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
       {t + " eval --model " + dir.file("t-nan-weights") + corpus, "", 1,
        {"t-nan-weights/model.safetensors: tensor 'output.weight' holds a NaN or infinite value (element 3"}},
       {t + " translate --model " + dir.file("t-later-rule"), "a\n", 1,
-       {"t-later-rule/source.vocab.json", "\"normalization\"", "moses-lowercase-en-v9", "moses-lowercase-de-v1"}},
+       {"t-later-rule/source.vocab.json", "\"normalization\"", "moses-lowercase-de-v9", "penn-lowercase-en-v1"}},
       {c + " predict --model " + dir.file("c-zero-weights"), "a\n", 1,
        {"c-zero-weights/model.safetensors: not a regular file (a character device)"}},
   };
@@ -972,7 +972,8 @@ BOOST_AUTO_TEST_CASE(translate_decoding_options_change_what_they_should) {
   // are <unk>, a third of the target tokens, so the model writes <unk> too.
   const Run trained = run(dir, translate_train_any(dir, "m", 12) + " --emb 16 --hidden 32 --lr 0.01 --max-vocab 8");
   BOOST_TEST_REQUIRE(trained.status == 0, trained.err);
-  const std::string model = translate + " translate --model " + dir.file("m") + " --threads 1";
+  // On the model's tokens, which the alignments count.
+  const std::string model = translate + " translate --model " + dir.file("m") + " --threads 1 --output-form tokens";
   const std::string input = "a b c\n\nd e f a\nf e\n";
 
   // --n-best 3: three distinct hypotheses per non-empty line, numbered by input line, the

@@ -151,6 +151,7 @@ BOOST_AUTO_TEST_CASE(detokenises_unescapes_and_capitalises) {
              "Ein junge spielt bei mcdonald's gamecube.");
   BOOST_TEST(ordinary_text(split_tokens("über die wiese"), german) == "Über die wiese");
   BOOST_TEST(ordinary_text({}, english) == "");
+  BOOST_TEST(ordinary_text(split_tokens("<unk> runs ."), english) == "<unk> runs.");  // the special is no word to capitalise
 }
 
 BOOST_AUTO_TEST_CASE(the_penn_rule_writes_english_as_sst2_and_trec) {
