@@ -239,11 +239,17 @@ const Abbreviations& abbreviations(Language language) {
 // English clitics as tokenizer.perl leaves them ("dog 's", "don 't"): a word that is one of
 // these is kept whole, so the corpus is a fixed point (tokenizer.perl itself would make
 // "dog ' s" of its own "dog 's").
-bool is_english_clitic(std::u32string_view word) {
-  static const std::array<std::u32string_view, 7> clitics{U"'s", U"'t", U"'re", U"'ve", U"'ll", U"'d", U"'m"};
+// Whether `word`, its ASCII letters in lower case, is one of `clitics`.
+template <std::size_t N>
+bool is_one_of_clitics(std::u32string_view word, const std::array<std::u32string_view, N>& clitics) {
   std::u32string lower;
-  for (const char32_t c : word) lower.push_back(c < 0x80 ? static_cast<char32_t>(std::tolower(static_cast<int>(c))) : c);
+  for (const char32_t c : word) lower.push_back(c >= U'A' && c <= U'Z' ? c + (U'a' - U'A') : c);
   return std::find(clitics.begin(), clitics.end(), lower) != clitics.end();
+}
+
+bool is_english_clitic(std::u32string_view word) {
+  static constexpr std::array<std::u32string_view, 7> clitics{U"'s", U"'t", U"'re", U"'ve", U"'ll", U"'d", U"'m"};
+  return is_one_of_clitics(word, clitics);
 }
 
 // Each character `splits` chooses gets a space on either side, judged on the text as it was
@@ -311,12 +317,11 @@ std::u32string runs_stand_alone(std::u32string_view text, char32_t c, std::size_
   return out;
 }
 
+// The Penn Treebank's clitics, its closing quote '', and "'em" and "'n'", which SST-2 keeps whole.
 bool is_penn_clitic(std::u32string_view word) {
-  static const std::array<std::u32string_view, 10> clitics{U"'s",  U"'m",  U"'d",  U"'ll", U"'re",
-                                                           U"'ve", U"n't", U"''",  U"'em", U"'n'"};
-  std::u32string lower;
-  for (const char32_t c : word) lower.push_back(c < 0x80 ? static_cast<char32_t>(std::tolower(static_cast<int>(c))) : c);
-  return std::find(clitics.begin(), clitics.end(), lower) != clitics.end();
+  static constexpr std::array<std::u32string_view, 10> clitics{U"'s",  U"'m",  U"'d",  U"'ll", U"'re",
+                                                               U"'ve", U"n't", U"''",  U"'em", U"'n'"};
+  return is_one_of_clitics(word, clitics);
 }
 
 // The Penn Treebank's apostrophes in one word: "n't" and "'s", "'m", "'d", "'ll", "'re", "'ve"
