@@ -332,7 +332,7 @@ int predict(const UseFlags& flags) {
       flush();  // answer the lines before the bad one
       throw;
     }
-    ids.push_back(loaded->vocabulary.encode(tokens));
+    ids.push_back(loaded->vocabulary.ids_of_normalised(tokens));
     texts.push_back(std::move(tokens));
     if (ids.size() == flags.batch) flush();
   }

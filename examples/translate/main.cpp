@@ -460,7 +460,7 @@ int translate_stdin(const DecodeFlags& flags) {
       nonempty.push_back(i);
       sentences.push_back(lines[i]);
     }
-    const models::EncodedPairs pairs = models::encode_sources(sentences, loaded->source);
+    const models::EncodedPairs pairs = models::encode_normalised_sources(sentences, loaded->source);
     const std::vector<std::vector<models::Translation>> translations =
         cli::building("the translations of standard input", [&] {
           return pairs.source.empty() ? std::vector<std::vector<models::Translation>>{}

@@ -198,10 +198,12 @@ Vocabulary Vocabulary::with_normalization(TextNormalization rule) const {
   return copy;
 }
 
-std::vector<TokenId> Vocabulary::encode(const Tokens& tokens) const {
+std::vector<TokenId> Vocabulary::encode(const Tokens& tokens) const { return ids_of_normalised(normalised(tokens)); }
+
+std::vector<TokenId> Vocabulary::ids_of_normalised(const Tokens& tokens) const {
   std::vector<TokenId> ids;
   ids.reserve(tokens.size());
-  for (const std::string& token : normalised(tokens)) {
+  for (const std::string& token : tokens) {
     const auto found = ids_.find(token);
     ids.push_back(found == ids_.end() ? unknown_id_ : found->second);
   }

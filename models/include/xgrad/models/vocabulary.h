@@ -98,6 +98,12 @@ class Vocabulary {
   Vocabulary with_normalization(TextNormalization rule) const;
   // The ids of the normalised tokens; unknown tokens become <unk>.
   std::vector<TokenId> encode(const Tokens& tokens) const;
+  // The ids of tokens this vocabulary's rule already wrote (what normalised() or
+  // normalised_tokens() returned), one for each: not normalised again, because a rule need not
+  // be a fixed point on all of its own output (English "d'oeuvres" -> "d 'oeuvres" -> "d '
+  // oeuvres"), and what reads the tokens beside the ids (alignments, --replace-unk, the
+  // pictures) must count the same tokens.
+  std::vector<TokenId> ids_of_normalised(const Tokens& tokens) const;
   Tokens decode(std::span<const TokenId> ids, const DecodeOptions& options = {}) const;
 
   // {"format": "xgrad-vocabulary", "version": 1, "normalization": "lowercase-latin1-v1",
