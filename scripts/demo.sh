@@ -33,6 +33,12 @@ head -n 8 "$corpus/val.de" > "$model/sample.de"
 paste -d '\n' "$model/sample.de" <(head -n 8 "$corpus/val.en") "$model/sample.en" |
   awk '{ label = NR % 3 == 1 ? "source     " : (NR % 3 == 2 ? "reference  " : "translation"); print label " | " $0; if (NR % 3 == 0) print "" }'
 
+echo "== sentences as people write them (read and written by the model's text rule)"
+printf '%s\n' "Ein Hund rennt über die Wiese." "Zwei Männer spielen Fußball im Park." \
+  "Eine Frau liest ein Buch, während ihr Hund schläft." |
+  "$translate" translate --model "$model" --beam 5 --threads "$threads"
+echo
+
 echo "== validation BLEU (beam 5)"
 "$translate" eval --model "$model" --src "$corpus/val.de" --ref "$corpus/val.en" --beam 5 --threads "$threads"
 echo

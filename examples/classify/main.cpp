@@ -2,7 +2,7 @@
 // attention pooling (--arch rnn) or a Transformer encoder with attention or mean pooling
 // (--arch transformer).
 //
-//   xgrad-classify train --train F --out DIR [--valid F | --valid-split X] [--arch A] [...]
+//   xgrad-classify train --train F --out DIR [--valid F | --valid-split X] [--arch A] [--tokenizer penn|moses|space] [--lang en|de] [...]
 //   xgrad-classify eval --model DIR --data F
 //   xgrad-classify predict --model DIR [--explain-svg FILE]
 //
@@ -11,7 +11,9 @@
 // vocab.json, labels.json, model.safetensors (the weights with the best validation accuracy),
 // checkpoint.safetensors (what --resume needs), log.csv, when validation was held out of
 // --train, held_out.tsv (those texts, for eval), and run.lock and run.json (run_directory.h);
-// each is written atomically.
+// each is written atomically. The vocabulary records how the texts are read (--tokenizer: raw
+// English as SST-2 and TREC are tokenised by default, or through the Moses rule of --lang;
+// models/text.h), and eval and predict read theirs the same way.
 
 #include <cmath>
 #include <cstdio>
@@ -58,6 +60,7 @@ struct TrainFlags {
   // --heads is the Transformer's, and also the RNN's multi-head pooling's.
   cli::TransformerShapeFlags transformer{.max_positions = default_max_length};
   std::string pooling = "attention";
+  std::string tokenizer = "penn", language = "en";
   cli::TrainingFlags run{.epochs = 6, .batch = 64, .max_length = default_max_length, .clip = 5.0};
 };
 
@@ -149,7 +152,9 @@ std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
                                 {"--heads", std::to_string(flags.transformer.heads)}});
   }
   named.insert(named.end(), {{"--min-freq", std::to_string(flags.run.min_freq)},
-                              {"--max-vocab", std::to_string(flags.run.max_vocab)}});
+                              {"--max-vocab", std::to_string(flags.run.max_vocab)},
+                              {"--tokenizer", flags.tokenizer},
+                              {"--lang", flags.language}});
   return named;
 }
 
@@ -209,7 +214,8 @@ int train(const TrainFlags& flags) {
         Vocabulary vocabulary = cli::building("the vocabulary", [&] {
           return Vocabulary::build(train_data.texts, {.specials = models::classification_specials(),
                                                       .min_frequency = flags.run.min_freq,
-                                                      .max_size = flags.run.max_vocab});
+                                                      .max_size = flags.run.max_vocab,
+                                                      .normalization = cli::text_rule(flags.tokenizer, flags.language)});
         });
         LabelSet labels = LabelSet::build(train_data.labels);
         const std::size_t words = vocabulary.size(), classes = labels.size();  // before they move into the model
@@ -326,7 +332,7 @@ int predict(const UseFlags& flags) {
       flush();  // answer the lines before the bad one
       throw;
     }
-    ids.push_back(loaded->vocabulary.encode(tokens));
+    ids.push_back(loaded->vocabulary.ids_of_normalised(tokens));
     texts.push_back(std::move(tokens));
     if (ids.size() == flags.batch) flush();
   }
@@ -358,6 +364,9 @@ int main(int argc, char** argv) {
   train_command.choice("--attention", train_flags.attention, {"additive", "multihead"}, "rnn: attention pooling (multihead: --heads heads)");
   train_command.size("--attention-size", train_flags.attention_size, "N", "rnn: additive attention size").range(1, 4096);
   cli::declare_transformer_shape_flags(train_command, train_flags.transformer, false);
+  cli::declare_tokenizer_flag(train_command, train_flags.tokenizer, {"penn", "moses", "space"});
+  train_command.choice("--lang", train_flags.language, {"en", "de"}, "the texts' language, for --tokenizer moses");
+  train_command.only_with("--lang", "--tokenizer", "moses");
   train_command.choice("--pooling", train_flags.pooling, {"attention", "mean"},
                        "transformer: a learned query's multi-head attention over the outputs, or their mean");
   for (const char* flag : {"--emb", "--hidden", "--layers", "--cell", "--unidirectional", "--attention", "--attention-size"}) {

@@ -16,4 +16,22 @@ models::Tokens standard_input_tokens(const std::string& line, std::size_t line_n
   return tokens;
 }
 
+void declare_tokenizer_flag(Command& command, std::string& tokenizer, const std::vector<std::string>& choices) {
+  tokenizer = choices.front();
+  std::string help = "how the model reads text, recorded with it:";
+  for (const std::string& choice : choices) {
+    if (choice == "moses") help += " moses (raw text as Multi30K was made: Moses punctuation and tokens, NFKC, lower case);";
+    if (choice == "penn") help += " penn (raw English as SST-2 and TREC are tokenised: \"does n't\", `` and '', lower case);";
+    if (choice == "space") help += " space (text already tokenised, split at spaces and lower-cased, as models before this option);";
+  }
+  help.back() = '.';
+  command.choice("--tokenizer", tokenizer, choices, help);
+}
+
+models::TextNormalization text_rule(const std::string& tokenizer, const std::string& language) {
+  if (tokenizer == "space") return models::TextNormalization::lowercase_latin1_v1;
+  if (tokenizer == "penn") return models::TextNormalization::penn_lowercase_en_v1;
+  return models::moses_rule(language);
+}
+
 }  // namespace xgrad::cli

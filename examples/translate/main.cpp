@@ -1,11 +1,17 @@
 // xgrad-translate: trains, evaluates and runs a translation model: the attention RNN
 // encoder-decoder (--arch rnn) or a Transformer (--arch transformer).
 //
-//   xgrad-translate train --train-src F --train-tgt F --valid-src F --valid-tgt F --out DIR [--arch A] [...]
+//   xgrad-translate train --train-src F --train-tgt F --valid-src F --valid-tgt F --out DIR [--arch A]
+//                         [--tokenizer moses|space] [--source-lang de|en] [--target-lang de|en] [...]
 //   xgrad-translate eval --model DIR --src F --ref F [--beam K] [decoding options] [--tokenize 13a|none] [--lowercase]
-//   xgrad-translate translate --model DIR [--beam K] [decoding options] [--n-best K] [--replace-unk]
+//   xgrad-translate translate --model DIR [--beam K] [decoding options] [--output-form text|tokens] [--n-best K] [--replace-unk]
 //                             [--alignments FILE [--soft-alignments]] [--attention-svg FILE [--attention-layer N] [--attention-head H]]
 //   xgrad-translate average --model DIR --model DIR [...] --out DIR
+//
+// --tokenizer moses (the default) records the rule moses-lowercase-<lang>-v1 of each language in
+// the vocabularies (models/text.h): translate, eval and the training itself read raw text
+// through it, and translate writes ordinary, detokenised text (--output-form tokens: the
+// corpus form). --tokenizer space is the rule of the models before: tokenised text, lower-cased.
 //
 // The decoding options: --length-penalty none|avg|gnmt with --alpha X, --coverage-penalty X,
 // --min-output-length N, --max-output-length N (models/search.h). With --n-best K, translate
@@ -63,6 +69,7 @@ struct TrainFlags {
   cli::TransformerShapeFlags transformer{};
   bool share_embeddings = false, untied_output = false;
   bool input_feeding = false;
+  std::string tokenizer = "moses", source_language = "de", target_language = "en";
   double teacher_forcing = 1.0;
   cli::TrainingFlags run{.epochs = 12, .batch = 128, .max_length = default_max_length, .clip = 1.0, .label_smoothing = 0.1};
 };
@@ -77,6 +84,7 @@ struct DecodeFlags {
   double coverage_penalty = 0.0;
   std::size_t min_output_length = 0, max_output_length = 0;  // 0: no maximum beyond the source's
   std::size_t n_best = 0;                                    // 0: only the best, as plain text
+  std::string output_form = "text";
   bool replace_unk = false;
   fs::path alignments;
   bool soft_alignments = false;
@@ -188,7 +196,10 @@ std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
     named.insert(named.end(), {{"--attention", flags.attention}, {"--input-feeding", flags.input_feeding ? "on" : "off"}});
   }
   named.insert(named.end(), {{"--min-freq", std::to_string(flags.run.min_freq)},
-                              {"--max-vocab", std::to_string(flags.run.max_vocab)}});
+                              {"--max-vocab", std::to_string(flags.run.max_vocab)},
+                              {"--tokenizer", flags.tokenizer},
+                              {"--source-lang", flags.source_language},
+                              {"--target-lang", flags.target_language}});
   return named;
 }
 
@@ -230,19 +241,31 @@ int train(const TrainFlags& flags) {
   const std::unique_ptr<models::TranslationModel> loaded = cli::begin_run<models::TranslationModel>(
       directory, flags.run.resume, [&] { return load_model(directory.path(), false); },
       [&] {
+        const models::TextNormalization source_rule = cli::text_rule(flags.tokenizer, flags.source_language);
+        const models::TextNormalization target_rule = cli::text_rule(flags.tokenizer, flags.target_language);
         const models::VocabularyOptions vocabulary_options{.specials = models::translation_specials(),
                                                            .min_frequency = flags.run.min_freq,
                                                            .max_size = flags.run.max_vocab};
+        auto options_for = [&](models::TextNormalization rule) {
+          models::VocabularyOptions options = vocabulary_options;
+          options.normalization = rule;
+          return options;
+        };
         Vocabulary source = cli::building("the source vocabulary", [&] {
-          if (!flags.share_embeddings) return Vocabulary::build(train_corpus.source, vocabulary_options);
-          std::vector<models::Tokens> both = train_corpus.source;  // one joint vocabulary for one shared table
-          both.insert(both.end(), train_corpus.target.begin(), train_corpus.target.end());
-          return Vocabulary::build(both, vocabulary_options);
+          if (!flags.share_embeddings) return Vocabulary::build(train_corpus.source, options_for(source_rule));
+          // One joint vocabulary for one shared table, of each side's sentences as its own rule reads them.
+          std::vector<models::Tokens> both;
+          for (const models::Tokens& s : train_corpus.source) both.push_back(models::normalised_tokens(s, source_rule));
+          for (const models::Tokens& s : train_corpus.target) both.push_back(models::normalised_tokens(s, target_rule));
+          models::VocabularyOptions joint = options_for(source_rule);
+          joint.sentences_normalised = true;
+          return Vocabulary::build(both, joint);
         });
         Vocabulary target = flags.share_embeddings
-                                ? source
-                                : cli::building("the target vocabulary",
-                                                [&] { return Vocabulary::build(train_corpus.target, vocabulary_options); });
+                                ? source.with_normalization(target_rule)
+                                : cli::building("the target vocabulary", [&] {
+                                    return Vocabulary::build(train_corpus.target, options_for(target_rule));
+                                  });
         const std::size_t source_size = source.size(), target_size = target.size();  // before they move into the model
         return cli::new_model<models::TranslationModel>(
             model_flags(flags), [&] { return build_network(flags, source_size, target_size); }, std::move(source),
@@ -298,6 +321,38 @@ int train(const TrainFlags& flags) {
            }});
 }
 
+// What eval scores: each output line and its reference, as text and as the model's tokens.
+struct ScoredTexts {
+  std::vector<std::string> hypotheses, references;              // chrF's, and BLEU's with 13a
+  std::vector<std::string> token_hypotheses, token_references;  // BLEU's with --tokenize none
+};
+
+// A model that writes ordinary text (the Moses rules) is scored on it, as sacreBLEU scores
+// plain text: the output detokenised as `translate` writes it, against the references in the
+// same form (read by the target vocabulary's rule, then written back as text, so a tokenised
+// reference file and a plain one score alike; case as the rule leaves it: lower case but the
+// first letter). BLEU with --tokenize none compares the rule's tokens of both sides instead
+// (BLEU on the corpus form, as multi-bleu.perl on tokenised files). A model whose rule cannot
+// write text (lowercase-latin1-v1) is scored as before on both: the words joined by single
+// spaces against the --ref lines as written, so a cased reference counts case unless
+// --lowercase says not.
+ScoredTexts scored_texts(const std::vector<models::Tokens>& outputs, const std::vector<models::Tokens>& references,
+                         const Vocabulary& target) {
+  const models::TextNormalization rule = target.normalization();
+  const bool restores = models::restores_ordinary_text(rule);
+  ScoredTexts scored;
+  for (const models::Tokens& words : outputs) {
+    scored.token_hypotheses.push_back(models::join_tokens(words));
+    scored.hypotheses.push_back(models::ordinary_text(words, rule));
+  }
+  for (const models::Tokens& words : references) {
+    const models::Tokens tokens = restores ? target.normalised(words) : words;
+    scored.token_references.push_back(models::join_tokens(tokens));
+    scored.references.push_back(models::ordinary_text(tokens, rule));
+  }
+  return scored;
+}
+
 int evaluate(const DecodeFlags& flags, const ScoreFlags& scoring) {
   const models::SearchOptions search = search_options(flags);
   set_num_threads(static_cast<int>(flags.threads));
@@ -308,19 +363,20 @@ int evaluate(const DecodeFlags& flags, const ScoreFlags& scoring) {
   const Decoded result = cli::building("the translations of " + flags.src.string(), [&] {
     return decode_pairs(*loaded->model, loaded->target, pairs, search, flags.batch);
   });
-  // Scored as sacreBLEU scores a file of the output lines (the words joined by single spaces,
-  // as `translate` prints them) against the --ref lines as written, over the pairs kept (the
-  // skipped ones were reported): the references are not normalised by the vocabulary, so a
-  // cased reference counts case unless --lowercase says not.
-  std::vector<std::string> hypotheses, references;
-  for (const models::Tokens& words : result.hypotheses) hypotheses.push_back(models::join_tokens(words));
-  for (const models::Tokens& words : corpus.target) references.push_back(models::join_tokens(words));
+  // Scored as sacreBLEU scores a file of the output lines against a file of the references,
+  // over the pairs kept (the skipped ones were reported).
+  const ScoredTexts scored = scored_texts(result.hypotheses, corpus.target, loaded->target);
   const models::BleuOptions bleu{
       .tokenize = scoring.tokenize == "none" ? models::BleuTokenizer::none : models::BleuTokenizer::mteval_13a,
       .lowercase = scoring.lowercase};
   const models::ChrfOptions chrf{.lowercase = scoring.lowercase};
-  std::printf("%s\n", models::to_string(models::corpus_bleu(hypotheses, references, bleu), bleu).c_str());
-  std::printf("%s\n", models::to_string(models::corpus_chrf(hypotheses, references, chrf), chrf).c_str());
+  const bool on_tokens = bleu.tokenize == models::BleuTokenizer::none;
+  std::printf("%s\n", models::to_string(models::corpus_bleu(on_tokens ? scored.token_hypotheses : scored.hypotheses,
+                                                           on_tokens ? scored.token_references : scored.references, bleu),
+                                        bleu)
+                          .c_str());
+  std::printf("%s\n",
+              models::to_string(models::corpus_chrf(scored.hypotheses, scored.references, chrf), chrf).c_str());
   std::printf("perplexity %.2f (%zu target tokens, %zu sentence pairs)\n", result.perplexity(), result.loss.tokens,
               pairs.source.size());
   return 0;
@@ -344,8 +400,9 @@ class TranslationWriter {
     for (const models::Translation& hypothesis : hypotheses) {
       const models::TranslatedWords words = models::translated_words(hypothesis, target_);
       const std::vector<std::size_t> sources = models::most_attended_sources(hypothesis, words);
-      const std::string text =
-          models::join_tokens(flags_.replace_unk ? models::replace_unknown_words(words, sources, source) : words.words);
+      const models::Tokens& output = flags_.replace_unk ? models::replace_unknown_words(words, sources, source) : words.words;
+      const std::string text = flags_.output_form == "tokens" ? models::join_tokens(output)
+                                                              : models::ordinary_text(output, target_.normalization());
       if (flags_.n_best == 0) {
         std::cout << text << '\n';
       } else {
@@ -403,7 +460,7 @@ int translate_stdin(const DecodeFlags& flags) {
       nonempty.push_back(i);
       sentences.push_back(lines[i]);
     }
-    const models::EncodedPairs pairs = models::encode_sources(sentences, loaded->source);
+    const models::EncodedPairs pairs = models::encode_normalised_sources(sentences, loaded->source);
     const std::vector<std::vector<models::Translation>> translations =
         cli::building("the translations of standard input", [&] {
           return pairs.source.empty() ? std::vector<std::vector<models::Translation>>{}
@@ -552,6 +609,12 @@ int main(int argc, char** argv) {
   train_command.flag("--share-embeddings", train_flags.share_embeddings, "transformer: one joint vocabulary and embedding table for both languages");
   train_command.flag("--untied-output", train_flags.untied_output, "transformer: an output projection of its own, not the target embedding");
   train_command.size("--valid-beam", train_flags.valid_beam, "K", "beam size for the validation BLEU").range(1, 64);
+  cli::declare_tokenizer_flag(train_command, train_flags.tokenizer, {"moses", "space"});
+  train_command.choice("--source-lang", train_flags.source_language, {"de", "en"},
+                       "the source text's language, for --tokenizer moses");
+  train_command.choice("--target-lang", train_flags.target_language, {"de", "en"},
+                       "the target text's language, for --tokenizer moses");
+  for (const char* flag : {"--source-lang", "--target-lang"}) train_command.only_with(flag, "--tokenizer", "moses");
   for (const char* flag : {"--emb", "--hidden", "--layers", "--cell", "--attention", "--input-feeding", "--teacher-forcing"}) {
     train_command.only_with(flag, "--arch", "rnn");
   }
@@ -582,6 +645,9 @@ int main(int argc, char** argv) {
                          "write the K best translations of each line, as 'line ||| translation ||| F0= log p ||| "
                          "score' (0: the best alone, as plain text)")
       .range(0, 64);
+  translate_command.choice("--output-form", translate_flags.output_form, {"text", "tokens"},
+                           "text: detokenised, first letter capitalised (a model of --tokenizer moses); tokens: the "
+                           "model's tokens, as its training data was written (what --alignments counts)");
   translate_command.flag("--replace-unk", translate_flags.replace_unk,
                          "replace each <unk> by the source word its step attended to most");
   translate_command.path("--alignments", translate_flags.alignments, "FILE",

@@ -5,9 +5,16 @@
 namespace xgrad::models {
 
 EncodedPairs encode_sources(const std::vector<Tokens>& sentences, const Vocabulary& source) {
+  std::vector<Tokens> normalised;
+  normalised.reserve(sentences.size());
+  for (const Tokens& sentence : sentences) normalised.push_back(source.normalised(sentence));
+  return encode_normalised_sources(normalised, source);
+}
+
+EncodedPairs encode_normalised_sources(const std::vector<Tokens>& sentences, const Vocabulary& source) {
   EncodedPairs pairs{};
   pairs.source_pad_id = source.id(pad_token);
-  for (const Tokens& sentence : sentences) pairs.source.push_back(source.encode(sentence));
+  for (const Tokens& sentence : sentences) pairs.source.push_back(source.ids_of_normalised(sentence));
   return pairs;
 }
 

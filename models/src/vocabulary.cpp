@@ -154,7 +154,11 @@ Vocabulary Vocabulary::build(const std::vector<Tokens>& sentences, const Vocabul
   }
   std::unordered_map<std::string, std::size_t> counts;
   for (const Tokens& sentence : sentences) {
-    for (const std::string& token : sentence) ++counts[models::normalised(token, options.normalization)];
+    if (options.sentences_normalised) {
+      for (const std::string& token : sentence) ++counts[token];
+    } else {
+      for (std::string& token : normalised_tokens(sentence, options.normalization)) ++counts[std::move(token)];
+    }
   }
   for (const std::string& special : options.specials) counts.erase(special);
 
@@ -186,17 +190,20 @@ const std::string& Vocabulary::token(TokenId id) const {
   return tokens_[static_cast<std::size_t>(id)];
 }
 
-Tokens Vocabulary::normalised(const Tokens& tokens) const {
-  Tokens result;
-  result.reserve(tokens.size());
-  for (const std::string& token : tokens) result.push_back(models::normalised(token, normalization_));
-  return result;
+Tokens Vocabulary::normalised(const Tokens& tokens) const { return normalised_tokens(tokens, normalization_); }
+
+Vocabulary Vocabulary::with_normalization(TextNormalization rule) const {
+  Vocabulary copy = *this;
+  copy.normalization_ = rule;
+  return copy;
 }
 
-std::vector<TokenId> Vocabulary::encode(const Tokens& tokens) const {
+std::vector<TokenId> Vocabulary::encode(const Tokens& tokens) const { return ids_of_normalised(normalised(tokens)); }
+
+std::vector<TokenId> Vocabulary::ids_of_normalised(const Tokens& tokens) const {
   std::vector<TokenId> ids;
   ids.reserve(tokens.size());
-  for (const std::string& token : normalised(tokens)) {
+  for (const std::string& token : tokens) {
     const auto found = ids_.find(token);
     ids.push_back(found == ids_.end() ? unknown_id_ : found->second);
   }

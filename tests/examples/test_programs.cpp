@@ -147,6 +147,20 @@ std::string translate_train(const TempDir& dir, const std::string& out, int epoc
 
 }  // namespace
 
+// A German copying task in the corpus form of Multi30K (lower case, the period split off):
+// the target is the source, so a model that learned it shows which tokens it read.
+void write_german_copy_corpus(const TempDir& dir, const std::string& name, std::size_t lines, std::uint64_t seed) {
+  Generator generator(seed);
+  std::ostringstream text;
+  const char* words[] = {"ein", "hund", "rennt", "über", "die", "wiese", "katze", "springt"};
+  for (std::size_t i = 0; i < lines; ++i) {
+    for (std::size_t k = 0, n = 3 + generator.below(4); k < n; ++k) text << words[generator.below(8)] << ' ';
+    text << ".\n";
+  }
+  dir.write(name + ".src", text.str());
+  dir.write(name + ".tgt", text.str());
+}
+
 BOOST_AUTO_TEST_CASE(translate_usage_and_data_errors) {
   TempDir dir;
   Run help = run(dir, translate + " train --help");
@@ -195,12 +209,12 @@ BOOST_AUTO_TEST_CASE(translate_resume_equals_an_uninterrupted_run) {
   BOOST_TEST(contains(eval.out, "chrF2|nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:xgrad-"), eval.out);
   BOOST_TEST(contains(eval.out, "perplexity"), eval.out);
   // --tokenize none is the number eval printed before: BLEU on the output tokens against the
-  // reference tokens, here of `translate`'s lines (the references are lower-case already, so
-  // the vocabulary's normalisation, which that BLEU applied to them, changes nothing).
+  // reference tokens as the vocabulary reads them, here of `translate --output-form tokens`'s
+  // lines (the references are tokenised and lower-case already, so the rule changes nothing).
   Run untokenised = run(dir, translate + " eval --model " + dir.file("whole") + " --src " + dir.file("valid.src") + " --ref " +
                                  dir.file("valid.tgt") + " --beam 2 --threads 1 --tokenize none --lowercase");
   BOOST_TEST_REQUIRE(untokenised.status == 0, untokenised.err);
-  Run valid_translations = run(dir, translate + " translate --model " + dir.file("whole") + " --beam 2 --threads 1",
+  Run valid_translations = run(dir, translate + " translate --model " + dir.file("whole") + " --beam 2 --threads 1 --output-form tokens",
                                read_file(dir.file("valid.src")));
   BOOST_TEST_REQUIRE(valid_translations.status == 0, valid_translations.err);
   std::vector<models::Tokens> hypotheses, references;
@@ -677,7 +691,7 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
   for (const char* copy : {"t-broken-weights", "t-broken-config", "t-broken-vocab"}) {
     std::filesystem::copy(dir.file("t"), dir.file(copy));
   }
-  for (const char* copy : {"t-small-vocab", "t-nan-weights"}) std::filesystem::copy(dir.file("t"), dir.file(copy));
+  for (const char* copy : {"t-small-vocab", "t-nan-weights", "t-later-rule"}) std::filesystem::copy(dir.file("t"), dir.file(copy));
   for (const char* copy : {"c-broken-labels", "c-broken-config", "c-more-labels", "c-zero-weights"}) {
     std::filesystem::copy(dir.file("c"), dir.file(copy));
   }
@@ -701,6 +715,12 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
   for (const char* name : {"config.json", "vocab.json", "log.csv"}) dir.write(std::string("users-own/") + name, "mine");
   dir.write("t-small-vocab/source.vocab.json", R"({"format": "xgrad-vocabulary", "version": 1, "specials": )"
                                                R"(["<pad>", "<unk>", "<sos>", "<eos>"], "tokens": []})");
+  {
+    std::string vocabulary = read_file(dir.file("t/source.vocab.json"));
+    const std::size_t rule = vocabulary.find("moses-lowercase-de-v1");
+    BOOST_TEST_REQUIRE(rule != std::string::npos);
+    dir.write("t-later-rule/source.vocab.json", vocabulary.replace(rule, 21, "moses-lowercase-de-v9"));
+  }
   dir.write("c-more-labels/labels.json", R"({"format": "xgrad-labels", "version": 1, "labels": ["no", "yes", "maybe"]})");
   std::filesystem::remove(dir.file("c-zero-weights/model.safetensors"));
   std::filesystem::create_symlink("/dev/zero", dir.file("c-zero-weights/model.safetensors"));
@@ -746,6 +766,11 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
       {translate_train(dir, "t"), "", 2, {"--out", "--resume"}},
       {c + " train --train " + dir.file("train.tsv") + " --valid x --valid-split 0.2 --out y", "", 2, {"--valid-split"}},
       {c + " predict" + mc + " --threads 0", "", 2, {"--threads", "0"}},
+      {translate_train(dir, "x") + " --source-lang fr", "", 2, {"--source-lang", "fr", "de, en"}},
+      {translate_train(dir, "x") + " --tokenizer space --target-lang de", "", 2, {"--target-lang", "--tokenizer moses"}},
+      {c + " train --train " + dir.file("train.tsv") + " --text-column text --tokenizer nltk --out " + dir.file("x"), "", 2,
+       {"--tokenizer", "nltk", "penn, moses, space"}},
+      {t + " translate" + m + " --output-form words", "a b\n", 2, {"--output-form", "words", "text, tokens"}},
       // run directories
       {translate_train(dir, "foreign-weights"), "", 2, {"foreign-weights", "model.safetensors"}},
       {c + " train --train " + dir.file("train.tsv") + " --text-column text --out " + dir.file("users-own"), "", 2,
@@ -831,6 +856,8 @@ BOOST_AUTO_TEST_CASE(every_documented_error_gets_its_exit_code_and_message) {
        {"c-more-labels/labels.json: 3 entries, but ", "c-more-labels/config.json has \"classes\": 2"}},
       {t + " eval --model " + dir.file("t-nan-weights") + corpus, "", 1,
        {"t-nan-weights/model.safetensors: tensor 'output.weight' holds a NaN or infinite value (element 3"}},
+      {t + " translate --model " + dir.file("t-later-rule"), "a\n", 1,
+       {"t-later-rule/source.vocab.json", "\"normalization\"", "moses-lowercase-de-v9", "penn-lowercase-en-v1"}},
       {c + " predict --model " + dir.file("c-zero-weights"), "a\n", 1,
        {"c-zero-weights/model.safetensors: not a regular file (a character device)"}},
   };
@@ -945,7 +972,8 @@ BOOST_AUTO_TEST_CASE(translate_decoding_options_change_what_they_should) {
   // are <unk>, a third of the target tokens, so the model writes <unk> too.
   const Run trained = run(dir, translate_train_any(dir, "m", 12) + " --emb 16 --hidden 32 --lr 0.01 --max-vocab 8");
   BOOST_TEST_REQUIRE(trained.status == 0, trained.err);
-  const std::string model = translate + " translate --model " + dir.file("m") + " --threads 1";
+  // On the model's tokens, which the alignments count.
+  const std::string model = translate + " translate --model " + dir.file("m") + " --threads 1 --output-form tokens";
   const std::string input = "a b c\n\nd e f a\nf e\n";
 
   // --n-best 3: three distinct hypotheses per non-empty line, numbered by input line, the
@@ -1103,4 +1131,79 @@ BOOST_AUTO_TEST_CASE(average_writes_the_mean_of_the_weights_into_a_new_directory
   BOOST_TEST(contains(missing.err, dir.file("absent") + "/config.json"), missing.err);
   BOOST_TEST(!std::filesystem::exists(dir.file("x")));
   BOOST_TEST((entries(dir.file("mean")).size() == 4u));  // the refused average left it as it was
+}
+
+// The tab-separated fields of a line of predict's output (label, probability).
+std::vector<std::string> fields_of_tab(const std::string& line) {
+  std::vector<std::string> fields;
+  std::istringstream stream(line);
+  for (std::string field; std::getline(stream, field, '\t');) fields.push_back(field);
+  return fields;
+}
+
+// The user's own sentences: a model trained with --tokenizer moses (the default) on
+// corpus-form text reads "Wiese." as the two known tokens "wiese" and "." and writes
+// ordinary text; one trained with --tokenizer space, as models before, reads "wiese." as one
+// unknown token.
+BOOST_AUTO_TEST_CASE(a_users_own_sentences_are_read_as_the_corpus_and_written_as_text) {
+  TempDir dir;
+  write_german_copy_corpus(dir, "train", 300, 30);
+  write_german_copy_corpus(dir, "valid", 20, 31);
+  const std::string train = translate_train_any(dir, "m", 10) + " --emb 16 --hidden 32 --lr 0.01 --target-lang de";
+  const Run trained = run(dir, train);
+  BOOST_TEST_REQUIRE(trained.status == 0, trained.err);
+  BOOST_TEST(contains(read_file(dir.file("m/source.vocab.json")), "\"normalization\": \"moses-lowercase-de-v1\""));
+  const std::string model = translate + " translate --model " + dir.file("m") + " --threads 1";
+  const std::string sentence = "Ein Hund rennt über die Wiese.\n";
+
+  // Seven source tokens, each with its attention weight in every output word's row.
+  const Run soft = run(dir, model + " --alignments " + dir.file("soft.txt") + " --soft-alignments", sentence);
+  BOOST_TEST_REQUIRE(soft.status == 0, soft.err);
+  for (const std::string& row : models::split_tokens(read_file(dir.file("soft.txt")))) {
+    BOOST_TEST(std::count(row.begin(), row.end(), ',') == 6, row);
+  }
+  // Copied, so read as known words, and written as a sentence.
+  const Run text = run(dir, model, sentence);
+  BOOST_TEST(text.out == "Ein hund rennt über die wiese.\n", text.err);
+  const Run tokens = run(dir, model + " --output-form tokens", sentence);
+  BOOST_TEST(tokens.out == "ein hund rennt über die wiese .\n", tokens.err);
+
+  // eval reads raw references the same way: plain text and the corpus form score alike.
+  dir.write("plain.src", "Ein Hund rennt über die Wiese.\nDie Katze springt.\n");
+  dir.write("plain.ref", "Ein Hund rennt über die Wiese.\nDie Katze springt.\n");
+  dir.write("corpus.ref", "ein hund rennt über die wiese .\ndie katze springt .\n");
+  const std::string eval = translate + " eval --model " + dir.file("m") + " --threads 1 --src " + dir.file("plain.src");
+  const Run plain_scores = run(dir, eval + " --ref " + dir.file("plain.ref"));
+  BOOST_TEST_REQUIRE(plain_scores.status == 0, plain_scores.err);
+  BOOST_TEST(contains(plain_scores.out, "tok:13a|smooth:exp|version:xgrad-0.1.0 = 100.00"), plain_scores.out);
+  BOOST_TEST(run(dir, eval + " --ref " + dir.file("corpus.ref")).out == plain_scores.out);
+  BOOST_TEST(contains(run(dir, eval + " --ref " + dir.file("plain.ref") + " --tokenize none").out, "tok:none"));
+
+  // The rule of the models before: "wiese." is one token, unknown, so it is not copied.
+  BOOST_TEST_REQUIRE(run(dir, translate_train_any(dir, "old", 10) + " --emb 16 --hidden 32 --lr 0.01 --tokenizer space").status == 0);
+  const Run old = run(dir, translate + " translate --model " + dir.file("old") + " --threads 1", sentence);
+  BOOST_TEST(!contains(old.out, "wiese"), old.out);
+
+  // xgrad-classify: whether "wiese" occurs, learned from corpus-form texts, found in raw ones.
+  std::ostringstream tsv;
+  tsv << "text\tlabel\n";
+  for (const std::string& line : lines_of(read_file(dir.file("train.src")))) {
+    tsv << line << '\t' << (contains(line, "wiese") ? "yes" : "no") << '\n';
+  }
+  dir.write("train.tsv", tsv.str());
+  const std::string classify_train = classify + " train --train " + dir.file("train.tsv") +
+                                     " --text-column text --emb 8 --hidden 8 --attention-size 8 --batch 16 --epochs 8" +
+                                     " --threads 1 --min-freq 1 --lr 0.01 --out ";
+  BOOST_TEST_REQUIRE(run(dir, classify_train + dir.file("c") + " --tokenizer moses --lang de").status == 0);
+  const std::string users = "Ein Hund rennt über die Wiese.\nDie Katze springt über den Hund.\n";
+  const std::vector<std::string> predicted =
+      lines_of(run(dir, classify + " predict --threads 1 --model " + dir.file("c"), users).out);
+  BOOST_TEST_REQUIRE(predicted.size() == 2u);
+  BOOST_TEST(fields_of_tab(predicted[0]).front() == "yes", predicted[0]);
+  BOOST_TEST(fields_of_tab(predicted[1]).front() == "no", predicted[1]);
+  BOOST_TEST_REQUIRE(run(dir, classify_train + dir.file("c-old") + " --tokenizer space").status == 0);
+  const std::vector<std::string> old_predicted =
+      lines_of(run(dir, classify + " predict --threads 1 --model " + dir.file("c-old"), users).out);
+  BOOST_TEST_REQUIRE(old_predicted.size() == 2u);
+  BOOST_TEST(fields_of_tab(old_predicted[0]).front() == "no", old_predicted[0]);  // "wiese." is not "wiese"
 }

@@ -29,6 +29,10 @@ struct EncodedPairs {
 EncodedPairs encode_pairs(const ParallelCorpus& corpus, const Vocabulary& source, const Vocabulary& target);
 // Source sentences alone, to be translated: the target side stays empty.
 EncodedPairs encode_sources(const std::vector<Tokens>& sentences, const Vocabulary& source);
+// The same for sentences already normalised by the source vocabulary's rule (standard input
+// as normalised_tokens read it): their tokens are the ones encoded, one id each
+// (Vocabulary::ids_of_normalised).
+EncodedPairs encode_normalised_sources(const std::vector<Tokens>& sentences, const Vocabulary& source);
 
 struct TranslationBatch {
   PaddedBatch source;

@@ -2,8 +2,8 @@
 // Vocabulary (token <-> id) and LabelSet (class label <-> id): built once from training data,
 // saved as JSON beside the model, and loaded back with validation, so that a model is
 // always used with the ids it was trained with. A vocabulary also records the normalisation
-// rule of its tokens (text.h) and applies it to every token it counts or encodes, so that a
-// loaded model reads text exactly as it did in training.
+// rule of its tokens (text.h) and applies it to every sentence it counts or encodes, so that
+// a loaded model reads text exactly as it did in training.
 
 #include <cstddef>
 #include <cstdint>
@@ -44,8 +44,11 @@ struct VocabularyOptions {
   std::size_t min_frequency = 1;
   // At most this many ids, specials included; the most frequent tokens are kept.
   std::optional<std::size_t> max_size = std::nullopt;
-  // Applied to every token before it is counted; recorded in the vocabulary.
+  // Applied to every sentence before its tokens are counted; recorded in the vocabulary.
   TextNormalization normalization = TextNormalization::lowercase_latin1_v1;
+  // The sentences come normalised, each by its own language's rule (a joint vocabulary of
+  // two languages, which no one rule would leave as they are): counted as they are.
+  bool sentences_normalised = false;
 };
 
 struct DecodeOptions {
@@ -70,9 +73,9 @@ class Vocabulary {
   Vocabulary(std::vector<std::string> specials, const std::vector<std::string>& tokens,
              TextNormalization normalization = TextNormalization::lowercase_latin1_v1);
 
-  // The specials, then every other normalised token seen at least min_frequency times, by
-  // frequency (highest first) and then by token (byte order), so the ids do not depend on
-  // hashing.
+  // The specials, then every other token of the normalised sentences seen at least
+  // min_frequency times, by frequency (highest first) and then by token (byte order), so the
+  // ids do not depend on hashing.
   static Vocabulary build(const std::vector<Tokens>& sentences, const VocabularyOptions& options = {});
 
   std::size_t size() const noexcept { return tokens_.size(); }
@@ -88,10 +91,19 @@ class Vocabulary {
   // xgrad::index_error for an id outside [0, size()).
   const std::string& token(TokenId id) const;
 
-  // The tokens as this vocabulary holds them: each normalised by its rule.
+  // The tokens of a sentence as this vocabulary holds them: normalised by its rule (which may
+  // split or join tokens: normalised_tokens in text.h).
   Tokens normalised(const Tokens& tokens) const;
+  // The same tokens recording another rule: the target side of a joint vocabulary.
+  Vocabulary with_normalization(TextNormalization rule) const;
   // The ids of the normalised tokens; unknown tokens become <unk>.
   std::vector<TokenId> encode(const Tokens& tokens) const;
+  // The ids of tokens this vocabulary's rule already wrote (what normalised() or
+  // normalised_tokens() returned), one for each: not normalised again, because a rule need not
+  // be a fixed point on all of its own output (English "d'oeuvres" -> "d 'oeuvres" -> "d '
+  // oeuvres"), and what reads the tokens beside the ids (alignments, --replace-unk, the
+  // pictures) must count the same tokens.
+  std::vector<TokenId> ids_of_normalised(const Tokens& tokens) const;
   Tokens decode(std::span<const TokenId> ids, const DecodeOptions& options = {}) const;
 
   // {"format": "xgrad-vocabulary", "version": 1, "normalization": "lowercase-latin1-v1",
