@@ -1,7 +1,8 @@
 // xgrad-translate: trains, evaluates and runs a translation model: the attention RNN
 // encoder-decoder (--arch rnn) or a Transformer (--arch transformer).
 //
-//   xgrad-translate train --train-src F --train-tgt F --valid-src F --valid-tgt F --out DIR [--arch A] [...]
+//   xgrad-translate train --train-src F --train-tgt F --valid-src F --valid-tgt F --out DIR [--arch A]
+//                         [--subword unigram|bpe --vocab-size N | --subword-model FILE] [...]
 //   xgrad-translate eval --model DIR --src F --ref F [--beam K] [decoding options] [--tokenize 13a|none] [--lowercase]
 //   xgrad-translate translate --model DIR [--beam K] [decoding options] [--n-best K] [--replace-unk]
 //                             [--alignments FILE [--soft-alignments]] [--attention-svg FILE [--attention-layer N] [--attention-head H]]
@@ -16,8 +17,16 @@
 // word - output word, from 0), or with --soft-alignments its attention rows ("0.912,0.088 ...":
 // one group of source weights per output word).
 //
+// Vocabularies hold whole words, or with `train --subword unigram|bpe --vocab-size N` (or
+// `--subword-model FILE`) the pieces of one SentencePiece model for both languages
+// (models/subword.h): translate and eval then cut each input word into pieces and join the
+// output pieces back into words, and BLEU is scored on those words. The alignments are then
+// between pieces, as Marian's are (source piece - output piece, in the order SentencePiece
+// cut them), and --replace-unk, which copies a source word into an output word's place, is
+// refused.
+//
 // A model directory holds config.json (the model's options), source.vocab.json and
-// target.vocab.json, model.safetensors (the weights with the best validation BLEU),
+// target.vocab.json (with subword vocabularies, also subword.model), model.safetensors (the weights with the best validation BLEU),
 // checkpoint.safetensors (everything --resume needs) and log.csv, and run.lock and run.json
 // (run_directory.h). Every file is written atomically.
 
@@ -40,6 +49,7 @@
 
 #include "cli.h"
 #include "data_checks.h"
+#include "subword_flags.h"
 #include "svg.h"
 #include "text.h"
 #include "training_program.h"
@@ -64,6 +74,7 @@ struct TrainFlags {
   bool share_embeddings = false, untied_output = false;
   bool input_feeding = false;
   double teacher_forcing = 1.0;
+  cli::SubwordFlags subword{};
   cli::TrainingFlags run{.epochs = 12, .batch = 128, .max_length = default_max_length, .clip = 1.0, .label_smoothing = 0.1};
 };
 
@@ -189,6 +200,8 @@ std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
   }
   named.insert(named.end(), {{"--min-freq", std::to_string(flags.run.min_freq)},
                               {"--max-vocab", std::to_string(flags.run.max_vocab)}});
+  const std::vector<cli::ModelFlag> subword = cli::subword_model_flags(flags.subword);
+  named.insert(named.end(), subword.begin(), subword.end());
   return named;
 }
 
@@ -218,11 +231,43 @@ std::unique_ptr<models::Translator<float>> build_network(const TrainFlags& flags
       .dropout = flags.run.dropout});
 }
 
+// The source and target vocabularies of a new run: words, each language its own unless the
+// embeddings are shared; or one joint subword vocabulary for both, trained on both sides
+// (what --share-embeddings needs, and Marian's and OpenNMT's usual choice for related
+// languages), so that a word the two share (a name, a number) is cut the same way.
+std::pair<Vocabulary, Vocabulary> build_vocabularies(const TrainFlags& flags, const models::ParallelCorpus& corpus) {
+  const models::VocabularyOptions vocabulary_options{.specials = models::translation_specials(),
+                                                     .min_frequency = flags.run.min_freq,
+                                                     .max_size = flags.run.max_vocab};
+  const auto both_sides = [&] {
+    std::vector<models::Tokens> both = corpus.source;
+    both.insert(both.end(), corpus.target.begin(), corpus.target.end());
+    return both;
+  };
+  if (flags.subword.wanted()) {
+    Vocabulary joint = cli::building("the subword vocabulary", [&] {
+      return cli::subword_vocabulary(flags.subword, both_sides(),
+                                     flags.train_src.string() + " and " + flags.train_tgt.string(),
+                                     vocabulary_options.specials, vocabulary_options.normalization);
+    });
+    return {joint, joint};
+  }
+  Vocabulary source = cli::building("the source vocabulary", [&] {
+    return Vocabulary::build(flags.share_embeddings ? both_sides() : corpus.source, vocabulary_options);
+  });
+  Vocabulary target = flags.share_embeddings ? source : cli::building("the target vocabulary", [&] {
+    return Vocabulary::build(corpus.target, vocabulary_options);
+  });
+  return {std::move(source), std::move(target)};
+}
+
 int train(const TrainFlags& flags) {
   set_num_threads(static_cast<int>(flags.run.threads));
+  cli::refuse_unused_subword_flags(flags.subword);
   cli::RunDirectory directory(flags.run.out,
                               {models::model_file::config, models::model_file::source_vocabulary,
-                               models::model_file::target_vocabulary, models::model_file::weights},
+                               models::model_file::target_vocabulary, models::model_file::subword_model,
+                               models::model_file::weights},
                               flags.run.resume, model_flags(flags));
   const models::ParallelCorpus train_corpus = read_pairs(flags.train_src, flags.train_tgt, flags.run.max_length);
   const models::ParallelCorpus valid_corpus = read_pairs(flags.valid_src, flags.valid_tgt, flags.run.max_length);
@@ -230,23 +275,12 @@ int train(const TrainFlags& flags) {
   const std::unique_ptr<models::TranslationModel> loaded = cli::begin_run<models::TranslationModel>(
       directory, flags.run.resume, [&] { return load_model(directory.path(), false); },
       [&] {
-        const models::VocabularyOptions vocabulary_options{.specials = models::translation_specials(),
-                                                           .min_frequency = flags.run.min_freq,
-                                                           .max_size = flags.run.max_vocab};
-        Vocabulary source = cli::building("the source vocabulary", [&] {
-          if (!flags.share_embeddings) return Vocabulary::build(train_corpus.source, vocabulary_options);
-          std::vector<models::Tokens> both = train_corpus.source;  // one joint vocabulary for one shared table
-          both.insert(both.end(), train_corpus.target.begin(), train_corpus.target.end());
-          return Vocabulary::build(both, vocabulary_options);
-        });
-        Vocabulary target = flags.share_embeddings
-                                ? source
-                                : cli::building("the target vocabulary",
-                                                [&] { return Vocabulary::build(train_corpus.target, vocabulary_options); });
-        const std::size_t source_size = source.size(), target_size = target.size();  // before they move into the model
+        std::pair<Vocabulary, Vocabulary> vocabularies = build_vocabularies(flags, train_corpus);
+        // Read before they move into the model.
+        const std::size_t source_size = vocabularies.first.size(), target_size = vocabularies.second.size();
         return cli::new_model<models::TranslationModel>(
-            model_flags(flags), [&] { return build_network(flags, source_size, target_size); }, std::move(source),
-            std::move(target));
+            model_flags(flags), [&] { return build_network(flags, source_size, target_size); },
+            std::move(vocabularies.first), std::move(vocabularies.second));
       },
       [&](const models::TranslationModel& built) {
         built.source.save(directory.file(models::model_file::source_vocabulary));
@@ -344,8 +378,9 @@ class TranslationWriter {
     for (const models::Translation& hypothesis : hypotheses) {
       const models::TranslatedWords words = models::translated_words(hypothesis, target_);
       const std::vector<std::size_t> sources = models::most_attended_sources(hypothesis, words);
-      const std::string text =
-          models::join_tokens(flags_.replace_unk ? models::replace_unknown_words(words, sources, source) : words.words);
+      const std::string text = models::join_tokens(flags_.replace_unk
+                                                       ? models::replace_unknown_words(words, sources, source)
+                                                       : target_.decode(hypothesis.tokens, {.drop_specials = true}));
       if (flags_.n_best == 0) {
         std::cout << text << '\n';
       } else {
@@ -380,6 +415,10 @@ int translate_stdin(const DecodeFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
   loaded->model->eval();
+  if (flags.replace_unk && loaded->target.subword_model() != nullptr) {
+    throw cli::UsageError("--replace-unk is for word vocabularies; " + flags.model.string() +
+                          " has subword ones, which spell rare words in pieces instead of writing <unk>");
+  }
   if (flags.attention_layer > 0 || flags.attention_head > 0) {
     const std::string asked = "--attention-layer " + std::to_string(flags.attention_layer) + " --attention-head " +
                               std::to_string(flags.attention_head);
@@ -416,10 +455,12 @@ int translate_stdin(const DecodeFlags& flags) {
         writer.write(lines[i], hypotheses);
         if (!picture_written) {
           const models::Translation& t = hypotheses.front();
-          models::Tokens words = loaded->target.decode(t.tokens, {.drop_specials = true});
-          // Rows: each output word, then <eos> when the decoder produced it.
-          if (t.attention.shape()[0] > words.size()) words.emplace_back(models::end_token);
-          write_file_atomically(flags.attention_svg, cli::attention_heatmap_svg(lines[i], words, t.attention));
+          // Rows: each output token (a word or a piece), then <eos> when the decoder produced
+          // it; columns: the source tokens the model read.
+          models::Tokens rows = loaded->target.held_tokens(t.tokens, {.drop_specials = true});
+          if (t.attention.shape()[0] > rows.size()) rows.emplace_back(models::end_token);
+          write_file_atomically(flags.attention_svg,
+                                cli::attention_heatmap_svg(loaded->source.segmented(lines[i]), rows, t.attention));
           std::cerr << "attention of the first sentence written to " << flags.attention_svg.string() << '\n';
           picture_written = true;
         }
@@ -452,15 +493,20 @@ struct AverageFlags {
   fs::path out;
 };
 
-// The files that make a model directory's configuration: only models that share them have
-// weights of the same meaning, position by position.
-constexpr const char* configuration_files[] = {models::model_file::config, models::model_file::source_vocabulary,
-                                               models::model_file::target_vocabulary};
+// The files that make the configuration of the model directory `first`: only models that share
+// them have weights of the same meaning, position by position. The subword model, when the
+// vocabularies name one, comes last: two vocabulary files that differ say more.
+std::vector<const char*> configuration_files(const fs::path& first) {
+  std::vector<const char*> names{models::model_file::config, models::model_file::source_vocabulary,
+                                 models::model_file::target_vocabulary};
+  if (fs::exists(first / models::model_file::subword_model)) names.push_back(models::model_file::subword_model);
+  return names;
+}
 
 // Checks every --model against the first before any weights are read: the same configuration
 // files, byte for byte; UsageError naming the two files that differ.
 void refuse_other_configurations(const std::vector<fs::path>& directories) {
-  for (const char* name : configuration_files) {
+  for (const char* name : configuration_files(directories.front())) {
     const fs::path first = directories.front() / name;
     const std::string expected = read_file(first.string());
     for (std::size_t i = 1; i < directories.size(); ++i) {
@@ -514,7 +560,7 @@ int average(const AverageFlags& flags) {
   fs::remove_all(staging);  // what a killed average with the same process id left
   fs::create_directory(staging);
   try {
-    for (const char* name : configuration_files) {
+    for (const char* name : configuration_files(flags.models.front())) {
       write_file_atomically((staging / name).string(), read_file((flags.models.front() / name).string()));
     }
     nn::save_state_dict(*averaged->model, (staging / models::model_file::weights).string());
@@ -552,6 +598,7 @@ int main(int argc, char** argv) {
   train_command.flag("--share-embeddings", train_flags.share_embeddings, "transformer: one joint vocabulary and embedding table for both languages");
   train_command.flag("--untied-output", train_flags.untied_output, "transformer: an output projection of its own, not the target embedding");
   train_command.size("--valid-beam", train_flags.valid_beam, "K", "beam size for the validation BLEU").range(1, 64);
+  cli::declare_subword_flags(train_command, train_flags.subword);
   for (const char* flag : {"--emb", "--hidden", "--layers", "--cell", "--attention", "--input-feeding", "--teacher-forcing"}) {
     train_command.only_with(flag, "--arch", "rnn");
   }
@@ -583,9 +630,10 @@ int main(int argc, char** argv) {
                          "score' (0: the best alone, as plain text)")
       .range(0, 64);
   translate_command.flag("--replace-unk", translate_flags.replace_unk,
-                         "replace each <unk> by the source word its step attended to most");
+                         "word vocabularies: replace each <unk> by the source word its step attended to most");
   translate_command.path("--alignments", translate_flags.alignments, "FILE",
-                         "write each line's alignments from the attention, as Pharaoh's 'source-target' pairs from 0");
+                         "write each line's alignments from the attention, as Pharaoh's 'source-target' pairs from 0 "
+                         "(of pieces, with subword vocabularies)");
   translate_command.flag("--soft-alignments", translate_flags.soft_alignments,
                          "--alignments writes each output word's attention over the source words instead");
   translate_command.path("--attention-svg", translate_flags.attention_svg, "FILE", "draw the first sentence's attention");

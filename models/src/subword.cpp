@@ -113,7 +113,9 @@ SubwordModel SubwordModel::parse(std::string bytes, const std::string& label) {
   auto state = std::make_shared<State>();
   const sentencepiece::util::Status status = state->processor.LoadFromSerializedProto(bytes);
   if (!status.ok()) {
-    throw file_error(detail::message(label, ": not a SentencePiece model (", reason(status), ")"));
+    const std::string why = reason(status);
+    throw file_error(detail::message(label, ": not a SentencePiece model (",
+                                     why.empty() ? "its bytes do not parse as one" : why, ")"));
   }
   const int size = state->processor.GetPieceSize();
   if (size <= 0) throw file_error(detail::message(label, ": a SentencePiece model without pieces"));

@@ -226,6 +226,18 @@ Vocabulary Vocabulary::from_subword_model(SubwordModel model, const std::vector<
   return vocabulary;
 }
 
+Vocabulary Vocabulary::train_subwords(const std::vector<Tokens>& sentences, const SubwordTrainingOptions& options,
+                                      TextNormalization normalization, const std::string& corpus) {
+  std::vector<Tokens> normalised_sentences;
+  normalised_sentences.reserve(sentences.size());
+  for (const Tokens& sentence : sentences) {
+    Tokens& words = normalised_sentences.emplace_back();
+    for (const std::string& word : sentence) words.push_back(models::normalised(word, normalization));
+  }
+  return from_subword_model(SubwordModel::train(normalised_sentences, options, corpus), options.specials, normalization,
+                            "the SentencePiece model trained on " + corpus);
+}
+
 std::vector<TokenId> Vocabulary::encode(const Tokens& tokens) const {
   if (subwords_) return subwords_->encode(normalised(tokens));
   std::vector<TokenId> ids;

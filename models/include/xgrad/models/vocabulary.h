@@ -99,6 +99,10 @@ class Vocabulary {
   // found and the specials expected (subword.h says how to train a fitting one).
   static Vocabulary from_subword_model(SubwordModel model, const std::vector<std::string>& specials,
                                        TextNormalization normalization, const std::string& label);
+  // A subword vocabulary whose SentencePiece model is trained (SubwordModel::train, with
+  // `corpus` naming the sentences) on the sentences normalised by `normalization`.
+  static Vocabulary train_subwords(const std::vector<Tokens>& sentences, const SubwordTrainingOptions& options,
+                                   TextNormalization normalization, const std::string& corpus);
 
   std::size_t size() const noexcept { return tokens_.size(); }
   std::size_t special_count() const noexcept { return special_count_; }
