@@ -3,8 +3,9 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
-#include <algorithm>
+#include <cstdint>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 
 #include "xgrad/framework/errors.h"
@@ -46,6 +47,83 @@ std::string reason(const sentencepiece::util::Status& status) {
   const std::string message = status.error_message();
   const std::size_t condition_end = message.rfind("] ");
   return message.starts_with("./src/") && condition_end != std::string::npos ? message.substr(condition_end + 2) : message;
+}
+
+// The protocol-buffer wire format (protobuf.dev/programming-guides/encoding), just enough to
+// look inside a ModelProto (sentencepiece_model.proto) before SentencePiece does.
+bool read_varint(std::string_view& bytes, std::uint64_t& value) {
+  value = 0;
+  for (int shift = 0; shift < 64 && !bytes.empty(); shift += 7) {
+    const auto byte = static_cast<unsigned char>(bytes.front());
+    bytes.remove_prefix(1);
+    value |= std::uint64_t{byte & 0x7Fu} << shift;
+    if ((byte & 0x80u) == 0) return true;
+  }
+  return false;
+}
+
+// Calls visit(field number, payload) for each length-delimited field of `message` and skips
+// the others; false when the bytes are not a well-formed message.
+template <class Visit>
+bool for_each_bytes_field(std::string_view message, Visit visit) {
+  while (!message.empty()) {
+    std::uint64_t key = 0, length = 0;
+    if (!read_varint(message, key)) return false;
+    switch (key & 7) {
+      case 0:
+        if (!read_varint(message, length)) return false;
+        break;
+      case 1:
+      case 5: {
+        const std::size_t size = (key & 7) == 1 ? 8 : 4;
+        if (message.size() < size) return false;
+        message.remove_prefix(size);
+        break;
+      }
+      case 2:
+        if (!read_varint(message, length) || length > message.size()) return false;
+        if (!visit(key >> 3, message.substr(0, length))) return false;
+        message.remove_prefix(length);
+        break;
+      default:
+        return false;  // groups, which sentencepiece_model.proto never uses
+    }
+  }
+  return true;
+}
+
+// What SentencePiece 0.1.97 would not survive or would trust unchecked, found before it reads
+// the model: a piece holding a NUL byte aborts the process while its trie is built (an
+// exception thrown where none can be caught), and a normaliser's precompiled character map
+// (a trie of its own, read without checks whenever text is encoded) is refused, as xgrad's
+// models never have one: the vocabulary's rule normalises the text (text.h), and SentencePiece's
+// own normalisation would make decoding not give back what was encoded. Empty: nothing found.
+std::string unsafe_part(std::string_view model) {
+  std::string problem;
+  std::size_t piece_index = 0;
+  const bool well_formed = for_each_bytes_field(model, [&](std::uint64_t field, std::string_view payload) {
+    if (field == 1) {  // ModelProto.pieces: SentencePiece.piece is field 1
+      const std::size_t index = piece_index++;
+      return for_each_bytes_field(payload, [&](std::uint64_t inner, std::string_view piece) {
+        if (inner == 1 && piece.find('\0') != std::string_view::npos && problem.empty()) {
+          problem = detail::message("piece ", index, " holds a NUL byte");
+        }
+        return true;
+      });
+    }
+    if (field == 3 || field == 5) {  // normalizer_spec, denormalizer_spec: precompiled_charsmap is field 2
+      return for_each_bytes_field(payload, [&](std::uint64_t inner, std::string_view charsmap) {
+        if (inner == 2 && !charsmap.empty() && problem.empty()) {
+          problem = detail::message(field == 3 ? "it normalises" : "it denormalises",
+                                    " text by rules of its own; xgrad's models read text the vocabulary's rule "
+                                    "normalised (train it with spm_train --normalization_rule_name=identity)");
+        }
+        return true;
+      });
+    }
+    return true;
+  });
+  return well_formed ? problem : std::string("its bytes do not parse as one");
 }
 
 std::string joined_specials(const std::vector<std::string>& specials) {
@@ -110,6 +188,9 @@ SubwordModel SubwordModel::train(const std::vector<Tokens>& sentences, const Sub
 }
 
 SubwordModel SubwordModel::parse(std::string bytes, const std::string& label) {
+  if (const std::string problem = unsafe_part(bytes); !problem.empty()) {
+    throw file_error(detail::message(label, ": not a SentencePiece model xgrad can use (", problem, ")"));
+  }
   auto state = std::make_shared<State>();
   const sentencepiece::util::Status status = state->processor.LoadFromSerializedProto(bytes);
   if (!status.ok()) {

@@ -215,8 +215,8 @@ Vocabulary Vocabulary::from_subword_model(SubwordModel model, const std::vector<
       fail(label, "id ", id, " is ", id < pieces.size() ? "'" + pieces[id] + "'" : std::string("missing"),
            " but xgrad needs the specials [", listed(specials), "] at ids 0 to ", specials.size() - 1,
            ", <unk> as the unknown piece and the others as control pieces (spm_train --pad_id=0 --unk_id=1 "
-           "--bos_id=2 --eos_id=3 --pad_piece=<pad> --bos_piece=<sos> --eos_piece=<eos>; without <sos> and "
-           "<eos>, --bos_id=-1 --eos_id=-1)");
+           "--bos_id=2 --eos_id=3 --pad_piece=<pad> --bos_piece=<sos> --eos_piece=<eos> "
+           "--normalization_rule_name=identity; without <sos> and <eos>, --bos_id=-1 --eos_id=-1)");
     }
   }
   const std::vector<std::string> others(pieces.begin() + static_cast<std::ptrdiff_t>(specials.size()), pieces.end());

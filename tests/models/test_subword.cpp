@@ -183,12 +183,46 @@ BOOST_AUTO_TEST_CASE(a_model_file_missing_corrupt_or_numbered_otherwise_is_refus
     sentencepiece::util::Status status() const override { return {}; }
   } sentences;
   std::string default_numbering;
-  const std::unordered_map<std::string, std::string> arguments{{"vocab_size", "60"}, {"minloglevel", "2"}};
+  const std::unordered_map<std::string, std::string> arguments{
+      {"vocab_size", "60"}, {"minloglevel", "2"}, {"normalization_rule_name", "identity"}};
   BOOST_TEST_REQUIRE(sentencepiece::SentencePieceTrainer::Train(arguments, &sentences, &default_numbering).ok());
   write_file_atomically(model_path, default_numbering);
   message = error_message<file_error>([&] { Vocabulary::load(vocabulary_path, translation_specials()); });
   BOOST_TEST(contains(message, model_path + ": id 0 is '<unk>' but xgrad needs the specials"), message);
   BOOST_TEST(contains(message, "spm_train --pad_id=0 --unk_id=1"), message);
+
+  // spm_train's default normalisation (nmt_nfkc) comes as a character map of its own.
+  sentences.next = 0;
+  std::string normalising;
+  const std::unordered_map<std::string, std::string> nfkc{{"vocab_size", "60"}, {"minloglevel", "2"}};
+  BOOST_TEST_REQUIRE(sentencepiece::SentencePieceTrainer::Train(nfkc, &sentences, &normalising).ok());
+  write_file_atomically(model_path, normalising);
+  message = error_message<file_error>([&] { Vocabulary::load(vocabulary_path, translation_specials()); });
+  BOOST_TEST(contains(message, model_path + ": not a SentencePiece model xgrad can use (it normalises text by rules "
+                                            "of its own;"),
+             message);
+  BOOST_TEST(contains(message, "--normalization_rule_name=identity"), message);
+}
+
+// What SentencePiece would not survive is refused before it reads the model: a piece with a
+// NUL byte (which aborts the process while SentencePiece builds its trie), a normaliser's
+// character map (a trie it reads unchecked), and bytes that are no protocol buffer.
+BOOST_AUTO_TEST_CASE(model_bytes_sentencepiece_would_not_survive_are_refused_first) {
+  using namespace std::string_literals;
+  const std::string nul_piece = "\x0a\x05\x0a\x03" "a\0b"s;                   // pieces { piece: "a\0b" }
+  const std::string charsmap = "\x1a\x04\x12\x02xy"s;                         // normalizer_spec { precompiled_charsmap: "xy" }
+  const std::string truncated = "\x0a\x09\x0a\x03" "abc"s;                        // a piece longer than the bytes left
+  const std::string group = "\x0b\x0c"s;                                       // wire type 3, a group
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {nul_piece, "m.model: not a SentencePiece model xgrad can use (piece 0 holds a NUL byte)"},
+      {trained(SubwordAlgorithm::bpe).serialized() + nul_piece, "(piece 60 holds a NUL byte)"},
+      {charsmap, "m.model: not a SentencePiece model xgrad can use (it normalises text by rules of its own"},
+      {truncated, "m.model: not a SentencePiece model xgrad can use (its bytes do not parse as one)"},
+      {group, "m.model: not a SentencePiece model xgrad can use (its bytes do not parse as one)"}};
+  for (const auto& [bytes, expected] : cases) {
+    const std::string message = error_message<file_error>([&] { SubwordModel::parse(bytes, "m.model"); });
+    BOOST_TEST(contains(message, expected), message);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_vocabulary_file_may_name_only_a_file_beside_it) {

@@ -10,9 +10,10 @@
 // The ids are SentencePiece's own, and the first ones are xgrad's specials (vocabulary.h):
 // <pad> <unk> <sos> <eos> = 0 1 2 3 for translation, <pad> <unk> = 0 1 for classification,
 // <unk> as SentencePiece's unknown piece and the others as control pieces, which text never
-// encodes to and decoding leaves out. A `.model` trained elsewhere must number them so
-// (spm_train --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3 --pad_piece='<pad>'
-// --bos_piece='<sos>' --eos_piece='<eos>', or --bos_id=-1 --eos_id=-1 for a classifier).
+// encodes to and decoding leaves out. A `.model` trained elsewhere must number them so, and
+// leave normalisation to xgrad (spm_train --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3
+// --pad_piece='<pad>' --bos_piece='<sos>' --eos_piece='<eos>' --normalization_rule_name=identity,
+// with --bos_id=-1 --eos_id=-1 for a classifier).
 //
 // SentencePiece's headers stay inside subword.cpp.
 
@@ -34,7 +35,7 @@ std::string to_string(SubwordAlgorithm algorithm);
 // std::invalid_argument naming the name and the known algorithms.
 SubwordAlgorithm subword_algorithm_from_string(std::string_view name);
 
-// `.model` files larger than this are refused unread (Multi30K's 8,000 pieces take 350 kB).
+// `.model` files larger than this are refused unread (a model of 32,000 pieces takes about a megabyte).
 inline constexpr std::size_t max_subword_model_file_size = std::size_t{1} << 28;
 
 struct SubwordTrainingOptions {
@@ -56,7 +57,9 @@ class SubwordModel {
   static SubwordModel train(const std::vector<Tokens>& sentences, const SubwordTrainingOptions& options,
                             const std::string& corpus);
   // A serialised model (a `.model` file's bytes); `label` names it in errors. Bytes
-  // SentencePiece cannot read are a file_error naming the label and SentencePiece's reason.
+  // SentencePiece cannot read are a file_error naming the label and SentencePiece's reason;
+  // so are, checked first, what SentencePiece would not survive (a piece holding a NUL byte)
+  // and a normalisation of its own (a precompiled character map).
   static SubwordModel parse(std::string bytes, const std::string& label);
   // read_file (at most max_subword_model_file_size), then parse.
   static SubwordModel load(const std::string& path);
