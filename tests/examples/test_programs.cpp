@@ -63,14 +63,10 @@ std::size_t lines_longer_than(const std::string& text, std::size_t max_length) {
   return count;
 }
 
-// A toy translation task: the target is the source reversed.
-void write_reversal_corpus(const TempDir& dir, const std::string& name, std::size_t lines, std::uint64_t seed) {
-  Generator generator(seed);
+// NAME.src with the sentences, one a line, and NAME.tgt with each one's words in reverse order.
+void write_reversed_pairs(const TempDir& dir, const std::string& name, const std::vector<models::Tokens>& sentences) {
   std::ostringstream source, target;
-  const char* words[] = {"a", "b", "c", "d", "e", "f"};
-  for (std::size_t i = 0; i < lines; ++i) {
-    std::vector<std::string> sentence;
-    for (std::size_t k = 0, n = 2 + generator.below(4); k < n; ++k) sentence.push_back(words[generator.below(6)]);
+  for (const models::Tokens& sentence : sentences) {
     for (std::size_t k = 0; k < sentence.size(); ++k) source << (k ? " " : "") << sentence[k];
     for (std::size_t k = sentence.size(); k-- > 0;) target << sentence[k] << (k ? " " : "");
     source << '\n';
@@ -78,6 +74,17 @@ void write_reversal_corpus(const TempDir& dir, const std::string& name, std::siz
   }
   dir.write(name + ".src", source.str());
   dir.write(name + ".tgt", target.str());
+}
+
+// A toy translation task: the target is the source reversed.
+void write_reversal_corpus(const TempDir& dir, const std::string& name, std::size_t lines, std::uint64_t seed) {
+  Generator generator(seed);
+  const char* words[] = {"a", "b", "c", "d", "e", "f"};
+  std::vector<models::Tokens> sentences(lines);
+  for (models::Tokens& sentence : sentences) {
+    for (std::size_t k = 0, n = 2 + generator.below(4); k < n; ++k) sentence.push_back(words[generator.below(6)]);
+  }
+  write_reversed_pairs(dir, name, sentences);
 }
 
 // A toy classification task: the label says whether the word "x" occurs.
@@ -1112,22 +1119,16 @@ namespace {
 // to three syllables, the target the source in reverse order.
 void write_syllable_corpus(const TempDir& dir, const std::string& name, std::size_t lines, std::uint64_t seed) {
   Generator generator(seed);
-  std::ostringstream source, target;
   const char* syllables[] = {"ka", "lo", "mi", "ne", "su"};
-  for (std::size_t i = 0; i < lines; ++i) {
-    std::vector<std::string> sentence;
+  std::vector<models::Tokens> sentences(lines);
+  for (models::Tokens& sentence : sentences) {
     for (std::size_t k = 0, n = 2 + generator.below(3); k < n; ++k) {
       std::string word;
       for (std::size_t s = 0, m = 1 + generator.below(3); s < m; ++s) word += syllables[generator.below(5)];
       sentence.push_back(word);
     }
-    for (std::size_t k = 0; k < sentence.size(); ++k) source << (k ? " " : "") << sentence[k];
-    for (std::size_t k = sentence.size(); k-- > 0;) target << sentence[k] << (k ? " " : "");
-    source << '\n';
-    target << '\n';
   }
-  dir.write(name + ".src", source.str());
-  dir.write(name + ".tgt", target.str());
+  write_reversed_pairs(dir, name, sentences);
 }
 
 }  // namespace
