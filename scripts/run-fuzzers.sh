@@ -10,7 +10,7 @@ build=${1:?usage: run-fuzzers.sh BUILD_DIR SECONDS}
 seconds=${2:-60}
 mkdir -p "$build/crashes"
 status=0
-for target in safetensors tsv parallel model_files model_directory idx; do
+for target in safetensors tsv parallel model_files model_directory subword_model idx; do
   work="$build/corpus/$target"
   mkdir -p "$work"
   seeds=("$root/tests/fuzz/corpus/$target" "$root/tests/fuzz/regressions/$target")

@@ -31,6 +31,7 @@
 
 #include "cli.h"
 #include "data_checks.h"
+#include "subword_flags.h"
 #include "svg.h"
 #include "text.h"
 #include "training_program.h"
@@ -61,6 +62,7 @@ struct TrainFlags {
   cli::TransformerShapeFlags transformer{.max_positions = default_max_length};
   std::string pooling = "attention";
   std::string tokenizer = "penn", language = "en";
+  cli::SubwordFlags subword{};
   cli::TrainingFlags run{.epochs = 6, .batch = 64, .max_length = default_max_length, .clip = 5.0};
 };
 
@@ -81,6 +83,22 @@ models::LabelledTexts read_texts(const fs::path& path, const models::TsvColumns&
 // An error naming the file when no text is left of it.
 void require_texts(const models::LabelledTexts& data, std::size_t max_length) {
   cli::require_examples(data.texts.size(), data.path, {.too_long = data.skipped_long}, max_length);
+}
+
+// The texts of `data` encoded for `loaded`'s model. A text of more pieces than the model
+// reads (a subword vocabulary's; words were held to --max-length, at most --max-positions)
+// is a file_error naming its file and line.
+models::EncodedTexts encoded_texts(const models::LabelledTexts& data, const models::ClassificationModel& loaded) {
+  models::EncodedTexts examples = cli::building(
+      "the encoded texts of " + data.path, [&] { return models::encode_texts(data, loaded.vocabulary, loaded.labels); });
+  for (std::size_t i = 0; i < examples.tokens.size(); ++i) {
+    if (examples.tokens[i].size() > loaded.model->max_length()) {
+      throw file_error(detail::message(data.path, ":", data.lines[i], ": ", examples.tokens[i].size(),
+                                       " pieces; the model reads at most ", loaded.model->max_length(),
+                                       " (its --max-positions)"));
+    }
+  }
+  return examples;
 }
 
 // Predicted label ids for every example, in batches.
@@ -155,6 +173,8 @@ std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
                               {"--max-vocab", std::to_string(flags.run.max_vocab)},
                               {"--tokenizer", flags.tokenizer},
                               {"--lang", flags.language}});
+  const std::vector<cli::ModelFlag> subword = cli::subword_model_flags(flags.subword);
+  named.insert(named.end(), subword.begin(), subword.end());
   return named;
 }
 
@@ -197,9 +217,10 @@ int train(const TrainFlags& flags) {
                                           "; give --max-length ", flags.transformer.max_positions, " or less"));
   }
   set_num_threads(static_cast<int>(flags.run.threads));
+  cli::refuse_unused_subword_flags(flags.subword);
   cli::RunDirectory directory(flags.run.out,
                               {models::model_file::config, models::model_file::vocabulary, models::model_file::labels,
-                               models::model_file::weights, held_out_file_name},
+                               models::model_file::subword_model, models::model_file::weights, held_out_file_name},
                               flags.run.resume, model_flags(flags));
   const models::TsvColumns columns{flags.text_column, flags.label_column};
   models::LabelledTexts train_data = read_texts(flags.train, columns, flags.run.max_length);
@@ -212,10 +233,14 @@ int train(const TrainFlags& flags) {
       directory, flags.run.resume, [&] { return load(directory.path(), false); },
       [&] {
         Vocabulary vocabulary = cli::building("the vocabulary", [&] {
-          return Vocabulary::build(train_data.texts, {.specials = models::classification_specials(),
-                                                      .min_frequency = flags.run.min_freq,
-                                                      .max_size = flags.run.max_vocab,
-                                                      .normalization = cli::text_rule(flags.tokenizer, flags.language)});
+          const models::VocabularyOptions options{.specials = models::classification_specials(),
+                                                  .min_frequency = flags.run.min_freq,
+                                                  .max_size = flags.run.max_vocab,
+                                                  .normalization = cli::text_rule(flags.tokenizer, flags.language)};
+          if (!flags.subword.wanted()) return Vocabulary::build(train_data.texts, options);
+          std::vector<models::Tokens> normalised;
+          for (const models::Tokens& text : train_data.texts) normalised.push_back(models::normalised_tokens(text, options.normalization));
+          return cli::subword_vocabulary(flags.subword, normalised, train_data.path, options.specials, options.normalization);
         });
         LabelSet labels = LabelSet::build(train_data.labels);
         const std::size_t words = vocabulary.size(), classes = labels.size();  // before they move into the model
@@ -232,12 +257,11 @@ int train(const TrainFlags& flags) {
   const Vocabulary& vocabulary = loaded->vocabulary;
   const LabelSet& labels = loaded->labels;
   models::Classifier<float>& model = *loaded->model;
-  const models::EncodedTexts train_examples =
-      cli::building("the encoded training texts", [&] { return models::encode_texts(train_data, vocabulary, labels); });
-  const models::EncodedTexts valid_examples =
-      cli::building("the encoded validation texts", [&] { return models::encode_texts(valid_data, vocabulary, labels); });
-  std::printf("%zu training and %zu validation texts; %zu words, %zu classes\n", train_examples.tokens.size(),
-              valid_examples.tokens.size(), vocabulary.size(), labels.size());
+  const models::EncodedTexts train_examples = encoded_texts(train_data, *loaded);
+  const models::EncodedTexts valid_examples = encoded_texts(valid_data, *loaded);
+  std::printf("%zu training and %zu validation texts; %zu %s, %zu classes\n", train_examples.tokens.size(),
+              valid_examples.tokens.size(), vocabulary.size(), vocabulary.subword_model() ? "pieces" : "words",
+              labels.size());
 
   return cli::train_model(
       model, flags.run, directory,
@@ -276,8 +300,7 @@ int evaluate(const UseFlags& flags) {
   }
   const models::LabelledTexts data = read_texts(flags.data, {flags.text_column, flags.label_column}, flags.max_length);
   require_texts(data, flags.max_length);
-  const models::EncodedTexts examples =
-      cli::building("the encoded texts", [&] { return models::encode_texts(data, loaded->vocabulary, loaded->labels); });
+  const models::EncodedTexts examples = encoded_texts(data, *loaded);
   const models::ConfusionMatrix matrix = cli::building("the predictions for " + flags.data.string(), [&] {
     return confusion(*loaded->model, examples, loaded->labels.size(), flags.batch);
   });
@@ -324,16 +347,19 @@ int predict(const UseFlags& flags) {
     try {
       tokens = cli::standard_input_tokens(line, ++line_number, flags.max_length, loaded->vocabulary.normalization());
       if (tokens.empty()) throw file_error("<stdin>:" + std::to_string(line_number) + ": the text is empty");
-      if (tokens.size() > loaded->model->max_length()) {
-        throw file_error(detail::message("<stdin>:", line_number, ": ", tokens.size(), " tokens; the model reads at most ",
-                                         loaded->model->max_length(), " (its --max-positions)"));
+      std::vector<models::TokenId> encoded = loaded->vocabulary.ids_of_normalised(tokens);
+      if (encoded.size() > loaded->model->max_length()) {
+        throw file_error(detail::message("<stdin>:", line_number, ": ", encoded.size(),
+                                         loaded->vocabulary.subword_model() ? " pieces" : " tokens",
+                                         "; the model reads at most ", loaded->model->max_length(),
+                                         " (its --max-positions)"));
       }
+      ids.push_back(std::move(encoded));
     } catch (const file_error&) {
       flush();  // answer the lines before the bad one
       throw;
     }
-    ids.push_back(loaded->vocabulary.ids_of_normalised(tokens));
-    texts.push_back(std::move(tokens));
+    texts.push_back(loaded->vocabulary.segmented(tokens));  // what the attention weighs: words, or pieces
     if (ids.size() == flags.batch) flush();
   }
   flush();
@@ -376,7 +402,8 @@ int main(int argc, char** argv) {
                            "--max-positions", "--pooling"}) {
     train_command.only_with(flag, "--arch", "transformer");
   }
-  train_command.real("--word-dropout", train_flags.word_dropout, "P", "probability of replacing a training word by <unk>").range(0, 0.9);
+  train_command.real("--word-dropout", train_flags.word_dropout, "P", "probability of replacing a training word (or piece) by <unk>").range(0, 0.9);
+  cli::declare_subword_flags(train_command, train_flags.subword);
 
   UseFlags eval_flags;
   cli::Command& eval_command = program.subcommand("eval", "Accuracy, macro-F1, per-class scores and the confusion matrix.");

@@ -2,7 +2,8 @@
 // encoder-decoder (--arch rnn) or a Transformer (--arch transformer).
 //
 //   xgrad-translate train --train-src F --train-tgt F --valid-src F --valid-tgt F --out DIR [--arch A]
-//                         [--tokenizer moses|space] [--source-lang de|en] [--target-lang de|en] [...]
+//                         [--tokenizer moses|space] [--source-lang de|en] [--target-lang de|en]
+//                         [--subword unigram|bpe --vocab-size N | --subword-model FILE] [...]
 //   xgrad-translate eval --model DIR --src F --ref F [--beam K] [decoding options] [--tokenize 13a|none] [--lowercase]
 //   xgrad-translate translate --model DIR [--beam K] [decoding options] [--output-form text|tokens] [--n-best K] [--replace-unk]
 //                             [--alignments FILE [--soft-alignments]] [--attention-svg FILE [--attention-layer N] [--attention-head H]]
@@ -22,8 +23,16 @@
 // word - output word, from 0), or with --soft-alignments its attention rows ("0.912,0.088 ...":
 // one group of source weights per output word).
 //
+// Vocabularies hold whole words, or with `train --subword unigram|bpe --vocab-size N` (or
+// `--subword-model FILE`) the pieces of one SentencePiece model for both languages
+// (models/subword.h): translate and eval then cut each input word into pieces and join the
+// output pieces back into words, and BLEU is scored on those words. The alignments are then
+// between pieces, as Marian's are (source piece - output piece, in the order SentencePiece
+// cut them), and --replace-unk, which copies a source word into an output word's place, is
+// refused.
+//
 // A model directory holds config.json (the model's options), source.vocab.json and
-// target.vocab.json, model.safetensors (the weights with the best validation BLEU),
+// target.vocab.json (with subword vocabularies, also subword.model), model.safetensors (the weights with the best validation BLEU),
 // checkpoint.safetensors (everything --resume needs) and log.csv, and run.lock and run.json
 // (run_directory.h). Every file is written atomically.
 
@@ -46,6 +55,7 @@
 
 #include "cli.h"
 #include "data_checks.h"
+#include "subword_flags.h"
 #include "svg.h"
 #include "text.h"
 #include "training_program.h"
@@ -71,6 +81,7 @@ struct TrainFlags {
   bool input_feeding = false;
   std::string tokenizer = "moses", source_language = "de", target_language = "en";
   double teacher_forcing = 1.0;
+  cli::SubwordFlags subword{};
   cli::TrainingFlags run{.epochs = 12, .batch = 128, .max_length = default_max_length, .clip = 1.0, .label_smoothing = 0.1};
 };
 
@@ -200,6 +211,8 @@ std::vector<cli::ModelFlag> model_flags(const TrainFlags& flags) {
                               {"--tokenizer", flags.tokenizer},
                               {"--source-lang", flags.source_language},
                               {"--target-lang", flags.target_language}});
+  const std::vector<cli::ModelFlag> subword = cli::subword_model_flags(flags.subword);
+  named.insert(named.end(), subword.begin(), subword.end());
   return named;
 }
 
@@ -229,11 +242,57 @@ std::unique_ptr<models::Translator<float>> build_network(const TrainFlags& flags
       .dropout = flags.run.dropout});
 }
 
+// The source and target vocabularies of a new run: words, each language its own unless the
+// embeddings are shared; or one joint subword vocabulary for both, trained on both sides
+// (what --share-embeddings needs, and Marian's and OpenNMT's usual choice for related
+// languages), so that a word the two share (a name, a number) is cut the same way.
+std::pair<Vocabulary, Vocabulary> build_vocabularies(const TrainFlags& flags, const models::ParallelCorpus& corpus) {
+  const models::TextNormalization source_rule = cli::text_rule(flags.tokenizer, flags.source_language);
+  const models::TextNormalization target_rule = cli::text_rule(flags.tokenizer, flags.target_language);
+  const models::VocabularyOptions vocabulary_options{.specials = models::translation_specials(),
+                                                     .min_frequency = flags.run.min_freq,
+                                                     .max_size = flags.run.max_vocab};
+  auto options_for = [&](models::TextNormalization rule) {
+    models::VocabularyOptions options = vocabulary_options;
+    options.normalization = rule;
+    return options;
+  };
+  // A joint vocabulary's sentences: each side's as its own rule reads them.
+  const auto both_sides = [&] {
+    std::vector<models::Tokens> both;
+    for (const models::Tokens& s : corpus.source) both.push_back(models::normalised_tokens(s, source_rule));
+    for (const models::Tokens& s : corpus.target) both.push_back(models::normalised_tokens(s, target_rule));
+    return both;
+  };
+  if (flags.subword.wanted()) {
+    Vocabulary joint = cli::building("the subword vocabulary", [&] {
+      return cli::subword_vocabulary(flags.subword, both_sides(),
+                                     flags.train_src.string() + " and " + flags.train_tgt.string(),
+                                     vocabulary_options.specials, source_rule);
+    });
+    Vocabulary target = joint.with_normalization(target_rule);
+    return {std::move(joint), std::move(target)};
+  }
+  Vocabulary source = cli::building("the source vocabulary", [&] {
+    if (!flags.share_embeddings) return Vocabulary::build(corpus.source, options_for(source_rule));
+    models::VocabularyOptions joint = options_for(source_rule);
+    joint.sentences_normalised = true;
+    return Vocabulary::build(both_sides(), joint);
+  });
+  Vocabulary target = flags.share_embeddings ? source.with_normalization(target_rule)
+                                             : cli::building("the target vocabulary", [&] {
+                                                 return Vocabulary::build(corpus.target, options_for(target_rule));
+                                               });
+  return {std::move(source), std::move(target)};
+}
+
 int train(const TrainFlags& flags) {
   set_num_threads(static_cast<int>(flags.run.threads));
+  cli::refuse_unused_subword_flags(flags.subword);
   cli::RunDirectory directory(flags.run.out,
                               {models::model_file::config, models::model_file::source_vocabulary,
-                               models::model_file::target_vocabulary, models::model_file::weights},
+                               models::model_file::target_vocabulary, models::model_file::subword_model,
+                               models::model_file::weights},
                               flags.run.resume, model_flags(flags));
   const models::ParallelCorpus train_corpus = read_pairs(flags.train_src, flags.train_tgt, flags.run.max_length);
   const models::ParallelCorpus valid_corpus = read_pairs(flags.valid_src, flags.valid_tgt, flags.run.max_length);
@@ -241,35 +300,12 @@ int train(const TrainFlags& flags) {
   const std::unique_ptr<models::TranslationModel> loaded = cli::begin_run<models::TranslationModel>(
       directory, flags.run.resume, [&] { return load_model(directory.path(), false); },
       [&] {
-        const models::TextNormalization source_rule = cli::text_rule(flags.tokenizer, flags.source_language);
-        const models::TextNormalization target_rule = cli::text_rule(flags.tokenizer, flags.target_language);
-        const models::VocabularyOptions vocabulary_options{.specials = models::translation_specials(),
-                                                           .min_frequency = flags.run.min_freq,
-                                                           .max_size = flags.run.max_vocab};
-        auto options_for = [&](models::TextNormalization rule) {
-          models::VocabularyOptions options = vocabulary_options;
-          options.normalization = rule;
-          return options;
-        };
-        Vocabulary source = cli::building("the source vocabulary", [&] {
-          if (!flags.share_embeddings) return Vocabulary::build(train_corpus.source, options_for(source_rule));
-          // One joint vocabulary for one shared table, of each side's sentences as its own rule reads them.
-          std::vector<models::Tokens> both;
-          for (const models::Tokens& s : train_corpus.source) both.push_back(models::normalised_tokens(s, source_rule));
-          for (const models::Tokens& s : train_corpus.target) both.push_back(models::normalised_tokens(s, target_rule));
-          models::VocabularyOptions joint = options_for(source_rule);
-          joint.sentences_normalised = true;
-          return Vocabulary::build(both, joint);
-        });
-        Vocabulary target = flags.share_embeddings
-                                ? source.with_normalization(target_rule)
-                                : cli::building("the target vocabulary", [&] {
-                                    return Vocabulary::build(train_corpus.target, options_for(target_rule));
-                                  });
-        const std::size_t source_size = source.size(), target_size = target.size();  // before they move into the model
+        std::pair<Vocabulary, Vocabulary> vocabularies = build_vocabularies(flags, train_corpus);
+        // Read before they move into the model.
+        const std::size_t source_size = vocabularies.first.size(), target_size = vocabularies.second.size();
         return cli::new_model<models::TranslationModel>(
-            model_flags(flags), [&] { return build_network(flags, source_size, target_size); }, std::move(source),
-            std::move(target));
+            model_flags(flags), [&] { return build_network(flags, source_size, target_size); },
+            std::move(vocabularies.first), std::move(vocabularies.second));
       },
       [&](const models::TranslationModel& built) {
         built.source.save(directory.file(models::model_file::source_vocabulary));
@@ -400,7 +436,8 @@ class TranslationWriter {
     for (const models::Translation& hypothesis : hypotheses) {
       const models::TranslatedWords words = models::translated_words(hypothesis, target_);
       const std::vector<std::size_t> sources = models::most_attended_sources(hypothesis, words);
-      const models::Tokens& output = flags_.replace_unk ? models::replace_unknown_words(words, sources, source) : words.words;
+      const models::Tokens output = flags_.replace_unk ? models::replace_unknown_words(words, sources, source)
+                                                       : target_.decode(hypothesis.tokens, {.drop_specials = true});
       const std::string text = flags_.output_form == "tokens" ? models::join_tokens(output)
                                                               : models::ordinary_text(output, target_.normalization());
       if (flags_.n_best == 0) {
@@ -437,6 +474,10 @@ int translate_stdin(const DecodeFlags& flags) {
   set_num_threads(static_cast<int>(flags.threads));
   const std::unique_ptr<models::TranslationModel> loaded = load_model({flags.model}, true);
   loaded->model->eval();
+  if (flags.replace_unk && loaded->target.subword_model() != nullptr) {
+    throw cli::UsageError("--replace-unk is for word vocabularies; " + flags.model.string() +
+                          " has subword ones, which spell rare words in pieces instead of writing <unk>");
+  }
   if (flags.attention_layer > 0 || flags.attention_head > 0) {
     const std::string asked = "--attention-layer " + std::to_string(flags.attention_layer) + " --attention-head " +
                               std::to_string(flags.attention_head);
@@ -473,10 +514,12 @@ int translate_stdin(const DecodeFlags& flags) {
         writer.write(lines[i], hypotheses);
         if (!picture_written) {
           const models::Translation& t = hypotheses.front();
-          models::Tokens words = loaded->target.decode(t.tokens, {.drop_specials = true});
-          // Rows: each output word, then <eos> when the decoder produced it.
-          if (t.attention.shape()[0] > words.size()) words.emplace_back(models::end_token);
-          write_file_atomically(flags.attention_svg, cli::attention_heatmap_svg(lines[i], words, t.attention));
+          // Rows: each output token (a word or a piece), then <eos> when the decoder produced
+          // it; columns: the source tokens the model read.
+          models::Tokens rows = loaded->target.held_tokens(t.tokens, {.drop_specials = true});
+          if (t.attention.shape()[0] > rows.size()) rows.emplace_back(models::end_token);
+          write_file_atomically(flags.attention_svg,
+                                cli::attention_heatmap_svg(loaded->source.segmented(lines[i]), rows, t.attention));
           std::cerr << "attention of the first sentence written to " << flags.attention_svg.string() << '\n';
           picture_written = true;
         }
@@ -509,15 +552,20 @@ struct AverageFlags {
   fs::path out;
 };
 
-// The files that make a model directory's configuration: only models that share them have
-// weights of the same meaning, position by position.
-constexpr const char* configuration_files[] = {models::model_file::config, models::model_file::source_vocabulary,
-                                               models::model_file::target_vocabulary};
+// The files that make the configuration of the model directory `first`: only models that share
+// them have weights of the same meaning, position by position. The subword model, when the
+// vocabularies name one, comes last: two vocabulary files that differ say more.
+std::vector<const char*> configuration_files(const fs::path& first) {
+  std::vector<const char*> names{models::model_file::config, models::model_file::source_vocabulary,
+                                 models::model_file::target_vocabulary};
+  if (fs::exists(first / models::model_file::subword_model)) names.push_back(models::model_file::subword_model);
+  return names;
+}
 
 // Checks every --model against the first before any weights are read: the same configuration
 // files, byte for byte; UsageError naming the two files that differ.
 void refuse_other_configurations(const std::vector<fs::path>& directories) {
-  for (const char* name : configuration_files) {
+  for (const char* name : configuration_files(directories.front())) {
     const fs::path first = directories.front() / name;
     const std::string expected = read_file(first.string());
     for (std::size_t i = 1; i < directories.size(); ++i) {
@@ -571,7 +619,7 @@ int average(const AverageFlags& flags) {
   fs::remove_all(staging);  // what a killed average with the same process id left
   fs::create_directory(staging);
   try {
-    for (const char* name : configuration_files) {
+    for (const char* name : configuration_files(flags.models.front())) {
       write_file_atomically((staging / name).string(), read_file((flags.models.front() / name).string()));
     }
     nn::save_state_dict(*averaged->model, (staging / models::model_file::weights).string());
@@ -615,6 +663,7 @@ int main(int argc, char** argv) {
   train_command.choice("--target-lang", train_flags.target_language, {"de", "en"},
                        "the target text's language, for --tokenizer moses");
   for (const char* flag : {"--source-lang", "--target-lang"}) train_command.only_with(flag, "--tokenizer", "moses");
+  cli::declare_subword_flags(train_command, train_flags.subword);
   for (const char* flag : {"--emb", "--hidden", "--layers", "--cell", "--attention", "--input-feeding", "--teacher-forcing"}) {
     train_command.only_with(flag, "--arch", "rnn");
   }
@@ -649,9 +698,10 @@ int main(int argc, char** argv) {
                            "text: detokenised, first letter capitalised (a model of --tokenizer moses); tokens: the "
                            "model's tokens, as its training data was written (what --alignments counts)");
   translate_command.flag("--replace-unk", translate_flags.replace_unk,
-                         "replace each <unk> by the source word its step attended to most");
+                         "word vocabularies: replace each <unk> by the source word its step attended to most");
   translate_command.path("--alignments", translate_flags.alignments, "FILE",
-                         "write each line's alignments from the attention, as Pharaoh's 'source-target' pairs from 0");
+                         "write each line's alignments from the attention, as Pharaoh's 'source-target' pairs from 0 "
+                         "(of pieces, with subword vocabularies)");
   translate_command.flag("--soft-alignments", translate_flags.soft_alignments,
                          "--alignments writes each output word's attention over the source words instead");
   translate_command.path("--attention-svg", translate_flags.attention_svg, "FILE", "draw the first sentence's attention");

@@ -11,7 +11,7 @@ TranslatedWords translated_words(const Translation& translation, const Vocabular
   for (std::size_t step = 0; step < translation.tokens.size(); ++step) {
     // Word by word: a special the decoder produced (<pad>, <sos>) is left out of the words but
     // still took a step, so the steps and the word positions part.
-    for (std::string& word : target.decode(std::span(&translation.tokens[step], 1), {.drop_specials = true})) {
+    for (std::string& word : target.held_tokens(std::span(&translation.tokens[step], 1), {.drop_specials = true})) {
       result.words.push_back(std::move(word));
       result.steps.push_back(step);
     }

@@ -85,7 +85,10 @@ auto built_from_configuration(const ModelSource& files, Build&& build) {
 }
 
 Vocabulary read_vocabulary(const ModelSource& files, const char* name, const std::vector<std::string>& specials) {
-  return Vocabulary::from_json(files.text(name, max_vocabulary_file_size), files.label(name), specials);
+  const auto read_neighbour = [&](const std::string& neighbour, std::size_t max_bytes) {
+    return NamedBytes{files.text(neighbour, max_bytes), files.label(neighbour)};
+  };
+  return Vocabulary::from_json(files.text(name, max_vocabulary_file_size), files.label(name), specials, read_neighbour);
 }
 
 // A vocabulary or label file must have as many entries as the configuration built the model for.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <stdexcept>
 #include <utility>
 
@@ -17,6 +18,7 @@ namespace {
 constexpr int format_version = 1;
 constexpr const char* vocabulary_format = "xgrad-vocabulary";
 constexpr const char* labels_format = "xgrad-labels";
+constexpr const char* subword_model_key = "sentencepiece_model";
 
 struct Duplicate {
   std::size_t first = 0;
@@ -113,6 +115,15 @@ TextNormalization normalization_of(const nlohmann::json& document, const std::st
   }
 }
 
+// The name of a file beside the vocabulary file: never a path that could lead elsewhere.
+std::string plain_file_name(const nlohmann::json& value, const std::string& label) {
+  const std::string name = value.is_string() ? value.get<std::string>() : std::string();
+  if (name.empty() || name == "." || name == ".." || name.find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
+    fail(label, "\"", subword_model_key, "\" is ", value.dump(), "; expected the name of a file in the same directory");
+  }
+  return name;
+}
+
 std::optional<std::int64_t> parse_integer(std::string_view text) {
   std::int64_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -198,9 +209,38 @@ Vocabulary Vocabulary::with_normalization(TextNormalization rule) const {
   return copy;
 }
 
+Vocabulary Vocabulary::from_subword_model(SubwordModel model, const std::vector<std::string>& specials,
+                                          TextNormalization normalization, const std::string& label) {
+  const std::vector<std::string>& pieces = model.pieces();
+  for (std::size_t id = 0; id < specials.size(); ++id) {
+    const bool fits = id < pieces.size() && pieces[id] == specials[id] &&
+                      (specials[id] == unknown_token ? model.is_unknown(static_cast<TokenId>(id))
+                                                     : model.is_control(static_cast<TokenId>(id)));
+    if (!fits) {
+      fail(label, "id ", id, " is ", id < pieces.size() ? "'" + pieces[id] + "'" : std::string("missing"),
+           " but xgrad needs the specials [", listed(specials), "] at ids 0 to ", specials.size() - 1,
+           ", <unk> as the unknown piece and the others as control pieces (spm_train --pad_id=0 --unk_id=1 "
+           "--bos_id=2 --eos_id=3 --pad_piece=<pad> --bos_piece=<sos> --eos_piece=<eos> "
+           "--normalization_rule_name=identity; without <sos> and <eos>, --bos_id=-1 --eos_id=-1)");
+    }
+  }
+  const std::vector<std::string> others(pieces.begin() + static_cast<std::ptrdiff_t>(specials.size()), pieces.end());
+  check_unique(pieces, label, "piece");
+  Vocabulary vocabulary(specials, others, normalization);
+  vocabulary.subwords_ = std::move(model);
+  return vocabulary;
+}
+
+Vocabulary Vocabulary::train_subwords(const std::vector<Tokens>& sentences, const SubwordTrainingOptions& options,
+                                      TextNormalization normalization, const std::string& corpus) {
+  return from_subword_model(SubwordModel::train(sentences, options, corpus), options.specials, normalization,
+                            "the SentencePiece model trained on " + corpus);
+}
+
 std::vector<TokenId> Vocabulary::encode(const Tokens& tokens) const { return ids_of_normalised(normalised(tokens)); }
 
 std::vector<TokenId> Vocabulary::ids_of_normalised(const Tokens& tokens) const {
+  if (subwords_) return subwords_->encode(tokens);
   std::vector<TokenId> ids;
   ids.reserve(tokens.size());
   for (const std::string& token : tokens) {
@@ -210,7 +250,32 @@ std::vector<TokenId> Vocabulary::ids_of_normalised(const Tokens& tokens) const {
   return ids;
 }
 
+Tokens Vocabulary::segmented(const Tokens& tokens) const { return subwords_ ? subwords_->segment(tokens) : tokens; }
+
 Tokens Vocabulary::decode(std::span<const TokenId> ids, const DecodeOptions& options) const {
+  if (!subwords_) return held_tokens(ids, options);
+  Tokens words;
+  std::vector<TokenId> pieces;  // the pieces since the last special, decoded together
+  const auto decode_pieces = [&] {
+    for (std::string& word : subwords_->decode(pieces)) words.push_back(std::move(word));
+    pieces.clear();
+  };
+  for (const TokenId id : ids) {
+    if (options.stop_at && id == *options.stop_at) break;
+    const std::string& text = token(id);
+    if (is_special(id) && id != unknown_id_) {
+      if (options.drop_specials) continue;
+      decode_pieces();
+      words.push_back(text);
+    } else {
+      pieces.push_back(id);
+    }
+  }
+  decode_pieces();
+  return words;
+}
+
+Tokens Vocabulary::held_tokens(std::span<const TokenId> ids, const DecodeOptions& options) const {
   Tokens tokens;
   for (const TokenId id : ids) {
     if (options.stop_at && id == *options.stop_at) break;
@@ -226,16 +291,20 @@ std::string Vocabulary::to_json() const {
   nlohmann::json document = {{"format", vocabulary_format},
                              {"version", format_version},
                              {"normalization", to_string(normalization_)},
-                             {"specials", std::vector<std::string>(tokens_.begin(), specials_end)},
-                             {"tokens", std::vector<std::string>(specials_end, tokens_.end())}};
+                             {"specials", std::vector<std::string>(tokens_.begin(), specials_end)}};
+  if (subwords_) {
+    document[subword_model_key] = subword_model_file_name;
+  } else {
+    document["tokens"] = std::vector<std::string>(specials_end, tokens_.end());
+  }
   return dump_document(document, "Vocabulary::to_json");
 }
 
 Vocabulary Vocabulary::from_json(std::string_view text, const std::string& label,
-                                 const std::vector<std::string>& expected_specials) {
+                                 const std::vector<std::string>& expected_specials,
+                                 const NeighbourFileReader& read_neighbour) {
   const nlohmann::json document = parse_document(text, label, vocabulary_format);
   std::vector<std::string> specials = string_array(document, "specials", label);
-  const std::vector<std::string> tokens = string_array(document, "tokens", label);
   const TextNormalization normalization = normalization_of(document, label);
   for (const std::string& special : expected_specials) {
     if (std::find(specials.begin(), specials.end(), special) == specials.end()) {
@@ -247,16 +316,31 @@ Vocabulary Vocabulary::from_json(std::string_view text, const std::string& label
     fail(label, "the specials are [", listed(specials), "] but this program needs exactly [",
          listed(expected_specials), "] in that order");
   }
+  if (document.contains(subword_model_key)) {
+    const std::string name = plain_file_name(document[subword_model_key], label);
+    if (!read_neighbour) fail(label, "names the SentencePiece model '", name, "', but was read without its directory");
+    NamedBytes model = read_neighbour(name, max_subword_model_file_size);
+    return from_subword_model(SubwordModel::parse(std::move(model.bytes), model.label), specials, normalization,
+                              model.label);
+  }
+  const std::vector<std::string> tokens = string_array(document, "tokens", label);
   std::vector<std::string> all = specials;
   all.insert(all.end(), tokens.begin(), tokens.end());
   check_unique(all, label, "token");
   return Vocabulary(std::move(specials), tokens, normalization);
 }
 
-void Vocabulary::save(const std::string& path) const { write_file_atomically(path, to_json()); }
+void Vocabulary::save(const std::string& path) const {
+  if (subwords_) subwords_->save((std::filesystem::path(path).parent_path() / subword_model_file_name).string());
+  write_file_atomically(path, to_json());
+}
 
 Vocabulary Vocabulary::load(const std::string& path, const std::vector<std::string>& expected_specials) {
-  return from_json(read_file(path, max_vocabulary_file_size), path, expected_specials);
+  const auto read_neighbour = [&](const std::string& name, std::size_t max_bytes) {
+    const std::string neighbour = (std::filesystem::path(path).parent_path() / name).string();
+    return NamedBytes{read_file(neighbour, max_bytes), neighbour};
+  };
+  return from_json(read_file(path, max_vocabulary_file_size), path, expected_specials, read_neighbour);
 }
 
 LabelSet::LabelSet(std::vector<std::string> names) : names_(std::move(names)) {

@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "idx_files.h"
 #include "square_task.h"
@@ -62,14 +63,10 @@ std::size_t lines_longer_than(const std::string& text, std::size_t max_length) {
   return count;
 }
 
-// A toy translation task: the target is the source reversed.
-void write_reversal_corpus(const TempDir& dir, const std::string& name, std::size_t lines, std::uint64_t seed) {
-  Generator generator(seed);
+// NAME.src with the sentences, one a line, and NAME.tgt with each one's words in reverse order.
+void write_reversed_pairs(const TempDir& dir, const std::string& name, const std::vector<models::Tokens>& sentences) {
   std::ostringstream source, target;
-  const char* words[] = {"a", "b", "c", "d", "e", "f"};
-  for (std::size_t i = 0; i < lines; ++i) {
-    std::vector<std::string> sentence;
-    for (std::size_t k = 0, n = 2 + generator.below(4); k < n; ++k) sentence.push_back(words[generator.below(6)]);
+  for (const models::Tokens& sentence : sentences) {
     for (std::size_t k = 0; k < sentence.size(); ++k) source << (k ? " " : "") << sentence[k];
     for (std::size_t k = sentence.size(); k-- > 0;) target << sentence[k] << (k ? " " : "");
     source << '\n';
@@ -77,6 +74,17 @@ void write_reversal_corpus(const TempDir& dir, const std::string& name, std::siz
   }
   dir.write(name + ".src", source.str());
   dir.write(name + ".tgt", target.str());
+}
+
+// A toy translation task: the target is the source reversed.
+void write_reversal_corpus(const TempDir& dir, const std::string& name, std::size_t lines, std::uint64_t seed) {
+  Generator generator(seed);
+  const char* words[] = {"a", "b", "c", "d", "e", "f"};
+  std::vector<models::Tokens> sentences(lines);
+  for (models::Tokens& sentence : sentences) {
+    for (std::size_t k = 0, n = 2 + generator.below(4); k < n; ++k) sentence.push_back(words[generator.below(6)]);
+  }
+  write_reversed_pairs(dir, name, sentences);
 }
 
 // A toy classification task: the label says whether the word "x" occurs.
@@ -1206,4 +1214,180 @@ BOOST_AUTO_TEST_CASE(a_users_own_sentences_are_read_as_the_corpus_and_written_as
       lines_of(run(dir, classify + " predict --threads 1 --model " + dir.file("c-old"), users).out);
   BOOST_TEST_REQUIRE(old_predicted.size() == 2u);
   BOOST_TEST(fields_of_tab(old_predicted[0]).front() == "no", old_predicted[0]);  // "wiese." is not "wiese"
+}
+
+namespace {
+
+// A toy translation task with words of several letters, which subwords can cut: words of one
+// to three syllables, the target the source in reverse order.
+void write_syllable_corpus(const TempDir& dir, const std::string& name, std::size_t lines, std::uint64_t seed) {
+  Generator generator(seed);
+  const char* syllables[] = {"ka", "lo", "mi", "ne", "su"};
+  std::vector<models::Tokens> sentences(lines);
+  for (models::Tokens& sentence : sentences) {
+    for (std::size_t k = 0, n = 2 + generator.below(3); k < n; ++k) {
+      std::string word;
+      for (std::size_t s = 0, m = 1 + generator.below(3); s < m; ++s) word += syllables[generator.below(5)];
+      sentence.push_back(word);
+    }
+  }
+  write_reversed_pairs(dir, name, sentences);
+}
+
+}  // namespace
+
+// --subword: a SentencePiece model trained on both sides and saved in the model directory;
+// a run resumed exactly; translate and eval reading words and writing words (never pieces),
+// BLEU scored on those words; an existing .model given instead; and the errors of docs/errors.md.
+BOOST_AUTO_TEST_CASE(translate_with_subwords_trains_resumes_evaluates_and_translates) {
+  TempDir dir;
+  write_syllable_corpus(dir, "train", 200, 31);
+  write_syllable_corpus(dir, "valid", 20, 32);
+  const std::string train = translate_train(dir, "whole") + " --subword unigram --vocab-size 40";
+  const std::string parts = translate_train(dir, "parts") + " --subword unigram --vocab-size 40";
+  const Run whole = run(dir, train + " --max-steps 20");
+  BOOST_TEST_REQUIRE(whole.status == 0, whole.err);
+  BOOST_TEST(contains(whole.out, "vocabularies 40 (source) and 40 (target)"), whole.out);
+  BOOST_TEST(whole.err.find("trainer_interface") == std::string::npos, whole.err);  // SentencePiece's log stays quiet
+  BOOST_TEST(entries(dir.file("whole")).contains("subword.model"));
+  BOOST_TEST(contains(read_file(dir.file("whole/source.vocab.json")), "\"sentencepiece_model\": \"subword.model\""));
+  BOOST_TEST_REQUIRE(run(dir, parts + " --max-steps 7").status == 0);
+  const Run changed = run(dir, translate_train(dir, "parts") + " --subword bpe --vocab-size 40 --max-steps 20 --resume");
+  BOOST_TEST(changed.status == 2);
+  BOOST_TEST(contains(changed.err, "--subword unigram (given bpe)"), changed.err);
+  const Run resumed = run(dir, parts + " --max-steps 20 --resume");
+  BOOST_TEST_REQUIRE(resumed.status == 0, resumed.err);
+  check_same_tensors(dir.file("whole/checkpoint.safetensors"), dir.file("parts/checkpoint.safetensors"));
+  BOOST_TEST(read_file(dir.file("whole/subword.model")) == read_file(dir.file("parts/subword.model")));  // deterministic
+
+  // translate reads words and writes words: "kamilosu" never occurs in training, and its
+  // pieces come back as whole words, never as pieces.
+  const std::string model = " --model " + dir.file("whole") + " --threads 1";
+  const Run translated = run(dir, translate + " translate" + model + " --alignments " + dir.file("a.txt") +
+                                      " --attention-svg " + dir.file("a.svg"),
+                             "kamilosu ne\n\nlo kaka su\n");
+  BOOST_TEST_REQUIRE(translated.status == 0, translated.err);
+  BOOST_TEST(std::count(translated.out.begin(), translated.out.end(), '\n') == 3);
+  BOOST_TEST(translated.out.find("\xE2\x96\x81") == std::string::npos, translated.out);  // no "▁"
+  BOOST_TEST(contains(read_file(dir.file("a.svg")), "<svg"));
+  // One line of alignments (between pieces) per input line, empty for the empty one.
+  const std::vector<std::string> alignments = lines_of(read_file(dir.file("a.txt")));
+  BOOST_TEST_REQUIRE(alignments.size() == 3u);
+  BOOST_TEST(alignments[1].empty());
+  const Run refused_unk = run(dir, translate + " translate" + model + " --replace-unk", "ka\n");
+  BOOST_TEST(refused_unk.status == 2);
+  BOOST_TEST(contains(refused_unk.err, "--replace-unk is for word vocabularies; " + dir.file("whole") + " has subword ones"),
+             refused_unk.err);
+
+  // eval scores the words translate writes: --tokenize none gives the BLEU of translate's lines.
+  const Run eval = run(dir, translate + " eval" + model + " --src " + dir.file("valid.src") + " --ref " +
+                                dir.file("valid.tgt") + " --tokenize none");
+  BOOST_TEST_REQUIRE(eval.status == 0, eval.err);
+  const Run valid_translations = run(dir, translate + " translate" + model, read_file(dir.file("valid.src")));
+  BOOST_TEST_REQUIRE(valid_translations.status == 0, valid_translations.err);
+  std::vector<models::Tokens> hypotheses, references;
+  for (const std::string& line : lines_of(valid_translations.out)) hypotheses.push_back(models::split_tokens(line));
+  for (const std::string& line : lines_of(read_file(dir.file("valid.tgt")))) references.push_back(models::split_tokens(line));
+  const std::string word_bleu = models::corpus_bleu(hypotheses, references).to_string();
+  BOOST_TEST(contains(eval.out, word_bleu.substr(std::string("BLEU").size()) + "\n"), eval.out << " should hold " << word_bleu);
+
+  // An existing .model instead of training one: the same pieces, the same vocabulary files.
+  const Run given = run(dir, translate_train(dir, "given") + " --subword-model " + dir.file("whole/subword.model") +
+                                 " --max-steps 1");
+  BOOST_TEST_REQUIRE(given.status == 0, given.err);
+  BOOST_TEST(read_file(dir.file("given/subword.model")) == read_file(dir.file("whole/subword.model")));
+  BOOST_TEST(read_file(dir.file("given/target.vocab.json")) == read_file(dir.file("whole/target.vocab.json")));
+
+  // Subword models average like word models, their .model compared and copied.
+  const Run averaged = run(dir, translate + " average --model " + dir.file("whole") + " --model " + dir.file("parts") +
+                                    " --out " + dir.file("mean"));
+  BOOST_TEST_REQUIRE(averaged.status == 0, averaged.err);
+  BOOST_TEST(entries(dir.file("mean")).contains("subword.model"));
+  BOOST_TEST(run(dir, translate + " translate --model " + dir.file("mean"), "ka lo\n").status == 0);
+}
+
+BOOST_AUTO_TEST_CASE(subword_errors_get_their_exit_codes_and_messages) {
+  TempDir dir;
+  write_syllable_corpus(dir, "train", 40, 33);
+  write_syllable_corpus(dir, "valid", 5, 34);
+  write_presence_tsv(dir, "train.tsv", 60, 35);
+  dir.write("garbage.model", "this is no SentencePiece model");
+  const std::vector<std::tuple<std::string, int, std::vector<std::string>>> cases{
+      {translate_train(dir, "m") + " --subword bpe --vocab-size 5000", 2,
+       {"--vocab-size 5000: SentencePiece cannot train 5000 bpe pieces on " + dir.file("train.src") + " and " +
+        dir.file("train.tgt") + ": "}},
+      {translate_train(dir, "m") + " --subword unigram --vocab-size 5", 2, {"--vocab-size 5: SentencePiece cannot train 5"}},
+      {translate_train(dir, "m") + " --vocab-size 40", 2, {"--vocab-size 40 needs --subword unigram or bpe"}},
+      {translate_train(dir, "m") + " --subword bpe --subword-model " + dir.file("garbage.model"), 2,
+       {"--subword", "--subword-model"}},
+      {translate_train(dir, "m") + " --subword-model " + dir.file("absent.model"), 1, {dir.file("absent.model")}},
+      {translate_train(dir, "m") + " --subword-model " + dir.file("garbage.model"), 1,
+       {dir.file("garbage.model") + ": not a SentencePiece model"}},
+      {classify + " train --train " + dir.file("train.tsv") + " --text-column text --out " + dir.file("c") +
+           " --subword unigram --vocab-size 3000",
+       2, {"--vocab-size 3000: SentencePiece cannot train 3000 unigram pieces on " + dir.file("train.tsv")}},
+  };
+  for (const auto& [command, status, named] : cases) {
+    const Run result = run(dir, command);
+    BOOST_TEST(result.status == status, command << ": " << result.err);
+    for (const std::string& part : named) BOOST_TEST(contains(result.err, part), result.err);
+  }
+  BOOST_TEST(!std::filesystem::exists(dir.file("m")));  // refused runs write nothing
+  BOOST_TEST(!std::filesystem::exists(dir.file("c")));
+
+  // A classifier's model (no <sos> or <eos>) given to a translator; a model directory whose
+  // subword.model is missing or broken.
+  BOOST_TEST_REQUIRE(run(dir, classify + " train --train " + dir.file("train.tsv") + " --text-column text --emb 8 --hidden 8" +
+                                  " --attention-size 8 --max-steps 1 --subword bpe --vocab-size 12 --out " + dir.file("c"))
+                         .status == 0);
+  const Run misnumbered = run(dir, translate_train(dir, "m") + " --subword-model " + dir.file("c/subword.model"));
+  BOOST_TEST(misnumbered.status == 1);
+  BOOST_TEST(contains(misnumbered.err, dir.file("c/subword.model") + ": id 2 is"), misnumbered.err);
+  BOOST_TEST(contains(misnumbered.err, "<pad>, <unk>, <sos>, <eos>"), misnumbered.err);
+  std::filesystem::copy(dir.file("c"), dir.file("c-broken"));
+  dir.write("c-broken/subword.model", "broken");
+  const Run broken = run(dir, classify + " predict --model " + dir.file("c-broken"), "a b\n");
+  BOOST_TEST(broken.status == 1);
+  BOOST_TEST(contains(broken.err, dir.file("c-broken/subword.model") + ": not a SentencePiece model"), broken.err);
+  std::filesystem::remove(dir.file("c-broken/subword.model"));
+  const Run missing = run(dir, classify + " predict --model " + dir.file("c-broken"), "a b\n");
+  BOOST_TEST(missing.status == 1);
+  BOOST_TEST(contains(missing.err, dir.file("c-broken/subword.model")), missing.err);
+
+  // A Transformer reads at most --max-positions pieces; --max-length counts words.
+  const Run too_many_pieces =
+      run(dir, classify + " train --train " + dir.file("train.tsv") + " --text-column text --arch transformer" +
+                   " --d-model 8 --heads 2 --ff-size 16 --encoder-layers 1 --max-positions 6 --max-length 6" +
+                   " --subword bpe --vocab-size 10 --max-steps 1 --out " + dir.file("t"));
+  BOOST_TEST(too_many_pieces.status == 1);
+  BOOST_TEST(contains(too_many_pieces.err, dir.file("train.tsv") + ":"), too_many_pieces.err);
+  BOOST_TEST(contains(too_many_pieces.err, " pieces; the model reads at most 6 (its --max-positions)"), too_many_pieces.err);
+}
+
+// xgrad-classify with --subword: trains, resumes exactly, evaluates and predicts, its
+// attention drawn over pieces.
+BOOST_AUTO_TEST_CASE(classify_with_subwords_trains_resumes_evaluates_and_predicts) {
+  TempDir dir;
+  write_presence_tsv(dir, "train.tsv", 300, 36);
+  write_presence_tsv(dir, "valid.tsv", 40, 37);
+  const std::string train = classify + " train --train " + dir.file("train.tsv") + " --valid " + dir.file("valid.tsv") +
+                            " --text-column text --emb 8 --hidden 8 --attention-size 8 --batch 16 --epochs 3 --threads 1" +
+                            " --subword bpe --vocab-size 12";
+  const Run whole = run(dir, train + " --out " + dir.file("whole") + " --max-steps 30");
+  BOOST_TEST_REQUIRE(whole.status == 0, whole.err);
+  BOOST_TEST(contains(whole.out, "12 pieces"), whole.out);
+  BOOST_TEST(contains(read_file(dir.file("whole/vocab.json")), "\"sentencepiece_model\": \"subword.model\""));
+  BOOST_TEST_REQUIRE(run(dir, train + " --out " + dir.file("parts") + " --max-steps 11").status == 0);
+  BOOST_TEST_REQUIRE(run(dir, train + " --out " + dir.file("parts") + " --max-steps 30 --resume").status == 0);
+  check_same_tensors(dir.file("whole/checkpoint.safetensors"), dir.file("parts/checkpoint.safetensors"));
+
+  const Run eval = run(dir, classify + " eval --model " + dir.file("whole") + " --data " + dir.file("valid.tsv") +
+                                " --text-column text");
+  BOOST_TEST(eval.status == 0, eval.err);
+  BOOST_TEST(contains(eval.out, "accuracy"), eval.out);
+  const Run predicted = run(dir, classify + " predict --model " + dir.file("whole") + " --explain-svg " + dir.file("e.svg"),
+                            "a x b\nc d\n");
+  BOOST_TEST(predicted.status == 0, predicted.err);
+  BOOST_TEST(std::count(predicted.out.begin(), predicted.out.end(), '\t') == 2, predicted.out);
+  BOOST_TEST(contains(read_file(dir.file("e.svg")), "<svg"));
 }

@@ -196,6 +196,30 @@ BOOST_AUTO_TEST_CASE(a_saved_model_reads_text_with_the_rule_and_ids_it_was_built
   BOOST_TEST(loaded->target.id(pad_token) == loaded->model->pad_id());
 }
 
+// A subword vocabulary's file names the SentencePiece model beside it, which is read from the
+// same source, counted against the configuration and named when it is missing or broken.
+BOOST_AUTO_TEST_CASE(subword_vocabularies_read_their_model_from_the_directory) {
+  const std::vector<Tokens> corpus{{"ein", "hund", "rennt"}, {"zwei", "hunde", "rennen"}, {"ein", "mann", "rennt"}};
+  const Vocabulary pieces = Vocabulary::train_subwords(
+      corpus, {.algorithm = SubwordAlgorithm::bpe, .vocabulary_size = 20, .specials = classification_specials()},
+      TextNormalization::lowercase_latin1_v1, "the corpus");
+  ClassifierOptions options = classification_options;
+  options.vocabulary = pieces.size();
+  std::map<std::string, std::string> files{{file::config, to_json(options)},
+                                           {file::vocabulary, pieces.to_json()},
+                                           {file::subword_model, pieces.subword_model()->serialized()},
+                                           {file::labels, LabelSet({"a", "b", "c"}).to_json()},
+                                           {file::weights, weights_of(SequenceClassifier<float>(options))}};
+  const auto loaded = load_classification_model(ModelFilesInMemory("m", files), true);
+  BOOST_TEST(loaded->vocabulary.tokens() == pieces.tokens());
+  BOOST_TEST(loaded->vocabulary.encode({"Zwei", "Männer"}) == pieces.encode({"zwei", "männer"}));
+
+  files[file::subword_model] = "broken";
+  BOOST_TEST(contains(classification_error(files), "m/subword.model: not a SentencePiece model"));
+  files.erase(file::subword_model);
+  BOOST_TEST(contains(classification_error(files), "m/subword.model: no such file"));
+}
+
 // Directories written before the rule was recorded load, reading text as the programs did then.
 BOOST_AUTO_TEST_CASE(a_directory_without_a_recorded_rule_loads_with_the_old_one) {
   const auto without_rule = [](const std::string& json) {

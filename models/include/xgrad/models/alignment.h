@@ -13,9 +13,10 @@
 
 namespace xgrad::models {
 
-// A translation as the user reads it: its words (Vocabulary::decode with drop_specials, so
-// <unk> stays) and, for each, the decoding step, that is the row of Translation::attention,
-// that produced it.
+// A translation token by token: its words (Vocabulary::held_tokens with drop_specials, so
+// <unk> stays), or with a subword vocabulary its pieces ("▁hund" "e": alignments are then
+// between pieces, as Marian's are), and, for each, the decoding step, that is the row of
+// Translation::attention, that produced it.
 struct TranslatedWords {
   Tokens words;
   std::vector<std::size_t> steps;

@@ -5,6 +5,7 @@
 //                   target.vocab.json, model.safetensors
 //   classification: config.json (naming the architecture), vocab.json, labels.json,
 //                   model.safetensors
+//   (with subword vocabularies, also subword.model: the SentencePiece model they name)
 //   images:         config.json (architecture "image"), labels.json, model.safetensors
 // Each file must be a regular file under its size limit and UTF-8 where it is text; the
 // vocabularies and labels must have the sizes the configuration says, and their special
@@ -35,6 +36,8 @@ inline constexpr const char* target_vocabulary = "target.vocab.json";
 inline constexpr const char* vocabulary = "vocab.json";
 inline constexpr const char* labels = "labels.json";
 inline constexpr const char* weights = "model.safetensors";
+// The SentencePiece model that subword vocabularies name (vocabulary.h).
+inline constexpr const char* subword_model = subword_model_file_name;
 }  // namespace model_file
 
 // Configuration files larger than this are refused unread (a real one has a few hundred bytes).
