@@ -1279,11 +1279,13 @@ BOOST_AUTO_TEST_CASE(translate_with_subwords_trains_resumes_evaluates_and_transl
   BOOST_TEST(contains(refused_unk.err, "--replace-unk is for word vocabularies; " + dir.file("whole") + " has subword ones"),
              refused_unk.err);
 
-  // eval scores the words translate writes: --tokenize none gives the BLEU of translate's lines.
+  // eval scores the words translate writes: --tokenize none gives the BLEU of translate's
+  // lines in the corpus form (--output-form tokens).
   const Run eval = run(dir, translate + " eval" + model + " --src " + dir.file("valid.src") + " --ref " +
                                 dir.file("valid.tgt") + " --tokenize none");
   BOOST_TEST_REQUIRE(eval.status == 0, eval.err);
-  const Run valid_translations = run(dir, translate + " translate" + model, read_file(dir.file("valid.src")));
+  const Run valid_translations =
+      run(dir, translate + " translate" + model + " --output-form tokens", read_file(dir.file("valid.src")));
   BOOST_TEST_REQUIRE(valid_translations.status == 0, valid_translations.err);
   std::vector<models::Tokens> hypotheses, references;
   for (const std::string& line : lines_of(valid_translations.out)) hypotheses.push_back(models::split_tokens(line));
