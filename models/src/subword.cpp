@@ -126,12 +126,6 @@ std::string unsafe_part(std::string_view model) {
   return well_formed ? problem : std::string("its bytes do not parse as one");
 }
 
-std::string joined_specials(const std::vector<std::string>& specials) {
-  std::string text;
-  for (const std::string& special : specials) text += (text.empty() ? "" : " ") + special;
-  return text;
-}
-
 }  // namespace
 
 std::string to_string(SubwordAlgorithm algorithm) { return algorithm == SubwordAlgorithm::bpe ? "bpe" : "unigram"; }
@@ -146,9 +140,9 @@ SubwordModel SubwordModel::train(const std::vector<Tokens>& sentences, const Sub
                                  const std::string& corpus) {
   const std::vector<std::string>& specials = options.specials;
   if (specials != translation_specials() && specials != classification_specials()) {
-    throw std::invalid_argument(detail::message("SubwordModel::train: the specials [", joined_specials(specials),
-                                                "] are neither [", joined_specials(translation_specials()), "] nor [",
-                                                joined_specials(classification_specials()), "]"));
+    throw std::invalid_argument(detail::message("SubwordModel::train: the specials [", join_tokens(specials),
+                                                "] are neither [", join_tokens(translation_specials()), "] nor [",
+                                                join_tokens(classification_specials()), "]"));
   }
   const bool with_sentence_marks = specials.size() == translation_specials().size();
   const std::unordered_map<std::string, std::string> arguments{
