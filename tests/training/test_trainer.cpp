@@ -315,6 +315,37 @@ BOOST_AUTO_TEST_CASE(the_kept_weights_follow_the_score_in_the_direction_asked) {
   }
 }
 
+// keep_epochs keeps the weights after each of the last N complete epochs, each as the model
+// stood when its epoch ended; a partial epoch (a step limit) adds none, and files that are not
+// epoch weights stay.
+BOOST_AUTO_TEST_CASE(the_last_epochs_weights_are_kept_and_older_ones_removed) {
+  Setup s(2);
+  training::TrainerOptions options = s.options(4);
+  options.epoch_weights = s.dir.file("epochs");
+  options.keep_epochs = 2;
+  options.max_steps = 7;  // epoch 4 ends after 1 of its 2 steps
+  std::filesystem::create_directories(s.dir.file("epochs"));
+  write_file_atomically(s.dir.file("epochs/notes.txt"), "mine");
+  training::Trainer trainer(s.model, s.optimizer, options);
+  std::vector<Array<float>> weights;
+  trainer.on_epoch([&](const training::EpochReport&) { weights.push_back(s.model.weight.value()); });
+  BOOST_TEST_REQUIRE((s.fit(trainer) == training::RunEnd::limit_reached));
+  BOOST_TEST_REQUIRE(weights.size() == 4u);
+  const auto kept = training::kept_epoch_weights(s.dir.file("epochs"));
+  BOOST_TEST_REQUIRE(kept.size() == 2u);
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    const std::size_t epoch = i + 2;  // epochs 2 and 3; epoch 4 is partial
+    BOOST_TEST(kept[i].first == epoch);
+    BOOST_TEST(kept[i].second == training::epoch_weights_file(s.dir.file("epochs"), epoch));
+    nn::Linear<float> saved({.in_features = 2, .out_features = 1});
+    nn::load_state_dict(saved, kept[i].second.string());
+    BOOST_TEST(saved.weight.value() == weights[epoch - 1]);
+  }
+  BOOST_TEST(weights[1] != weights[2]);  // else the two files prove nothing
+  BOOST_TEST(read_file(s.dir.file("epochs/notes.txt")) == "mine");
+  BOOST_CHECK_THROW(training::Trainer(s.model, s.optimizer, training::TrainerOptions{.keep_epochs = 1}), std::invalid_argument);
+}
+
 BOOST_AUTO_TEST_CASE(a_loss_that_is_not_a_scalar_is_refused_naming_its_shape) {
   Setup s;
   training::Trainer trainer(s.model, s.optimizer, s.options(1));

@@ -1,14 +1,52 @@
 #include "xgrad/training/checkpoint.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <system_error>
 
+#include "xgrad/framework/errors.h"
 #include "xgrad/framework/random.h"
 #include "xgrad/framework/safetensors.h"
 
 namespace xgrad::training {
 namespace {
 const char* const progress_prefix = "progress.";
+const std::string epoch_weights_prefix = "epoch-";
+const std::string epoch_weights_suffix = ".safetensors";
+
+// The epoch a file name of epoch_weights_file's form names; nothing for any other name.
+std::optional<std::size_t> epoch_of(const std::string& name) {
+  if (name.size() <= epoch_weights_prefix.size() + epoch_weights_suffix.size() || !name.starts_with(epoch_weights_prefix) ||
+      !name.ends_with(epoch_weights_suffix)) {
+    return std::nullopt;
+  }
+  const std::string digits =
+      name.substr(epoch_weights_prefix.size(), name.size() - epoch_weights_prefix.size() - epoch_weights_suffix.size());
+  if (digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  return std::stoul(digits);
+}
 }  // namespace
+
+std::filesystem::path epoch_weights_file(const std::filesystem::path& directory, std::size_t epoch) {
+  return directory / (epoch_weights_prefix + std::to_string(epoch) + epoch_weights_suffix);
+}
+
+std::vector<std::pair<std::size_t, std::filesystem::path>> kept_epoch_weights(const std::filesystem::path& directory) {
+  std::vector<std::pair<std::size_t, std::filesystem::path>> kept;
+  std::error_code error;
+  if (!std::filesystem::exists(directory, error)) return kept;
+  for (std::filesystem::directory_iterator entry(directory, error), end; !error && entry != end; entry.increment(error)) {
+    if (const std::optional<std::size_t> epoch = epoch_of(entry->path().filename().string())) {
+      kept.emplace_back(*epoch, entry->path());
+    }
+  }
+  if (error) throw file_error(directory.string() + ": cannot list the kept epochs' weights (" + error.message() + ")");
+  std::sort(kept.begin(), kept.end());
+  return kept;
+}
 
 std::string scheduler_prefix(std::size_t index) {
   return index == 0 ? "scheduler." : "scheduler_" + std::to_string(index + 1) + ".";

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 
 #include "xgrad/framework/elementwise.h"
 #include "xgrad/framework/errors.h"
@@ -106,6 +107,27 @@ Trainer::Trainer(nn::Module<float>& model, optim::Optimizer<float>& optimizer, T
   if (!(options_.clip_norm >= 0)) throw std::invalid_argument(detail::message("Trainer: clip_norm must be >= 0, not ", options_.clip_norm));
   if (options_.checkpoint.empty() && (options_.resume || options_.checkpoint_every != 0)) {
     throw std::invalid_argument("Trainer: resume and checkpoint_every need a checkpoint path");
+  }
+  if (options_.keep_epochs != 0 && options_.epoch_weights.empty()) {
+    throw std::invalid_argument("Trainer: keep_epochs needs an epoch_weights directory");
+  }
+}
+
+void Trainer::keep_epoch_weights(std::size_t epoch) const {
+  if (options_.keep_epochs == 0) return;
+  std::error_code error;
+  std::filesystem::create_directories(options_.epoch_weights, error);
+  if (error) {
+    throw file_error(options_.epoch_weights.string() + ": cannot create the directory of the epochs' weights (" +
+                     error.message() + ")");
+  }
+  nn::save_state_dict(model_, epoch_weights_file(options_.epoch_weights, epoch).string());
+  // Older files go only once the new one is whole; a run resumed with a smaller keep_epochs
+  // sheds the surplus the same way.
+  for (const auto& [kept_epoch, file] : kept_epoch_weights(options_.epoch_weights)) {
+    if (kept_epoch + options_.keep_epochs <= epoch && !std::filesystem::remove(file, error) && error) {
+      throw file_error(file.string() + ": cannot remove the weights of an epoch no longer kept (" + error.message() + ")");
+    }
   }
 }
 
@@ -304,6 +326,7 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
             .validation = validate_ ? &valid : nullptr, .best = best, .seconds = stop.seconds()});
     }
     if (epoch_complete) {
+      keep_epoch_weights(progress_.epoch);
       step_schedulers(ScheduleAt::every_epoch, valid.score);
       step_schedulers(ScheduleAt::validation, valid.score);
       ++progress_.epoch;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "xgrad/framework/optim.h"
@@ -49,5 +50,13 @@ void save_checkpoint(const std::filesystem::path& path, const nn::Module<float>&
 // but the model, optimizer and schedulers, which each check their own part first.
 TrainingProgress load_checkpoint(const std::filesystem::path& path, nn::Module<float>& model,
                                  optim::Optimizer<float>& optimizer, const std::vector<optim::Scheduler*>& schedulers);
+
+// The file of the weights kept after epoch `epoch` (TrainerOptions::keep_epochs) in `directory`:
+// "epoch-<epoch>.safetensors", a model's state_dict as nn::save_state_dict writes it.
+std::filesystem::path epoch_weights_file(const std::filesystem::path& directory, std::size_t epoch);
+
+// The epochs whose weights `directory` keeps, with their files, oldest first; none when the
+// directory does not exist. Other files are ignored. file_error when it cannot be read.
+std::vector<std::pair<std::size_t, std::filesystem::path>> kept_epoch_weights(const std::filesystem::path& directory);
 
 }  // namespace xgrad::training

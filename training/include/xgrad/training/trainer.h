@@ -91,6 +91,11 @@ struct TrainerOptions {
   std::filesystem::path checkpoint{};  // everything resume needs, written atomically; empty: no checkpoints
   std::size_t checkpoint_every = 0;  // optimizer steps between checkpoints; 0: after every epoch only
   std::filesystem::path best_weights{};  // the model's state_dict with the best validation score; empty: not kept
+  // The model's state_dict after each of the last `keep_epochs` complete epochs, in this
+  // directory (epoch_weights_file), for checkpoint averaging; each new one removes those of
+  // epochs `keep_epochs` or more before it. 0: none kept.
+  std::filesystem::path epoch_weights{};
+  std::size_t keep_epochs = 0;
   std::filesystem::path log{};  // the CSV log; empty: none
   Better better = Better::higher;
   bool resume = false;                // continue from `checkpoint` instead of starting anew
@@ -173,6 +178,9 @@ class Trainer {
   void refuse_unregistered_parameters(const Tensor<float>& loss) const;
   std::vector<const optim::Scheduler*> schedulers() const;
   void step_schedulers(ScheduleAt when, double score);
+  // Saves the weights after `epoch` when TrainerOptions::keep_epochs asks, and removes the ones
+  // that are no longer among the last keep_epochs.
+  void keep_epoch_weights(std::size_t epoch) const;
 
   nn::Module<float>& model_;
   optim::Optimizer<float>& optimizer_;
