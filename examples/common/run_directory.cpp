@@ -40,7 +40,7 @@ std::string joined_flags(const std::vector<ModelFlag>& flags) {
 
 RunDirectory::RunDirectory(fs::path dir, std::vector<std::string> model_files, bool resume, std::vector<ModelFlag> model_flags)
     : dir_(std::move(dir)), model_files_(std::move(model_files)), resume_(resume), model_flags_(std::move(model_flags)) {
-  model_files_.insert(model_files_.end(), {checkpoint_file_name, log_file_name});
+  model_files_.insert(model_files_.end(), {checkpoint_file_name, log_file_name, epochs_folder_name});
   const std::string out = "--out " + dir_.string();  // as messages name it
   std::error_code error;
   const fs::file_status status = fs::status(dir_, error);

@@ -23,6 +23,8 @@ namespace xgrad::cli {
 // (training::save_checkpoint); its presence is what makes a directory hold a run.
 inline constexpr const char* checkpoint_file_name = "checkpoint.safetensors";
 inline constexpr const char* log_file_name = "log.csv";
+// The folder of the weights after each of the last epochs (--keep-epochs), for `average --last`.
+inline constexpr const char* epochs_folder_name = "epochs";
 
 // A command-line flag that decides the model's shape or vocabulary (--hidden, --cell,
 // --min-freq, ...) with its value as given.
@@ -61,6 +63,8 @@ class RunDirectory {
   std::filesystem::path checkpoint() const { return file(checkpoint_file_name); }
   // The CSV log of the run's epochs.
   std::filesystem::path log() const { return file(log_file_name); }
+  // The weights kept after the last epochs (training::epoch_weights_file names them).
+  std::filesystem::path epochs() const { return file(epochs_folder_name); }
 
  private:
   std::filesystem::path lock_file() const;

@@ -27,6 +27,9 @@ void declare_run_flags(Command& command, TrainingFlags& flags, const std::string
   command.size("--max-steps", flags.max_steps, "N", "stop after N optimizer steps (0: no limit)");
   command.real("--time-budget", flags.time_budget, "MIN", "stop after MIN minutes (0: no limit)").range(0, 1e6);
   command.size("--checkpoint-every", flags.checkpoint_every, "N", "also checkpoint every N steps (0: at epoch ends)");
+  command.size("--keep-epochs", flags.keep_epochs, "N",
+               "keep the weights after each of the last N epochs in DIR/epochs, for averaging (0: none)")
+      .range(0, 1000);
   command.flag("--resume", flags.resume, "continue the run saved in --out (with the same data flags)");
 }
 
@@ -140,6 +143,8 @@ int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunD
                              .checkpoint = directory.checkpoint(),
                              .checkpoint_every = flags.checkpoint_every,
                              .best_weights = directory.file(models::model_file::weights),
+                             .epoch_weights = directory.epochs(),
+                             .keep_epochs = flags.keep_epochs,
                              .log = directory.log(),
                              .resume = flags.resume,
                              .seed = flags.seed});

@@ -32,6 +32,7 @@ struct TrainingFlags {
   // and max_length are text's (declare_training_flags declares them, declare_run_flags not).
   std::size_t epochs = 10, batch = 64, min_freq = 2, max_vocab = 100000, max_length = 100, threads = 2, seed = 1;
   std::size_t max_steps = 0, checkpoint_every = 0;
+  std::size_t keep_epochs = 0;  // the weights after each of the last N epochs, kept in the run's epochs/ folder
   double dropout = 0.5, lr = 1e-3, clip = 1.0, label_smoothing = 0.0, time_budget = 0;
   // "plateau": halve the rate when the validation score stops rising; "inverse-sqrt" and
   // "cosine": rise linearly over `warmup` steps, then decay (optim::WarmupInverseSqrtLR,

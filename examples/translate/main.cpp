@@ -8,6 +8,7 @@
 //   xgrad-translate translate --model DIR [--beam K] [decoding options] [--output-form text|tokens] [--n-best K] [--replace-unk]
 //                             [--alignments FILE [--soft-alignments]] [--attention-svg FILE [--attention-layer N] [--attention-head H]]
 //   xgrad-translate average --model DIR --model DIR [...] --out DIR
+//   xgrad-translate average --model DIR --last N --out DIR
 //
 // --tokenizer moses (the default) records the rule moses-lowercase-<lang>-v1 of each language in
 // the vocabularies (models/text.h): translate, eval and the training itself read raw text
@@ -33,8 +34,8 @@
 //
 // A model directory holds config.json (the model's options), source.vocab.json and
 // target.vocab.json (with subword vocabularies, also subword.model), model.safetensors (the weights with the best validation BLEU),
-// checkpoint.safetensors (everything --resume needs) and log.csv, and run.lock and run.json
-// (run_directory.h). Every file is written atomically.
+// checkpoint.safetensors (everything --resume needs) and log.csv, with --keep-epochs N the
+// folder epochs/ of the last N epochs' weights, and run.lock and run.json (run_directory.h). Every file is written atomically.
 
 #include <unistd.h>
 
@@ -549,6 +550,7 @@ int translate_stdin(const DecodeFlags& flags) {
 
 struct AverageFlags {
   std::vector<fs::path> models;
+  std::size_t last = 0;  // the last N epochs that the one --model kept (train --keep-epochs); 0: the models' kept weights
   fs::path out;
 };
 
@@ -578,32 +580,55 @@ void refuse_other_configurations(const std::vector<fs::path>& directories) {
   }
 }
 
-int average(const AverageFlags& flags) {
-  if (flags.models.size() < 2) {
-    throw cli::UsageError("average needs at least two --model directories; " + std::to_string(flags.models.size()) +
-                          " given");
+// The weight files `average` reads: each --model's kept weights, or the last --last epochs
+// that the one --model kept; UsageError when they are fewer than two.
+std::vector<fs::path> weights_to_average(const AverageFlags& flags) {
+  std::vector<fs::path> files;
+  if (flags.last == 0) {
+    if (flags.models.size() < 2) {
+      throw cli::UsageError("average needs at least two --model directories, or one with --last N; " +
+                            std::to_string(flags.models.size()) + " given");
+    }
+    refuse_other_configurations(flags.models);
+    for (const fs::path& directory : flags.models) files.push_back(directory / models::model_file::weights);
+    return files;
   }
+  if (flags.models.size() != 1) {
+    throw cli::UsageError("--last averages the epochs of one run: give one --model, not " +
+                          std::to_string(flags.models.size()));
+  }
+  const fs::path epochs = flags.models.front() / cli::epochs_folder_name;
+  const auto kept = training::kept_epoch_weights(epochs);
+  if (flags.last < 2 || kept.size() < flags.last) {
+    throw cli::UsageError("--last " + std::to_string(flags.last) + ": " + epochs.string() + " keeps the weights of " +
+                          std::to_string(kept.size()) + " epochs; average needs at least 2 and at most that many " +
+                          "(train with --keep-epochs N to keep them)");
+  }
+  for (std::size_t i = kept.size() - flags.last; i < kept.size(); ++i) files.push_back(kept[i].second);
+  return files;
+}
+
+int average(const AverageFlags& flags) {
   std::error_code ignored;  // what cannot be inspected is left to the writes to report
   if (fs::exists(flags.out, ignored) && !(fs::is_directory(flags.out, ignored) && fs::is_empty(flags.out, ignored))) {
     throw cli::UsageError("--out " + flags.out.string() + " exists; average writes a new model directory and never " +
                           "replaces one (give a new name, or an empty directory)");
   }
-  refuse_other_configurations(flags.models);
+  const std::vector<fs::path> files = weights_to_average(flags);
 
-  // The mean in double, one model at a time, written into the first model's tensors.
-  const std::unique_ptr<models::TranslationModel> averaged = load_model(flags.models.front(), true);
+  // The mean in double, one file at a time, written into the model's tensors at the end.
+  const std::unique_ptr<models::TranslationModel> averaged = load_model(flags.models.front(), false);
   const NamedTensors<float> state = averaged->model->state_dict();
   std::vector<std::vector<double>> sums;
-  for (const auto& entry : state) sums.emplace_back(entry.second.value().begin(), entry.second.value().end());
-  for (std::size_t m = 1; m < flags.models.size(); ++m) {
-    const std::unique_ptr<models::TranslationModel> other = load_model(flags.models[m], true);
-    const NamedTensors<float> other_state = other->model->state_dict();
+  for (const auto& entry : state) sums.emplace_back(entry.second.value().size(), 0.0);
+  for (const fs::path& file : files) {
+    cli::building("the weights of " + file.string(), [&] { nn::load_state_dict(*averaged->model, file.string()); });
     for (std::size_t i = 0; i < state.size(); ++i) {
-      const float* values = other_state[i].second.value().data();
+      const float* values = state[i].second.value().data();
       for (std::size_t k = 0; k < sums[i].size(); ++k) sums[i][k] += static_cast<double>(values[k]);
     }
   }
-  const auto count = static_cast<double>(flags.models.size());
+  const auto count = static_cast<double>(files.size());
   for (std::size_t i = 0; i < state.size(); ++i) {
     Tensor<float> tensor = state[i].second;
     std::transform(sums[i].begin(), sums[i].end(), tensor.mutable_value().begin(),
@@ -631,7 +656,8 @@ int average(const AverageFlags& flags) {
     fs::remove_all(staging, ignored);
     throw;
   }
-  std::printf("the weights of %zu models averaged into %s\n", flags.models.size(), flags.out.c_str());
+  std::printf("the weights of %zu %s averaged into %s\n", files.size(), flags.last != 0 ? "epochs" : "models",
+              flags.out.c_str());
   return 0;
 }
 
@@ -718,6 +744,9 @@ int main(int argc, char** argv) {
   cli::Command& average_command =
       program.subcommand("average", "Average the weights of models of one configuration into a new model directory.");
   average_command.paths("--model", average_flags.models, "DIR", "a model directory; give one --model per model").required();
+  average_command.size("--last", average_flags.last, "N",
+                       "average the weights of the last N epochs that the one --model kept (train --keep-epochs)")
+      .range(0, 1000);
   average_command.path("--out", average_flags.out, "DIR", "the new model directory (a new name, or an empty directory)")
       .required();
 

@@ -1141,6 +1141,54 @@ BOOST_AUTO_TEST_CASE(average_writes_the_mean_of_the_weights_into_a_new_directory
   BOOST_TEST((entries(dir.file("mean")).size() == 4u));  // the refused average left it as it was
 }
 
+// train --keep-epochs N keeps the weights of the last N epochs, a resumed run going on from
+// them, and average --last N takes their mean, as OpenNMT's and Marian's users average the
+// last checkpoints of a run.
+BOOST_AUTO_TEST_CASE(average_last_takes_the_mean_of_the_epochs_a_run_kept) {
+  TempDir dir;
+  write_reversal_corpus(dir, "train", 60, 22);
+  write_reversal_corpus(dir, "valid", 10, 23);
+  const Run trained = run(dir, translate_train(dir, "run") + " --keep-epochs 2");
+  BOOST_TEST_REQUIRE(trained.status == 0, trained.err);
+  BOOST_TEST((entries(dir.file("run/epochs")) == std::set<std::string>{"epoch-2.safetensors", "epoch-3.safetensors"}));
+  const Run resumed = run(dir, translate_train(dir, "run", 4) + " --keep-epochs 2 --resume");
+  BOOST_TEST_REQUIRE(resumed.status == 0, resumed.err);
+  BOOST_TEST((entries(dir.file("run/epochs")) == std::set<std::string>{"epoch-3.safetensors", "epoch-4.safetensors"}));
+
+  const std::string average = translate + " average --model " + dir.file("run");
+  const Run averaged = run(dir, average + " --last 2 --out " + dir.file("mean"));
+  BOOST_TEST_REQUIRE(averaged.status == 0, averaged.err);
+  BOOST_TEST(contains(averaged.out, "2 epochs"), averaged.out);
+  const safetensors::File third = safetensors::File::read(dir.file("run/epochs/epoch-3.safetensors")),
+                          fourth = safetensors::File::read(dir.file("run/epochs/epoch-4.safetensors")),
+                          mean = safetensors::File::read(dir.file("mean/model.safetensors"));
+  BOOST_TEST_REQUIRE(mean.names() == third.names());
+  bool differed = false;
+  for (const std::string& name : third.names()) {
+    const Array<float> a = third.floats<float>(name), b = fourth.floats<float>(name), m = mean.floats<float>(name);
+    differed = differed || a != b;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      BOOST_TEST(m.data()[i] == static_cast<float>((double(a.data()[i]) + double(b.data()[i])) / 2), name << " " << i);
+    }
+  }
+  BOOST_TEST(differed);  // else the mean proves nothing
+  BOOST_TEST(run(dir, translate + " translate --model " + dir.file("mean"), "a b\n").status == 0);
+
+  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "plain") + " --max-steps 2").status == 0);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> refused{
+      {average + " --last 3 --out " + dir.file("x"), {"--last 3", dir.file("run/epochs") + " keeps the weights of 2 epochs"}},
+      {average + " --last 1 --out " + dir.file("x"), {"--last 1", "at least 2"}},
+      {translate + " average --model " + dir.file("plain") + " --last 2 --out " + dir.file("x"),
+       {"keeps the weights of 0 epochs", "--keep-epochs"}},
+      {average + " --model " + dir.file("plain") + " --last 2 --out " + dir.file("x"), {"one --model, not 2"}}};
+  for (const auto& [command, named] : refused) {
+    const Run result = run(dir, command);
+    BOOST_TEST(result.status == 2, command << ": " << result.err);
+    for (const std::string& part : named) BOOST_TEST(contains(result.err, part), result.err);
+  }
+  BOOST_TEST(!std::filesystem::exists(dir.file("x")));
+}
+
 // The tab-separated fields of a line of predict's output (label, probability).
 std::vector<std::string> fields_of_tab(const std::string& line) {
   std::vector<std::string> fields;
