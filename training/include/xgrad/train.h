@@ -5,5 +5,6 @@
 #include "xgrad/layers.h"
 #include "xgrad/training/checkpoint.h"
 #include "xgrad/training/csv_log.h"
+#include "xgrad/training/distributed.h"
 #include "xgrad/training/progress_bar.h"
 #include "xgrad/training/trainer.h"

@@ -1,0 +1,26 @@
+// The process group of one process: rank 0 of 1, whose collectives leave the values as they are.
+#include "process_group_single.h"
+
+namespace xgrad::distributed {
+namespace {
+
+class SingleProcess final : public ProcessGroup {
+ public:
+  int rank() const noexcept override { return 0; }
+  int size() const noexcept override { return 1; }
+  void broadcast(std::span<float>, int) override {}
+  void sum(std::span<float>) override {}
+  void sum(std::span<double>) override {}
+  void start_sum(std::span<float>) override {}
+  void wait_all() override {}
+  void barrier() override {}
+};
+
+}  // namespace
+
+ProcessGroup& single_process() {
+  static SingleProcess group;
+  return group;
+}
+
+}  // namespace xgrad::distributed

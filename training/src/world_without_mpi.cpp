@@ -1,0 +1,10 @@
+// world() in a build without MPI: always the one process.
+#include "process_group_single.h"
+
+namespace xgrad::distributed {
+
+bool built_with_mpi() noexcept { return false; }
+
+ProcessGroup& world() { return single_process(); }
+
+}  // namespace xgrad::distributed
