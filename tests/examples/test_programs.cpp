@@ -1087,6 +1087,23 @@ BOOST_AUTO_TEST_CASE(translate_decoding_options_change_what_they_should) {
   }
 }
 
+// Checks that the weights file `mean` holds the element-wise mean of files `a` and `b`, as
+// average computes it (in double, rounded once), and that a and b differ, else it proves nothing.
+void check_mean_of_two(const std::string& a_path, const std::string& b_path, const std::string& mean_path) {
+  const safetensors::File one = safetensors::File::read(a_path), two = safetensors::File::read(b_path),
+                          mean = safetensors::File::read(mean_path);
+  BOOST_TEST_REQUIRE(mean.names() == one.names());
+  bool differed = false;
+  for (const std::string& name : one.names()) {
+    const Array<float> a = one.floats<float>(name), b = two.floats<float>(name), m = mean.floats<float>(name);
+    differed = differed || a != b;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      BOOST_TEST(m.data()[i] == static_cast<float>((double(a.data()[i]) + double(b.data()[i])) / 2), name << " " << i);
+    }
+  }
+  BOOST_TEST(differed);
+}
+
 // average: the mean of the weights of models of one configuration, in a new directory that
 // eval and translate load; other configurations and existing directories are refused.
 BOOST_AUTO_TEST_CASE(average_writes_the_mean_of_the_weights_into_a_new_directory) {
@@ -1102,19 +1119,7 @@ BOOST_AUTO_TEST_CASE(average_writes_the_mean_of_the_weights_into_a_new_directory
   BOOST_TEST(contains(averaged.out, "2 models"), averaged.out);
   BOOST_TEST((entries(dir.file("mean")) ==
               std::set<std::string>{"config.json", "source.vocab.json", "target.vocab.json", "model.safetensors"}));
-  const safetensors::File one = safetensors::File::read(dir.file("one/model.safetensors")),
-                          two = safetensors::File::read(dir.file("two/model.safetensors")),
-                          mean = safetensors::File::read(dir.file("mean/model.safetensors"));
-  BOOST_TEST_REQUIRE(mean.names() == one.names());
-  bool differed = false;
-  for (const std::string& name : one.names()) {
-    const Array<float> a = one.floats<float>(name), b = two.floats<float>(name), m = mean.floats<float>(name);
-    differed = differed || a != b;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      BOOST_TEST(m.data()[i] == static_cast<float>((double(a.data()[i]) + double(b.data()[i])) / 2), name << " " << i);
-    }
-  }
-  BOOST_TEST(differed);  // else the mean proves nothing
+  check_mean_of_two(dir.file("one/model.safetensors"), dir.file("two/model.safetensors"), dir.file("mean/model.safetensors"));
   BOOST_TEST(read_file(dir.file("mean/config.json")) == read_file(dir.file("one/config.json")));
   const Run eval = run(dir, translate + " eval --model " + dir.file("mean") + " --src " + dir.file("valid.src") +
                                 " --ref " + dir.file("valid.tgt") + " --threads 1");
@@ -1159,19 +1164,8 @@ BOOST_AUTO_TEST_CASE(average_last_takes_the_mean_of_the_epochs_a_run_kept) {
   const Run averaged = run(dir, average + " --last 2 --out " + dir.file("mean"));
   BOOST_TEST_REQUIRE(averaged.status == 0, averaged.err);
   BOOST_TEST(contains(averaged.out, "2 epochs"), averaged.out);
-  const safetensors::File third = safetensors::File::read(dir.file("run/epochs/epoch-3.safetensors")),
-                          fourth = safetensors::File::read(dir.file("run/epochs/epoch-4.safetensors")),
-                          mean = safetensors::File::read(dir.file("mean/model.safetensors"));
-  BOOST_TEST_REQUIRE(mean.names() == third.names());
-  bool differed = false;
-  for (const std::string& name : third.names()) {
-    const Array<float> a = third.floats<float>(name), b = fourth.floats<float>(name), m = mean.floats<float>(name);
-    differed = differed || a != b;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      BOOST_TEST(m.data()[i] == static_cast<float>((double(a.data()[i]) + double(b.data()[i])) / 2), name << " " << i);
-    }
-  }
-  BOOST_TEST(differed);  // else the mean proves nothing
+  check_mean_of_two(dir.file("run/epochs/epoch-3.safetensors"), dir.file("run/epochs/epoch-4.safetensors"),
+                    dir.file("mean/model.safetensors"));
   BOOST_TEST(run(dir, translate + " translate --model " + dir.file("mean"), "a b\n").status == 0);
 
   BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "plain") + " --max-steps 2").status == 0);
