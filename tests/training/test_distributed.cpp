@@ -1,7 +1,8 @@
 // Data parallelism (training/distributed.h), run as one process and under
 // `mpirun -np 2`: the broadcast gives every rank rank 0's weights, sums add every rank's
 // values, and training on each rank's share of the global batches with the gradients summed
-// across ranks ends with the parameters of one process trained on the whole batches.
+// across ranks ends with the parameters of one process trained on the whole batches, by
+// hand and through the Trainer, where rank 0 alone writes the run's files.
 // Every rank runs every check in the same order (a check that fails does not stop a test
 // case), so that no rank waits in a collective for one that left.
 #define BOOST_TEST_MODULE distributed
@@ -139,4 +140,67 @@ BOOST_AUTO_TEST_CASE(ranks_trained_on_shares_end_as_one_process_on_whole_batches
     for (std::size_t k = 0; k < a.size(); ++k) BOOST_TEST(std::abs(a.data()[k] - b.data()[k]) <= 1e-5f, got[i].first);
   }
   BOOST_TEST((parallel.hidden.weight.value() != initial_hidden));  // else the comparison proves nothing
+}
+
+namespace {
+
+// The parameters of `model`, copied.
+std::vector<Array<float>> weights_of(const nn::Module<float>& model) {
+  std::vector<Array<float>> weights;
+  for (const auto& entry : model.state_dict()) weights.push_back(entry.second.value());
+  return weights;
+}
+
+// Two epochs of three global batches of 8 examples through the Trainer, with Adam and
+// clipping; `group` null: one process on the whole batches. The run's files go to `out`.
+std::vector<Array<float>> train_with_trainer(distributed::ProcessGroup* group, const std::filesystem::path& out) {
+  std::filesystem::create_directories(out);
+  manual_seed(group != nullptr && group->rank() != 0 ? 100 + group->rank() : 7);
+  Model model;
+  optim::Adam<float> adam(model.named_parameters(), {.lr = 0.01});
+  training::TrainerOptions options{.epochs = 2, .clip_norm = 0.5};
+  options.checkpoint = out / "checkpoint.safetensors";
+  options.best_weights = out / "model.safetensors";
+  options.log = out / "log.csv";
+  options.report = nullptr;
+  options.progress = nullptr;
+  options.group = group;
+  options.bucket_bytes = 16 * sizeof(float);
+  training::Trainer trainer(model, adam, options);
+  trainer.validation({"score"}, [&] { return training::Validation{double(model.output.bias.value()(0)), "", {0.0}}; });
+  const std::size_t size = group != nullptr ? group->size() : 1, rank = group != nullptr ? group->rank() : 0;
+  trainer.fit(
+      [](Generator& order) {
+        std::vector<std::vector<Example>> batches(3);
+        for (std::vector<Example>& batch : batches) {
+          for (std::size_t i = 0; i < 8; ++i) {
+            batch.push_back({static_cast<std::int64_t>(order.below(10)), static_cast<float>(order.uniform(-1, 1))});
+          }
+        }
+        return batches;
+      },
+      [&](const std::vector<Example>& batch) {
+        const std::size_t first = rank * batch.size() / size, end = (rank + 1) * batch.size() / size;
+        return training::StepOutput{model.loss(batch, first, end, batch.size()), end - first};
+      });
+  return weights_of(model);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_trainer_steps_ranks_as_one_process_and_rank_0_alone_writes) {
+  xgrad::testing::TempDir dir;  // each rank's own
+  const std::vector<Array<float>> parallel = train_with_trainer(&group(), dir.file("parallel"));
+  const std::vector<Array<float>> alone = train_with_trainer(nullptr, dir.file("alone"));
+  // As in the test above, with Adam's steps of at most the rate 0.01 each: within 1e-5.
+  for (std::size_t i = 0; i < parallel.size(); ++i) {
+    for (std::size_t k = 0; k < parallel[i].size(); ++k) {
+      BOOST_TEST(std::abs(parallel[i].data()[k] - alone[i].data()[k]) <= 1e-5f, "tensor " << i << " element " << k);
+    }
+  }
+  const bool files = std::filesystem::exists(dir.file("parallel/log.csv")) &&
+                     std::filesystem::exists(dir.file("parallel/checkpoint.safetensors")) &&
+                     std::filesystem::exists(dir.file("parallel/model.safetensors"));
+  BOOST_TEST(files == (group().rank() == 0));
+  if (group().rank() != 0) BOOST_TEST(std::filesystem::is_empty(dir.file("parallel")));
 }

@@ -101,6 +101,13 @@ std::string fixed(double value, int decimals) {
 
 Trainer::Trainer(nn::Module<float>& model, optim::Optimizer<float>& optimizer, TrainerOptions options)
     : model_(model), optimizer_(optimizer), options_(std::move(options)) {
+  if (!leader()) {  // rank 0 writes for the job; the checkpoint path stays, for resuming
+    options_.best_weights.clear();
+    options_.log.clear();
+    options_.keep_epochs = 0;
+    options_.report = nullptr;
+    options_.progress = nullptr;
+  }
   if (options_.epochs == 0) throw std::invalid_argument("Trainer: epochs must be at least 1");
   if (options_.accumulate == 0) throw std::invalid_argument("Trainer: accumulate must be at least 1 micro-batch per step");
   if (options_.max_bad_steps == 0) throw std::invalid_argument("Trainer: max_bad_steps must be at least 1");
@@ -111,6 +118,13 @@ Trainer::Trainer(nn::Module<float>& model, optim::Optimizer<float>& optimizer, T
   if (options_.keep_epochs != 0 && options_.epoch_weights.empty()) {
     throw std::invalid_argument("Trainer: keep_epochs needs an epoch_weights directory");
   }
+}
+
+bool Trainer::on_any_rank(bool mine) const {
+  if (options_.group == nullptr) return mine;
+  double count = mine ? 1.0 : 0.0;
+  options_.group->sum(std::span<double>(&count, 1));
+  return count > 0;
 }
 
 void Trainer::keep_epoch_weights(std::size_t epoch) const {
@@ -186,6 +200,13 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
     progress_ = TrainingProgress{};
     progress_.data_order = data_order.state();
   }
+  std::optional<distributed::GradientReducer> reducer;
+  if (options_.group != nullptr) {
+    distributed::broadcast_state(model_, *options_.group);
+    std::vector<Tensor<float>> parameters;
+    for (const auto& entry : optimizer_.parameters()) parameters.push_back(entry.second);
+    reducer.emplace(std::move(parameters), *options_.group, options_.bucket_bytes);
+  }
   const StopCondition stop(options_.time_budget_minutes, options_.max_steps, progress_.seconds);
   std::vector<std::string> columns{"epoch", "step", "train_loss"};
   columns.insert(columns.end(), validation_columns_.begin(), validation_columns_.end());
@@ -195,7 +216,9 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
   const InterruptCatcher interrupt;
   auto checkpoint = [&] {
     progress_.seconds = stop.seconds();
-    if (!options_.checkpoint.empty()) save_checkpoint(options_.checkpoint, model_, optimizer_, schedulers(), progress_);
+    if (!options_.checkpoint.empty() && leader()) {
+      save_checkpoint(options_.checkpoint, model_, optimizer_, schedulers(), progress_);
+    }
   };
   const std::string continue_hint =
       options_.checkpoint.empty() ? "" : "; the checkpoint " + options_.checkpoint.string() + " continues the run";
@@ -205,7 +228,7 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
   const std::size_t steps_at_start = progress_.steps;
   while (progress_.epoch <= options_.epochs) {
     // The limit is tested before every step, so that a run resumed at its limit adds none.
-    if (stop.reached(progress_.steps)) {
+    if (on_any_rank(stop.reached(progress_.steps))) {
       report(options_.report, "stopping: ", stop.reason(progress_.steps), continue_hint);
       return RunEnd::limit_reached;
     }
@@ -229,7 +252,7 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
     const double epoch_start = stop.seconds();
     RunEnd end = RunEnd::finished;
     while (progress_.batches_done < batches) {
-      if (stop.reached(progress_.steps)) {
+      if (on_any_rank(stop.reached(progress_.steps))) {
         end = RunEnd::limit_reached;
         break;
       }
@@ -251,6 +274,10 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
         step_loss += loss / double(group);
         step_tokens += output.tokens;
       }
+      if (reducer) {  // the global batch's gradient and loss, on every rank
+        reducer->sum();
+        options_.group->sum(std::span<double>(&step_loss, 1));
+      }
       const double norm = optim::clip_grad_norm(optimizer_.parameters(), max_norm);  // what the step updates
       const bool finite = std::isfinite(step_loss) && std::isfinite(norm);
       if (finite) {
@@ -261,8 +288,10 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
       } else {
         ++progress_.skipped_steps;
         ++bad_in_a_row;
-        std::cerr << "\nwarning: step " << progress_.steps + 1 << ": loss " << step_loss << ", gradient norm " << norm
-                  << " are not both finite; the update is skipped (" << progress_.skipped_steps << " skipped so far)\n";
+        if (leader()) {
+          std::cerr << "\nwarning: step " << progress_.steps + 1 << ": loss " << step_loss << ", gradient norm " << norm
+                    << " are not both finite; the update is skipped (" << progress_.skipped_steps << " skipped so far)\n";
+        }
         if (bad_in_a_row >= options_.max_bad_steps) {
           throw std::runtime_error(detail::message(
               bad_in_a_row, " steps in a row had a loss or gradient that is not finite; stopping. The last good checkpoint ",
@@ -280,7 +309,7 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
               .batches = batches, .loss = step_loss, .gradient_norm = norm, .learning_rate = learning_rate,
               .tokens = step_tokens, .skipped = !finite});
       }
-      if (interrupt.caught()) {
+      if (on_any_rank(interrupt.caught())) {
         end = RunEnd::interrupted;
         break;
       }
@@ -298,9 +327,15 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
     Validation valid{.score = train_loss, .summary = "", .cells = {}};
     double kept_score = -train_loss;  // without a validation, the lowest training loss is kept
     if (validate_) {
-      model_.eval();
-      valid = validate_();
-      model_.train();
+      if (leader()) {
+        model_.eval();
+        valid = validate_();
+        model_.train();
+      }
+      if (options_.group != nullptr) {  // rank 0's score; the others add nothing
+        if (!leader()) valid.score = 0;
+        options_.group->sum(std::span<double>(&valid.score, 1));
+      }
       kept_score = options_.better == Better::higher ? valid.score : -valid.score;
     }
     report(options_.report, "epoch ", progress_.epoch, epoch_complete ? "" : " (partial)", ": train loss ",

@@ -35,6 +35,7 @@
 #include "xgrad/layers/module.h"
 #include "xgrad/training/checkpoint.h"
 #include "xgrad/training/csv_log.h"
+#include "xgrad/training/distributed.h"
 
 namespace xgrad::training {
 
@@ -105,6 +106,17 @@ struct TrainerOptions {
   // naming the stream ("standard output"), raised before that epoch's checkpoint.
   std::ostream* report = &std::cout;
   std::ostream* progress = &std::cerr;  // the progress bar (redrawn on a terminal, plain lines otherwise); nullptr: none
+  // Data parallelism (distributed.h); nullptr: this process alone. Every rank runs fit with
+  // the same options, data and seed: the same global batches reach every rank's step
+  // function, which computes the loss of its own share of the batch divided by the global
+  // batch's count (the global loss is the sum over the ranks). The trainer starts every rank
+  // from rank 0's weights (also when resuming: every rank reads the checkpoint, so it must be
+  // readable where each rank runs), sums the gradients and the losses across ranks before
+  // clipping and stepping, and stops all ranks together at a limit or when any rank is
+  // interrupted. Rank 0 alone validates (the others take its score), and alone writes the
+  // checkpoint, the kept weights, the epochs' weights, the log, the report and the progress.
+  distributed::ProcessGroup* group = nullptr;
+  std::size_t bucket_bytes = distributed::GradientReducer::default_bucket_bytes;  // of the gradient allreduce
 };
 
 enum class RunEnd { finished, limit_reached, interrupted };
@@ -181,6 +193,10 @@ class Trainer {
   // Saves the weights after `epoch` when TrainerOptions::keep_epochs asks, and removes the ones
   // that are no longer among the last keep_epochs.
   void keep_epoch_weights(std::size_t epoch) const;
+  // Whether this process writes the run's files and output: rank 0, or a process alone.
+  bool leader() const noexcept { return options_.group == nullptr || options_.group->rank() == 0; }
+  // True on every rank when `mine` is true on any (a limit, an interrupt), so that all stop together.
+  bool on_any_rank(bool mine) const;
 
   nn::Module<float>& model_;
   optim::Optimizer<float>& optimizer_;
