@@ -181,7 +181,8 @@ std::vector<Array<float>> train_with_trainer(distributed::ProcessGroup* group, c
       },
       [&](const std::vector<Example>& batch) {
         const std::size_t first = rank * batch.size() / size, end = (rank + 1) * batch.size() / size;
-        return training::StepOutput{model.loss(batch, first, end, batch.size()), end - first};
+        // The share's mean: the trainer weights it by the share's part of the global batch.
+        return training::StepOutput{model.loss(batch, first, end, end - first), end - first, end - first};
       });
   return weights_of(model);
 }

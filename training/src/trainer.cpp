@@ -120,6 +120,12 @@ Trainer::Trainer(nn::Module<float>& model, optim::Optimizer<float>& optimizer, T
   }
 }
 
+double Trainer::share_of_mean(std::size_t mean_over) const {
+  double total = static_cast<double>(mean_over);
+  options_.group->sum(std::span<double>(&total, 1));
+  return total > 0 ? static_cast<double>(mean_over) / total : 1.0 / options_.group->size();
+}
+
 bool Trainer::on_any_rank(bool mine) const {
   if (options_.group == nullptr) return mine;
   double count = mine ? 1.0 : 0.0;
@@ -268,7 +274,12 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
           throw shape_error(detail::message("Trainer: the step function's loss must be a scalar, not ", output.loss.shape()));
         }
         if (progress_.steps == steps_at_start && micro == 0) refuse_unregistered_parameters(output.loss);
-        const double loss = output.loss.item();
+        double loss = output.loss.item();
+        if (options_.group != nullptr) {  // this rank's share of the global batch's mean
+          const double weight = share_of_mean(output.mean_over);
+          loss *= weight;
+          output.loss = output.loss * static_cast<float>(weight);
+        }
         if (group > 1) output.loss = output.loss * (1.0f / static_cast<float>(group));
         output.loss.backward();
         step_loss += loss / double(group);

@@ -1,6 +1,7 @@
 // world() over MPI, in a build that found it.
 #include <mpi.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <algorithm>
@@ -55,6 +56,11 @@ class MpiGroup final : public ProcessGroup {
     requests_.clear();
   }
   void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
+  [[noreturn]] void abort(int exit_code) override {
+    std::fflush(nullptr);  // what the rank printed before it failed
+    MPI_Abort(MPI_COMM_WORLD, exit_code);
+    std::_Exit(exit_code);  // MPI_Abort does not return; the compiler cannot know
+  }
 
  private:
   template <class T, class Call>

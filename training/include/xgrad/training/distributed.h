@@ -46,6 +46,9 @@ class ProcessGroup {
   virtual void start_sum(std::span<float> values) = 0;
   virtual void wait_all() = 0;
   virtual void barrier() = 0;
+  // Ends every rank of the job with `exit_code` (MPI_Abort): what a rank that fails must do,
+  // since the others would wait for it in their next collective. One process just exits.
+  [[noreturn]] virtual void abort(int exit_code) = 0;
 };
 
 // The job's processes: under mpirun, MPI is initialised at the first call (and finalised at

@@ -43,6 +43,10 @@ namespace xgrad::training {
 struct StepOutput {
   Tensor<float> loss;      // a scalar of the graph just recorded: the trainer runs its backward
   std::size_t tokens = 0;  // what the speed column counts (tokens, sentences, images)
+  // Data parallelism (TrainerOptions::group): how many items (examples, target tokens) `loss`
+  // is the mean over. Each rank's loss is weighted by its share of their sum over the ranks,
+  // so that the summed gradient is the global batch's mean; 0 on every rank: equal weights.
+  std::size_t mean_over = 0;
 };
 
 // One validation, as the user's callback measured it.
@@ -108,8 +112,8 @@ struct TrainerOptions {
   std::ostream* progress = &std::cerr;  // the progress bar (redrawn on a terminal, plain lines otherwise); nullptr: none
   // Data parallelism (distributed.h); nullptr: this process alone. Every rank runs fit with
   // the same options, data and seed: the same global batches reach every rank's step
-  // function, which computes the loss of its own share of the batch divided by the global
-  // batch's count (the global loss is the sum over the ranks). The trainer starts every rank
+  // function, which returns the mean loss of its own share of the batch and the count it is
+  // a mean over (StepOutput::mean_over), by which the trainer weights it. The trainer starts every rank
   // from rank 0's weights (also when resuming: every rank reads the checkpoint, so it must be
   // readable where each rank runs), sums the gradients and the losses across ranks before
   // clipping and stepping, and stops all ranks together at a limit or when any rank is
@@ -195,6 +199,8 @@ class Trainer {
   void keep_epoch_weights(std::size_t epoch) const;
   // Whether this process writes the run's files and output: rank 0, or a process alone.
   bool leader() const noexcept { return options_.group == nullptr || options_.group->rank() == 0; }
+  // The weight of this rank's loss, a mean over `mean_over` items, in the global batch's mean.
+  double share_of_mean(std::size_t mean_over) const;
   // True on every rank when `mine` is true on any (a limit, an interrupt), so that all stop together.
   bool on_any_rank(bool mine) const;
 
