@@ -283,7 +283,7 @@ int train(const TrainFlags& flags) {
              for (std::size_t i = 0; i < rows.size(); ++i) targets(i) = train_examples.labels[rows[i]];
              std::size_t tokens = 0;
              for (std::size_t length : batch.lengths) tokens += length;
-             return training::StepOutput{model.loss(batch, targets, flags.run.label_smoothing), tokens};
+             return training::StepOutput{model.loss(batch, targets, flags.run.label_smoothing), tokens, rows.size()};
            },
        .describe_best = cli::describe_accuracy});
 }

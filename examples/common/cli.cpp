@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include <xgrad/framework/errors.h>
+#include <xgrad/training/distributed.h>
 #include <xgrad/training/trainer.h>
 
 namespace xgrad::cli {
@@ -427,7 +428,13 @@ std::string Program::usage() const {
 
 int run_main(const Program& program, int argc, const char* const* argv,
              const std::function<int(const std::string& subcommand)>& body) {
-  return run_main(program, argc, argv, body, std::cout, std::cerr);
+  // Under mpirun every rank runs the program; rank 0 speaks for the job, the others print
+  // only their errors, and a rank that fails ends them all (they would wait for it).
+  distributed::ProcessGroup& group = distributed::world();
+  if (group.rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) group.abort(1);
+  const int status = run_main(program, argc, argv, body, std::cout, std::cerr);
+  if (status != 0 && group.size() > 1) group.abort(status);
+  return status;
 }
 
 namespace {

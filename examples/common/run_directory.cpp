@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <xgrad/framework/errors.h>
 #include <xgrad/framework/file_io.h>
+#include <xgrad/training/distributed.h>
 
 namespace xgrad::cli {
 namespace {
@@ -39,8 +40,13 @@ std::string joined_flags(const std::vector<ModelFlag>& flags) {
 }
 
 RunDirectory::RunDirectory(fs::path dir, std::vector<std::string> model_files, bool resume, std::vector<ModelFlag> model_flags)
-    : dir_(std::move(dir)), model_files_(std::move(model_files)), resume_(resume), model_flags_(std::move(model_flags)) {
+    : dir_(std::move(dir)),
+      model_files_(std::move(model_files)),
+      resume_(resume),
+      model_flags_(std::move(model_flags)),
+      writes_(distributed::world().rank() == 0) {
   model_files_.insert(model_files_.end(), {checkpoint_file_name, log_file_name, epochs_folder_name});
+  if (!writes_) return;  // rank 0 checks, and ends the job if a check fails
   const std::string out = "--out " + dir_.string();  // as messages name it
   std::error_code error;
   const fs::file_status status = fs::status(dir_, error);
@@ -119,6 +125,7 @@ void RunDirectory::refuse_changed_model_flags() const {
 }
 
 void RunDirectory::claim() {
+  if (!writes_) return;
   fs::create_directories(dir_);
   if (lock_fd_ < 0) {
     lock_fd_ = ::open(lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -46,6 +46,8 @@ class RunDirectory {
   // (naming them); when it holds a run (checkpoint_file_name) and `resume` is false, or none
   // and `resume` is true; and when resuming with model flags other than the run's (naming
   // each flag with the saved and the given value).
+  // Under mpirun, rank 0 alone checks, claims and writes the directory (writes() is false on
+  // the others, which only read a resumed run's model files from it).
   RunDirectory(std::filesystem::path dir, std::vector<std::string> model_files, bool resume,
                std::vector<ModelFlag> model_flags);
   ~RunDirectory();
@@ -58,6 +60,8 @@ class RunDirectory {
   void claim();
 
   const std::filesystem::path& path() const noexcept { return dir_; }
+  // Whether this process writes the run's files: rank 0 of a data-parallel job, or a process alone.
+  bool writes() const noexcept { return writes_; }
   std::filesystem::path file(const std::string& name) const { return dir_ / name; }
   // Everything --resume needs (training::save_checkpoint).
   std::filesystem::path checkpoint() const { return file(checkpoint_file_name); }
@@ -78,6 +82,7 @@ class RunDirectory {
   std::vector<std::string> model_files_;
   bool resume_;
   std::vector<ModelFlag> model_flags_;
+  bool writes_;
   int lock_fd_ = -1;
 };
 

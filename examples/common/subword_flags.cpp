@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include <xgrad/training/distributed.h>
+
 namespace xgrad::cli {
 
 void declare_subword_flags(Command& command, SubwordFlags& flags) {
@@ -40,6 +42,11 @@ models::Vocabulary subword_vocabulary(const SubwordFlags& flags, const std::vect
   if (!flags.model.empty()) {
     return models::Vocabulary::from_subword_model(models::SubwordModel::load(flags.model.string()), specials,
                                                   normalization, flags.model.string());
+  }
+  if (distributed::world().size() > 1) {
+    // Each rank would train its own SentencePiece model, and nothing makes them the same.
+    throw UsageError("--subword trains a SentencePiece model in each process of a data-parallel run; train it in "
+                     "one process first and give it to every rank with --subword-model FILE");
   }
   const std::size_t size = flags.vocabulary_size != 0 ? flags.vocabulary_size : default_subword_vocabulary_size;
   try {

@@ -135,6 +135,19 @@ int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunD
                [&] { return optim::Adam<float>(model.named_parameters(), {.lr = flags.lr, .beta2 = flags.beta2}); });
   const models::BucketBatchSampler sampler(task.lengths, {.batch_size = flags.batch});
   const Schedule schedule = make_schedule(optimizer, flags, sampler.batches_per_epoch());
+  // Under mpirun with several ranks, each trains on its slice of every global batch.
+  distributed::ProcessGroup& group = distributed::world();
+  const bool parallel = group.size() > 1;
+  const auto rank = static_cast<std::size_t>(group.rank()), size = static_cast<std::size_t>(group.size());
+  const auto step_on_share = [&](const models::Batch& rows) {
+    if (!parallel) return task.step(rows);
+    const std::size_t first = rows.size() * rank / size, end = rows.size() * (rank + 1) / size;
+    if (first == end) {  // a batch of fewer examples than ranks: this rank adds a zero gradient
+      return training::StepOutput{sum(model.parameters().front()) * 0.0f, 0, 0};
+    }
+    return task.step(models::Batch(rows.begin() + static_cast<std::ptrdiff_t>(first),
+                                   rows.begin() + static_cast<std::ptrdiff_t>(end)));
+  };
   training::Trainer trainer(model, optimizer,
                             {.epochs = flags.epochs,
                              .max_steps = flags.max_steps,
@@ -147,12 +160,13 @@ int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunD
                              .keep_epochs = flags.keep_epochs,
                              .log = directory.log(),
                              .resume = flags.resume,
-                             .seed = flags.seed});
+                             .seed = flags.seed,
+                             .group = parallel ? &group : nullptr});
   trainer.add_scheduler(*schedule.scheduler, schedule.when, schedule.step);
   trainer.validation(task.validation_columns, task.validate);
   keep_freed_heap_memory();  // every step allocates the previous step's buffers again
   const training::RunEnd end = building("training batches", [&] {
-    return trainer.fit([&](Generator& order) { return sampler.epoch(order); }, task.step);
+    return trainer.fit([&](Generator& order) { return sampler.epoch(order); }, step_on_share);
   });
   if (end == training::RunEnd::interrupted) return 130;
   std::printf("best %s (epoch %zu), weights in %s\n", task.describe_best(trainer.progress().best_score).c_str(),

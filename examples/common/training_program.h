@@ -100,7 +100,7 @@ std::unique_ptr<Model> begin_run(RunDirectory& directory, bool resume,
   directory.claim();
   if (resume) {
     std::printf("resuming %s\n", directory.path().c_str());
-  } else {
+  } else if (directory.writes()) {
     save_new(*model);
   }
   return model;
@@ -111,6 +111,8 @@ struct TrainingTask {
   const std::vector<std::size_t>& lengths;  // of the training examples: batches gather similar ones
   std::vector<std::string> validation_columns;
   std::function<training::Validation()> validate;
+  // The step on a batch of example rows; its StepOutput::mean_over counts what the loss is a
+  // mean over (the rows, or the target tokens), which weights each rank's share of a batch.
   std::function<training::StepOutput(const models::Batch&)> step;
   // "validation BLEU 23.10": how the final line names the best score.
   std::function<std::string(double score)> describe_best;

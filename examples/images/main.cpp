@@ -240,7 +240,7 @@ int train(const TrainFlags& flags) {
              if (flags.flip) flip_some(images, default_generator());
              const Tensor<float> loss =
                  model.loss(Tensor<float>(std::move(images)), models::label_batch(train_data, rows), flags.run.label_smoothing);
-             return training::StepOutput{loss, rows.size()};
+             return training::StepOutput{loss, rows.size(), rows.size()};
            },
        .describe_best = cli::describe_accuracy});
 }

@@ -348,7 +348,7 @@ int train(const TrainFlags& flags) {
              return training::StepOutput{
                  model.loss(batch.source, batch.target,
                             {.label_smoothing = flags.run.label_smoothing, .teacher_forcing = flags.teacher_forcing}),
-                 batch.target_tokens};
+                 batch.target_tokens, batch.target_tokens};
            },
        .describe_best =
            [](double bleu) {

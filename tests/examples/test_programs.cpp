@@ -1435,3 +1435,105 @@ BOOST_AUTO_TEST_CASE(classify_with_subwords_trains_resumes_evaluates_and_predict
   BOOST_TEST(std::count(predicted.out.begin(), predicted.out.end(), '\t') == 2, predicted.out);
   BOOST_TEST(contains(read_file(dir.file("e.svg")), "<svg"));
 }
+
+#ifdef XGRAD_MPIEXEC
+namespace {
+
+// The largest difference between the model weights of two checkpoints (their "model." tensors).
+float largest_difference(const std::string& a_path, const std::string& b_path) {
+  const safetensors::File a = safetensors::File::read(a_path), b = safetensors::File::read(b_path);
+  BOOST_TEST_REQUIRE(a.names() == b.names());
+  float largest = 0;
+  for (const std::string& name : a.names()) {
+    if (!name.starts_with("model.")) continue;
+    const Array<float> x = a.floats<float>(name), y = b.floats<float>(name);
+    for (std::size_t i = 0; i < x.size(); ++i) largest = std::max(largest, std::abs(x.data()[i] - y.data()[i]));
+  }
+  return largest;
+}
+
+// The numbers of a CSV log's rows but the last three (speed, seconds, skipped steps), which
+// depend on the run and not on what it learned.
+std::vector<std::vector<double>> learned_columns(const std::string& log) {
+  std::vector<std::vector<double>> rows;
+  const std::vector<std::string> lines = lines_of(log);
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    std::vector<double> row;
+    std::istringstream cells(lines[i]);
+    for (std::string cell; std::getline(cells, cell, ',');) row.push_back(std::stod(cell));
+    row.resize(row.size() - 3);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+const std::string mpirun = std::string(XGRAD_MPIEXEC) + " --oversubscribe --allow-run-as-root -np 2 ";
+
+}  // namespace
+
+// mpirun -np 2 <program> train: two ranks on halves of the same global batches end with the
+// weights of one process on the whole batches (no dropout, which draws differently per
+// rank), rank 0 alone writes the run and its output, and a rank that fails ends the job.
+BOOST_AUTO_TEST_CASE(programs_under_mpirun_train_data_parallel_as_one_process) {
+  TempDir dir;
+  write_presence_tsv(dir, "train.tsv", 60, 21);
+  write_presence_tsv(dir, "valid.tsv", 20, 22);
+  write_reversal_corpus(dir, "train", 60, 23);
+  write_reversal_corpus(dir, "valid", 10, 24);
+  const std::vector<std::pair<std::string, std::string>> programs{
+      {"classify", classify + " train --train " + dir.file("train.tsv") + " --valid " + dir.file("valid.tsv") +
+                       " --text-column text --emb 8 --hidden 8 --dropout 0 --word-dropout 0 --batch 16 --epochs 2"
+                       " --threads 1 --out "},
+      {"translate", translate + " train --train-src " + dir.file("train.src") + " --train-tgt " + dir.file("train.tgt") +
+                        " --valid-src " + dir.file("valid.src") + " --valid-tgt " + dir.file("valid.tgt") +
+                        " --batch 16 --epochs 2 --threads 1 --min-freq 1 --emb 8 --hidden 8 --dropout 0 --out "}};
+  for (const auto& [name, train] : programs) {
+    const Run alone = run(dir, train + dir.file(name + "-alone"));
+    BOOST_TEST_REQUIRE(alone.status == 0, alone.err);
+    const Run ranks = run(dir, mpirun + train + dir.file(name + "-ranks"));
+    BOOST_TEST_REQUIRE(ranks.status == 0, ranks.err);
+    const float difference =
+        largest_difference(dir.file(name + "-alone/checkpoint.safetensors"), dir.file(name + "-ranks/checkpoint.safetensors"));
+    // Adam moves a weight by about the rate, 1e-3, a step, whatever the gradient's scale; the
+    // gradients' rounding differences (sums of 16 examples split 8 + 8) move the updates by
+    // far less. A wrong share would train on other data and differ by whole steps.
+    BOOST_TEST(difference <= 1e-4f, name << ": the weights differ by up to " << difference);
+    // Adam hides the gradient's scale; the logged losses show it: each rank's share must be
+    // weighted by its part of the batch, not summed as if each were the whole.
+    const std::vector<std::vector<double>> alone_log = learned_columns(read_file(dir.file(name + "-alone/log.csv"))),
+                                           ranks_log = learned_columns(read_file(dir.file(name + "-ranks/log.csv")));
+    BOOST_TEST_REQUIRE(alone_log.size() == 2u);
+    BOOST_TEST_REQUIRE(ranks_log.size() == 2u);
+    for (std::size_t row = 0; row < 2; ++row) {
+      for (std::size_t column = 0; column < alone_log[row].size(); ++column) {
+        BOOST_TEST(std::abs(alone_log[row][column] - ranks_log[row][column]) <= 1e-4 * (1 + std::abs(alone_log[row][column])),
+                   name << " log row " << row << " column " << column);
+      }
+    }
+    // One "best ..." line: rank 1 printed nothing.
+    BOOST_TEST(std::count(ranks.out.begin(), ranks.out.end(), '\n') == std::count(alone.out.begin(), alone.out.end(), '\n'),
+               ranks.out);
+  }
+  // A run resumed with another number of ranks goes on as it would have in one process: the
+  // checkpoint holds the global batches' position, not the ranks.
+  std::string third_epoch = programs[0].second;
+  third_epoch.replace(third_epoch.find("--epochs 2"), 10, "--epochs 3");
+  std::filesystem::copy(dir.file("classify-alone"), dir.file("classify-alone-2"), std::filesystem::copy_options::recursive);
+  const Run on_one = run(dir, third_epoch + dir.file("classify-alone") + " --resume");
+  BOOST_TEST_REQUIRE(on_one.status == 0, on_one.err);
+  const Run on_two = run(dir, mpirun + third_epoch + dir.file("classify-alone-2") + " --resume");
+  BOOST_TEST_REQUIRE(on_two.status == 0, on_two.err);
+  BOOST_TEST(largest_difference(dir.file("classify-alone/checkpoint.safetensors"),
+                                dir.file("classify-alone-2/checkpoint.safetensors")) <= 1e-4f);
+  BOOST_TEST(learned_columns(read_file(dir.file("classify-alone-2/log.csv"))).size() == 3u);
+
+  // A check that fails on rank 0 (its --out holds a run) ends rank 1 too, with rank 0's code.
+  const Run refused = run(dir, mpirun + programs[0].second + dir.file("classify-ranks"));
+  BOOST_TEST(refused.status == 2, refused.err);
+  BOOST_TEST(contains(refused.err, "already holds a training run"), refused.err);
+  // Each rank would train a SentencePiece model of its own.
+  const Run subword = run(dir, mpirun + programs[0].second + dir.file("subword") + " --subword unigram --vocab-size 40");
+  BOOST_TEST(subword.status == 2, subword.err);
+  BOOST_TEST(contains(subword.err, "--subword-model FILE"), subword.err);
+}
+#endif
