@@ -168,6 +168,8 @@ std::vector<Array<float>> train_with_trainer(distributed::ProcessGroup* group, c
   options.bucket_bytes = 16 * sizeof(float);
   training::Trainer trainer(model, adam, options);
   trainer.validation({"score"}, [&] { return training::Validation{double(model.output.bias.value()(0)), "", {0.0}}; });
+  // The speed column and the hooks count the global batch's examples, not this rank's.
+  trainer.on_step([](const training::StepReport& report) { BOOST_TEST(report.tokens == 8u); });
   const std::size_t size = group != nullptr ? group->size() : 1, rank = group != nullptr ? group->rank() : 0;
   trainer.fit(
       [](Generator& order) {

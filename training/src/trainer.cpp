@@ -1,5 +1,6 @@
 #include "xgrad/training/trainer.h"
 
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
@@ -285,9 +286,12 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
         step_loss += loss / double(group);
         step_tokens += output.tokens;
       }
-      if (reducer) {  // the global batch's gradient and loss, on every rank
+      if (reducer) {  // the global batch's gradient, loss and tokens, on every rank
         reducer->sum();
-        options_.group->sum(std::span<double>(&step_loss, 1));
+        std::array<double, 2> totals{step_loss, static_cast<double>(step_tokens)};
+        options_.group->sum(totals);
+        step_loss = totals[0];
+        step_tokens = static_cast<std::size_t>(totals[1]);
       }
       const double norm = optim::clip_grad_norm(optimizer_.parameters(), max_norm);  // what the step updates
       const bool finite = std::isfinite(step_loss) && std::isfinite(norm);
