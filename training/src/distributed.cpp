@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "xgrad/framework/errors.h"
 
 namespace xgrad::distributed {
 

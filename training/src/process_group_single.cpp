@@ -15,7 +15,6 @@ class SingleProcess final : public ProcessGroup {
   void sum(std::span<double>) override {}
   void start_sum(std::span<float>) override {}
   void wait_all() override {}
-  void barrier() override {}
   [[noreturn]] void abort(int exit_code) override { std::exit(exit_code); }
 };
 

@@ -1,13 +1,12 @@
 // world() over MPI, in a build that found it.
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
-#include <algorithm>
 #include <vector>
 
-#include "xgrad/framework/errors.h"
 #include "xgrad/training/distributed.h"
 #include "process_group_single.h"
 
@@ -55,7 +54,6 @@ class MpiGroup final : public ProcessGroup {
     MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
     requests_.clear();
   }
-  void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
   [[noreturn]] void abort(int exit_code) override {
     std::fflush(nullptr);  // what the rank printed before it failed
     MPI_Abort(MPI_COMM_WORLD, exit_code);
@@ -89,8 +87,6 @@ bool launched_by_mpi() {
 }
 
 }  // namespace
-
-bool built_with_mpi() noexcept { return true; }
 
 ProcessGroup& world() {
   if (!launched_by_mpi()) return single_process();

@@ -3,8 +3,6 @@
 
 namespace xgrad::distributed {
 
-bool built_with_mpi() noexcept { return false; }
-
 ProcessGroup& world() { return single_process(); }
 
 }  // namespace xgrad::distributed

@@ -25,9 +25,6 @@
 
 namespace xgrad::distributed {
 
-// Whether this build of xgrad runs over MPI (it was built with MPI found).
-bool built_with_mpi() noexcept;
-
 // The processes of a job, MPI_COMM_WORLD's. Collectives must be called by every rank in the
 // same order, from the thread that first called world(). An MPI failure (a rank that died)
 // ends the job through MPI's own error handler, which mpirun reports naming the rank.
@@ -45,7 +42,6 @@ class ProcessGroup {
   // sum started. The values must not be touched in between.
   virtual void start_sum(std::span<float> values) = 0;
   virtual void wait_all() = 0;
-  virtual void barrier() = 0;
   // Ends every rank of the job with `exit_code` (MPI_Abort): what a rank that fails must do,
   // since the others would wait for it in their next collective. One process just exits.
   [[noreturn]] virtual void abort(int exit_code) = 0;
