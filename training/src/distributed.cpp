@@ -19,12 +19,15 @@ GradientReducer::GradientReducer(std::vector<Tensor<float>> parameters, ProcessG
   if (bucket_bytes == 0) throw std::invalid_argument("GradientReducer: bucket_bytes must be at least 1");
   const std::size_t bucket_floats = std::max<std::size_t>(1, bucket_bytes / sizeof(float));
   // In the order given; a tensor larger than a bucket makes a bucket of its own.
+  std::size_t largest = 0;
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     const std::size_t n = parameters_[i].size();
-    if (buckets_.empty() || buckets_.back().values.size() + n > bucket_floats) buckets_.emplace_back();
+    if (buckets_.empty() || buckets_.back().floats + n > bucket_floats) buckets_.emplace_back();
     buckets_.back().members.push_back(i);
-    buckets_.back().values.resize(buckets_.back().values.size() + n);
+    buckets_.back().floats += n;
+    largest = std::max(largest, buckets_.back().floats);
   }
+  packed_.resize(largest);
 }
 
 void GradientReducer::sum() {
@@ -33,9 +36,9 @@ void GradientReducer::sum() {
   // process that saw the whole batch would have; the others stay without.
   std::vector<float> holders(parameters_.size());
   for (std::size_t i = 0; i < parameters_.size(); ++i) holders[i] = parameters_[i].has_grad() ? 1.0f : 0.0f;
-  group_.start_sum(holders);
-  for (Bucket& bucket : buckets_) {
-    float* packed = bucket.values.data();
+  group_.sum(holders);
+  for (const Bucket& bucket : buckets_) {
+    float* packed = packed_.data();
     for (std::size_t i : bucket.members) {
       const Tensor<float>& parameter = parameters_[i];
       if (parameter.has_grad()) {
@@ -44,11 +47,8 @@ void GradientReducer::sum() {
         packed = std::fill_n(packed, parameter.size(), 0.0f);
       }
     }
-    group_.start_sum(bucket.values);  // summed while the next bucket is packed
-  }
-  group_.wait_all();
-  for (const Bucket& bucket : buckets_) {
-    const float* summed = bucket.values.data();
+    group_.sum(std::span<float>(packed_.data(), bucket.floats));
+    const float* summed = packed_.data();
     for (std::size_t i : bucket.members) {
       Tensor<float>& parameter = parameters_[i];
       const std::size_t n = parameter.size();

@@ -13,8 +13,6 @@ class SingleProcess final : public ProcessGroup {
   void broadcast(std::span<float>, int) override {}
   void sum(std::span<float>) override {}
   void sum(std::span<double>) override {}
-  void start_sum(std::span<float>) override {}
-  void wait_all() override {}
   [[noreturn]] void abort(int exit_code) override { std::exit(exit_code); }
 };
 

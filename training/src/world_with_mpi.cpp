@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
-#include <vector>
 
 #include "xgrad/training/distributed.h"
 #include "process_group_single.h"
@@ -44,16 +43,6 @@ class MpiGroup final : public ProcessGroup {
       MPI_Allreduce(MPI_IN_PLACE, data, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     });
   }
-  void start_sum(std::span<float> values) override {
-    for_slices(values, [&](float* data, int count) {
-      MPI_Request& request = requests_.emplace_back();
-      MPI_Iallreduce(MPI_IN_PLACE, data, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &request);
-    });
-  }
-  void wait_all() override {
-    MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
-    requests_.clear();
-  }
   [[noreturn]] void abort(int exit_code) override {
     std::fflush(nullptr);  // what the rank printed before it failed
     MPI_Abort(MPI_COMM_WORLD, exit_code);
@@ -74,7 +63,6 @@ class MpiGroup final : public ProcessGroup {
   }
 
   int rank_ = 0, size_ = 1;
-  std::vector<MPI_Request> requests_;
 };
 
 // Whether mpirun (Open MPI, or a PMI launcher such as MPICH's or Slurm's) started this

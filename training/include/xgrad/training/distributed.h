@@ -38,10 +38,6 @@ class ProcessGroup {
   // Every rank's `values` replaced by the element-wise sum over the ranks.
   virtual void sum(std::span<float> values) = 0;
   virtual void sum(std::span<double> values) = 0;
-  // Starts summing `values` in place and returns without waiting; wait_all() finishes every
-  // sum started. The values must not be touched in between.
-  virtual void start_sum(std::span<float> values) = 0;
-  virtual void wait_all() = 0;
   // Ends every rank of the job with `exit_code` (MPI_Abort): what a rank that fails must do,
   // since the others would wait for it in their next collective. One process just exits.
   [[noreturn]] virtual void abort(int exit_code) = 0;
@@ -57,8 +53,11 @@ ProcessGroup& world();
 void broadcast_state(const nn::Module<float>& module, ProcessGroup& group, int root = 0);
 
 // Sums the gradients of parameters across ranks, packed into buckets of about
-// `bucket_bytes`: one allreduce a bucket instead of one a tensor, and each bucket's allreduce
-// runs while the next one is packed (PyTorch's DDP buckets at 25 MB by default).
+// `bucket_bytes`: one allreduce a bucket instead of one a tensor (PyTorch's DDP buckets at
+// 25 MB by default). Each allreduce is MPI's blocking one, which Open MPI tunes for the
+// message size and the transport: its non-blocking one (libnbc), started for every bucket
+// and awaited together, summed 82 MB between two ranks of one machine 5-8x slower
+// (bench/README.md, "Data parallelism").
 class GradientReducer {
  public:
   static constexpr std::size_t default_bucket_bytes = std::size_t{25} << 20;
@@ -77,11 +76,12 @@ class GradientReducer {
  private:
   struct Bucket {
     std::vector<std::size_t> members;  // indices into parameters_
-    std::vector<float> values;
+    std::size_t floats = 0;
   };
   std::vector<Tensor<float>> parameters_;
   ProcessGroup& group_;
   std::vector<Bucket> buckets_;
+  std::vector<float> packed_;  // one bucket's gradients at a time
 };
 
 }  // namespace xgrad::distributed
