@@ -14,6 +14,11 @@ does not reach Debian's pthreads OpenBLAS, which reads OPENBLAS_NUM_THREADS once
 loads it, so the variable must say the same as --blas-threads. One intra-op thread with two
 OpenBLAS threads uses both cores without oversubscribing them.
 
+With --ranks N (the training workloads) it trains data-parallel as PyTorch users do, with
+DistributedDataParallel over Gloo: N processes on this machine, each with --threads intra-op
+threads, each taking a contiguous share of every exported batch, as xgrad-bench under mpirun
+does.
+
 Run it with Debian's python3-torch (1.13). Each model's parameter names equal xgrad's, so the
 exported safetensors load with load_state_dict(strict=True)."""
 
@@ -324,6 +329,94 @@ def train(model, data, loss_of, tokens_of, clip, args):
     return result
 
 
+def training_workload(args):
+    """(model, batches, loss of a batch, tokens of a batch, what the loss is a mean over, clip)."""
+    count = args.warmup + args.steps
+    if args.workload in ("seq2seq-train", "transformer-train"):
+        name = args.workload.split("-")[0]
+        model = load_model(Seq2Seq if name == "seq2seq" else TransformerTranslator,
+                           f"{args.import_dir}/{name}-weights.safetensors")
+        data = batches(f"{args.import_dir}/{name}-batches.safetensors", count,
+                       ["source", "lengths", "target_inputs", "target_outputs"])
+        target_tokens = lambda b: int((b[3] != 0).sum())
+        return model, data, lambda b: model.loss(*b), target_tokens, target_tokens, 1.0
+    if args.workload == "classifier-train":
+        model = load_model(Classifier, f"{args.import_dir}/classifier-weights.safetensors")
+        data = batches(f"{args.import_dir}/classifier-batches.safetensors", count, ["tokens", "lengths", "labels"])
+        return model, data, lambda b: model.loss(*b), lambda b: int(b[1].sum()), lambda b: int(b[2].shape[0]), 5.0
+    model = load_model(ImageClassifier, f"{args.import_dir}/image-weights.safetensors")
+    data = batches(f"{args.import_dir}/image-batches.safetensors", count, ["images", "labels"])
+    return model, data, lambda b: model.loss(*b), lambda b: int(b[1].shape[0]), lambda b: int(b[1].shape[0]), 5.0
+
+
+def share(batch, workload, rank, ranks):
+    """This rank's contiguous rows of a batch (as xgrad-bench under mpirun takes them), cut to
+    the longest sequence among them, as xgrad pads each rank's share to its own length."""
+    rows = batch[0].shape[0]
+    first, end = rows * rank // ranks, rows * (rank + 1) // ranks
+    part = [field[first:end] for field in batch]
+    if workload in ("seq2seq-train", "transformer-train"):
+        source, lengths, target_inputs, target_outputs = part
+        target_length = int((target_outputs != 0).sum(dim=1).max())
+        part = [source[:, :int(lengths.max())], lengths, target_inputs[:, :target_length], target_outputs[:, :target_length]]
+    elif workload == "classifier-train":
+        tokens, lengths, labels = part
+        part = [tokens[:, :int(lengths.max())], lengths, labels]
+    return part
+
+
+def ddp_worker(rank, args, port, results):
+    """One rank of --ranks: DistributedDataParallel over Gloo on its share of every batch."""
+    import torch.distributed as dist
+    torch.set_num_threads(args.threads)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=args.ranks)
+    model, data, loss_of, tokens_of, mean_over, clip = training_workload(args)
+    mine = [share(b, args.workload, rank, args.ranks) for b in data]
+
+    def total(value):
+        tensor = torch.tensor([float(value)], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return float(tensor[0])
+
+    def weight(i):  # this rank's share of the global batch's mean
+        return mean_over(mine[i]) / total(mean_over(mine[i]))
+
+    model.eval()
+    with torch.no_grad():
+        check_loss = total(float(loss_of(mine[0])) * weight(0))
+    model.train()
+    parallel = torch.nn.parallel.DistributedDataParallel(model)  # buckets of 25 MB, overlapped with backward
+    optimizer = torch.optim.Adam(parallel.parameters(), lr=1e-3)
+
+    def step(i):
+        loss = loss_of(mine[i]) * (weight(i) * args.ranks)  # DDP averages the ranks' gradients
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parallel.parameters(), clip)
+        optimizer.step()
+        return tokens_of(mine[i])
+
+    result = timed(args.warmup, args.steps, step)
+    result["tokens_per_s"] = total(result["tokens_per_s"])  # every rank timed the same synchronised steps
+    result["check_loss"] = check_loss
+    if rank == 0:
+        results.put(result)
+    dist.destroy_process_group()
+
+
+def train_data_parallel(args):
+    import socket
+    import torch.multiprocessing as mp
+    with socket.socket() as probe:  # a free port for the ranks to meet on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    results = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(ddp_worker, args=(args, port, results), nprocs=args.ranks)
+    result = results.get()
+    result["ranks"] = args.ranks
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True,
@@ -334,6 +427,7 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--import", dest="import_dir", help="directory xgrad-bench --export wrote")
+    parser.add_argument("--ranks", type=int, default=1, help="processes training data-parallel (DDP over Gloo)")
     args = parser.parse_args()
     if args.blas_threads is None:
         args.blas_threads = args.threads
@@ -344,29 +438,18 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     count = args.warmup + args.steps
-    if args.workload == "seq2seq-train":
-        model = load_model(Seq2Seq, f"{args.import_dir}/seq2seq-weights.safetensors")
-        data = batches(f"{args.import_dir}/seq2seq-batches.safetensors", count,
-                       ["source", "lengths", "target_inputs", "target_outputs"])
-        result = train(model, data, lambda b: model.loss(*b), lambda b: int((b[3] != 0).sum()), 1.0, args)
-    elif args.workload == "transformer-train":
-        model = load_model(TransformerTranslator, f"{args.import_dir}/transformer-weights.safetensors")
-        data = batches(f"{args.import_dir}/transformer-batches.safetensors", count,
-                       ["source", "lengths", "target_inputs", "target_outputs"])
-        result = train(model, data, lambda b: model.loss(*b), lambda b: int((b[3] != 0).sum()), 1.0, args)
+    if args.ranks > 1:
+        if not args.workload.endswith("-train"):
+            parser.error("--ranks is for the training workloads")
+        result = train_data_parallel(args)
+    elif args.workload.endswith("-train"):
+        model, data, loss_of, tokens_of, _, clip = training_workload(args)
+        result = train(model, data, loss_of, tokens_of, clip, args)
     elif args.workload == "transformer-decode-1":
         model = load_model(TransformerTranslator, f"{args.import_dir}/transformer-decode-1-weights.safetensors").eval()
         data = batches(f"{args.import_dir}/transformer-decode-1-batches.safetensors", count, ["source", "lengths"])
         with torch.no_grad():
             result = timed(args.warmup, args.steps, lambda i: model.greedy(*data[i]))
-    elif args.workload == "classifier-train":
-        model = load_model(Classifier, f"{args.import_dir}/classifier-weights.safetensors")
-        data = batches(f"{args.import_dir}/classifier-batches.safetensors", count, ["tokens", "lengths", "labels"])
-        result = train(model, data, lambda b: model.loss(*b), lambda b: int(b[1].sum()), 5.0, args)
-    elif args.workload == "image-train":
-        model = load_model(ImageClassifier, f"{args.import_dir}/image-weights.safetensors")
-        data = batches(f"{args.import_dir}/image-batches.safetensors", count, ["images", "labels"])
-        result = train(model, data, lambda b: model.loss(*b), lambda b: int(b[1].shape[0]), 5.0, args)
     elif args.workload.startswith("decode-greedy-"):
         name = "decode-" + args.workload.rsplit("-", 1)[1]
         model = load_model(Seq2Seq, f"{args.import_dir}/{name}-weights.safetensors").eval()

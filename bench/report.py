@@ -5,7 +5,8 @@ decoding the memory's (tokens/s / the read-bound workload's passes/s), otherwise
 (GEMM FLOPs per step / time per step / measured sgemm peak at that thread count). Where a
 workload ran in several rounds, each line is the median run and shows the range. A run
 whose OpenBLAS thread count differs from its other threads (PyTorch's two pools) shows
-both, "1, BLAS 2"."""
+both, "1, BLAS 2". Runs beside a busy core, and data-parallel runs on several ranks, are
+reported apart."""
 
 import json
 import sys
@@ -62,10 +63,57 @@ def report_busy_core(rows):
               f"({speed(default) / speed(best):.2f}x)")
 
 
+NETWORKS_GBIT = (10, 100)
+
+
+def ring_allreduce_seconds(gradient_bytes, ranks, gbit_per_s):
+    """A ring allreduce sends and receives 2 (N - 1) / N of the gradient's bytes per rank."""
+    return 2 * (ranks - 1) / ranks * gradient_bytes / (gbit_per_s * 1e9 / 8)
+
+
+def report_data_parallel(parallel, rows):
+    """2 ranks x 1 thread against one process at 1 and 2 threads, xgrad's allreduce time, and
+    where a network would stop the scaling: with the global batch fixed (--batch), N ranks
+    each compute 1/N of a step, while a ring allreduce's time grows towards 2 G / bandwidth."""
+    single = {(r["workload"], r["impl"], r["threads"], blas_threads(r)): r for r in rows}
+    print()
+    print("data-parallel, 2 ranks x 1 thread (xgrad: mpirun, MPI over shared memory; PyTorch: DDP over Gloo):")
+    for r in sorted(parallel, key=lambda r: (r["workload"], r["impl"])):
+        workload, impl = r["workload"], r["impl"]
+        line = f"  {workload:18} {impl:8} {speed(r):>10.1f} tokens/s"
+        one, two = single.get((workload, impl, 1, 1)), single.get((workload, impl, 2, 2))
+        if one:
+            line += f", {speed(r) / speed(one):.2f}x 1 rank x 1 thread"
+        if two:
+            line += f", {speed(r) / speed(two):.2f}x 1 rank x 2 threads"
+        pytorch_best = [p for p in rows if p["workload"] == workload and p["impl"] == "pytorch"]
+        if impl == "pytorch" and pytorch_best:
+            best = max(pytorch_best, key=speed)
+            line += f", {speed(r) / speed(best):.2f}x its best one process ({threads_label(best)} threads)"
+        spread = f"; {r['rounds']} rounds: {r['slowest']:.1f} to {r['fastest']:.1f}" if r["rounds"] > 1 else ""
+        print(line + spread)
+        if impl != "xgrad" or "gradient_mb" not in r:
+            continue
+        print(f"  {'':18} gradient {r['gradient_mb']:.1f} MB; allreduce {r['allreduce_ms_alone']:.1f} ms alone, "
+              f"{r['allreduce_ms_in_step']:.1f} ms within a step of {r['ms_per_step']:.0f} ms (waits included)")
+        if not one:
+            continue
+        step = one["ms_per_step"] / 1000  # one rank's whole step at one thread
+        gradient_bytes = r["gradient_mb"] * 1e6
+        for gbit in NETWORKS_GBIT:
+            speedups = ", ".join(
+                f"{n}: {step / (step / n + ring_allreduce_seconds(gradient_bytes, n, gbit)):.1f}x" for n in (2, 4, 8, 16))
+            limit = 1 + step * gbit * 1e9 / 8 / (2 * gradient_bytes)  # the N whose allreduce takes as long as its compute
+            print(f"  {'':18} {gbit} Gb/s: ring allreduce {1000 * ring_allreduce_seconds(gradient_bytes, 2, gbit):.0f} ms "
+                  f"at 2 ranks, {1000 * 2 * gradient_bytes / (gbit * 1e9 / 8):.0f} ms as N grows; speed-up without overlap "
+                  f"{speedups}; communication outweighs computation beyond {limit:.0f} ranks")
+
+
 def main(path):
     lines = [json.loads(line) for line in open(path) if line.startswith("{")]
     busy = [r for r in lines if r.get("load") == "busy-core"]
-    rows = median_runs([r for r in lines if r.get("load") != "busy-core"])
+    parallel = median_runs([r for r in lines if r.get("ranks", 1) > 1])
+    rows = median_runs([r for r in lines if r.get("load") != "busy-core" and r.get("ranks", 1) == 1])
     peak = {r["threads"]: speed(r) for r in rows if r["workload"] == "gemm" and r["impl"] == "xgrad"}
     read_bound = {r["threads"]: speed(r) for r in rows if r["workload"] == "read-bound"}
     by_workload = defaultdict(list)
@@ -111,6 +159,8 @@ def main(path):
         print(f"  seq2seq-train scaling: 2 threads = {xgrad_seq2seq[2]['tokens_per_s'] / xgrad_seq2seq[1]['tokens_per_s']:.2f}x 1 thread")
     if busy:
         report_busy_core(median_runs(busy))
+    if parallel:
+        report_data_parallel(parallel, rows)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # make bench: every workload with xgrad and with PyTorch, side by side in one run, at 1 and 2
 # threads (PyTorch also with its intra-op and OpenBLAS thread counts apart), then the training
-# workloads and batch-1 decoding beside a busy core, then the report (ratios, roofline
-# fractions). Results go to build/bench/.
+# workloads and batch-1 decoding beside a busy core, then training data-parallel on 2 ranks,
+# then the report (ratios, roofline fractions, scaling). Results go to build/bench/.
 #   XGRAD_BENCH_WORKLOADS  the workloads to run (default: all)
 #   XGRAD_BENCH_THREADS    the thread counts to try (default: "1 2")
 #   XGRAD_BENCH_CONTENTION_WORKLOADS  the workloads to run beside a busy core (default: the
 #                          training workloads and decode-greedy-1; "" for none)
+#   XGRAD_BENCH_RANK_WORKLOADS  the workloads to run data-parallel on 2 ranks (default:
+#                          seq2seq-train classifier-train; "" for none)
 #   XGRAD_BENCH_BUILD      the build directory whose bin/xgrad-bench runs (default: build)
 #   XGRAD_BENCH_ROUNDS     xgrad-then-PyTorch rounds per workload and thread count (default 1);
 #                          the report takes each side's median, so that one run's drift on a
@@ -69,6 +71,21 @@ for workload in $contention_workloads; do
   kill $busy_loop
   wait $busy_loop 2>/dev/null || true
   trap - EXIT
+done
+# Data parallelism: the training workloads on 2 ranks of 1 thread each, under mpirun (xgrad,
+# MPI over shared memory) and as PyTorch's DistributedDataParallel over Gloo, each rank taking
+# its share of the same global batches as the one-process runs above. Lines carry "ranks".
+rank_workloads=${XGRAD_BENCH_RANK_WORKLOADS:-"seq2seq-train classifier-train"}
+ranks=2
+for workload in $rank_workloads; do
+  for round in $(seq "${XGRAD_BENCH_ROUNDS:-1}"); do
+    echo "== $workload, $ranks ranks x 1 thread, round $round" >&2
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 mpirun --allow-run-as-root -np $ranks \
+      "$build/bin/xgrad-bench" --workload "$workload" --threads 1 --data "$data" | tee -a "$results"
+    "$build/bin/xgrad-bench" --workload "$workload" --threads 1 --data "$data" --export "$out/batches" > /dev/null
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$root/bench/pytorch_bench.py" --workload "$workload" \
+      --threads 1 --blas-threads 1 --ranks $ranks --import "$out/batches" | tee -a "$results"
+  done
 done
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -36,6 +36,7 @@
 #include <xgrad/models/seq2seq.h>
 #include <xgrad/models/transformer_translator.h>
 #include <xgrad/models/translation_data.h>
+#include <xgrad/training/distributed.h>
 
 #include "cli.h"
 
@@ -57,6 +58,9 @@ struct Result {
   double gflop_per_step = 0;
   double check_loss = 0;
   std::size_t steps = 0;
+  // Under mpirun: the gradient's size, and the time of its allreduce per step, within the
+  // training steps (waits for the slowest rank included) and alone, all ranks ready.
+  double gradient_mb = 0, allreduce_ms_in_step = 0, allreduce_ms_alone = 0;
 };
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
@@ -68,11 +72,17 @@ double peak_rss_mb() {
 }
 
 void print(const Flags& flags, const Result& r) {
+  const int ranks = distributed::world().size();
   std::printf(
       "{\"impl\": \"xgrad\", \"workload\": \"%s\", \"threads\": %zu, \"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
-      "\"peak_rss_mb\": %.1f, \"gflop_per_step\": %.4f, \"steps\": %zu, \"check_loss\": %.6f}\n",
+      "\"peak_rss_mb\": %.1f, \"gflop_per_step\": %.4f, \"steps\": %zu, \"check_loss\": %.6f",
       flags.workload.c_str(), flags.threads, r.tokens_per_second, r.ms_per_step, peak_rss_mb(), r.gflop_per_step, r.steps,
       r.check_loss);
+  if (ranks > 1) {
+    std::printf(", \"ranks\": %d, \"gradient_mb\": %.2f, \"allreduce_ms_in_step\": %.3f, \"allreduce_ms_alone\": %.3f",
+                ranks, r.gradient_mb, r.allreduce_ms_in_step, r.allreduce_ms_alone);
+  }
+  std::printf("}\n");
 }
 
 // Times `steps` calls of step() after `warmup` untimed ones; step(i) returns its token count.
@@ -92,11 +102,20 @@ Result timed(std::size_t warmup, std::size_t steps, Step&& step) {
   return result;
 }
 
+// The first `count` batches of an epoch; under mpirun, this rank's contiguous share of each,
+// as the programs' training loop gives it (examples/common/training_program.cpp).
 std::vector<models::Batch> first_batches(const std::vector<std::size_t>& lengths, std::size_t batch_size, std::size_t count) {
   Generator order(1);
   std::vector<models::Batch> batches = models::BucketBatchSampler(lengths, {.batch_size = batch_size}).epoch(order);
   if (batches.size() < count) throw std::invalid_argument("the corpus has too few batches for this many steps");
   batches.resize(count);
+  const distributed::ProcessGroup& group = distributed::world();
+  const auto rank = static_cast<std::size_t>(group.rank()), size = static_cast<std::size_t>(group.size());
+  for (models::Batch& rows : batches) {
+    const std::size_t first = rows.size() * rank / size, end = rows.size() * (rank + 1) / size;
+    if (first == end) throw std::invalid_argument("a batch has fewer examples than there are ranks");
+    rows = models::Batch(rows.begin() + static_cast<std::ptrdiff_t>(first), rows.begin() + static_cast<std::ptrdiff_t>(end));
+  }
   return batches;
 }
 
@@ -107,23 +126,62 @@ void export_indices(safetensors::Writer& writer, const std::string& name, const 
 }
 
 // The loss of batch 0 in evaluation mode (check_loss, which both sides print), then timed Adam
-// steps (rate 1e-3) with the gradient norm clipped at `clip`: loss_of(i) is batch i's loss,
-// count_of(i) what the speed counts.
-template <class Model, class LossOf, class CountOf>
-Result timed_training(const Flags& flags, Model& model, double clip, LossOf&& loss_of, CountOf&& count_of) {
-  model.eval();
-  const double check_loss = loss_of(0).item();
-  model.train();
-  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
-  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
+// steps (rate 1e-3) with the gradient norm clipped at `clip`: loss_of(i) is batch i's loss, a
+// mean over mean_over(i) terms, and count_of(i) what the speed counts. Under mpirun each rank
+// has its share of every batch: its loss is weighted by its share of the terms and the
+// gradients are summed (distributed::GradientReducer), as in training::Trainer.
+template <class Model, class LossOf, class MeanOver, class CountOf>
+Result timed_training(const Flags& flags, Model& model, double clip, LossOf&& loss_of, MeanOver&& mean_over,
+                      CountOf&& count_of) {
+  distributed::ProcessGroup& group = distributed::world();
+  const bool parallel = group.size() > 1;
+  const auto weighted_loss = [&](std::size_t i) {
     Tensor<float> loss = loss_of(i);
-    loss.backward();
+    if (!parallel) return loss;
+    std::array<double, 1> total{static_cast<double>(mean_over(i))};
+    group.sum(std::span<double>(total));
+    return loss * static_cast<float>(static_cast<double>(mean_over(i)) / total[0]);
+  };
+  model.eval();
+  std::array<double, 1> check_loss{weighted_loss(0).item()};
+  group.sum(std::span<double>(check_loss));
+  model.train();
+  distributed::broadcast_state(model, group);
+  distributed::GradientReducer reducer(model.parameters(), group);
+  optim::Adam<float> optimizer(model.named_parameters(), {.lr = 1e-3});
+  double allreduce_seconds = 0;
+  const auto sum_gradients = [&] {
+    const Clock::time_point start = Clock::now();
+    reducer.sum();
+    return seconds_since(start);
+  };
+  Result result = timed(flags.warmup, flags.steps, [&](std::size_t i) {
+    weighted_loss(i).backward();
+    if (parallel) {
+      const double seconds = sum_gradients();
+      if (i >= flags.warmup) allreduce_seconds += seconds;
+    }
     optim::clip_grad_norm(model.parameters(), clip);
     optimizer.step();
     optimizer.zero_grad();
     return count_of(i);
   });
-  result.check_loss = check_loss;
+  result.check_loss = check_loss[0];
+  if (parallel) {
+    std::array<double, 1> tokens{result.tokens_per_second};  // every rank timed the same steps
+    group.sum(std::span<double>(tokens));
+    result.tokens_per_second = tokens[0];
+    result.allreduce_ms_in_step = 1000 * allreduce_seconds / double(flags.steps);
+    std::size_t gradient_floats = 0;
+    for (const Tensor<float>& parameter : model.parameters()) gradient_floats += parameter.size();
+    result.gradient_mb = double(gradient_floats * sizeof(float)) / 1e6;
+    weighted_loss(0).backward();  // a gradient in every parameter, then allreduces with nothing else running
+    const std::size_t repeats = 10;
+    sum_gradients();
+    double alone_seconds = 0;
+    for (std::size_t r = 0; r < repeats; ++r) alone_seconds += sum_gradients();
+    result.allreduce_ms_alone = 1000 * alone_seconds / double(repeats);
+  }
   return result;
 }
 
@@ -176,7 +234,7 @@ Result translation_train(const Flags& flags, const Multi30k& multi30k, models::T
   return timed_training(
       flags, model, 1.0,
       [&](std::size_t i) { return model.loss(prepared[i].source, prepared[i].target, {.label_smoothing = 0.1}); },
-      [&](std::size_t i) { return prepared[i].target_tokens; });
+      [&](std::size_t i) { return prepared[i].target_tokens; }, [&](std::size_t i) { return prepared[i].target_tokens; });
 }
 
 // The classic configuration of the issue: bi-GRU 512 encoder, GRU 512 decoder, additive
@@ -225,6 +283,7 @@ Result classifier_train(const Flags& flags) {
   }
   return timed_training(
       flags, model, 5.0, [&](std::size_t i) { return model.loss(prepared[i].first, prepared[i].second); },
+      [&](std::size_t i) { return prepared[i].second.size(); },
       [&](std::size_t i) {
         std::size_t tokens = 0;
         for (std::size_t length : prepared[i].first.lengths) tokens += length;
@@ -264,6 +323,7 @@ Result image_train(const Flags& flags) {
   }
   return timed_training(
       flags, model, 5.0, [&](std::size_t i) { return model.loss(prepared[i].first, prepared[i].second); },
+      [&](std::size_t i) { return prepared[i].second.size(); },
       [&](std::size_t i) { return prepared[i].second.size(); });
 }
 
@@ -393,6 +453,10 @@ int main(int argc, char** argv) {
     keep_freed_heap_memory();  // as the example programs' training loop does
     const bool needs_data = flags.workload != "graph-overhead" && flags.workload != "gemm" && flags.workload != "image-train";
     if (needs_data && flags.data.empty()) throw cli::UsageError("--data is required for " + flags.workload);
+    if (distributed::world().size() > 1) {  // data parallelism is for training
+      if (!flags.workload.ends_with("-train")) throw cli::UsageError(flags.workload + " runs in one process, not under mpirun");
+      if (!flags.export_dir.empty()) throw cli::UsageError("--export writes the global batches: run it in one process");
+    }
     if (!flags.export_dir.empty()) fs::create_directories(flags.export_dir);
     Result result;
     if (flags.workload == "seq2seq-train") result = seq2seq_train(flags);
