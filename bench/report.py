@@ -2,7 +2,11 @@
 """Summarises bench/run.sh's JSON lines: for each workload, both implementations at every
 thread count, the ratio of their best speeds, and the fraction of the roofline: for batch-1
 decoding the memory's (tokens/s / the read-bound workload's passes/s), otherwise the GEMM's
-(GEMM FLOPs per step / time per step / measured sgemm peak at that thread count). Where a
+(GEMM FLOPs per step / time per step / measured sgemm peak at that thread count). Beside
+it, the machine's own roofline: workloads with a FLOP count (training, gemm) as a fraction of
+the fma-peak workload's float32 GFLOP/s (its widest instruction set) at the same thread count,
+and those bound by bytes (batch-1 decoding, read-bound: the bytes of weights read-bound reads
+per token x tokens/s) as a fraction of the read-bandwidth workload's GB/s. Where a
 workload ran in several rounds, each line is the median run and shows the range. A run
 whose OpenBLAS thread count differs from its other threads (PyTorch's two pools) shows
 both, "1, BLAS 2". Runs beside a busy core, and data-parallel runs on several ranks, are
@@ -14,10 +18,17 @@ from collections import defaultdict
 
 
 def speed(r):
-    """Higher is better: GFLOP/s for gemm, tokens (for graph-overhead, ops) per second otherwise."""
-    if r["workload"] == "gemm":
-        return r["gflop_per_step"] / (r["ms_per_step"] / 1000)
+    """Higher is better: GFLOP/s for gemm and fma-peak, GB/s for read-bandwidth, tokens (for
+    graph-overhead, ops) per second otherwise."""
+    if r["workload"] in ("gemm", "fma-peak"):
+        return gflop_per_s(r)
+    if r["workload"] == "read-bandwidth":
+        return r["tokens_per_s"] * r["bytes_per_token"] / 1e9
     return r["tokens_per_s"]
+
+
+def gflop_per_s(r):
+    return r["gflop_per_step"] / (r["ms_per_step"] / 1000)
 
 
 def blas_threads(r):
@@ -29,12 +40,13 @@ def threads_label(r):
 
 
 def median_runs(rows):
-    """One run per (workload, impl, threads, OpenBLAS threads): the median by speed (the upper
+    """One run per (workload, impl, threads, OpenBLAS threads, instruction set of the workload's
+    own loop, where it names one): the median by speed (the upper
     one of an even count, so that it is a run that happened), with the number of rounds and the
     slowest and fastest speed."""
     groups = defaultdict(list)
     for r in rows:
-        groups[(r["workload"], r["impl"], r["threads"], blas_threads(r))].append(r)
+        groups[(r["workload"], r["impl"], r["threads"], blas_threads(r), r.get("isa"))].append(r)
     medians = []
     for runs in groups.values():
         runs.sort(key=speed)
@@ -86,6 +98,9 @@ def report_data_parallel(parallel, rows):
             line += f", {speed(r) / speed(one):.2f}x 1 rank x 1 thread"
         if two:
             line += f", {speed(r) / speed(two):.2f}x 1 rank x 2 threads"
+        ddp = [p for p in parallel if p["workload"] == workload and p["impl"] == "pytorch"]
+        if impl == "xgrad" and ddp:
+            line += f", {speed(r) / speed(ddp[0]):.2f}x PyTorch DDP"
         pytorch_best = [p for p in rows if p["workload"] == workload and p["impl"] == "pytorch"]
         if impl == "pytorch" and pytorch_best:
             best = max(pytorch_best, key=speed)
@@ -109,6 +124,44 @@ def report_data_parallel(parallel, rows):
                   f"{speedups}; communication outweighs computation beyond {limit:.0f} ranks")
 
 
+def machine_roofline(r, fma_peak, bandwidth, weight_bytes_per_token):
+    """An xgrad run's fraction of the machine's roofline at its thread count: "% FMA" of the
+    float32 multiply-add peak for a workload with a FLOP count, "% read" of the read bandwidth
+    for one bound by bytes; the instruction set for the two peaks themselves."""
+    workload, threads = r["workload"], r["threads"]
+    if r["impl"] != "xgrad":
+        return ""
+    if workload in ("fma-peak", "read-bandwidth"):
+        return r.get("isa", "")
+    if workload in ("decode-greedy-1", "read-bound"):
+        bytes_per_token = r.get("bytes_per_token", weight_bytes_per_token)
+        if not bytes_per_token or threads not in bandwidth:
+            return ""
+        return f"{100 * r['tokens_per_s'] * bytes_per_token / 1e9 / bandwidth[threads]:.0f}% read"
+    if r.get("gflop_per_step") and threads in fma_peak:
+        return f"{100 * gflop_per_s(r) / fma_peak[threads]:.0f}% FMA"
+    return ""
+
+
+def report_machine(fma_peak_by_isa, bandwidth, sgemm):
+    """The machine's roofline: the FMA peak at every instruction set measured, the read
+    bandwidth, and OpenBLAS's sgemm against the widest FMA peak."""
+    if not fma_peak_by_isa and not bandwidth:
+        return
+    print()
+    print("the machine's roofline (xgrad-bench fma-peak and read-bandwidth):")
+    for (isa, threads), peak in sorted(fma_peak_by_isa.items(), key=lambda item: (item[0][1], -item[1])):
+        print(f"  float32 FMA peak, {isa:8} {threads} thread(s): {peak:8.1f} GFLOP/s")
+    for threads, gb_per_s in sorted(bandwidth.items()):
+        print(f"  read bandwidth,          {threads} thread(s): {gb_per_s:8.1f} GB/s")
+    for threads, gflops in sorted(sgemm.items()):
+        peaks = {isa: peak for (isa, t), peak in fma_peak_by_isa.items() if t == threads}
+        if peaks:
+            fractions = ", ".join(f"{100 * gflops / peak:.0f}% of the {isa} peak" for isa, peak in
+                                  sorted(peaks.items(), key=lambda item: -item[1]))
+            print(f"  sgemm 2048^3 (OpenBLAS), {threads} thread(s): {gflops:8.1f} GFLOP/s, {fractions}")
+
+
 def main(path):
     lines = [json.loads(line) for line in open(path) if line.startswith("{")]
     busy = [r for r in lines if r.get("load") == "busy-core"]
@@ -116,22 +169,30 @@ def main(path):
     rows = median_runs([r for r in lines if r.get("load") != "busy-core" and r.get("ranks", 1) == 1])
     peak = {r["threads"]: speed(r) for r in rows if r["workload"] == "gemm" and r["impl"] == "xgrad"}
     read_bound = {r["threads"]: speed(r) for r in rows if r["workload"] == "read-bound"}
+    fma_peak_by_isa = {(r.get("isa"), r["threads"]): speed(r) for r in rows if r["workload"] == "fma-peak"}
+    fma_peak = {}  # at each thread count the widest instruction set's, the fastest
+    for (_, threads), gflops in fma_peak_by_isa.items():
+        fma_peak[threads] = max(fma_peak.get(threads, 0), gflops)
+    bandwidth = {r["threads"]: speed(r) for r in rows if r["workload"] == "read-bandwidth"}
+    weight_bytes_per_token = next((r["bytes_per_token"] for r in rows if r["workload"] == "read-bound" and
+                                   "bytes_per_token" in r), None)
     by_workload = defaultdict(list)
     for r in rows:
         by_workload[r["workload"]].append(r)
     print(f"{'workload':18} {'impl':8} {'threads':>12} {'tokens/s':>12} {'ms/step':>10} {'RSS MB':>8} {'roofline':>9} "
-          f"{'check loss':>11}  range of rounds")
+          f"{'machine':>9} {'check loss':>11}  range of rounds")
     for workload, results in by_workload.items():
-        for r in sorted(results, key=lambda r: (r["impl"], r["threads"], blas_threads(r))):
+        for r in sorted(results, key=lambda r: (r["impl"], r["threads"], blas_threads(r), -speed(r))):
             roofline = ""
             if workload == "decode-greedy-1" and r["impl"] == "xgrad" and r["threads"] in read_bound:
                 roofline = f"{100 * speed(r) / read_bound[r['threads']]:.0f}%"
-            elif workload != "gemm" and r["impl"] == "xgrad" and r.get("gflop_per_step") and r["threads"] in peak:
+            elif workload not in ("gemm", "fma-peak") and r["impl"] == "xgrad" and r.get("gflop_per_step") and r["threads"] in peak:
                 roofline = f"{100 * r['gflop_per_step'] / (r['ms_per_step'] / 1000) / peak[r['threads']]:.0f}%"
             check = f"{r['check_loss']:.6f}" if "check_loss" in r else ""
             spread = f"  {r['rounds']} rounds: {r['slowest']:.1f} to {r['fastest']:.1f}" if r["rounds"] > 1 else ""
+            machine = machine_roofline(r, fma_peak, bandwidth, weight_bytes_per_token)
             print(f"{workload:18} {r['impl']:8} {threads_label(r):>12} {speed(r):>12.1f} {r['ms_per_step']:>10.2f} "
-                  f"{r['peak_rss_mb']:>8.0f} {roofline:>9} {check:>11}{spread}")
+                  f"{r['peak_rss_mb']:>8.0f} {roofline:>9} {machine:>9} {check:>11}{spread}")
     print()
     print("best of each side (higher is better; gemm in GFLOP/s):")
     for workload, results in by_workload.items():
@@ -157,6 +218,7 @@ def main(path):
     xgrad_seq2seq = {r["threads"]: r for r in by_workload.get("seq2seq-train", []) if r["impl"] == "xgrad"}
     if 1 in xgrad_seq2seq and 2 in xgrad_seq2seq:
         print(f"  seq2seq-train scaling: 2 threads = {xgrad_seq2seq[2]['tokens_per_s'] / xgrad_seq2seq[1]['tokens_per_s']:.2f}x 1 thread")
+    report_machine(fma_peak_by_isa, bandwidth, peak)
     if busy:
         report_busy_core(median_runs(busy))
     if parallel:

@@ -2,7 +2,9 @@
 # make bench: every workload with xgrad and with PyTorch, side by side in one run, at 1 and 2
 # threads (PyTorch also with its intra-op and OpenBLAS thread counts apart), then the training
 # workloads and batch-1 decoding beside a busy core, then training data-parallel on 2 ranks,
-# then the report (ratios, roofline fractions, scaling). Results go to build/bench/.
+# then the report (ratios; roofline fractions: of OpenBLAS's sgemm, and of the machine's
+# float32 FMA peak and read bandwidth, which fma-peak and read-bandwidth measure; scaling).
+# Results go to build/bench/.
 #   XGRAD_BENCH_WORKLOADS  the workloads to run (default: all)
 #   XGRAD_BENCH_THREADS    the thread counts to try (default: "1 2")
 #   XGRAD_BENCH_CONTENTION_WORKLOADS  the workloads to run beside a busy core (default: the
@@ -21,7 +23,7 @@ out="$build/bench"
 mkdir -p "$out/batches"
 results="$out/results.jsonl"
 : > "$results"
-workloads=${XGRAD_BENCH_WORKLOADS:-"gemm graph-overhead seq2seq-train classifier-train decode-greedy-1 read-bound decode-greedy-64 transformer-train transformer-decode-1 image-train"}
+workloads=${XGRAD_BENCH_WORKLOADS:-"fma-peak read-bandwidth gemm graph-overhead seq2seq-train classifier-train decode-greedy-1 read-bound decode-greedy-64 transformer-train transformer-decode-1 image-train"}
 thread_counts=${XGRAD_BENCH_THREADS:-1 2}
 for workload in $workloads; do
   for threads in $thread_counts; do
@@ -34,7 +36,12 @@ for workload in $workloads; do
       echo "== $workload, $threads thread(s), round $round" >&2
       OPENBLAS_NUM_THREADS=$threads "$build/bin/xgrad-bench" --workload "$workload" --threads "$threads" \
         --data "$data" --export "$out/batches" | tee -a "$results"
-      [[ $workload == read-bound ]] && continue  # a bound for xgrad's decoding, not a model PyTorch runs
+      if [[ $workload == fma-peak ]]; then
+        # The AVX2 peak as well, the one OpenBLAS's Haswell kernels (OPENBLAS_CORETYPE=Haswell) can reach.
+        XGRAD_MAX_ISA=avx2 "$build/bin/xgrad-bench" --workload "$workload" --threads "$threads" | tee -a "$results"
+      fi
+      # Bounds for xgrad's workloads and the machine's own, not models PyTorch runs.
+      [[ $workload == read-bound || $workload == fma-peak || $workload == read-bandwidth ]] && continue
       for blas_threads in $thread_counts; do
         # graph-overhead multiplies scalars: no BLAS in it, so only the one count matters.
         [[ $workload == graph-overhead && $blas_threads != "$threads" ]] && continue
@@ -48,7 +55,7 @@ done
 # core, xgrad at its programs' default thread count (one per core) and at one thread, PyTorch
 # at every count, so that each side's best under the load is known. Lines carry
 # "load": "busy-core"; the report compares them apart.
-contention_workloads=${XGRAD_BENCH_CONTENTION_WORKLOADS:-"seq2seq-train classifier-train decode-greedy-1"}
+contention_workloads=${XGRAD_BENCH_CONTENTION_WORKLOADS-"seq2seq-train classifier-train decode-greedy-1"}
 cores=$(nproc)
 busy_tag='s/}$/, "load": "busy-core"}/'
 for workload in $contention_workloads; do
@@ -75,7 +82,7 @@ done
 # Data parallelism: the training workloads on 2 ranks of 1 thread each, under mpirun (xgrad,
 # MPI over shared memory) and as PyTorch's DistributedDataParallel over Gloo, each rank taking
 # its share of the same global batches as the one-process runs above. Lines carry "ranks".
-rank_workloads=${XGRAD_BENCH_RANK_WORKLOADS:-"seq2seq-train classifier-train"}
+rank_workloads=${XGRAD_BENCH_RANK_WORKLOADS-"seq2seq-train classifier-train"}
 ranks=2
 for workload in $rank_workloads; do
   for round in $(seq "${XGRAD_BENCH_ROUNDS:-1}"); do
@@ -91,5 +98,6 @@ done
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "torch: $(/usr/bin/python3 -c 'import torch; print(torch.__version__)')"
+  echo "OPENBLAS_CORETYPE: ${OPENBLAS_CORETYPE:-unset}"
   /usr/bin/python3 "$root/bench/report.py" "$results"
 } | tee "$out/report.txt"

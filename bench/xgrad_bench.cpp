@@ -9,8 +9,10 @@
 // feed-forward 1024, on the same batches as seq2seq-train), transformer-decode-1 (its batch-1
 // greedy decoding over the key/value cache), image-train (xgrad-images' model on
 // Fashion-MNIST, batch 64), read-bound (a read of the weights batch-1 decoding multiplies per
-// token: its memory roofline), graph-overhead (10^6 tiny ops forward and backward) and gemm
-// (single-precision matrix product peak).
+// token: its memory roofline), graph-overhead (10^6 tiny ops forward and backward), gemm
+// (single-precision matrix product peak), and the machine's own limits: fma-peak (float32
+// multiply-adds in registers at the widest vector width) and read-bandwidth (sustained reads
+// from memory).
 //
 // With --export DIR the model workloads write their initial weights and the exact batches
 // they run to DIR, so that bench/pytorch_bench.py can run the identical model on identical
@@ -23,9 +25,11 @@
 #include <bit>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <xgrad/framework.h>
 #include <xgrad/models/batching.h>
@@ -61,6 +65,8 @@ struct Result {
   // Under mpirun: the gradient's size, and the time of its allreduce per step, within the
   // training steps (waits for the slowest rank included) and alone, all ranks ready.
   double gradient_mb = 0, allreduce_ms_in_step = 0, allreduce_ms_alone = 0;
+  double bytes_per_token = 0;  // memory one token (one pass) reads, for workloads bound by bytes
+  std::string_view isa;        // the instruction set of a workload's own vector loop
 };
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
@@ -82,6 +88,12 @@ void print(const Flags& flags, const Result& r) {
     std::printf(", \"ranks\": %d, \"gradient_mb\": %.2f, \"allreduce_ms_in_step\": %.3f, \"allreduce_ms_alone\": %.3f",
                 ranks, r.gradient_mb, r.allreduce_ms_in_step, r.allreduce_ms_alone);
   }
+  if (r.gflop_per_step > 0) std::printf(", \"gflop_per_s\": %.2f", r.gflop_per_step / (r.ms_per_step / 1000.0));
+  if (r.bytes_per_token > 0) {
+    std::printf(", \"bytes_per_token\": %.0f, \"gb_per_s\": %.2f", r.bytes_per_token,
+                r.bytes_per_token * r.tokens_per_second / 1e9);
+  }
+  if (!r.isa.empty()) std::printf(", \"isa\": \"%.*s\"", static_cast<int>(r.isa.size()), r.isa.data());
   std::printf("}\n");
 }
 
@@ -395,7 +407,7 @@ Result read_bound(const Flags& flags) {
   const float* data = weights.data();
   std::atomic<std::uint32_t> checksum = 0;  // where the sums go, so that the reads are not optimised away
   const std::size_t passes_per_step = 100;
-  return timed(flags.warmup, flags.steps, [&](std::size_t) {
+  Result result = timed(flags.warmup, flags.steps, [&](std::size_t) {
     for (std::size_t pass = 0; pass < passes_per_step; ++pass) {
       parallel_for(floats_per_token, elementwise_grain, [&](std::size_t begin, std::size_t end) {
         std::uint32_t sum = 0;  // integer, so that the compiler may reorder the additions into vectors
@@ -405,6 +417,8 @@ Result read_bound(const Flags& flags) {
     }
     return passes_per_step;
   });
+  result.bytes_per_token = double(floats_per_token * sizeof(float));
+  return result;
 }
 
 // A chain of 10^6 scalar multiplications on a one-element tensor, then its backward: the
@@ -434,6 +448,125 @@ Result gemm_peak(const Flags& flags) {
   });
 }
 
+// The machine's own roofline, which no kernel of any library passes: the cores' float32
+// multiply-add peak and memory's sustained read bandwidth. Both loops are kernels over Isa, at
+// the widest instruction set the CPU supports (XGRAD_MAX_ISA caps it; the line names it), and
+// run on exactly --threads threads, each on its own share: the pool does not follow busy cores
+// here, since a peak measured on fewer threads than its line says would be no peak.
+
+// Vectors of `Element` as wide as `isa`'s registers (GCC's vector extension).
+template <Isa isa, class Element>
+struct Vectors {
+  static constexpr std::size_t bytes = isa == Isa::avx512 ? 64 : (isa == Isa::avx2 ? 32 : 16);
+  static constexpr std::size_t lanes = bytes / sizeof(Element);
+  typedef Element Vector __attribute__((vector_size(bytes)));
+
+  // The sum of every lane of every vector in `vectors`.
+  template <std::size_t count>
+  XGRAD_KERNEL static Element lane_sum(const Vector (&vectors)[count]) {
+    Element total = 0;
+    for (const Vector& vector : vectors) {
+      for (std::size_t lane = 0; lane < lanes; ++lane) total += vector[lane];
+    }
+    return total;
+  }
+};
+
+// `iterations` rounds of one multiply-add on each of `chains` independent vectors held in
+// registers, so that the FMA units never wait for a result: Zen 4 and 5 and recent Intel cores
+// issue two FMAs a cycle with a latency of 4 cycles, 8 in flight; 12 chains leave slack and
+// fit AVX2's 16 registers beside the two operands. Each chain converges to 1 (x <- 0.9 x +
+// 0.1), never to a denormal; their sum goes to `total`, so that no round is dead code.
+// Returns the floating-point operations done (a multiply-add counts two).
+template <Isa isa>
+struct MultiplyAddChains {
+  using Floats = Vectors<isa, float>;
+  using Vector = typename Floats::Vector;
+  static constexpr std::size_t chains = 12;
+
+  XGRAD_KERNEL static std::size_t run(std::size_t iterations, float scale, float offset, float* total) {
+    Vector sum[chains];
+    for (std::size_t c = 0; c < chains; ++c) sum[c] = Vector{} + float(c);
+    const Vector scales = Vector{} + scale, offsets = Vector{} + offset;
+    for (std::size_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 12
+      for (std::size_t c = 0; c < chains; ++c) sum[c] = sum[c] * scales + offsets;
+    }
+    *total = Floats::lane_sum(sum);
+    return 2 * iterations * chains * Floats::lanes;
+  }
+};
+
+// float32 GFLOP/s of MultiplyAddChains: 2^26 rounds per thread and step (about 0.1 s).
+Result fma_peak(const Flags& flags) {
+  set_follow_busy_cores(false);
+  const Isa isa = active_isa();
+  const std::size_t iterations = std::size_t(1) << 26;
+  std::atomic<std::size_t> flops = 0;
+  std::atomic<float> checksum = 0;  // where the chains' sums go, so that the loop is not optimised away
+  Result result = timed(flags.warmup, flags.steps, [&](std::size_t) {
+    parallel_for(flags.threads, 1, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t thread = begin; thread < end; ++thread) {
+        float total = 0;
+        flops.fetch_add(dispatch_to<MultiplyAddChains>(isa, iterations, 0.9f, 0.1f, &total), std::memory_order_relaxed);
+        checksum.store(total, std::memory_order_relaxed);
+      }
+    });
+    return std::size_t{0};
+  });
+  result.gflop_per_step = double(flops.load()) / 1e9 / double(flags.warmup + flags.steps);
+  result.isa = isa_name(isa);
+  return result;
+}
+
+// The wrapping sum of the bits of values[0 .. count), count a multiple of 64, read with
+// vector loads into 4 independent sums (integer: one cycle each, so the loads set the pace).
+template <Isa isa>
+struct SumBits {
+  using Words = Vectors<isa, std::uint32_t>;
+  using Vector = typename Words::Vector;
+  static constexpr std::size_t chains = 4;
+
+  XGRAD_KERNEL static std::uint32_t run(const float* values, std::size_t count) {
+    Vector sum[chains] = {};
+    for (std::size_t i = 0; i < count; i += chains * Words::lanes) {
+#pragma GCC unroll 4
+      for (std::size_t c = 0; c < chains; ++c) {
+        Vector loaded;
+        std::memcpy(&loaded, values + i + c * Words::lanes, sizeof loaded);
+        sum[c] += loaded;
+      }
+    }
+    return Words::lane_sum(sum);
+  }
+};
+
+// Sustained read bandwidth: 4 passes per step over 1 GiB (32 times the development machine's
+// 32 MB L3, so that no pass finds the previous one in cache), on 2 MB pages like read-bound,
+// split over the threads in chunks of 16 KiB. A pass counts as a token.
+Result read_bandwidth(const Flags& flags) {
+  set_follow_busy_cores(false);
+  const Isa isa = active_isa();
+  const std::size_t chunk = 4096, floats = std::size_t(1) << 28, passes_per_step = 4;
+  Array<float> buffer = Array<float>::from_shape({floats});
+  advise_large_pages(buffer);
+  std::fill(buffer.begin(), buffer.end(), 1.0f);
+  const float* data = buffer.data();
+  std::atomic<std::uint32_t> checksum = 0;  // where the sums go, so that the reads are not optimised away
+  Result result = timed(flags.warmup, flags.steps, [&](std::size_t) {
+    for (std::size_t pass = 0; pass < passes_per_step; ++pass) {
+      parallel_for(floats / chunk, 1, [&](std::size_t begin, std::size_t end) {
+        checksum.fetch_add(dispatch_to<SumBits>(isa, data + begin * chunk, (end - begin) * chunk),
+                           std::memory_order_relaxed);
+      });
+    }
+    return passes_per_step;
+  });
+  result.bytes_per_token = double(floats * sizeof(float));
+  result.isa = isa_name(isa);
+  return result;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -441,7 +574,8 @@ int main(int argc, char** argv) {
   Flags flags;
   program.choice("--workload", flags.workload,
                  {"seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64", "transformer-train",
-                  "transformer-decode-1", "image-train", "read-bound", "graph-overhead", "gemm"},
+                  "transformer-decode-1", "image-train", "read-bound", "graph-overhead", "gemm", "fma-peak",
+                  "read-bandwidth"},
                  "what to run").required();
   program.size("--threads", flags.threads, "N", "threads for matrix products").range(1, 256);
   program.size("--steps", flags.steps, "N", "timed steps (after the warm-up)").range(1, 100000);
@@ -451,7 +585,8 @@ int main(int argc, char** argv) {
   return cli::run_main(program, argc, argv, [&](const std::string&) {
     set_num_threads(static_cast<int>(flags.threads));
     keep_freed_heap_memory();  // as the example programs' training loop does
-    const bool needs_data = flags.workload != "graph-overhead" && flags.workload != "gemm" && flags.workload != "image-train";
+    const bool needs_data = flags.workload != "graph-overhead" && flags.workload != "gemm" && flags.workload != "image-train" &&
+                            flags.workload != "fma-peak" && flags.workload != "read-bandwidth";
     if (needs_data && flags.data.empty()) throw cli::UsageError("--data is required for " + flags.workload);
     if (distributed::world().size() > 1) {  // data parallelism is for training
       if (!flags.workload.ends_with("-train")) throw cli::UsageError(flags.workload + " runs in one process, not under mpirun");
@@ -469,6 +604,8 @@ int main(int argc, char** argv) {
     if (flags.workload == "read-bound") result = read_bound(flags);
     if (flags.workload == "graph-overhead") result = graph_overhead(flags);
     if (flags.workload == "gemm") result = gemm_peak(flags);
+    if (flags.workload == "fma-peak") result = fma_peak(flags);
+    if (flags.workload == "read-bandwidth") result = read_bandwidth(flags);
     print(flags, result);
     return 0;
   });
