@@ -98,48 +98,54 @@ BOOST_AUTO_TEST_CASE(broadcast_state_gives_every_rank_rank_0s_weights) {
 }
 
 // Five SGD steps on global batches of 8 examples: each rank computes the gradient of its
-// share (its loss divided by the global count), the reducer sums them in buckets of 16
-// floats (the table's 40 make a bucket of their own), and the parameters end as those of
-// one process that took the whole batches, which every rank also trains as the reference.
+// share (its loss divided by the global count), the reducer sums them in buckets, and the
+// parameters end as those of one process that took the whole batches, which every rank also
+// trains as the reference. Buckets of 16 floats pack the small tensors together (the table's
+// 40 make a bucket of their own, summed in place); buckets of one float sum every tensor in
+// place, the rare one too, which only one rank has a gradient for.
 BOOST_AUTO_TEST_CASE(ranks_trained_on_shares_end_as_one_process_on_whole_batches) {
-  manual_seed(group().rank() == 0 ? 7 : 100 + group().rank());
-  Model parallel;
-  distributed::broadcast_state(parallel, group());
-  manual_seed(7);
-  Model reference;
-  optim::SGD<float> parallel_sgd(parallel.parameters(), {.lr = 0.1});
-  optim::SGD<float> reference_sgd(reference.parameters(), {.lr = 0.1});
-  const Array<float> initial_hidden = parallel.hidden.weight.value();
-  distributed::GradientReducer reducer(parallel.parameters(), group(), 16 * sizeof(float));
-  BOOST_TEST(reducer.buckets() >= 3u);
-  BOOST_CHECK_THROW(distributed::GradientReducer(parallel.parameters(), group(), 0), std::invalid_argument);
+  for (const std::size_t bucket_floats : {16, 1}) {
+    BOOST_TEST_CONTEXT("buckets of " << bucket_floats << " floats") {
+      manual_seed(group().rank() == 0 ? 7 : 100 + group().rank());
+      Model parallel;
+      distributed::broadcast_state(parallel, group());
+      manual_seed(7);
+      Model reference;
+      optim::SGD<float> parallel_sgd(parallel.parameters(), {.lr = 0.1});
+      optim::SGD<float> reference_sgd(reference.parameters(), {.lr = 0.1});
+      const Array<float> initial_hidden = parallel.hidden.weight.value();
+      distributed::GradientReducer reducer(parallel.parameters(), group(), bucket_floats * sizeof(float));
+      BOOST_TEST(reducer.buckets() >= (bucket_floats == 1 ? parallel.parameters().size() : 3u));
+      BOOST_CHECK_THROW(distributed::GradientReducer(parallel.parameters(), group(), 0), std::invalid_argument);
 
-  const auto size = static_cast<std::size_t>(group().size()), rank = static_cast<std::size_t>(group().rank());
-  for (std::size_t step = 0; step < 5; ++step) {
-    const std::vector<Example> batch = global_batch(step);
-    const std::size_t first = rank * batch.size() / size, end = (rank + 1) * batch.size() / size;
-    parallel.loss(batch, first, end, batch.size()).backward();
-    reducer.sum();
-    BOOST_TEST(parallel.rare.weight.has_grad());  // here though only one rank read it
-    BOOST_TEST(!parallel.unused.weight.has_grad());
-    parallel_sgd.step();
-    parallel_sgd.zero_grad();
+      const auto size = static_cast<std::size_t>(group().size()), rank = static_cast<std::size_t>(group().rank());
+      for (std::size_t step = 0; step < 5; ++step) {
+        const std::vector<Example> batch = global_batch(step);
+        const std::size_t first = rank * batch.size() / size, end = (rank + 1) * batch.size() / size;
+        parallel.loss(batch, first, end, batch.size()).backward();
+        reducer.sum();
+        BOOST_TEST(parallel.rare.weight.has_grad());  // here though only one rank read it
+        BOOST_TEST(!parallel.unused.weight.has_grad());
+        parallel_sgd.step();
+        parallel_sgd.zero_grad();
 
-    reference.loss(batch, 0, batch.size(), batch.size()).backward();
-    reference_sgd.step();
-    reference_sgd.zero_grad();
+        reference.loss(batch, 0, batch.size(), batch.size()).backward();
+        reference_sgd.step();
+        reference_sgd.zero_grad();
+      }
+      // Each gradient element is a sum of 8 example terms, each below about 4 in size (errors
+      // below 2 times weights and activations below 2), added 4 + 4 across ranks instead of 8
+      // in one: the two differ by at most about 8 eps * 4 = 2e-6, 2e-7 after the rate of 0.1.
+      // Five steps, and what earlier differences change in later gradients, stay within 1e-5.
+      const NamedTensors<float> got = parallel.state_dict(), expected = reference.state_dict();
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        const Array<float>& a = got[i].second.value();
+        const Array<float>& b = expected[i].second.value();
+        for (std::size_t k = 0; k < a.size(); ++k) BOOST_TEST(std::abs(a.data()[k] - b.data()[k]) <= 1e-5f, got[i].first);
+      }
+      BOOST_TEST((parallel.hidden.weight.value() != initial_hidden));  // else the comparison proves nothing
+    }
   }
-  // Each gradient element is a sum of 8 example terms, each below about 4 in size (errors
-  // below 2 times weights and activations below 2), added 4 + 4 across ranks instead of 8
-  // in one: the two differ by at most about 8 eps * 4 = 2e-6, 2e-7 after the rate of 0.1.
-  // Five steps, and what earlier differences change in later gradients, stay within 1e-5.
-  const NamedTensors<float> got = parallel.state_dict(), expected = reference.state_dict();
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const Array<float>& a = got[i].second.value();
-    const Array<float>& b = expected[i].second.value();
-    for (std::size_t k = 0; k < a.size(); ++k) BOOST_TEST(std::abs(a.data()[k] - b.data()[k]) <= 1e-5f, got[i].first);
-  }
-  BOOST_TEST((parallel.hidden.weight.value() != initial_hidden));  // else the comparison proves nothing
 }
 
 namespace {

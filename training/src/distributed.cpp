@@ -19,15 +19,15 @@ GradientReducer::GradientReducer(std::vector<Tensor<float>> parameters, ProcessG
   if (bucket_bytes == 0) throw std::invalid_argument("GradientReducer: bucket_bytes must be at least 1");
   const std::size_t bucket_floats = std::max<std::size_t>(1, bucket_bytes / sizeof(float));
   // In the order given; a tensor larger than a bucket makes a bucket of its own.
-  std::size_t largest = 0;
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     const std::size_t n = parameters_[i].size();
     if (buckets_.empty() || buckets_.back().floats + n > bucket_floats) buckets_.emplace_back();
     buckets_.back().members.push_back(i);
     buckets_.back().floats += n;
-    largest = std::max(largest, buckets_.back().floats);
   }
-  packed_.resize(largest);
+  for (const Bucket& bucket : buckets_) {
+    if (bucket.members.size() > 1) packed_.resize(std::max(packed_.size(), bucket.floats));
+  }
 }
 
 void GradientReducer::sum() {
@@ -38,6 +38,14 @@ void GradientReducer::sum() {
   for (std::size_t i = 0; i < parameters_.size(); ++i) holders[i] = parameters_[i].has_grad() ? 1.0f : 0.0f;
   group_.sum(holders);
   for (const Bucket& bucket : buckets_) {
+    if (bucket.members.size() == 1) {  // a tensor of a bucket's size or more: summed where it is
+      Tensor<float>& parameter = parameters_[bucket.members.front()];
+      if (holders[bucket.members.front()] == 0) continue;  // no rank has a gradient for it
+      if (!parameter.has_grad()) parameter.impl().grad = Array<float>(xt::zeros<float>(parameter.shape()));
+      Array<float>& gradient = parameter.mutable_grad();
+      group_.sum(std::span<float>(gradient.data(), gradient.size()));
+      continue;
+    }
     float* packed = packed_.data();
     for (std::size_t i : bucket.members) {
       const Tensor<float>& parameter = parameters_[i];

@@ -81,7 +81,7 @@ class GradientReducer {
   std::vector<Tensor<float>> parameters_;
   ProcessGroup& group_;
   std::vector<Bucket> buckets_;
-  std::vector<float> packed_;  // one bucket's gradients at a time
+  std::vector<float> packed_;  // one bucket's gradients at a time (a bucket of one tensor is summed in place)
 };
 
 }  // namespace xgrad::distributed
