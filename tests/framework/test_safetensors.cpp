@@ -47,6 +47,17 @@ void expect_refused(const std::string& bytes, const std::string& fragment) {
   }
 }
 
+// The message of the file_error that `read` throws; fails the test when it throws none.
+template <class Read>
+std::string error_of(Read read) {
+  try {
+    read();
+  } catch (const file_error& e) {
+    return e.what();
+  }
+  BOOST_ERROR("no file_error");
+  return "";
+}
 
 }  // namespace
 
@@ -110,7 +121,8 @@ BOOST_AUTO_TEST_CASE(corrupt_files_are_refused_with_a_reason) {
   expect_refused(raw_file(good_header, data.substr(0, 4)), "data section");                       // truncated data
   expect_refused(raw_file(R"({"a":{"dtype":"F32",)", ""), "not valid JSON");
   expect_refused(raw_file(R"([1,2])", ""), "not a JSON object");
-  expect_refused(raw_file(R"({"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", data), "dtype BF16");
+  expect_refused(raw_file(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", data),
+                 "dtype U8; supported are F32, F64, BF16, F16, I64, I32, I8 and BOOL");
   expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data), "needs 3 x 4 bytes");
   expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data), "non-negative");
   expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}})", data),
@@ -258,4 +270,26 @@ BOOST_AUTO_TEST_CASE(stale_temporaries_of_killed_writes_are_removed_and_nothing_
   for (const auto& entry : std::filesystem::directory_iterator(dir.path)) left.insert(entry.path().filename().string());
   BOOST_TEST((left == std::set<std::string>{"file.txt", ".hidden", "notes.tmp-abcdef", ".x.tmp-toolong", ".tmp-abcdef"}));
   remove_stale_temporaries((dir.path / "absent").string());  // nothing to clean is not an error
+}
+
+BOOST_AUTO_TEST_CASE(corrupt_files_of_the_new_dtypes_are_refused) {
+  const std::string four(4, '\0');
+  for (const auto& [spec, fragment] :
+       {std::pair{R"("BF16","shape":[3])", "BF16 of shape [3] needs 3 x 2 bytes but data_offsets span 4"},
+        {R"("F16","shape":[1])", "F16 of shape [1] needs 1 x 2 bytes"},
+        {R"("I32","shape":[2])", "I32 of shape [2] needs 2 x 4 bytes"},
+        {R"("I8","shape":[2,1])", "I8 of shape [2, 1] needs 2 x 1 bytes"},
+        {R"("BOOL","shape":[5])", "BOOL of shape [5] needs 5 x 1 bytes"}}) {
+    expect_refused(raw_file(std::string(R"({"a":{"dtype":)") + spec + R"(,"data_offsets":[0,4]}})", four), fragment);
+  }
+  // A BOOL byte other than 0 or 1, named by element and by its place in the file, by parse and by read.
+  const std::string header = R"({"m":{"dtype":"BOOL","shape":[2,2],"data_offsets":[0,4]}})";
+  const std::string bad_bool = raw_file(header, std::string("\1\0\2\1", 4));
+  const std::string where =
+      "tensor 'm': BOOL element 2 (byte " + std::to_string(8 + header.size() + 2) + " of the file) is 2, not 0 or 1";
+  expect_refused(bad_bool, where);
+  TempDir dir;
+  const std::string read_error = error_of([&] { safetensors::File::read(dir.write("mask.safetensors", bad_bool)); });
+  BOOST_TEST(read_error.find("mask.safetensors: " + where) != std::string::npos, read_error);
+  BOOST_CHECK_NO_THROW(safetensors::File::parse(raw_file(header, std::string("\1\0\0\1", 4)), "good"));
 }
