@@ -19,7 +19,20 @@ static_assert(std::endian::native == std::endian::little, "safetensors data is l
 
 namespace {
 
-std::size_t dtype_size(Dtype dtype) { return dtype == Dtype::f32 ? 4 : 8; }
+struct DtypeInfo {
+  Dtype dtype;
+  const char* name;
+  std::size_t size;  // bytes per element
+};
+constexpr DtypeInfo dtypes[] = {{Dtype::f32, "F32", 4}, {Dtype::f64, "F64", 8}, {Dtype::bf16, "BF16", 2},
+                                {Dtype::f16, "F16", 2}, {Dtype::i64, "I64", 8}, {Dtype::i32, "I32", 4},
+                                {Dtype::i8, "I8", 1},   {Dtype::boolean, "BOOL", 1}};
+
+const DtypeInfo& info(Dtype dtype) {
+  return *std::find_if(std::begin(dtypes), std::end(dtypes), [dtype](const DtypeInfo& i) { return i.dtype == dtype; });
+}
+
+std::size_t dtype_size(Dtype dtype) { return info(dtype).size; }
 
 template <class... Parts>
 [[noreturn]] void fail(const std::string& label, Parts&&... parts) {
@@ -29,10 +42,10 @@ template <class... Parts>
 Dtype parse_dtype(const std::string& label, const std::string& name, const nlohmann::json& value) {
   if (!value.is_string()) fail(label, "tensor '", name, "' has a dtype that is not a string");
   const std::string text = value.get<std::string>();
-  if (text == "F32") return Dtype::f32;
-  if (text == "F64") return Dtype::f64;
-  if (text == "I64") return Dtype::i64;
-  fail(label, "tensor '", name, "' has dtype ", text, "; supported are F32, F64 and I64");
+  for (const DtypeInfo& known : dtypes) {
+    if (text == known.name) return known.dtype;
+  }
+  fail(label, "tensor '", name, "' has dtype ", text, "; supported are F32, F64, BF16, F16, I64, I32, I8 and BOOL");
 }
 
 // Reads a non-negative integer that fits in size_t.
@@ -77,13 +90,58 @@ Entry parse_entry(const std::string& label, const std::string& name, const nlohm
 
 }  // namespace
 
-const char* dtype_name(Dtype dtype) {
-  switch (dtype) {
-    case Dtype::f32: return "F32";
-    case Dtype::f64: return "F64";
-    case Dtype::i64: return "I64";
+const char* dtype_name(Dtype dtype) { return info(dtype).name; }
+
+bool is_floating(Dtype dtype) {
+  return dtype == Dtype::f32 || dtype == Dtype::f64 || dtype == Dtype::bf16 || dtype == Dtype::f16;
+}
+
+bool is_integer(Dtype dtype) { return dtype == Dtype::i64 || dtype == Dtype::i32 || dtype == Dtype::i8; }
+
+// bfloat16 is the upper half of a float.
+float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(std::uint32_t{bits} << 16); }
+
+std::uint16_t float_to_bf16(float value) {
+  if (std::isnan(value)) return 0x7FC0;
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
+  // Adding just under half of the dropped part's unit, plus the kept part's lowest bit, rounds
+  // ties to even; a carry out of the mantissa raises the exponent (to infinity past the largest).
+  return static_cast<std::uint16_t>((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+}
+
+float f16_to_float(std::uint16_t bits) {
+  const std::uint32_t sign = std::uint32_t{bits & 0x8000u} << 16;
+  const std::uint32_t exponent = (bits >> 10) & 0x1F;
+  const std::uint32_t mantissa = bits & 0x3FF;
+  if (exponent == 0x1F) return std::bit_cast<float>(sign | 0x7F800000 | (mantissa << 13));  // infinity, NaN
+  if (exponent == 0) {  // zero or subnormal: mantissa x 2^-24, exact in float
+    const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
+    return std::bit_cast<float>(sign | std::bit_cast<std::uint32_t>(magnitude));
   }
-  return "?";
+  return std::bit_cast<float>(sign | ((exponent + 127 - 15) << 23) | (mantissa << 13));
+}
+
+std::uint16_t float_to_f16(float value) {
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
+  const auto sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000);
+  const std::uint32_t magnitude = bits & 0x7FFFFFFF;
+  if (magnitude > 0x7F800000) return sign | 0x7E00;     // NaN
+  if (magnitude >= 0x477FF000) return sign | 0x7C00;    // 65520 and up round to infinity
+  if (magnitude >= 0x38800000) {                        // 2^-14 and up: a normal half
+    // Round the 13 dropped mantissa bits to nearest even, then move the exponent's bias from
+    // 127 to 15; a carry out of the mantissa raises the exponent.
+    const std::uint32_t rounded = magnitude + 0xFFF + ((magnitude >> 13) & 1);
+    return sign | static_cast<std::uint16_t>((rounded - ((127u - 15u) << 23)) >> 13);
+  }
+  if (magnitude <= 0x33000000) return sign;             // 2^-25 and below: zero (2^-25 is a tie)
+  // A subnormal half counts units of 2^-24: the float's 24-bit significand shifted right.
+  const std::uint32_t exponent = magnitude >> 23;
+  const std::uint32_t significand = (magnitude & 0x7FFFFF) | 0x800000;
+  const std::uint32_t shift = 126 - exponent;  // 14 to 24
+  std::uint32_t units = significand >> shift;
+  const std::uint32_t rest = significand & ((1u << shift) - 1), half = 1u << (shift - 1);
+  if (rest > half || (rest == half && (units & 1))) ++units;  // may become 2^-14, the smallest normal
+  return sign | static_cast<std::uint16_t>(units);
 }
 
 namespace {
@@ -115,15 +173,30 @@ File File::read(const std::string& path) {
   // Only now that the header's tensors are known to cover the file exactly: the data.
   bytes.reserve(input.size());
   input.read_into(bytes, input.size() - bytes.size());
-  file.bytes_ = std::move(bytes);
+  file.set_bytes(std::move(bytes));
   return file;
 }
 
 File File::parse(std::string bytes, std::string label) {
   const std::size_t header_size = header_length(bytes, bytes.size(), label);
   File file = from_header(std::string_view(bytes).substr(8, header_size), bytes.size() - 8 - header_size, std::move(label));
-  file.bytes_ = std::move(bytes);
+  file.set_bytes(std::move(bytes));
   return file;
+}
+
+void File::set_bytes(std::string bytes) {
+  bytes_ = std::move(bytes);
+  for (const auto& [name, e] : entries_) {
+    if (e.dtype != Dtype::boolean) continue;
+    const char* source = data_of(e);
+    for (std::size_t i = 0; i < e.end - e.begin; ++i) {
+      const auto byte = static_cast<unsigned char>(source[i]);
+      if (byte > 1) {
+        fail(label_, "tensor '", name, "': BOOL element ", i, " (byte ", data_start_ + e.begin + i, " of the file) is ",
+             static_cast<int>(byte), ", not 0 or 1");
+      }
+    }
+  }
 }
 
 File File::from_header(std::string_view header_text, std::size_t data_size, std::string label) {
@@ -184,81 +257,178 @@ const Entry& File::entry(const std::string& name) const {
   return it->second;
 }
 
+const Entry& File::entry_of(const std::string& name, bool (*accepts)(Dtype), const char* wanted) const {
+  const Entry& e = entry(name);
+  if (!accepts(e.dtype)) fail(label_, "tensor '", name, "' is ", dtype_name(e.dtype), ", not ", wanted);
+  return e;
+}
+
+namespace {
+
+constexpr const char* floating_dtypes = "a floating-point tensor (F32, F64, BF16 or F16)";
+constexpr const char* integer_dtypes = "an integer tensor (I64, I32 or I8)";
+
+// The dtype stored as T; BF16 and F16 are both stored as std::uint16_t (stores_as).
+template <class T>
+constexpr Dtype dtype_of() {
+  if constexpr (std::is_same_v<T, float>) return Dtype::f32;
+  else if constexpr (std::is_same_v<T, double>) return Dtype::f64;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return Dtype::i64;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return Dtype::i32;
+  else if constexpr (std::is_same_v<T, std::int8_t>) return Dtype::i8;
+  else if constexpr (std::is_same_v<T, bool>) return Dtype::boolean;
+  else static_assert(sizeof(T) == 0, "no dtype is stored as T");
+}
+static_assert(sizeof(bool) == 1, "BOOL elements are single bytes");
+
+template <class T>
+bool stores_as(Dtype dtype) {
+  if constexpr (std::is_same_v<T, std::uint16_t>) {
+    return dtype == Dtype::bf16 || dtype == Dtype::f16;
+  } else {
+    return dtype == dtype_of<T>();
+  }
+}
+
+// `count` elements stored as Stored at `source`, each converted by `convert` and cast to T.
+template <class Stored, class T, class Convert>
+void convert_into(const char* source, std::size_t count, T* out, Convert convert) {
+  for (std::size_t i = 0; i < count; ++i) {
+    Stored v;
+    std::memcpy(&v, source + sizeof(Stored) * i, sizeof(Stored));
+    out[i] = static_cast<T>(convert(v));
+  }
+}
+
+constexpr auto unchanged = [](auto v) { return v; };
+
+// Index of the first element whose exponent bits (`exponent_mask`) are all set, NaN or infinity.
+template <class Stored>
+std::optional<std::size_t> first_with_full_exponent(const char* source, std::size_t count, Stored exponent_mask) {
+  for (std::size_t i = 0; i < count; ++i) {
+    Stored v;
+    std::memcpy(&v, source + sizeof(Stored) * i, sizeof(Stored));
+    if ((v & exponent_mask) == exponent_mask) return i;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 template <class T>
 Array<T> File::floats(const std::string& name) const {
-  const Entry& e = entry(name);
+  const Entry& e = entry_of(name, is_floating, floating_dtypes);
   Array<T> result = Array<T>::from_shape(e.shape);
-  const char* source = bytes_.data() + data_start_ + e.begin;
-  if (e.dtype == Dtype::i64) fail(label_, "tensor '", name, "' is I64, not a floating-point tensor");
-  if ((e.dtype == Dtype::f32) == std::is_same_v<T, float>) {
-    std::memcpy(result.data(), source, e.end - e.begin);
-  } else if (e.dtype == Dtype::f32) {
-    for (std::size_t i = 0; i < result.size(); ++i) {
-      float v;
-      std::memcpy(&v, source + 4 * i, 4);
-      result.data()[i] = static_cast<T>(v);
-    }
-  } else {
-    for (std::size_t i = 0; i < result.size(); ++i) {
-      double v;
-      std::memcpy(&v, source + 8 * i, 8);
-      result.data()[i] = static_cast<T>(v);
-    }
+  const char* source = data_of(e);
+  switch (e.dtype) {
+    case Dtype::f32: convert_into<float>(source, result.size(), result.data(), unchanged); break;
+    case Dtype::f64: convert_into<double>(source, result.size(), result.data(), unchanged); break;
+    case Dtype::bf16: convert_into<std::uint16_t>(source, result.size(), result.data(), bf16_to_float); break;
+    case Dtype::f16: convert_into<std::uint16_t>(source, result.size(), result.data(), f16_to_float); break;
+    default: break;  // not floating point: refused above
   }
   return result;
 }
 
 Indices File::integers(const std::string& name) const {
-  const Entry& e = entry(name);
-  if (e.dtype != Dtype::i64) fail(label_, "tensor '", name, "' is ", dtype_name(e.dtype), ", not I64");
+  const Entry& e = entry_of(name, is_integer, integer_dtypes);
   Indices result = Indices::from_shape(e.shape);
-  std::memcpy(result.data(), bytes_.data() + data_start_ + e.begin, e.end - e.begin);
+  const char* source = data_of(e);
+  switch (e.dtype) {
+    case Dtype::i64: convert_into<std::int64_t>(source, result.size(), result.data(), unchanged); break;
+    case Dtype::i32: convert_into<std::int32_t>(source, result.size(), result.data(), unchanged); break;
+    case Dtype::i8: convert_into<std::int8_t>(source, result.size(), result.data(), unchanged); break;
+    default: break;  // not an integer: refused above
+  }
   return result;
 }
 
-namespace {
-template <class Stored>
-std::optional<std::size_t> first_non_finite_of(const char* source, std::size_t count) {
-  for (std::size_t i = 0; i < count; ++i) {
-    Stored v;
-    std::memcpy(&v, source + sizeof(Stored) * i, sizeof(Stored));
-    if (!std::isfinite(v)) return i;
-  }
-  return std::nullopt;
+template <class T>
+Array<T> File::stored(const std::string& name) const {
+  const char* wanted = "BF16 or F16";
+  if constexpr (!std::is_same_v<T, std::uint16_t>) wanted = dtype_name(dtype_of<T>());
+  const Entry& e = entry_of(name, stores_as<T>, wanted);
+  Array<T> result = Array<T>::from_shape(e.shape);
+  std::memcpy(result.data(), data_of(e), e.end - e.begin);
+  return result;
 }
-}  // namespace
 
 std::optional<std::size_t> File::first_non_finite(const std::string& name) const {
-  const Entry& e = entry(name);
-  const char* source = bytes_.data() + data_start_ + e.begin;
+  const Entry& e = entry_of(name, is_floating, floating_dtypes);
+  const char* source = data_of(e);
   const std::size_t count = (e.end - e.begin) / dtype_size(e.dtype);
   switch (e.dtype) {
-    case Dtype::f32: return first_non_finite_of<float>(source, count);
-    case Dtype::f64: return first_non_finite_of<double>(source, count);
-    case Dtype::i64: break;
+    case Dtype::f32: return first_with_full_exponent<std::uint32_t>(source, count, 0x7F800000);
+    case Dtype::f64: return first_with_full_exponent<std::uint64_t>(source, count, 0x7FF0000000000000);
+    case Dtype::bf16: return first_with_full_exponent<std::uint16_t>(source, count, 0x7F80);
+    case Dtype::f16: return first_with_full_exponent<std::uint16_t>(source, count, 0x7C00);
+    default: return std::nullopt;  // not floating point: refused above
   }
-  fail(label_, "tensor '", name, "' is I64, not a floating-point tensor");
 }
 
 template Array<float> File::floats<float>(const std::string&) const;
 template Array<double> File::floats<double>(const std::string&) const;
+template Array<float> File::stored<float>(const std::string&) const;
+template Array<double> File::stored<double>(const std::string&) const;
+template Array<std::uint16_t> File::stored<std::uint16_t>(const std::string&) const;
+template Array<std::int64_t> File::stored<std::int64_t>(const std::string&) const;
+template Array<std::int32_t> File::stored<std::int32_t>(const std::string&) const;
+template Array<std::int8_t> File::stored<std::int8_t>(const std::string&) const;
+template Array<bool> File::stored<bool>(const std::string&) const;
 
-void Writer::add_bytes(const std::string& name, Dtype dtype, const Shape& shape, const void* data, std::size_t size) {
+void Writer::add_bytes(const std::string& name, Dtype dtype, const Shape& shape, std::string bytes) {
   if (name.empty() || name == "__metadata__") throw std::invalid_argument("safetensors: invalid tensor name '" + name + "'");
-  if (!tensors_.emplace(name, Pending{dtype, shape, std::string(static_cast<const char*>(data), size)}).second) {
+  if (!tensors_.emplace(name, Pending{dtype, shape, std::move(bytes)}).second) {
     throw std::invalid_argument("safetensors: tensor '" + name + "' added twice");
   }
 }
 
-void Writer::add(const std::string& name, const Array<float>& values) {
-  add_bytes(name, Dtype::f32, values.shape(), values.data(), values.size() * 4);
+namespace {
+// The bytes of `values`, each converted by `convert` and stored as Stored.
+template <class Stored, class T, class Convert>
+std::string converted_bytes(const Array<T>& values, Convert convert) {
+  std::string bytes(values.size() * sizeof(Stored), '\0');
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const Stored v = convert(values.data()[i]);
+    std::memcpy(bytes.data() + sizeof(Stored) * i, &v, sizeof(Stored));
+  }
+  return bytes;
 }
-void Writer::add(const std::string& name, const Array<double>& values) {
-  add_bytes(name, Dtype::f64, values.shape(), values.data(), values.size() * 8);
+}  // namespace
+
+template <class T>
+void Writer::add_floats(const std::string& name, const Array<T>& values, Dtype stored_as) {
+  // Doubles become BF16 or F16 through float, as PyTorch's casts round them.
+  const auto through_float = [](auto convert) { return [convert](T v) { return convert(static_cast<float>(v)); }; };
+  std::string bytes;
+  switch (stored_as) {
+    case Dtype::f32: bytes = converted_bytes<float>(values, [](T v) { return static_cast<float>(v); }); break;
+    case Dtype::f64: bytes = converted_bytes<double>(values, [](T v) { return static_cast<double>(v); }); break;
+    case Dtype::bf16: bytes = converted_bytes<std::uint16_t>(values, through_float(float_to_bf16)); break;
+    case Dtype::f16: bytes = converted_bytes<std::uint16_t>(values, through_float(float_to_f16)); break;
+    default:
+      throw std::invalid_argument("safetensors: tensor '" + name + "' cannot hold floating-point values as " +
+                                  dtype_name(stored_as) + "; they are stored as F32, F64, BF16 or F16");
+  }
+  add_bytes(name, stored_as, values.shape(), std::move(bytes));
 }
-void Writer::add(const std::string& name, const Indices& values) {
-  add_bytes(name, Dtype::i64, values.shape(), values.data(), values.size() * 8);
+
+template <class T>
+void Writer::add_as_stored(const std::string& name, const Array<T>& values) {
+  add_bytes(name, dtype_of<T>(), values.shape(),
+            std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T)));
 }
+
+void Writer::add(const std::string& name, const Array<float>& values, Dtype stored_as) {
+  add_floats(name, values, stored_as);
+}
+void Writer::add(const std::string& name, const Array<double>& values, Dtype stored_as) {
+  add_floats(name, values, stored_as);
+}
+void Writer::add(const std::string& name, const Indices& values) { add_as_stored(name, values); }
+void Writer::add(const std::string& name, const Array<std::int32_t>& values) { add_as_stored(name, values); }
+void Writer::add(const std::string& name, const Array<std::int8_t>& values) { add_as_stored(name, values); }
+void Writer::add(const std::string& name, const Mask& values) { add_as_stored(name, values); }
 
 void Writer::set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
 

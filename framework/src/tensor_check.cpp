@@ -88,9 +88,9 @@ std::vector<std::string> tensor_mismatches(const File& file, const std::string& 
       problems.push_back("key '" + name + "': the file has shape " + to_string(entry.shape) + " but " + wording.loader +
                          " expects " + to_string(tensor.shape) +
                          (tensor.shape_of.empty() ? "" : " (the shape of " + tensor.shape_of + ")"));
-    } else if ((entry.dtype == Dtype::i64) != tensor.integer) {
+    } else if (!(tensor.integer ? is_integer(entry.dtype) : is_floating(entry.dtype))) {
       problems.push_back("key '" + name + "' is stored as " + dtype_name(entry.dtype) + ", not as " +
-                         (tensor.integer ? "I64" : "floating point"));
+                         (tensor.integer ? "I64, I32 or I8" : "floating point (F32, F64, BF16 or F16)"));
     }
   }
   for (const std::string& name : file.names()) {

@@ -2,6 +2,8 @@
 #define BOOST_TEST_MODULE safetensors
 #include "xgrad_test.h"
 
+#include <bit>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +20,7 @@
 using xgrad::testing::TempDir;
 using namespace xgrad;
 using xgrad::testing::check_close;
+using xgrad::testing::fixture;
 using xgrad::testing::random_tensor;
 
 namespace {
@@ -47,6 +50,20 @@ void expect_refused(const std::string& bytes, const std::string& fragment) {
   }
 }
 
+// The message of the file_error that `read` throws; fails the test when it throws none.
+template <class Read>
+std::string error_of(Read read) {
+  try {
+    read();
+  } catch (const file_error& e) {
+    return e.what();
+  }
+  BOOST_ERROR("no file_error");
+  return "";
+}
+
+bool is_bf16_nan(std::uint16_t bits) { return (bits & 0x7F80) == 0x7F80 && (bits & 0x7F) != 0; }
+bool is_f16_nan(std::uint16_t bits) { return (bits & 0x7C00) == 0x7C00 && (bits & 0x3FF) != 0; }
 
 }  // namespace
 
@@ -110,7 +127,8 @@ BOOST_AUTO_TEST_CASE(corrupt_files_are_refused_with_a_reason) {
   expect_refused(raw_file(good_header, data.substr(0, 4)), "data section");                       // truncated data
   expect_refused(raw_file(R"({"a":{"dtype":"F32",)", ""), "not valid JSON");
   expect_refused(raw_file(R"([1,2])", ""), "not a JSON object");
-  expect_refused(raw_file(R"({"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", data), "dtype BF16");
+  expect_refused(raw_file(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", data),
+                 "dtype U8; supported are F32, F64, BF16, F16, I64, I32, I8 and BOOL");
   expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data), "needs 3 x 4 bytes");
   expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data), "non-negative");
   expect_refused(raw_file(R"({"a":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}})", data),
@@ -258,4 +276,155 @@ BOOST_AUTO_TEST_CASE(stale_temporaries_of_killed_writes_are_removed_and_nothing_
   for (const auto& entry : std::filesystem::directory_iterator(dir.path)) left.insert(entry.path().filename().string());
   BOOST_TEST((left == std::set<std::string>{"file.txt", ".hidden", "notes.tmp-abcdef", ".x.tmp-toolong", ".tmp-abcdef"}));
   remove_stale_temporaries((dir.path / "absent").string());  // nothing to clean is not an error
+}
+
+// dtypes.safetensors (tests/fixtures/fixtures_dtypes.py) holds BF16 and F16 tensors as PyTorch
+// stores them and PyTorch's conversions of them to float: reading them gives the same bits,
+// NaN payloads, infinities, subnormals and -0 included.
+BOOST_AUTO_TEST_CASE(bf16_and_f16_read_as_pytorch_converts_them) {
+  const safetensors::File file = fixture("dtypes");
+  const Array<float> source = file.floats<float>("source");
+  for (const auto& [stored, expected] : {std::pair{"as_bf16", "bf16_as_f32"}, {"as_f16", "f16_as_f32"}}) {
+    BOOST_TEST_CONTEXT(stored) {
+      const Array<float> read = file.floats<float>(stored), pytorch = file.floats<float>(expected);
+      const Array<double> read_double = file.floats<double>(stored);
+      BOOST_TEST_REQUIRE(read.shape() == pytorch.shape());
+      std::size_t negative_zeros = 0, subnormals = 0, infinities = 0, nans = 0;
+      for (std::size_t i = 0; i < read.size(); ++i) {
+        const float value = read.data()[i];
+        BOOST_TEST(std::bit_cast<std::uint32_t>(value) == std::bit_cast<std::uint32_t>(pytorch.data()[i]),
+                   "element " << i);
+        BOOST_TEST((std::isnan(value) ? std::isnan(read_double.data()[i]) : read_double.data()[i] == value),
+                   "element " << i);
+        negative_zeros += value == 0 && std::signbit(value);
+        subnormals += std::fpclassify(value) == FP_SUBNORMAL;
+        infinities += std::isinf(value);
+        nans += std::isnan(value);
+      }
+      // The fixture covers what it claims to (float subnormals come from BF16 only).
+      BOOST_TEST(negative_zeros > 0u);
+      BOOST_TEST(infinities > 0u);
+      BOOST_TEST(nans > 0u);
+      BOOST_TEST((subnormals > 0u) == (std::string(stored) == "as_bf16"));
+      std::size_t first_non_finite = 0;
+      while (std::isfinite(read.data()[first_non_finite])) ++first_non_finite;
+      BOOST_TEST(file.first_non_finite(stored).value_or(0) == first_non_finite);
+    }
+  }
+  // The F16 values include half subnormals (2^-24 .. 2^-14), read exactly.
+  const Array<float> f16 = file.floats<float>("as_f16");
+  BOOST_TEST(std::count(f16.begin(), f16.end(), 0x1p-24f) > 0);
+  BOOST_TEST(source.size() == f16.size());
+}
+
+// xgrad's writer rounds float to BF16 and F16 bit for bit as PyTorch's tensor.to(...) does,
+// doubles through float as PyTorch does, and what it writes reads back as PyTorch reads it.
+BOOST_AUTO_TEST_CASE(the_writer_rounds_to_bf16_and_f16_as_pytorch_does) {
+  const safetensors::File file = fixture("dtypes");
+  safetensors::Writer writer;
+  writer.add("bf16", file.floats<float>("source"), safetensors::Dtype::bf16);
+  writer.add("f16", file.floats<float>("source"), safetensors::Dtype::f16);
+  writer.add("f64_bf16", file.floats<double>("source_f64"), safetensors::Dtype::bf16);
+  writer.add("f64_f16", file.floats<double>("source_f64"), safetensors::Dtype::f16);
+  const safetensors::File written = safetensors::File::parse(writer.serialize(), "written");
+  for (const auto& [ours, pytorch] : {std::pair{"bf16", "as_bf16"}, {"f64_bf16", "f64_as_bf16"}}) {
+    BOOST_TEST((written.entry(ours).dtype == safetensors::Dtype::bf16));
+    const Array<std::uint16_t> a = written.stored<std::uint16_t>(ours), b = file.stored<std::uint16_t>(pytorch);
+    BOOST_TEST_REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      // PyTorch's NaN bits depend on its kernels (0xFFFF with AVX2, 0x7FC0 without); ours are
+      // c10::BFloat16's 0x7FC0.
+      if (is_bf16_nan(b.data()[i])) {
+        BOOST_TEST(a.data()[i] == 0x7FC0, ours << " element " << i);
+      } else {
+        BOOST_TEST(a.data()[i] == b.data()[i], ours << " element " << i);
+      }
+    }
+  }
+  for (const auto& [ours, pytorch] : {std::pair{"f16", "as_f16"}, {"f64_f16", "f64_as_f16"}}) {
+    BOOST_TEST((written.entry(ours).dtype == safetensors::Dtype::f16));
+    BOOST_TEST(written.stored<std::uint16_t>(ours) == file.stored<std::uint16_t>(pytorch), ours);
+  }
+  // Every BF16 and F16 value survives float and back; a NaN stays a NaN.
+  for (std::uint32_t bits = 0; bits <= 0xFFFF; ++bits) {
+    const auto b = static_cast<std::uint16_t>(bits);
+    const std::uint16_t bf16 = safetensors::float_to_bf16(safetensors::bf16_to_float(b));
+    const std::uint16_t f16 = safetensors::float_to_f16(safetensors::f16_to_float(b));
+    if (is_bf16_nan(b)) {
+      BOOST_TEST(bf16 == 0x7FC0);
+    } else if (bf16 != b) {
+      BOOST_ERROR("BF16 " << bits << " came back as " << bf16);
+    }
+    if (is_f16_nan(b)) {
+      BOOST_TEST(f16 == (b & 0x8000) + 0x7E00);
+    } else if (f16 != b) {
+      BOOST_ERROR("F16 " << bits << " came back as " << f16);
+    }
+  }
+  BOOST_CHECK_THROW(writer.add("as_i8", Array<float>{1}, safetensors::Dtype::i8), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(integers_and_masks_read_as_pytorch_stores_them) {
+  const safetensors::File file = fixture("dtypes");
+  BOOST_TEST(file.integers("i8") == file.integers("i8_as_i64"));
+  BOOST_TEST(file.integers("i32") == file.integers("i32_as_i64"));
+  const Array<std::int8_t> i8 = file.stored<std::int8_t>("i8");
+  BOOST_TEST(to_string(i8.shape()) == "[16, 16]");
+  for (std::size_t i = 0; i < i8.size(); ++i) BOOST_TEST(int{i8.data()[i]} == static_cast<int>(i) - 128);
+  const Indices i32_widened = xt::cast<std::int64_t>(file.stored<std::int32_t>("i32"));
+  BOOST_TEST(i32_widened == file.integers("i32_as_i64"));
+  const Mask mask = file.stored<bool>("mask");
+  BOOST_TEST(mask == xt::not_equal(file.integers("mask_as_i64"), 0));
+  BOOST_TEST(xt::any(mask));
+  BOOST_TEST(!xt::all(mask));
+
+  // Each accessor refuses the other dtypes, naming the tensor, its dtype and what it reads.
+  const std::string not_float = error_of([&] { file.floats<float>("mask"); });
+  BOOST_TEST(not_float.find("tensor 'mask' is BOOL, not a floating-point tensor (F32, F64, BF16 or F16)") !=
+                 std::string::npos,
+             not_float);
+  const std::string not_integer = error_of([&] { file.integers("as_f16"); });
+  BOOST_TEST(not_integer.find("tensor 'as_f16' is F16, not an integer tensor (I64, I32 or I8)") != std::string::npos,
+             not_integer);
+  const std::string not_i8 = error_of([&] { file.stored<std::int8_t>("as_bf16"); });
+  BOOST_TEST(not_i8.find("tensor 'as_bf16' is BF16, not I8") != std::string::npos, not_i8);
+  const std::string not_16_bits = error_of([&] { file.stored<std::uint16_t>("source"); });
+  BOOST_TEST(not_16_bits.find("tensor 'source' is F32, not BF16 or F16") != std::string::npos, not_16_bits);
+  BOOST_CHECK_THROW(file.integers("mask"), file_error);
+  BOOST_CHECK_THROW(file.first_non_finite("i8"), file_error);
+
+  // What the writer stores reads back the same, as the dtype written.
+  safetensors::Writer writer;
+  writer.add("i8", i8);
+  writer.add("i32", file.stored<std::int32_t>("i32"));
+  writer.add("mask", mask);
+  const safetensors::File written = safetensors::File::parse(writer.serialize(), "written");
+  BOOST_TEST((written.entry("i8").dtype == safetensors::Dtype::i8));
+  BOOST_TEST((written.entry("i32").dtype == safetensors::Dtype::i32));
+  BOOST_TEST((written.entry("mask").dtype == safetensors::Dtype::boolean));
+  BOOST_TEST(written.stored<std::int8_t>("i8") == i8);
+  BOOST_TEST(written.integers("i32") == file.integers("i32_as_i64"));
+  BOOST_TEST(written.stored<bool>("mask") == mask);
+}
+
+BOOST_AUTO_TEST_CASE(corrupt_files_of_the_new_dtypes_are_refused) {
+  const std::string four(4, '\0');
+  for (const auto& [spec, fragment] :
+       {std::pair{R"("BF16","shape":[3])", "BF16 of shape [3] needs 3 x 2 bytes but data_offsets span 4"},
+        {R"("F16","shape":[1])", "F16 of shape [1] needs 1 x 2 bytes"},
+        {R"("I32","shape":[2])", "I32 of shape [2] needs 2 x 4 bytes"},
+        {R"("I8","shape":[2,1])", "I8 of shape [2, 1] needs 2 x 1 bytes"},
+        {R"("BOOL","shape":[5])", "BOOL of shape [5] needs 5 x 1 bytes"}}) {
+    expect_refused(raw_file(std::string(R"({"a":{"dtype":)") + spec + R"(,"data_offsets":[0,4]}})", four), fragment);
+  }
+  // A BOOL byte other than 0 or 1, named by element and by its place in the file, by parse and by read.
+  const std::string header = R"({"m":{"dtype":"BOOL","shape":[2,2],"data_offsets":[0,4]}})";
+  const std::string bad_bool = raw_file(header, std::string("\1\0\2\1", 4));
+  const std::string where =
+      "tensor 'm': BOOL element 2 (byte " + std::to_string(8 + header.size() + 2) + " of the file) is 2, not 0 or 1";
+  expect_refused(bad_bool, where);
+  TempDir dir;
+  const std::string read_error = error_of([&] { safetensors::File::read(dir.write("mask.safetensors", bad_bool)); });
+  BOOST_TEST(read_error.find("mask.safetensors: " + where) != std::string::npos, read_error);
+  BOOST_CHECK_NO_THROW(safetensors::File::parse(raw_file(header, std::string("\1\0\0\1", 4)), "good"));
 }

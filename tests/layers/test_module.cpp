@@ -190,6 +190,37 @@ BOOST_AUTO_TEST_CASE(a_pytorch_state_dict_loads_directly) {
   xgrad::testing::check_close(output.value(), io.floats<double>("output"), 1e-12);
 }
 
+// A bf16 or f16 PyTorch checkpoint loads into a float (or double) module, converted exactly as
+// PyTorch's load_state_dict converts it (fixtures_dtypes.py); integer weights are refused.
+BOOST_AUTO_TEST_CASE(a_bf16_or_f16_checkpoint_loads_converted) {
+  const safetensors::File file = xgrad::testing::fixture("dtypes");
+  nn::Linear<float> from_bf16({.in_features = 5, .out_features = 3}), from_f16({.in_features = 5, .out_features = 3});
+  nn::load_state_dict(from_bf16, file, "linear_bf16.");
+  BOOST_TEST(from_bf16.weight.value() == file.floats<float>("linear_loaded.weight"));
+  BOOST_TEST(from_bf16.bias.value() == file.floats<float>("linear_loaded.bias"));
+  nn::load_state_dict(from_f16, file, "linear_f16.");
+  BOOST_TEST(from_f16.weight.value() == file.floats<float>("linear_f16.weight"));
+  nn::Linear<double> in_double({.in_features = 5, .out_features = 3});
+  nn::load_state_dict(in_double, file, "linear_bf16.");
+  BOOST_TEST(in_double.weight.value() == xt::cast<double>(file.floats<float>("linear_loaded.weight")));
+
+  safetensors::Writer writer;
+  writer.add("weight", Array<std::int8_t>::from_shape({3, 5}));
+  writer.add("bias", file.floats<float>("linear_loaded.bias"), safetensors::Dtype::bf16);
+  try {
+    nn::load_state_dict(from_bf16, safetensors::File::parse(writer.serialize(), "int8.safetensors"));
+    BOOST_FAIL("int8 weights were loaded into a float module");
+  } catch (const file_error& e) {
+    const std::string message = e.what();
+    BOOST_TEST(message.find("int8.safetensors") != std::string::npos, message);
+    BOOST_TEST(message.find("key 'weight' is stored as I8, not as floating point (F32, F64, BF16 or F16)") !=
+                   std::string::npos,
+               message);
+    BOOST_TEST(message.find("'bias'") == std::string::npos, message);  // BF16 fits a float parameter
+  }
+  BOOST_TEST(from_bf16.weight.value() == file.floats<float>("linear_loaded.weight"));  // unchanged
+}
+
 BOOST_AUTO_TEST_CASE(a_checkpoint_holds_a_model_under_a_prefix) {
   xgrad::testing::TempDir dir;
   Model saved, loaded;

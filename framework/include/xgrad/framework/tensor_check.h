@@ -15,7 +15,8 @@ namespace xgrad::safetensors {
 struct ExpectedTensor {
   std::string key;  // without the prefix
   Shape shape;
-  // I64 (counters) rather than floating point (F32 or F64, either loads into both precisions).
+  // An integer (counters: I64, I32 or I8) rather than floating point (F32, F64, BF16 or F16,
+  // each loads into both precisions).
   bool integer = false;
   // What the shape comes from, named after a mismatch when the key does not say it
   // ("parameter 'a'"); empty: nothing is added.
