@@ -5,7 +5,7 @@
 #   make sanitize, make fuzz  what CI runs besides make test (.ci/run)
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
-DEBIAN_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev libopenblas-dev libopenblas-openmp-dev libboost-test-dev nlohmann-json3-dev zlib1g-dev libicu-dev libsentencepiece-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist
+DEBIAN_PACKAGES := cmake g++ make pkg-config libxtensor-dev libxtensor-blas-dev libopenblas-dev libopenblas-openmp-dev libdnnl-dev libboost-test-dev nlohmann-json3-dev zlib1g-dev libicu-dev libsentencepiece-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist
 
 .PHONY: all deps build test demo bench sanitize fuzz clean
 

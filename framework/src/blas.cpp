@@ -4,16 +4,73 @@
 #include <array>
 #include <atomic>
 #include <limits>
+#include <new>
+#include <stdexcept>
+#include <type_traits>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <oneapi/dnnl/dnnl.h>
 #include <xtensor-blas/xblas.hpp>
 #include <xtensor/xadapt.hpp>
 
 #include "xgrad/framework/errors.h"
+#include "xgrad/framework/isa.h"
 #include "xgrad/framework/threading.h"
+
+#include "openmp_pool.h"
 
 namespace xgrad::blas {
 namespace {
 std::atomic<std::uint64_t> flops{0};
+
+// Single-precision products run on oneDNN's sgemm, which chooses its kernels from what the CPU
+// reports: on an AVX-512 core it runs 1.7 to 2.5 times as fast as OpenBLAS as Debian runs it
+// (OPENBLAS_CORETYPE=Haswell, read once when OpenBLAS loads, so that no library can change it
+// for itself), a little faster than OpenBLAS's own AVX-512 kernels, and on batch-1 rows as
+// fast as OpenBLAS's gemv (faster on matrices that fit the cache); on AVX2 it is about as fast
+// as OpenBLAS (bench/README.md, "Matrix products: the measurements that decided"). Double
+// precision stays on OpenBLAS (oneDNN has no dgemm).
+//
+// oneDNN's instruction-set cap is fixed for the process when it first runs: here, at the first
+// product while xgrad's own cap (active_isa) allows AVX2 or wider, so that XGRAD_MAX_ISA=avx2
+// keeps oneDNN to AVX2 too. The instruction set its kernels were fixed to:
+Isa onednn_isa() {
+  static const Isa isa = [] {
+    // Fails if the process ran oneDNN before, leaving the cap it had; the effective one decides.
+    dnnl_set_max_cpu_isa(active_isa() == Isa::avx512 ? dnnl_cpu_isa_all : dnnl_cpu_isa_avx2);
+    const auto effective = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
+    return (effective & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core ? Isa::avx512 : Isa::avx2;
+  }();
+  return isa;
+}
+
+// Whether this product runs on oneDNN: when its threads are the pool's (OpenMP's, shared with
+// OpenBLAS and parallel_for; never a second pool), and xgrad's cap allows the instruction set
+// oneDNN's kernels were fixed to. The baseline cap, or a cap lowered after oneDNN was fixed
+// (set_max_isa in tests), runs the product on OpenBLAS as it was loaded.
+bool onednn_within_cap() {
+  const Isa cap = active_isa();
+  return cap != Isa::baseline && detail::shares_openmp_pool() && onednn_isa() <= cap;
+}
+
+void onednn_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                 const float* a, const float* b, float beta, float* c) {
+#ifdef _OPENMP
+  // oneDNN runs on omp_get_max_threads(), an OpenMP setting of the calling thread: the pool's
+  // count (set_num_threads, less busy cores), from whichever thread calls.
+  omp_set_num_threads(num_threads());
+#endif
+  const auto rows = static_cast<dnnl_dim_t>(m), columns = static_cast<dnnl_dim_t>(n), depth = static_cast<dnnl_dim_t>(k);
+  const dnnl_status_t status = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', rows, columns, depth, alpha, a,
+                                          transpose_a ? rows : depth, b, transpose_b ? depth : columns, beta, c, columns);
+  if (status == dnnl_out_of_memory) throw std::bad_alloc();
+  if (status != dnnl_success) {
+    throw std::runtime_error(detail::message("gemm: oneDNN's sgemm failed with status ", static_cast<int>(status),
+                                             " on ", m, " x ", k, " x ", n));
+  }
+}
 }  // namespace
 
 std::uint64_t flop_count() noexcept { return flops.load(std::memory_order_relaxed); }
@@ -35,10 +92,16 @@ void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std:
     throw shape_error(detail::message("gemm: dimensions ", m, " x ", k, " x ", n,
                                       " exceed the BLAS index range"));
   }
+  if constexpr (std::is_same_v<T, float>) {
+    if (onednn_within_cap()) {
+      onednn_gemm(transpose_a, transpose_b, m, n, k, alpha, a, b, beta, c);
+      return;
+    }
+  }
   using Extents = std::array<std::size_t, 2>;
-  // One row times a large matrix (batch-1 decoding) is a matrix-vector product: sgemm would
-  // pack the whole matrix into its panel format on every call (70% of the decoding time),
-  // gemv streams it once. Small matrices stay with sgemm, whose small-size kernels win there.
+  // On OpenBLAS, one row times a large matrix (batch-1 decoding) is a matrix-vector product:
+  // sgemm would pack the whole matrix into its panel format on every call (70% of the decoding
+  // time), gemv streams it once. Small matrices stay with sgemm, whose small-size kernels win.
   constexpr std::size_t matrix_vector_threshold = std::size_t(1) << 16;  // elements of B
   if (m == 1 && k * n >= matrix_vector_threshold) {
     const auto stored_b = xt::adapt(b, k * n, xt::no_ownership(), transpose_b ? Extents{n, k} : Extents{k, n});

@@ -17,6 +17,8 @@
 #include <omp.h>
 #endif
 
+#include "openmp_pool.h"
+
 // OpenBLAS's own controls, declared here because cblas.h clashes with xtensor-blas.
 extern "C" {
 void openblas_set_num_threads(int threads);
@@ -166,6 +168,8 @@ int num_threads() { return openblas_get_num_threads(); }
 int requested_threads() { return load_follower().requested(); }
 
 void set_follow_busy_cores(bool enabled) { load_follower().set_enabled(enabled); }
+
+bool detail::shares_openmp_pool() { return blas_shares_openmp_pool(); }
 
 void detail::follow_busy_cores() {
 #ifdef _OPENMP
