@@ -2,7 +2,7 @@
 // on each candidate library, to choose the one blas::gemm calls (bench/README.md, "Matrix
 // products: the measurements that decided").
 //
-//   gemm-candidates --library openblas|dnnl|blis|xgrad --threads N [--seconds S]
+//   gemm-candidates --library openblas|dnnl|blis|xgrad --threads N [--seconds S] [--only PREFIX]
 //
 // Prints one row per shape: GFLOP/s median, minimum and maximum over 7 rounds of calls (each
 // round about S / 7 seconds, default S = 0.7), and the median of GFLOP per CPU second of the
@@ -24,6 +24,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <cblas.h>
@@ -127,13 +128,16 @@ int main(int argc, char** argv) {
   std::string library = "openblas";
   int threads = 1;
   double seconds = 0.7;
+  std::string only;  // shapes whose names start so
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--library") library = argv[i + 1];
     else if (flag == "--threads") threads = std::atoi(argv[i + 1]);
     else if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
+    else if (flag == "--only") only = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: %s --library openblas|dnnl|blis|xgrad --threads N [--seconds S]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s --library openblas|dnnl|blis|xgrad --threads N [--seconds S] [--only PREFIX]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -156,6 +160,7 @@ int main(int argc, char** argv) {
     std::printf("%-28s %10s %10s %10s %10s\n", "shape (m x n x k)", "median", "min", "max", "per-cpu-s");
     std::mt19937 random(1);
     for (const Shape& shape : shapes) {
+      if (!std::string_view(shape.name).starts_with(only)) continue;
       Buffer a(shape.m * shape.k, random), b(shape.k * shape.n, random), c(shape.m * shape.n, random);
       const double flop = 2.0 * double(shape.m) * double(shape.n) * double(shape.k);
       using Clock = std::chrono::steady_clock;
