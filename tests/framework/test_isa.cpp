@@ -6,6 +6,7 @@
 // bits on every path.
 #define BOOST_TEST_MODULE isa
 #include "xgrad_test.h"
+#include "isa_paths.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -16,27 +17,11 @@
 using namespace xgrad;
 using xgrad::testing::check_close;
 using xgrad::testing::random_tensor;
+using xgrad::testing::ScopedIsa;
 using xgrad::testing::sum_error_bound;
+using xgrad::testing::supported_isas;
 
 namespace {
-
-// Every instruction set this CPU runs, baseline first.
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> isas;
-  for (const Isa isa : {Isa::baseline, Isa::avx2, Isa::avx512}) {
-    if (isa <= supported_isa()) isas.push_back(isa);
-  }
-  return isas;
-}
-
-// The kernels use `isa` until the end of the scope, then the widest again.
-class ScopedIsa {
- public:
-  explicit ScopedIsa(Isa isa) { BOOST_TEST_REQUIRE((set_max_isa(isa) == isa)); }
-  ~ScopedIsa() { set_max_isa(Isa::avx512); }
-  ScopedIsa(const ScopedIsa&) = delete;
-  ScopedIsa& operator=(const ScopedIsa&) = delete;
-};
 
 template <class T>
 Tensor<T> random_as(const Shape& shape, std::uint64_t seed, bool requires_grad = false) {

@@ -1,0 +1,140 @@
+// blas::gemm in float on every path this CPU runs (oneDNN at the instruction set xgrad's cap
+// fixed it to, OpenBLAS below that cap) and in double (OpenBLAS), against a double-precision
+// reference: shapes up to K = 3000, every transpose, alpha and beta (beta = 0 over NaN, beta = 1
+// accumulating), one and two threads. And that XGRAD_MAX_ISA caps oneDNN's kernels too.
+#define BOOST_TEST_MODULE blas
+#include "xgrad_test.h"
+#include "isa_paths.h"
+
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include <xgrad/framework/blas.h>
+
+using namespace xgrad;
+using xgrad::testing::ScopedIsa;
+using xgrad::testing::supported_isas;
+
+namespace {
+
+struct Product {
+  std::size_t m, n, k;
+};
+
+// Row counts of one (the matrix-vector route), small and odd sizes that leave partial kernel
+// tiles, and long sums (K = 3000) where rounding error grows.
+constexpr std::array<Product, 7> products{
+    {{1, 300, 257}, {1, 1, 6}, {5, 3, 1}, {37, 53, 3000}, {130, 96, 1024}, {64, 1536, 40}, {256, 256, 256}}};
+
+// C = alpha op(A) op(B) + beta C through blas::gemm in T, compared elementwise with the same in
+// double from the same inputs. A float sum of K products, in any order or blocking and with or
+// without fused multiply-adds, is within K u sum_k |a_ik b_kj| of the exact one (u = eps / 2,
+// Higham's gamma_K); scaling by alpha, adding beta c and storing add at most 3 u of the
+// magnitudes. So |c - reference| <= c0 K eps (|alpha| sum_k |a_ik b_kj| + |beta c_ij|) with
+// c0 = 2, which covers (K + 3) u for every K >= 1; wrong operands, transposes or lower-precision
+// arithmetic (bf16's 2^-8) exceed it by orders of magnitude.
+template <class T>
+void check_product(bool transpose_a, bool transpose_b, Product p, double alpha, double beta, std::uint64_t seed) {
+  Generator generator(seed);
+  const auto [m, n, k] = p;
+  std::vector<T> a(m * k), b(k * n), c(m * n);
+  for (T& x : a) x = static_cast<T>(generator.uniform(-1.0, 1.0));
+  for (T& x : b) x = static_cast<T>(generator.uniform(-1.0, 1.0));
+  for (T& x : c) x = beta == 0.0 ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(generator.uniform(-1.0, 1.0));
+  std::vector<double> reference(m * n), magnitudes(m * n);
+  for (std::size_t i = 0; i < m; ++i) {
+    for (std::size_t j = 0; j < n; ++j) {
+      double sum = 0, magnitude = 0;
+      for (std::size_t l = 0; l < k; ++l) {
+        const double term = double(transpose_a ? a[l * m + i] : a[i * k + l]) * double(transpose_b ? b[j * k + l] : b[l * n + j]);
+        sum += term;
+        magnitude += std::abs(term);
+      }
+      const double scaled_c = beta == 0.0 ? 0.0 : beta * double(c[i * n + j]);
+      reference[i * n + j] = alpha * sum + scaled_c;
+      magnitudes[i * n + j] = std::abs(alpha) * magnitude + std::abs(scaled_c);
+    }
+  }
+  blas::gemm<T>(transpose_a, transpose_b, m, n, k, static_cast<T>(alpha), a.data(), b.data(), static_cast<T>(beta), c.data());
+  constexpr double c0 = 2;
+  std::size_t failures = 0;
+  for (std::size_t i = 0; i < m * n; ++i) {
+    const double bound = c0 * double(k) * std::numeric_limits<T>::epsilon() * magnitudes[i];
+    const double error = std::abs(double(c[i]) - reference[i]);
+    if (error <= bound) continue;  // NaN is not
+    if (++failures <= 3) {
+      BOOST_ERROR("element " << i << " of " << m << " x " << n << " x " << k << (transpose_a ? " A^T" : "")
+                             << (transpose_b ? " B^T" : "") << " alpha " << alpha << " beta " << beta << ": " << c[i]
+                             << " against " << reference[i] << ", bound " << bound);
+    }
+  }
+  BOOST_TEST(failures == 0U, failures << " of " << m * n << " elements beyond the bound");
+}
+
+template <class T>
+void check_every_product() {
+  std::uint64_t seed = 1;
+  for (const Product& p : products) {
+    for (bool transpose_a : {false, true}) {
+      for (bool transpose_b : {false, true}) {
+        for (auto [alpha, beta] : {std::array<double, 2>{1.0, 0.0}, {-0.75, 1.0}, {2.0, 0.5}}) {
+          check_product<T>(transpose_a, transpose_b, p, alpha, beta, ++seed);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(float_products_match_double_on_every_instruction_set_and_thread_count) {
+  set_follow_busy_cores(false);
+  // Widest first, from the cap the process started with (XGRAD_MAX_ISA): the first product
+  // fixes oneDNN's instruction set to it, the narrower caps after it run on OpenBLAS.
+  const Isa start = active_isa();
+  const std::vector<Isa> isas = supported_isas();
+  for (auto isa = isas.rbegin(); isa != isas.rend(); ++isa) {
+    if (*isa > start) continue;
+    const ScopedIsa cap(*isa);
+    for (int threads : {1, 2}) {
+      BOOST_TEST_CONTEXT(isa_name(*isa) << ", " << threads << " threads") {
+        set_num_threads(threads);
+        check_every_product<float>();
+      }
+    }
+  }
+  set_num_threads(1);
+}
+
+BOOST_AUTO_TEST_CASE(double_products_match_the_reference) {
+  set_follow_busy_cores(false);
+  for (int threads : {1, 2}) {
+    BOOST_TEST_CONTEXT(threads << " threads") {
+      set_num_threads(threads);
+      check_every_product<double>();
+    }
+  }
+  set_num_threads(1);
+}
+
+// oneDNN fixes its instruction set at its first product: to AVX2 under XGRAD_MAX_ISA=avx2 (the
+// test blas_on_avx2 runs this suite so), to the widest it supports otherwise.
+BOOST_AUTO_TEST_CASE(the_cap_keeps_onednn_to_its_instruction_set) {
+  std::vector<float> a(64 * 64, 0.5f), c(64 * 64);
+  blas::gemm<float>(false, false, 64, 64, 64, 1.0f, a.data(), a.data(), 0.0f, c.data());
+  BOOST_TEST(c[0] == 16.0f);
+  const char* cap = std::getenv("XGRAD_MAX_ISA");
+  const auto effective = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
+  const bool onednn_avx512 = (effective & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+  if (cap != nullptr && std::string(cap) == "avx2") {
+    BOOST_TEST(effective == static_cast<unsigned>(dnnl_cpu_isa_avx2), "oneDNN's instruction set " << std::hex << effective);
+  } else if (supported_isa() == Isa::avx512) {
+    BOOST_TEST(onednn_avx512, "oneDNN's instruction set " << std::hex << effective);
+  }
+}
