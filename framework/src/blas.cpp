@@ -59,8 +59,9 @@ void onednn_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t 
                  const float* a, const float* b, float beta, float* c) {
 #ifdef _OPENMP
   // oneDNN runs on omp_get_max_threads(), an OpenMP setting of the calling thread: the pool's
-  // count (set_num_threads, less busy cores), from whichever thread calls.
-  omp_set_num_threads(num_threads());
+  // count (set_num_threads, less busy cores), from whichever thread calls. Inside parallel_for
+  // (a convolution's images) it runs on the calling thread alone, as OpenBLAS does.
+  if (omp_in_parallel() == 0) omp_set_num_threads(num_threads());
 #endif
   const auto rows = static_cast<dnnl_dim_t>(m), columns = static_cast<dnnl_dim_t>(n), depth = static_cast<dnnl_dim_t>(k);
   const dnnl_status_t status = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', rows, columns, depth, alpha, a,
