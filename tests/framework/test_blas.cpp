@@ -32,22 +32,20 @@ struct Product {
 constexpr std::array<Product, 7> products{
     {{1, 300, 257}, {1, 1, 6}, {5, 3, 1}, {37, 53, 3000}, {130, 96, 1024}, {64, 1536, 40}, {256, 256, 256}}};
 
-// C = alpha op(A) op(B) + beta C through blas::gemm in T, compared elementwise with the same in
-// double from the same inputs. A float sum of K products, in any order or blocking and with or
-// without fused multiply-adds, is within K u sum_k |a_ik b_kj| of the exact one (u = eps / 2,
-// Higham's gamma_K); scaling by alpha, adding beta c and storing add at most 3 u of the
-// magnitudes. So |c - reference| <= c0 K eps (|alpha| sum_k |a_ik b_kj| + |beta c_ij|) with
-// c0 = 2, which covers (K + 3) u for every K >= 1; wrong operands, transposes or lower-precision
-// arithmetic (bf16's 2^-8) exceed it by orders of magnitude.
+// The elements of c, the result of alpha op(A) op(B) + beta c_before in T, that are further
+// from the same computed in double than the rounding bound (the first three are reported).
+// A float sum of K products, in any order or blocking and with or without fused multiply-adds,
+// is within K u sum_k |a_ik b_kj| of the exact one (u = eps / 2, Higham's gamma_K); scaling by
+// alpha, adding beta c and storing add at most 3 u of the magnitudes. So the bound is
+// |c - reference| <= c0 K eps (|alpha| sum_k |a_ik b_kj| + |beta c_ij|) with c0 = 2, which covers
+// (K + 3) u for every K >= 1; wrong operands, transposes or lower-precision arithmetic (bf16's
+// 2^-8) exceed it by orders of magnitude.
 template <class T>
-void check_product(bool transpose_a, bool transpose_b, Product p, double alpha, double beta, std::uint64_t seed) {
-  Generator generator(seed);
+std::size_t beyond_bound(bool transpose_a, bool transpose_b, Product p, double alpha, const T* a, const T* b,
+                         double beta, const T* c_before, const T* c) {
+  constexpr double c0 = 2;
   const auto [m, n, k] = p;
-  std::vector<T> a(m * k), b(k * n), c(m * n);
-  for (T& x : a) x = static_cast<T>(generator.uniform(-1.0, 1.0));
-  for (T& x : b) x = static_cast<T>(generator.uniform(-1.0, 1.0));
-  for (T& x : c) x = beta == 0.0 ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(generator.uniform(-1.0, 1.0));
-  std::vector<double> reference(m * n), magnitudes(m * n);
+  std::size_t failures = 0;
   for (std::size_t i = 0; i < m; ++i) {
     for (std::size_t j = 0; j < n; ++j) {
       double sum = 0, magnitude = 0;
@@ -56,24 +54,40 @@ void check_product(bool transpose_a, bool transpose_b, Product p, double alpha, 
         sum += term;
         magnitude += std::abs(term);
       }
-      const double scaled_c = beta == 0.0 ? 0.0 : beta * double(c[i * n + j]);
-      reference[i * n + j] = alpha * sum + scaled_c;
-      magnitudes[i * n + j] = std::abs(alpha) * magnitude + std::abs(scaled_c);
+      const double scaled_c = beta == 0.0 ? 0.0 : beta * double(c_before[i * n + j]);
+      const double reference = alpha * sum + scaled_c;
+      const double bound = c0 * double(k) * std::numeric_limits<T>::epsilon() * (std::abs(alpha) * magnitude + std::abs(scaled_c));
+      const double error = std::abs(double(c[i * n + j]) - reference);
+      if (error <= bound) continue;  // NaN is not
+      if (++failures <= 3) {
+        BOOST_ERROR("element (" << i << ", " << j << ") of " << m << " x " << n << " x " << k
+                                << (transpose_a ? " A^T" : "") << (transpose_b ? " B^T" : "") << " alpha " << alpha
+                                << " beta " << beta << ": " << c[i * n + j] << " against " << reference << ", bound " << bound);
+      }
     }
   }
+  return failures;
+}
+
+template <class T>
+std::vector<T> uniform_values(std::size_t count, Generator& generator) {
+  std::vector<T> values(count);
+  for (T& x : values) x = static_cast<T>(generator.uniform(-1.0, 1.0));
+  return values;
+}
+
+// C = alpha op(A) op(B) + beta C through blas::gemm in T, against the same in double; with
+// beta = 0, C starts as NaN, which the product must overwrite.
+template <class T>
+void check_product(bool transpose_a, bool transpose_b, Product p, double alpha, double beta, std::uint64_t seed) {
+  Generator generator(seed);
+  const auto [m, n, k] = p;
+  const std::vector<T> a = uniform_values<T>(m * k, generator), b = uniform_values<T>(k * n, generator);
+  const std::vector<T> c_before =
+      beta == 0.0 ? std::vector<T>(m * n, std::numeric_limits<T>::quiet_NaN()) : uniform_values<T>(m * n, generator);
+  std::vector<T> c = c_before;
   blas::gemm<T>(transpose_a, transpose_b, m, n, k, static_cast<T>(alpha), a.data(), b.data(), static_cast<T>(beta), c.data());
-  constexpr double c0 = 2;
-  std::size_t failures = 0;
-  for (std::size_t i = 0; i < m * n; ++i) {
-    const double bound = c0 * double(k) * std::numeric_limits<T>::epsilon() * magnitudes[i];
-    const double error = std::abs(double(c[i]) - reference[i]);
-    if (error <= bound) continue;  // NaN is not
-    if (++failures <= 3) {
-      BOOST_ERROR("element " << i << " of " << m << " x " << n << " x " << k << (transpose_a ? " A^T" : "")
-                             << (transpose_b ? " B^T" : "") << " alpha " << alpha << " beta " << beta << ": " << c[i]
-                             << " against " << reference[i] << ", bound " << bound);
-    }
-  }
+  const std::size_t failures = beyond_bound(transpose_a, transpose_b, p, alpha, a.data(), b.data(), beta, c_before.data(), c.data());
   BOOST_TEST(failures == 0U, failures << " of " << m * n << " elements beyond the bound");
 }
 
@@ -121,6 +135,30 @@ BOOST_AUTO_TEST_CASE(double_products_match_the_reference) {
     }
   }
   set_num_threads(1);
+}
+
+// A convolution runs one product per image inside parallel_for: concurrent calls, each on its
+// calling thread, give each image its own correct product.
+BOOST_AUTO_TEST_CASE(products_inside_parallel_for_match_the_reference) {
+  set_follow_busy_cores(false);
+  set_num_threads(2);
+  constexpr std::size_t images = 8;
+  constexpr Product p{24, 40, 300};
+  Generator generator(11);
+  const std::vector<float> a = uniform_values<float>(images * p.m * p.k, generator);
+  const std::vector<float> b = uniform_values<float>(p.k * p.n, generator);
+  std::vector<float> c(images * p.m * p.n);
+  parallel_for(images, 1, [&](std::size_t first, std::size_t end) {
+    for (std::size_t image = first; image < end; ++image) {
+      blas::gemm<float>(false, false, p.m, p.n, p.k, 1.0f, a.data() + image * p.m * p.k, b.data(), 0.0f,
+                        c.data() + image * p.m * p.n);
+    }
+  });
+  set_num_threads(1);
+  for (std::size_t image = 0; image < images; ++image) {
+    BOOST_TEST(beyond_bound<float>(false, false, p, 1.0, a.data() + image * p.m * p.k, b.data(), 0.0, nullptr,
+                            c.data() + image * p.m * p.n) == 0U, "image " << image);
+  }
 }
 
 // oneDNN fixes its instruction set at its first product: to AVX2 under XGRAD_MAX_ISA=avx2 (the
