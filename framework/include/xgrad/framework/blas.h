@@ -1,6 +1,8 @@
 #pragma once
-// Matrix products on contiguous row-major buffers, through xt::blas::gemm (OpenBLAS), and
-// the column sums that go with them (bias gradients).
+// Matrix products on contiguous row-major buffers, and the column sums that go with them (bias
+// gradients). Single precision runs on oneDNN's sgemm at the widest instruction set the CPU
+// and xgrad's cap (isa.h, XGRAD_MAX_ISA) allow, double precision on OpenBLAS (blas.cpp says
+// when and why).
 // Custom kernels (fused recurrent cells, attention) use this instead of including cblas.h,
 // whose declarations clash with the ones xtensor-blas bundles.
 

@@ -1,9 +1,10 @@
 #pragma once
 // One threading policy for the whole process: one pool of threads on the cores, shared by
 // the matrix products and by xgrad's own loops, never two pools competing for the same
-// cores. The matrix products run on OpenBLAS's threads. Where OpenBLAS is built for OpenMP
-// (the Makefile's build links that variant), parallel_for runs on the same OpenMP threads;
-// with an OpenBLAS that keeps its own pthreads, parallel_for runs on the calling thread.
+// cores. Where OpenBLAS is built for OpenMP (the Makefile's build links that variant), its
+// products, oneDNN's single-precision products and parallel_for all run on the same OpenMP
+// threads; with an OpenBLAS that keeps its own pthreads, every product runs on OpenBLAS's
+// threads and parallel_for on the calling thread.
 
 #include <cstddef>
 #include <type_traits>
