@@ -28,10 +28,10 @@ std::atomic<std::uint64_t> flops{0};
 // Single-precision products run on oneDNN's sgemm, which chooses its kernels from what the CPU
 // reports: on an AVX-512 core it runs 1.7 to 2.5 times as fast as OpenBLAS as Debian runs it
 // (OPENBLAS_CORETYPE=Haswell, read once when OpenBLAS loads, so that no library can change it
-// for itself), a little faster than OpenBLAS's own AVX-512 kernels, and on batch-1 rows as
-// fast as OpenBLAS's gemv (faster on matrices that fit the cache); on AVX2 it is about as fast
-// as OpenBLAS (bench/README.md, "Matrix products: the measurements that decided"). Double
-// precision stays on OpenBLAS (oneDNN has no dgemm).
+// for itself), and as fast as or faster than OpenBLAS's own AVX-512 kernels; on AVX2 it is
+// about as fast as OpenBLAS (bench/README.md, "Matrix products: the measurements that
+// decided"). Double precision stays on OpenBLAS (oneDNN has no dgemm), and so do batch-1
+// rows, on gemv (below).
 //
 // oneDNN's instruction-set cap is fixed for the process when it first runs: here, at the first
 // product while xgrad's own cap (active_isa) allows AVX2 or wider, so that XGRAD_MAX_ISA=avx2
@@ -93,16 +93,12 @@ void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std:
     throw shape_error(detail::message("gemm: dimensions ", m, " x ", k, " x ", n,
                                       " exceed the BLAS index range"));
   }
-  if constexpr (std::is_same_v<T, float>) {
-    if (onednn_within_cap()) {
-      onednn_gemm(transpose_a, transpose_b, m, n, k, alpha, a, b, beta, c);
-      return;
-    }
-  }
   using Extents = std::array<std::size_t, 2>;
-  // On OpenBLAS, one row times a large matrix (batch-1 decoding) is a matrix-vector product:
-  // sgemm would pack the whole matrix into its panel format on every call (70% of the decoding
-  // time), gemv streams it once. Small matrices stay with sgemm, whose small-size kernels win.
+  // One row times a large matrix (batch-1 decoding) is a matrix-vector product: OpenBLAS's sgemm
+  // would pack the whole matrix into its panel format on every call (70% of the decoding time),
+  // gemv streams it once, and beats oneDNN's sgemm too on the memory-bound matrices of decoding
+  // (by 17-20% on a 9,000 x 512 output layer; bench/README.md). It runs OpenBLAS's kernels as
+  // loaded, whatever XGRAD_MAX_ISA says. Small matrices stay with sgemm.
   constexpr std::size_t matrix_vector_threshold = std::size_t(1) << 16;  // elements of B
   if (m == 1 && k * n >= matrix_vector_threshold) {
     const auto stored_b = xt::adapt(b, k * n, xt::no_ownership(), transpose_b ? Extents{n, k} : Extents{k, n});
@@ -112,6 +108,12 @@ void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std:
     if (beta == T(0)) std::fill(c, c + n, T(0));
     xt::blas::gemv(stored_b, row, result, !transpose_b, alpha, beta);  // c = op(B)^T a
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (onednn_within_cap()) {
+      onednn_gemm(transpose_a, transpose_b, m, n, k, alpha, a, b, beta, c);
+      return;
+    }
   }
   // Non-owning views of the caller's buffers: xt::blas::gemm reads them in place.
   const auto stored_a = xt::adapt(a, m * k, xt::no_ownership(), transpose_a ? Extents{k, m} : Extents{m, k});
