@@ -16,7 +16,7 @@ OpenBLAS threads uses both cores without oversubscribing them.
 
 With --ranks N (the training workloads) it trains data-parallel as PyTorch users do, with
 DistributedDataParallel over Gloo: N processes on this machine, each with --threads intra-op
-threads, each taking a contiguous share of every exported batch, as xgrad-bench under mpirun
+threads, each taking every N-th row of every exported batch, as xgrad-bench under mpirun
 does.
 
 Run it with Debian's python3-torch (1.13). Each model's parameter names equal xgrad's, so the
@@ -350,11 +350,10 @@ def training_workload(args):
 
 
 def share(batch, workload, rank, ranks):
-    """This rank's contiguous rows of a batch (as xgrad-bench under mpirun takes them), cut to
-    the longest sequence among them, as xgrad pads each rank's share to its own length."""
-    rows = batch[0].shape[0]
-    first, end = rows * rank // ranks, rows * (rank + 1) // ranks
-    part = [field[first:end] for field in batch]
+    """This rank's rows of a batch, every ranks-th from row `rank` (as DistributedSampler deals
+    them, and xgrad-bench under mpirun takes them), cut to the longest sequence among them, as
+    xgrad pads each rank's share to its own length."""
+    part = [field[rank::ranks] for field in batch]
     if workload in ("seq2seq-train", "transformer-train"):
         source, lengths, target_inputs, target_outputs = part
         target_length = int((target_outputs != 0).sum(dim=1).max())

@@ -114,8 +114,8 @@ Result timed(std::size_t warmup, std::size_t steps, Step&& step) {
   return result;
 }
 
-// The first `count` batches of an epoch; under mpirun, this rank's contiguous share of each,
-// as the programs' training loop gives it (examples/common/training_program.cpp).
+// The first `count` batches of an epoch; under mpirun, this rank's share of each, as the
+// programs' training loop gives it (models::rank_share).
 std::vector<models::Batch> first_batches(const std::vector<std::size_t>& lengths, std::size_t batch_size, std::size_t count) {
   Generator order(1);
   std::vector<models::Batch> batches = models::BucketBatchSampler(lengths, {.batch_size = batch_size}).epoch(order);
@@ -124,9 +124,8 @@ std::vector<models::Batch> first_batches(const std::vector<std::size_t>& lengths
   const distributed::ProcessGroup& group = distributed::world();
   const auto rank = static_cast<std::size_t>(group.rank()), size = static_cast<std::size_t>(group.size());
   for (models::Batch& rows : batches) {
-    const std::size_t first = rows.size() * rank / size, end = rows.size() * (rank + 1) / size;
-    if (first == end) throw std::invalid_argument("a batch has fewer examples than there are ranks");
-    rows = models::Batch(rows.begin() + static_cast<std::ptrdiff_t>(first), rows.begin() + static_cast<std::ptrdiff_t>(end));
+    rows = models::rank_share(rows, rank, size);
+    if (rows.empty()) throw std::invalid_argument("a batch has fewer examples than there are ranks");
   }
   return batches;
 }

@@ -141,12 +141,11 @@ int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunD
   const auto rank = static_cast<std::size_t>(group.rank()), size = static_cast<std::size_t>(group.size());
   const auto step_on_share = [&](const models::Batch& rows) {
     if (!parallel) return task.step(rows);
-    const std::size_t first = rows.size() * rank / size, end = rows.size() * (rank + 1) / size;
-    if (first == end) {  // a batch of fewer examples than ranks: this rank adds a zero gradient
+    models::Batch share = models::rank_share(rows, rank, size);
+    if (share.empty()) {  // a batch of fewer examples than ranks: this rank adds a zero gradient
       return training::StepOutput{sum(model.parameters().front()) * 0.0f, 0, 0};
     }
-    return task.step(models::Batch(rows.begin() + static_cast<std::ptrdiff_t>(first),
-                                   rows.begin() + static_cast<std::ptrdiff_t>(end)));
+    return task.step(share);
   };
   training::Trainer trainer(model, optimizer,
                             {.epochs = flags.epochs,

@@ -62,6 +62,13 @@ std::vector<Batch> consecutive_batches(std::size_t count, std::size_t batch_size
   return batches;
 }
 
+Batch rank_share(const Batch& rows, std::size_t rank, std::size_t ranks) {
+  if (rank >= ranks) throw std::invalid_argument(detail::message("rank_share: rank ", rank, " of ", ranks, " ranks"));
+  Batch share;
+  for (std::size_t i = rank; i < rows.size(); i += ranks) share.push_back(rows[i]);
+  return share;
+}
+
 double padding_fraction(const std::vector<Batch>& batches, std::span<const std::size_t> lengths) {
   std::size_t cells = 0;
   std::size_t tokens = 0;

@@ -69,6 +69,17 @@ BOOST_AUTO_TEST_CASE(an_epoch_is_a_function_of_the_generator_state) {
   BOOST_TEST(sampler.epoch(same_seed) == first);
 }
 
+// Ranks deal a batch's rows among themselves: every row once, and the shares' lengths
+// balanced where the batch is sorted by length.
+BOOST_AUTO_TEST_CASE(rank_shares_deal_every_row_once_and_balance_sorted_lengths) {
+  const models::Batch rows{10, 11, 12, 13, 14, 15, 16};  // as lengths, sorted
+  BOOST_TEST(models::rank_share(rows, 0, 2) == models::Batch({10, 12, 14, 16}), boost::test_tools::per_element());
+  BOOST_TEST(models::rank_share(rows, 1, 2) == models::Batch({11, 13, 15}), boost::test_tools::per_element());
+  BOOST_TEST(models::rank_share(rows, 0, 1) == rows, boost::test_tools::per_element());
+  BOOST_TEST(models::rank_share(models::Batch{7}, 1, 2).empty());  // fewer rows than ranks
+  BOOST_CHECK_THROW(models::rank_share(rows, 2, 2), std::invalid_argument);
+}
+
 BOOST_AUTO_TEST_CASE(pools_cut_padding_far_below_random_batches) {
   const std::vector<std::size_t> lengths = sentence_lengths(4000, 3);
   Generator generator(5);

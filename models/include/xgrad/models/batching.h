@@ -49,11 +49,17 @@ class BucketBatchSampler {
   BucketSamplerOptions options_;
 };
 
-// The share of the [B, max length] cells of all batches that are padding, in [0, 1].
 // Rows 0 .. count - 1 in order, `batch_size` to a batch (the last may be shorter): how
 // evaluation walks a corpus.
 std::vector<Batch> consecutive_batches(std::size_t count, std::size_t batch_size);
 
+// Rank `rank`'s share of a global batch under data parallelism over `ranks` ranks: every
+// ranks-th row from row `rank`, as PyTorch's DistributedSampler deals them. A bucketed batch
+// is sorted by length, so contiguous slices would give the last rank the longest rows and
+// make the others wait for it at every allreduce. Empty when the batch has `rank` rows or fewer.
+Batch rank_share(const Batch& rows, std::size_t rank, std::size_t ranks);
+
+// The share of the [B, max length] cells of all batches that are padding, in [0, 1].
 double padding_fraction(const std::vector<Batch>& batches, std::span<const std::size_t> lengths);
 
 struct PaddedBatch {
