@@ -17,11 +17,11 @@ void broadcast_state(const nn::Module<float>& module, ProcessGroup& group, int r
 GradientReducer::GradientReducer(std::vector<Tensor<float>> parameters, ProcessGroup& group, std::size_t bucket_bytes)
     : parameters_(std::move(parameters)), group_(group) {
   if (bucket_bytes == 0) throw std::invalid_argument("GradientReducer: bucket_bytes must be at least 1");
-  const std::size_t bucket_floats = std::max<std::size_t>(1, bucket_bytes / sizeof(float));
+  bucket_floats_ = std::max<std::size_t>(1, bucket_bytes / sizeof(float));
   // In the order given; a tensor larger than a bucket makes a bucket of its own.
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     const std::size_t n = parameters_[i].size();
-    if (buckets_.empty() || buckets_.back().floats + n > bucket_floats) buckets_.emplace_back();
+    if (buckets_.empty() || buckets_.back().floats + n > bucket_floats_) buckets_.emplace_back();
     buckets_.back().members.push_back(i);
     buckets_.back().floats += n;
   }
@@ -42,8 +42,13 @@ void GradientReducer::sum() {
       Tensor<float>& parameter = parameters_[bucket.members.front()];
       if (holders[bucket.members.front()] == 0) continue;  // no rank has a gradient for it
       if (!parameter.has_grad()) parameter.impl().grad = Array<float>(xt::zeros<float>(parameter.shape()));
-      Array<float>& gradient = parameter.mutable_grad();
-      group_.sum(std::span<float>(gradient.data(), gradient.size()));
+      // A bucket's worth at a time: MPI's allreduce takes a temporary buffer of the message's
+      // size, which glibc maps afresh above 32 MB, and faulting those pages in made a 42 MB
+      // sum take 125 ms where two of 21 MB take 10 (bench/README.md, "Data parallelism").
+      const std::span<float> gradient(parameter.mutable_grad().data(), parameter.size());
+      for (std::size_t first = 0; first < gradient.size(); first += bucket_floats_) {
+        group_.sum(gradient.subspan(first, std::min(bucket_floats_, gradient.size() - first)));
+      }
       continue;
     }
     float* packed = packed_.data();
