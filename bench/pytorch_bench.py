@@ -309,24 +309,43 @@ def timed(warmup, steps, step):
     return {"tokens_per_s": tokens / seconds, "ms_per_step": 1000 * seconds / steps, "steps": steps}
 
 
+def timed_adam_steps(parameters, loss_of, tokens_of, clip, args):
+    """Timed Adam steps (rate 1e-3) with the gradient norm clipped at `clip`; loss_of(i) is
+    step i's loss, tokens_of(i) what the speed counts."""
+    optimizer = torch.optim.Adam(parameters, lr=1e-3)
+
+    def step(i):
+        loss = loss_of(i)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, clip)
+        optimizer.step()
+        return tokens_of(i)
+
+    return timed(args.warmup, args.steps, step)
+
+
 def train(model, data, loss_of, tokens_of, clip, args):
     model.eval()
     with torch.no_grad():
         check_loss = float(loss_of(data[0]))
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step(i):
-        loss = loss_of(data[i])
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        return tokens_of(data[i])
-
-    result = timed(args.warmup, args.steps, step)
+    result = timed_adam_steps(list(model.parameters()), lambda i: loss_of(data[i]), lambda i: tokens_of(data[i]),
+                              clip, args)
     result["check_loss"] = check_loss
     return result
+
+
+class LossModule(torch.nn.Module):
+    """A model whose forward is its loss: DistributedDataParallel prepares its gradient
+    reduction in forward, so the loss must be computed through it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *batch):
+        return self.model.loss(*batch)
 
 
 def training_workload(args):
@@ -384,18 +403,13 @@ def ddp_worker(rank, args, port, results):
     with torch.no_grad():
         check_loss = total(float(loss_of(mine[0])) * weight(0))
     model.train()
-    parallel = torch.nn.parallel.DistributedDataParallel(model)  # buckets of 25 MB, overlapped with backward
-    optimizer = torch.optim.Adam(parallel.parameters(), lr=1e-3)
-
-    def step(i):
-        loss = loss_of(mine[i]) * (weight(i) * args.ranks)  # DDP averages the ranks' gradients
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parallel.parameters(), clip)
-        optimizer.step()
-        return tokens_of(mine[i])
-
-    result = timed(args.warmup, args.steps, step)
+    parallel = torch.nn.parallel.DistributedDataParallel(LossModule(model))  # 25 MB buckets, overlapped with backward
+    # DDP averages the ranks' gradients: each rank's loss is scaled by its share times N.
+    result = timed_adam_steps(list(parallel.parameters()), lambda i: parallel(*mine[i]) * (weight(i) * args.ranks),
+                              lambda i: tokens_of(mine[i]), clip, args)
+    checksum = float(sum(p.double().sum() for p in model.parameters()))
+    if abs(total(checksum) - args.ranks * checksum) > 1e-9 * abs(checksum):
+        raise RuntimeError("the ranks' parameters differ: DDP did not reduce the gradients")
     result["tokens_per_s"] = total(result["tokens_per_s"])  # every rank timed the same synchronised steps
     result["check_loss"] = check_loss
     if rank == 0:
