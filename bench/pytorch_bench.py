@@ -383,7 +383,7 @@ def share(batch, workload, rank, ranks):
     return part
 
 
-def ddp_worker(rank, args, port, results):
+def ddp_worker(rank, args, port):
     """One rank of --ranks: DistributedDataParallel over Gloo on its share of every batch."""
     import torch.distributed as dist
     torch.set_num_threads(args.threads)
@@ -413,21 +413,25 @@ def ddp_worker(rank, args, port, results):
     result["tokens_per_s"] = total(result["tokens_per_s"])  # every rank timed the same synchronised steps
     result["check_loss"] = check_loss
     if rank == 0:
-        results.put(result)
-    dist.destroy_process_group()
+        print_result(result, args)
 
 
 def train_data_parallel(args):
+    """Starts the ranks; rank 0 prints the result."""
     import socket
     import torch.multiprocessing as mp
     with socket.socket() as probe:  # a free port for the ranks to meet on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    results = mp.get_context("spawn").SimpleQueue()
-    mp.spawn(ddp_worker, args=(args, port, results), nprocs=args.ranks)
-    result = results.get()
-    result["ranks"] = args.ranks
-    return result
+    mp.spawn(ddp_worker, args=(args, port), nprocs=args.ranks)
+
+
+def print_result(result, args):
+    result.update({"impl": "pytorch", "workload": args.workload, "threads": args.threads,
+                   "blas_threads": args.blas_threads, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    if args.ranks > 1:
+        result["ranks"] = args.ranks
+    print(json.dumps(result), flush=True)
 
 
 def main():
@@ -454,7 +458,8 @@ def main():
     if args.ranks > 1:
         if not args.workload.endswith("-train"):
             parser.error("--ranks is for the training workloads")
-        result = train_data_parallel(args)
+        train_data_parallel(args)
+        return
     elif args.workload.endswith("-train"):
         model, data, loss_of, tokens_of, _, clip = training_workload(args)
         result = train(model, data, loss_of, tokens_of, clip, args)
@@ -485,9 +490,7 @@ def main():
         a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
         result = timed(1, args.steps, lambda _: (torch.mm(a, b), 0)[1])
         result["gflop_per_step"] = 2 * 2048 ** 3 / 1e9
-    result.update({"impl": "pytorch", "workload": args.workload, "threads": args.threads,
-                   "blas_threads": args.blas_threads, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
-    print(json.dumps(result))
+    print_result(result, args)
 
 
 if __name__ == "__main__":

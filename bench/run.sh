@@ -90,8 +90,10 @@ for workload in $rank_workloads; do
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 mpirun --allow-run-as-root -np $ranks \
       "$build/bin/xgrad-bench" --workload "$workload" --threads 1 --data "$data" | tee -a "$results"
     "$build/bin/xgrad-bench" --workload "$workload" --threads 1 --data "$data" --export "$out/batches" > /dev/null
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$root/bench/pytorch_bench.py" --workload "$workload" \
-      --threads 1 --blas-threads 1 --ranks $ranks --import "$out/batches" | tee -a "$results"
+    # Bounded: a rank of PyTorch's that hangs (it did once, at its exit) must not stop the bench.
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 timeout 900 /usr/bin/python3 "$root/bench/pytorch_bench.py" \
+      --workload "$workload" --threads 1 --blas-threads 1 --ranks $ranks --import "$out/batches" | tee -a "$results" ||
+      echo "bench: PyTorch DDP on $workload failed or timed out; its line is missing" >&2
   done
 done
 {
