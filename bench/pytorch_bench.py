@@ -414,6 +414,10 @@ def ddp_worker(rank, args, port):
     result["check_loss"] = check_loss
     if rank == 0:
         print_result(result, args)
+    # Gloo's teardown in torch 1.13 aborted one rank ("terminate called without an active
+    # exception") and hung another at exit; once every rank is done, exit without it.
+    dist.barrier()
+    os._exit(0)
 
 
 def train_data_parallel(args):
