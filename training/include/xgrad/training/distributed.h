@@ -54,10 +54,11 @@ void broadcast_state(const nn::Module<float>& module, ProcessGroup& group, int r
 
 // Sums the gradients of parameters across ranks, packed into buckets of about
 // `bucket_bytes`: one allreduce a bucket instead of one a tensor (PyTorch's DDP buckets at
-// 25 MB by default); a larger tensor is summed in place, a bucket's worth at a time. Each allreduce is MPI's blocking one, which Open MPI tunes for the
-// message size and the transport: its non-blocking one (libnbc), started for every bucket
-// and awaited together, summed 82 MB between two ranks of one machine 5-8x slower
-// (bench/README.md, "Data parallelism").
+// 25 MB by default); a larger tensor is summed in place, a bucket's worth at a time. Each
+// allreduce is MPI's blocking one, which Open MPI tunes for the message size and the
+// transport: its non-blocking one (libnbc), started for every bucket and awaited together,
+// summed 82 MB between two ranks of one machine 5-8x slower (bench/README.md, "Data
+// parallelism"). The sums run after backward, not overlapped with it (measured there too).
 class GradientReducer {
  public:
   static constexpr std::size_t default_bucket_bytes = std::size_t{25} << 20;
@@ -82,7 +83,7 @@ class GradientReducer {
   ProcessGroup& group_;
   std::size_t bucket_floats_ = 0;
   std::vector<Bucket> buckets_;
-  std::vector<float> packed_;  // one bucket's gradients at a time (a bucket of one tensor is summed in place)
+  std::vector<float> packed_;  // one bucket of several tensors at a time
 };
 
 }  // namespace xgrad::distributed
