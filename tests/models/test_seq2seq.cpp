@@ -30,9 +30,11 @@ BOOST_AUTO_TEST_CASE(learns_to_reverse_sequences_with_greedy_and_beam_search) {
   const std::vector<Example> held_out = reversal_examples(200, 10, data);
   Seq2Seq<float> model(small_options());
   optim::Adam<float> adam(model.named_parameters(), {.lr = 0.01});
-  // Twelve epochs: after eight, one initialisation in six (seeds 1-6, with either order of
-  // rounding in the recurrent products) still stood at 92-93%; after twelve all six are >= 96%.
-  for (int epoch = 0; epoch < 12; ++epoch) train_epoch(model, adam, train);
+  // Sixteen epochs: after eight, one initialisation in six (seeds 1-6, with either order of
+  // rounding in the recurrent products) still stood at 92-93%; after twelve, with oneDNN's
+  // products in place of OpenBLAS's (other rounding), this seed stood at 94% in the
+  // sanitizer build, so the margin is four more epochs.
+  for (int epoch = 0; epoch < 16; ++epoch) train_epoch(model, adam, train);
   model.eval();
   const PaddedBatch test = sources(held_out, 0, held_out.size());
   const double greedy = sequence_accuracy(model.translate(test), held_out);
