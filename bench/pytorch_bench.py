@@ -450,6 +450,8 @@ def main():
     parser.add_argument("--import", dest="import_dir", help="directory xgrad-bench --export wrote")
     parser.add_argument("--ranks", type=int, default=1, help="processes training data-parallel (DDP over Gloo)")
     args = parser.parse_args()
+    if args.ranks < 1:
+        parser.error(f"--ranks must be at least 1, not {args.ranks}")
     if args.blas_threads is None:
         args.blas_threads = args.threads
     if os.environ.get("OPENBLAS_NUM_THREADS") != str(args.blas_threads):
