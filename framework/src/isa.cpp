@@ -56,6 +56,17 @@ Isa set_max_isa(Isa isa) noexcept {
   return active_isa();
 }
 
+bool has_extension(Avx512Extension extension) noexcept {
+  if (active_isa() != Isa::avx512) return false;
+#if defined(__x86_64__)
+  static const bool vnni = __builtin_cpu_supports("avx512vnni");
+  static const bool bf16 = __builtin_cpu_supports("avx512bf16");
+  return extension == Avx512Extension::vnni ? vnni : bf16;
+#else
+  return false;
+#endif
+}
+
 std::string_view isa_name(Isa isa) noexcept {
   switch (isa) {
     case Isa::avx512: return "avx512";

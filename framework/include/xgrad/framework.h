@@ -22,6 +22,7 @@
 #include "xgrad/framework/optim.h"
 #include "xgrad/framework/packed_matrix.h"
 #include "xgrad/framework/pooling.h"
+#include "xgrad/framework/quantized.h"
 #include "xgrad/framework/random.h"
 #include "xgrad/framework/reduce.h"
 #include "xgrad/framework/safetensors.h"

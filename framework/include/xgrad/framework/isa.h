@@ -42,6 +42,13 @@ Isa set_max_isa(Isa isa) noexcept;
 
 std::string_view isa_name(Isa isa) noexcept;
 
+// Extensions of AVX-512 that a few kernels use, each with its own target attribute, when the
+// active instruction set is avx512: dot products of bytes (int8 weights) and of bfloat16 pairs.
+enum class Avx512Extension { vnni, bf16 };
+
+// Whether the active instruction set is avx512 and the CPU reports `extension`.
+bool has_extension(Avx512Extension extension) noexcept;
+
 // The always-inlined body of a kernel (see above).
 #define XGRAD_KERNEL [[gnu::always_inline]] inline
 

@@ -1,0 +1,418 @@
+#include "xgrad/framework/quantized.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "xgrad/framework/autograd.h"
+#include "xgrad/framework/blas.h"
+#include "xgrad/framework/errors.h"
+#include "xgrad/framework/isa.h"
+#include "xgrad/framework/threading.h"
+
+namespace xgrad {
+namespace {
+
+constexpr float int8_limit = 127.0F;  // symmetric: -128 is never used, so negation is exact
+
+// The row dot products of one product: sums[i * n + j] = sum_l x[i][l] W[j][l] for the rows j
+// of a range, with x already rounded to the weight's format.
+template <class Value, class Sum>
+struct DotTask {
+  std::size_t m, n, k;
+  const Value* x;        // m x k
+  const Value* weights;  // n x k
+  Sum* sums;             // m x n
+};
+using Int8Task = DotTask<std::int8_t, std::int32_t>;
+using Bf16Task = DotTask<std::uint16_t, float>;
+
+// Exact integer dot products, vectorised by the compiler for each instruction set (integer
+// sums do not depend on their order, so every path gives the same sums).
+template <Isa isa>
+struct Int8Dots {
+  XGRAD_KERNEL static void run(const Int8Task& task, std::size_t first, std::size_t end) {
+    for (std::size_t j = first; j < end; ++j) {
+      const std::int8_t* w = task.weights + j * task.k;
+      for (std::size_t i = 0; i < task.m; ++i) {
+        const std::int8_t* x = task.x + i * task.k;
+        std::int32_t sum = 0;
+        for (std::size_t l = 0; l < task.k; ++l) sum += std::int16_t(x[l]) * std::int16_t(w[l]);
+        task.sums[i * task.n + j] = sum;
+      }
+    }
+  }
+};
+
+// Float dot products of bfloat16 pairs in vectors of the instruction set's width: each
+// product is exact in float, and the sums keep one vector of partial sums.
+template <Isa isa>
+struct Bf16Dots {
+  static constexpr std::size_t vector_bytes = isa == Isa::avx512 ? 64 : (isa == Isa::avx2 ? 32 : 16);
+  static constexpr std::size_t lanes = vector_bytes / sizeof(float);
+  // A typedef's vector_size only takes a dependent size inside a member template.
+  template <class Value, std::size_t bytes>
+  struct VectorOf {
+    typedef Value Type __attribute__((vector_size(bytes)));
+  };
+  using Floats = typename VectorOf<float, vector_bytes>::Type;
+  using Words = typename VectorOf<std::uint32_t, vector_bytes>::Type;
+  using Halves = typename VectorOf<std::uint16_t, vector_bytes / 2>::Type;
+
+  XGRAD_KERNEL static void widen(Floats& out, const std::uint16_t* values) {
+    Halves halves;
+    std::memcpy(&halves, values, sizeof halves);
+    const Words words = __builtin_convertvector(halves, Words) << 16;
+    std::memcpy(&out, &words, sizeof out);
+  }
+
+  XGRAD_KERNEL static void run(const Bf16Task& task, std::size_t first, std::size_t end) {
+    const std::size_t full = task.k / lanes * lanes;
+    for (std::size_t j = first; j < end; ++j) {
+      const std::uint16_t* w = task.weights + j * task.k;
+      for (std::size_t i = 0; i < task.m; ++i) {
+        const std::uint16_t* x = task.x + i * task.k;
+        Floats partial{}, a, b;
+        for (std::size_t l = 0; l < full; l += lanes) {
+          widen(a, x + l);
+          widen(b, w + l);
+          partial += a * b;
+        }
+        float sum = 0.0F;
+        for (std::size_t lane = 0; lane < lanes; ++lane) sum += partial[lane];
+        for (std::size_t l = full; l < task.k; ++l) sum += safetensors::bf16_to_float(x[l]) * safetensors::bf16_to_float(w[l]);
+        task.sums[i * task.n + j] = sum;
+      }
+    }
+  }
+};
+
+#if defined(__x86_64__)
+// The sum of a vector's lanes (GCC 12's _mm512_reduce_add_* warn of the undefined vectors they
+// start from).
+template <class Lane, class Vector>
+Lane lane_sum(const Vector& vector) {
+  Lane lanes[sizeof(Vector) / sizeof(Lane)];
+  std::memcpy(lanes, &vector, sizeof vector);
+  Lane sum = 0;
+  for (const Lane lane : lanes) sum += lane;
+  return sum;
+}
+
+// AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes and adds each four products into
+// a 32-bit lane, without saturation. x is passed as x + 128 (unsigned), so each sum gains
+// 128 sum_l W[j][l], which the weight's row sums take off again: the sums are exact, as the
+// portable kernel's. Four rows of W at a time give four independent chains.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_dots(const Int8Task& task,
+                                                                       const std::int32_t* row_sums,
+                                                                       std::size_t first, std::size_t end) {
+  const std::size_t k = task.k, full = k / 64 * 64;
+  const __mmask64 tail = k == full ? 0 : (~__mmask64{0}) >> (64 - (k - full));
+  const auto* x_unsigned = reinterpret_cast<const std::uint8_t*>(task.x);
+  constexpr std::size_t block = 4;
+  for (std::size_t j0 = first; j0 < end; j0 += block) {
+    const std::size_t rows = std::min(block, end - j0);
+    for (std::size_t i = 0; i < task.m; ++i) {
+      const std::uint8_t* x = x_unsigned + i * k;
+      __m512i sums[block] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                             _mm512_setzero_si512()};
+      for (std::size_t l = 0; l < full; l += 64) {
+        const __m512i xs = _mm512_loadu_si512(x + l);
+        for (std::size_t r = 0; r < rows; ++r) {
+          sums[r] = _mm512_dpbusd_epi32(sums[r], xs, _mm512_loadu_si512(task.weights + (j0 + r) * k + l));
+        }
+      }
+      if (tail != 0) {
+        const __m512i xs = _mm512_maskz_loadu_epi8(tail, x + full);
+        for (std::size_t r = 0; r < rows; ++r) {
+          sums[r] = _mm512_dpbusd_epi32(sums[r], xs, _mm512_maskz_loadu_epi8(tail, task.weights + (j0 + r) * k + full));
+        }
+      }
+      for (std::size_t r = 0; r < rows; ++r) {
+        task.sums[i * task.n + j0 + r] = lane_sum<std::int32_t>(sums[r]) - 128 * row_sums[j0 + r];
+      }
+    }
+  }
+}
+
+// AVX-512 BF16: vdpbf16ps adds the products of 32 bfloat16 pairs into 16 float lanes (denormal
+// inputs and results read as zero, which moves a sum by less than K times the smallest normal).
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void avx512_bf16_dots(const Bf16Task& task, std::size_t first,
+                                                                             std::size_t end) {
+  const std::size_t k = task.k, full = k / 32 * 32;
+  const __mmask32 tail = k == full ? 0 : (~__mmask32{0}) >> (32 - (k - full));
+  constexpr std::size_t block = 4;
+  for (std::size_t j0 = first; j0 < end; j0 += block) {
+    const std::size_t rows = std::min(block, end - j0);
+    for (std::size_t i = 0; i < task.m; ++i) {
+      const std::uint16_t* x = task.x + i * k;
+      __m512 sums[block] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      for (std::size_t l = 0; l < full; l += 32) {
+        const auto xs = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + l));
+        for (std::size_t r = 0; r < rows; ++r) {
+          sums[r] = _mm512_dpbf16_ps(sums[r], xs, reinterpret_cast<__m512bh>(_mm512_loadu_si512(task.weights + (j0 + r) * k + l)));
+        }
+      }
+      if (tail != 0) {
+        const auto xs = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(tail, x + full));
+        for (std::size_t r = 0; r < rows; ++r) {
+          const auto ws = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(tail, task.weights + (j0 + r) * k + full));
+          sums[r] = _mm512_dpbf16_ps(sums[r], xs, ws);
+        }
+      }
+      for (std::size_t r = 0; r < rows; ++r) task.sums[i * task.n + j0 + r] = lane_sum<float>(sums[r]);
+    }
+  }
+}
+#endif
+
+// Runs `kernel(first, end)` over the rows of W, split over the threads in ranges of at least
+// multiply_add_grain multiply-adds (a whole number of the AVX-512 kernels' blocks of four).
+template <class Kernel>
+void for_weight_rows(std::size_t m, std::size_t n, std::size_t k, Kernel kernel) {
+  const std::size_t grain = (rows_for_grain(m * k, multiply_add_grain) + 3) / 4 * 4;
+  blas::count_flops(2 * static_cast<std::uint64_t>(m) * n * k);
+  parallel_for(n, grain, kernel);
+}
+
+void check_matrix(const Shape& shape, const char* what) {
+  if (shape.size() != 2) throw std::invalid_argument(detail::message("QuantizedMatrix: ", what, " has shape ", shape, "; expected a matrix"));
+}
+
+}  // namespace
+
+const char* weight_format_name(WeightFormat format) {
+  switch (format) {
+    case WeightFormat::bf16: return "bf16";
+    case WeightFormat::int8: return "int8";
+    default: return "float32";
+  }
+}
+
+WeightFormat weight_format_from_string(const std::string& name) {
+  for (const WeightFormat format : {WeightFormat::float32, WeightFormat::bf16, WeightFormat::int8}) {
+    if (name == weight_format_name(format)) return format;
+  }
+  throw std::invalid_argument("weight format '" + name + "' is not one of float32, bf16, int8");
+}
+
+QuantizedMatrix::QuantizedMatrix(WeightFormat format, std::size_t rows, std::size_t columns)
+    : format_(format), rows_(rows), columns_(columns) {
+  if (format == WeightFormat::int8) {
+    int8_ = std::make_unique_for_overwrite<std::int8_t[]>(rows * columns);
+    scales_ = std::make_unique_for_overwrite<float[]>(rows);
+  } else if (format == WeightFormat::bf16) {
+    bf16_ = std::make_unique_for_overwrite<std::uint16_t[]>(rows * columns);
+  } else {
+    throw std::invalid_argument("QuantizedMatrix: float32 weights need no rounding; use the float product");
+  }
+}
+
+QuantizedMatrix::QuantizedMatrix(const Array<float>& weight, WeightFormat format)
+    : QuantizedMatrix(format, weight.dimension() == 2 ? weight.shape()[0] : 0,
+                      weight.dimension() == 2 ? weight.shape()[1] : 0) {
+  check_matrix(Shape(weight.shape().begin(), weight.shape().end()), "the weight");
+  const float* w = weight.data();
+  if (!std::all_of(w, w + weight.size(), [](float v) { return std::isfinite(v); })) {
+    throw std::invalid_argument("QuantizedMatrix: the weight holds a NaN or an infinity");
+  }
+  if (format == WeightFormat::bf16) {
+    std::transform(w, w + weight.size(), bf16_.get(), safetensors::float_to_bf16);
+    return;
+  }
+  for (std::size_t j = 0; j < rows_; ++j) {
+    const float* row = w + j * columns_;
+    float largest = 0.0F;
+    for (std::size_t l = 0; l < columns_; ++l) largest = std::max(largest, std::abs(row[l]));
+    scales_[j] = largest / int8_limit;
+    const float inverse = largest == 0.0F ? 0.0F : int8_limit / largest;
+    for (std::size_t l = 0; l < columns_; ++l) {
+      int8_[j * columns_ + l] = static_cast<std::int8_t>(std::clamp(std::nearbyint(row[l] * inverse), -int8_limit, int8_limit));
+    }
+  }
+  sum_rows();
+}
+
+void QuantizedMatrix::sum_rows() {
+  row_sums_ = std::make_unique_for_overwrite<std::int32_t[]>(rows_);
+  for (std::size_t j = 0; j < rows_; ++j) {
+    const std::int8_t* row = int8_.get() + j * columns_;
+    row_sums_[j] = std::accumulate(row, row + columns_, std::int32_t{0});
+  }
+}
+
+QuantizedMatrix QuantizedMatrix::read(const safetensors::File& file, const std::string& name) {
+  const safetensors::Entry& entry = file.entry(name);
+  auto fail = [&](const std::string& problem) -> void {
+    throw file_error(detail::message(file.label(), ": tensor '", name, "' ", problem));
+  };
+  if (entry.shape.size() != 2) fail(detail::message("has shape ", entry.shape, "; a quantised weight is a matrix"));
+  const std::size_t rows = entry.shape[0], columns = entry.shape[1];
+  if (entry.dtype == safetensors::Dtype::bf16) {
+    QuantizedMatrix matrix(WeightFormat::bf16, rows, columns);
+    const Array<std::uint16_t> bits = file.stored<std::uint16_t>(name);
+    std::copy_n(bits.data(), bits.size(), matrix.bf16_.get());
+    return matrix;
+  }
+  if (entry.dtype != safetensors::Dtype::i8) {
+    fail(detail::message("is ", safetensors::dtype_name(entry.dtype), "; a quantised weight is BF16, or I8 with its scales"));
+  }
+  const std::string scale_name = name + scale_suffix;
+  if (!file.contains(scale_name)) fail(detail::message("is I8 but the file has no '", scale_name, "' for its row scales"));
+  const safetensors::Entry& scale_entry = file.entry(scale_name);
+  if (scale_entry.dtype != safetensors::Dtype::f32 || scale_entry.shape != Shape{rows}) {
+    fail(detail::message("has ", rows, " rows but its scales '", scale_name, "' are ", safetensors::dtype_name(scale_entry.dtype),
+                         " of shape ", scale_entry.shape, "; expected F32 of shape [", rows, "]"));
+  }
+  QuantizedMatrix matrix(WeightFormat::int8, rows, columns);
+  const Array<std::int8_t> values = file.stored<std::int8_t>(name);
+  std::copy_n(values.data(), values.size(), matrix.int8_.get());
+  const Array<float> scales = file.stored<float>(scale_name);
+  for (std::size_t j = 0; j < rows; ++j) {
+    if (!(std::isfinite(scales[j]) && scales[j] >= 0.0F)) {
+      fail(detail::message("has scale ", scales[j], " for row ", j, " in '", scale_name, "'; scales are finite and not negative"));
+    }
+    matrix.scales_[j] = scales[j];
+  }
+  matrix.sum_rows();
+  return matrix;
+}
+
+Array<float> QuantizedMatrix::dequantized() const {
+  Array<float> result = Array<float>::from_shape({rows_, columns_});
+  float* out = result.data();
+  if (format_ == WeightFormat::bf16) {
+    std::transform(bf16_.get(), bf16_.get() + rows_ * columns_, out, safetensors::bf16_to_float);
+    return result;
+  }
+  for (std::size_t j = 0; j < rows_; ++j) {
+    for (std::size_t l = 0; l < columns_; ++l) out[j * columns_ + l] = float(int8_[j * columns_ + l]) * scales_[j];
+  }
+  return result;
+}
+
+void QuantizedMatrix::write(safetensors::Writer& writer, const std::string& name) const {
+  const Shape shape{rows_, columns_};
+  if (format_ == WeightFormat::bf16) {
+    writer.add(name, dequantized(), safetensors::Dtype::bf16);  // bfloat16 values round to themselves
+    return;
+  }
+  Array<std::int8_t> values = Array<std::int8_t>::from_shape(shape);
+  std::copy_n(int8_.get(), rows_ * columns_, values.data());
+  Array<float> scales = Array<float>::from_shape({rows_});
+  std::copy_n(scales_.get(), rows_, scales.data());
+  writer.add(name, values);
+  writer.add(name + scale_suffix, scales);
+}
+
+void QuantizedMatrix::multiply(std::size_t m, const float* x, const float* bias, float* y) const {
+  const std::size_t n = rows_, k = columns_;
+  if (m == 0 || n == 0) return;
+  std::vector<bool> finite_rows(m, true);
+  if (format_ == WeightFormat::bf16) {
+    std::vector<std::uint16_t> rounded(m * k);
+    std::transform(x, x + m * k, rounded.begin(), safetensors::float_to_bf16);
+    const Bf16Task task{m, n, k, rounded.data(), bf16_.get(), y};
+    for_weight_rows(m, n, k, [&](std::size_t first, std::size_t end) {
+#if defined(__x86_64__)
+      if (has_extension(Avx512Extension::bf16)) return avx512_bf16_dots(task, first, end);
+#endif
+      dispatch<Bf16Dots>(task, first, end);
+    });
+    if (bias != nullptr) {
+      for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
+      }
+    }
+    return;
+  }
+  // Each row of x with its own scale; the VNNI kernel reads the bytes as x + 128.
+  const bool vnni = has_extension(Avx512Extension::vnni);
+  std::vector<std::int8_t> rounded(m * k);
+  std::vector<float> x_scales(m);
+  for (std::size_t i = 0; i < m; ++i) {
+    const float* row = x + i * k;
+    float largest = 0.0F;
+    for (std::size_t l = 0; l < k; ++l) largest = std::max(largest, std::abs(row[l]));  // NaN is never the max
+    finite_rows[i] = std::isfinite(largest) && std::all_of(row, row + k, [](float v) { return !std::isnan(v); });
+    x_scales[i] = largest / int8_limit;
+    const float inverse = largest == 0.0F || !finite_rows[i] ? 0.0F : int8_limit / largest;
+    for (std::size_t l = 0; l < k; ++l) {
+      const auto q = static_cast<std::int32_t>(std::clamp(std::nearbyint(row[l] * inverse), -int8_limit, int8_limit));
+      rounded[i * k + l] = static_cast<std::int8_t>(vnni ? static_cast<std::uint8_t>(q + 128) : q);
+    }
+  }
+  std::vector<std::int32_t> sums(m * n);
+  const Int8Task task{m, n, k, rounded.data(), int8_.get(), sums.data()};
+  for_weight_rows(m, n, k, [&](std::size_t first, std::size_t end) {
+#if defined(__x86_64__)
+    if (vnni) return vnni_dots(task, row_sums_.get(), first, end);
+#endif
+    dispatch<Int8Dots>(task, first, end);
+  });
+  for (std::size_t i = 0; i < m; ++i) {
+    for (std::size_t j = 0; j < n; ++j) {
+      const float product = static_cast<float>(sums[i * n + j]) * (x_scales[i] * scales_[j]);
+      y[i * n + j] = finite_rows[i] ? product + (bias != nullptr ? bias[j] : 0.0F) : std::numeric_limits<float>::quiet_NaN();
+    }
+  }
+}
+
+Tensor<float> linear(const Tensor<float>& x, const QuantizedMatrix& weight, const Tensor<float>& bias) {
+  const Shape& xs = x.shape();
+  const std::size_t in = weight.columns(), out = weight.rows();
+  if (xs.empty() || xs.back() != in || (bias.defined() && bias.shape() != Shape{out})) {
+    throw shape_error(detail::message("linear: x of shape ", xs, ", a ", weight_format_name(weight.format()),
+                                      " weight of shape [", out, ", ", in, "] and bias of shape ",
+                                      bias.defined() ? to_string(bias.shape()) : std::string("(none)"),
+                                      " do not fit (expected x [..., in], weight [out, in], bias [out])"));
+  }
+  std::vector<Tensor<float>> inputs{x};
+  if (bias.defined()) inputs.push_back(bias);
+  if (detail::should_record(inputs)) {
+    throw std::logic_error(detail::message("linear with ", weight_format_name(weight.format()),
+                                           " weights is for inference and has no gradient; run it under NoGradGuard "
+                                           "(or in a model that was not quantised)"));
+  }
+  const std::size_t rows = x.size() / std::max<std::size_t>(in, 1);
+  Shape result_shape = xs;
+  result_shape.back() = out;
+  Array<float> y = Array<float>::from_shape(result_shape);
+  weight.multiply(rows, x.data(), bias.defined() ? bias.data() : nullptr, y.data());
+  return Tensor<float>(std::move(y));
+}
+
+safetensors::File dequantized(const safetensors::File& file) {
+  safetensors::Writer writer;
+  for (const auto& [key, value] : file.metadata()) writer.set_metadata(key, value);
+  for (const std::string& name : file.names()) {
+    const safetensors::Entry& entry = file.entry(name);
+    if (entry.dtype == safetensors::Dtype::i8) {
+      writer.add(name, QuantizedMatrix::read(file, name).dequantized());
+    } else if (name.ends_with(scale_suffix) && file.contains(name.substr(0, name.size() - std::strlen(scale_suffix))) &&
+               file.entry(name.substr(0, name.size() - std::strlen(scale_suffix))).dtype == safetensors::Dtype::i8) {
+      continue;  // folded into its matrix
+    } else if (entry.dtype == safetensors::Dtype::f64) {
+      writer.add(name, file.floats<double>(name));
+    } else if (safetensors::is_floating(entry.dtype)) {
+      writer.add(name, file.floats<float>(name), entry.dtype);
+    } else if (entry.dtype == safetensors::Dtype::i32) {
+      writer.add(name, file.stored<std::int32_t>(name));
+    } else if (entry.dtype == safetensors::Dtype::i64) {
+      writer.add(name, file.integers(name));
+    } else {
+      writer.add(name, file.stored<bool>(name));
+    }
+  }
+  return safetensors::File::parse(writer.serialize(), file.label());
+}
+
+}  // namespace xgrad
