@@ -313,31 +313,28 @@ void QuantizedMatrix::write(safetensors::Writer& writer, const std::string& name
   writer.add(name + scale_suffix, scales);
 }
 
-void QuantizedMatrix::multiply(std::size_t m, const float* x, const float* bias, float* y) const {
+void QuantizedMatrix::multiply_add(std::size_t m, const float* x, float* y) const {
   const std::size_t n = rows_, k = columns_;
   if (m == 0 || n == 0) return;
-  std::vector<bool> finite_rows(m, true);
   if (format_ == WeightFormat::bf16) {
     std::vector<std::uint16_t> rounded(m * k);
     std::transform(x, x + m * k, rounded.begin(), safetensors::float_to_bf16);
-    const Bf16Task task{m, n, k, rounded.data(), bf16_.get(), y};
+    std::vector<float> sums(m * n);
+    const Bf16Task task{m, n, k, rounded.data(), bf16_.get(), sums.data()};
     for_weight_rows(m, n, k, [&](std::size_t first, std::size_t end) {
 #if defined(__x86_64__)
       if (has_extension(Avx512Extension::bf16)) return avx512_bf16_dots(task, first, end);
 #endif
       dispatch<Bf16Dots>(task, first, end);
     });
-    if (bias != nullptr) {
-      for (std::size_t i = 0; i < m; ++i) {
-        for (std::size_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
-      }
-    }
+    for (std::size_t i = 0; i < m * n; ++i) y[i] += sums[i];
     return;
   }
   // Each row of x with its own scale; the VNNI kernel reads the bytes as x + 128.
   const bool vnni = has_extension(Avx512Extension::vnni);
   std::vector<std::int8_t> rounded(m * k);
   std::vector<float> x_scales(m);
+  std::vector<bool> finite_rows(m);
   for (std::size_t i = 0; i < m; ++i) {
     const float* row = x + i * k;
     float largest = 0.0F;
@@ -361,7 +358,7 @@ void QuantizedMatrix::multiply(std::size_t m, const float* x, const float* bias,
   for (std::size_t i = 0; i < m; ++i) {
     for (std::size_t j = 0; j < n; ++j) {
       const float product = static_cast<float>(sums[i * n + j]) * (x_scales[i] * scales_[j]);
-      y[i * n + j] = finite_rows[i] ? product + (bias != nullptr ? bias[j] : 0.0F) : std::numeric_limits<float>::quiet_NaN();
+      y[i * n + j] = finite_rows[i] ? y[i * n + j] + product : std::numeric_limits<float>::quiet_NaN();
     }
   }
 }
@@ -377,17 +374,28 @@ Tensor<float> linear(const Tensor<float>& x, const QuantizedMatrix& weight, cons
   }
   std::vector<Tensor<float>> inputs{x};
   if (bias.defined()) inputs.push_back(bias);
-  if (detail::should_record(inputs)) {
-    throw std::logic_error(detail::message("linear with ", weight_format_name(weight.format()),
-                                           " weights is for inference and has no gradient; run it under NoGradGuard "
-                                           "(or in a model that was not quantised)"));
-  }
+  require_inference("linear", weight.format(), inputs);
   const std::size_t rows = x.size() / std::max<std::size_t>(in, 1);
   Shape result_shape = xs;
   result_shape.back() = out;
   Array<float> y = Array<float>::from_shape(result_shape);
-  weight.multiply(rows, x.data(), bias.defined() ? bias.data() : nullptr, y.data());
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (bias.defined()) {
+      std::copy_n(bias.data(), out, y.data() + r * out);
+    } else {
+      std::fill_n(y.data() + r * out, out, 0.0F);
+    }
+  }
+  weight.multiply_add(rows, x.data(), y.data());
   return Tensor<float>(std::move(y));
+}
+
+void require_inference(const char* operation, WeightFormat format, const std::vector<Tensor<float>>& inputs) {
+  if (detail::should_record(inputs)) {
+    throw std::logic_error(detail::message(operation, " with ", weight_format_name(format),
+                                           " weights is for inference and has no gradient; run it under NoGradGuard, "
+                                           "or train a float32 model"));
+  }
 }
 
 safetensors::File dequantized(const safetensors::File& file) {

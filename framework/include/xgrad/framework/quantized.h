@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "xgrad/framework/safetensors.h"
 #include "xgrad/framework/tensor.h"
@@ -53,11 +54,11 @@ class QuantizedMatrix {
   // Adds the matrix to a file being written as `name` (and `name_scale` for int8).
   void write(safetensors::Writer& writer, const std::string& name) const;
 
-  // y[i][j] = bias[j] + sum_l x[i][l] W[j][l] for i < m, with each row of x rounded as the
-  // format says; x is m x columns(), y m x rows(), bias rows() values or null. A row of x
-  // that holds a NaN or an infinity gives a row that is not finite, as a float product would:
-  // NaN for int8, whose rounding cannot scale it; for bf16 what float arithmetic gives.
-  void multiply(std::size_t m, const float* x, const float* bias, float* y) const;
+  // y[i][j] += sum_l x[i][l] W[j][l] for i < m, with each row of x rounded as the format
+  // says; x is m x columns(), y m x rows(). A row of x that holds a NaN or an infinity gives a
+  // row that is not finite, as a float product would: NaN for int8, whose rounding cannot
+  // scale it; for bf16 what float arithmetic gives.
+  void multiply_add(std::size_t m, const float* x, float* y) const;
 
  private:
   QuantizedMatrix(WeightFormat format, std::size_t rows, std::size_t columns);
@@ -72,9 +73,12 @@ class QuantizedMatrix {
 };
 
 // y = x W^T + b with W quantised: x [..., columns], bias [rows] or undefined. For inference:
-// it records no graph, and refuses (std::logic_error) while an input requires grad and grad
-// mode is on. shape_error when the shapes do not fit.
+// it records no graph (require_inference). shape_error when the shapes do not fit.
 Tensor<float> linear(const Tensor<float>& x, const QuantizedMatrix& weight, const Tensor<float>& bias = {});
+
+// Products with quantised weights have no gradient: std::logic_error naming `operation` and
+// the format when grad mode is on and one of `inputs` requires grad.
+void require_inference(const char* operation, WeightFormat format, const std::vector<Tensor<float>>& inputs);
 
 // A copy of a weights file in which every int8 matrix (an I8 `NAME` with its `NAME_scale`)
 // is its F32 dequantised values: what a float32 model loads. Other tensors are kept as they
