@@ -1,6 +1,7 @@
 #include "xgrad/layers/module.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <unordered_set>
 
 #include "xgrad/framework/autograd.h"
@@ -91,8 +92,35 @@ std::vector<std::pair<std::string, const Module<T>*>> Module<T>::named_children(
 
 template <class T>
 void Module<T>::train(bool training) {
+  if (training && weight_format_ != WeightFormat::float32) {
+    throw std::logic_error(detail::message("Module: its weights are rounded to ", weight_format_name(weight_format_),
+                                           " for inference; set_weight_format(float32) before training"));
+  }
   training_ = training;
   for (auto& [name, child] : children_) child->train(training);
+}
+
+template <class T>
+void Module<T>::set_weight_format(WeightFormat format) {
+  if constexpr (!std::is_same_v<T, float>) {
+    throw std::invalid_argument(detail::message("Module: weights in ", weight_format_name(format),
+                                                " are for float modules, not double ones"));
+  } else {
+    if (format != WeightFormat::float32) {
+      for (auto& [name, parameter] : named_parameters()) {
+        if (parameter.dim() == 2) parameter.mutable_value() = QuantizedMatrix(parameter.value(), format).dequantized();
+      }
+    }
+    eval();
+    adopt_weight_format(format);
+  }
+}
+
+template <class T>
+void Module<T>::adopt_weight_format(WeightFormat format) {
+  weight_format_ = format;
+  use_weight_format(format);
+  for (auto& [name, child] : children_) child->adopt_weight_format(format);
 }
 
 template <class T>

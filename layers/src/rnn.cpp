@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 #include <tuple>
+#include <type_traits>
 
 #include "rnn_kernels.h"
 #include "xgrad/framework/autograd.h"
@@ -256,7 +257,7 @@ SequenceResult<T> recurrence(const CellMath& cell, const Tensor<T>& xw, const Te
 template <class T>
 std::array<Tensor<T>, 2> cell_step(const CellMath& cell, const Tensor<T>& x, const Tensor<T>& h, const Tensor<T>& c,
                                    const Tensor<T>& w_ih, const Tensor<T>& w_hh, const Tensor<T>& b_ih,
-                                   const Tensor<T>& b_hh) {
+                                   const Tensor<T>& b_hh, const typename RecurrentCell<T>::RoundedWeights& rounded) {
   const std::size_t batch = x.shape()[0], features = x.shape()[1], H = cell.hidden, width = cell.gate_width();
   const bool lstm = cell.has_cell_state();
   std::vector<Tensor<T>> inputs{x, w_ih, w_hh, h};  // then c (LSTM), then b_ih and b_hh (with bias)
@@ -271,12 +272,18 @@ std::array<Tensor<T>, 2> cell_step(const CellMath& cell, const Tensor<T>& x, con
   if (b_ih.defined()) {
     for (std::size_t b = 0; b < batch; ++b) std::copy_n(b_ih.data(), width, projection.data() + b * width);
   }
-  blas::gemm<T>(false, true, batch, width, features, T(1), x.data(), w_ih.data(), T(1), projection.data());
+  if constexpr (std::is_same_v<T, float>) {
+    if (rounded.input) {
+      require_inference("a recurrent cell step", rounded.input->format(), inputs);
+      rounded.input->multiply_add(batch, x.data(), projection.data());
+    }
+  }
+  if (!rounded.input) blas::gemm<T>(false, true, batch, width, features, T(1), x.data(), w_ih.data(), T(1), projection.data());
   StepHistory<T> history(cell, batch, 1, true);
   std::copy_n(h.data(), batch * H, history.hidden.at(0));
   if (lstm) std::copy_n(c.data(), batch * H, history.cells.at(0));
   const auto every_row = [](std::size_t) { return true; };
-  recurrent::forward_step(cell, batch, projection.data(), width, {.stored = w_hh.data()},
+  recurrent::forward_step(cell, batch, projection.data(), width, {.stored = w_hh.data(), .rounded = rounded.hidden.get()},
                           b_hh.defined() ? b_hh.data() : nullptr, history.forward(0), every_row);
   Array<T> h_next = copy_rows(history.hidden.at(1), batch, H);
   Array<T> c_next = lstm ? copy_rows(history.cells.at(1), batch, H) : Array<T>();
@@ -342,7 +349,8 @@ auto cell_weights(const char* layer, CellKind kind, const RnnCellOptions& option
 template <class T>
 std::array<Tensor<T>, 2> run_cell(const char* layer, const CellMath& cell, const RnnCellOptions& options,
                                   const Tensor<T>& x, const Tensor<T>& h, const Tensor<T>& c,
-                                  const std::array<Tensor<T>, 4>& weights) {
+                                  const std::array<Tensor<T>, 4>& weights,
+                                  const typename RecurrentCell<T>::RoundedWeights& rounded) {
   if (x.dim() != 2 || x.shape()[1] != options.input_size) {
     throw shape_error(detail::message(layer, ": x has shape ", x.shape(), "; expected [batch, input_size = ",
                                       options.input_size, "]"));
@@ -352,7 +360,7 @@ std::array<Tensor<T>, 2> run_cell(const char* layer, const CellMath& cell, const
   check_state(layer, "c", c, state_shape, "[batch, hidden_size]");
   const auto or_zeros = [&](const Tensor<T>& state) { return state.defined() ? state : Tensor<T>::zeros(state_shape); };
   return cell_step(cell, x, or_zeros(h), cell.has_cell_state() ? or_zeros(c) : Tensor<T>(), weights[0], weights[1],
-                   weights[2], weights[3]);
+                   weights[2], weights[3], rounded);
 }
 
 }  // namespace
@@ -473,6 +481,18 @@ RnnOutput<T> GRU<T>::forward(const Tensor<T>& x, const std::vector<std::size_t>&
 }
 
 template <class T>
+void RecurrentCell<T>::use_weight_format(WeightFormat format) {
+  rounded_ = {};
+  if constexpr (std::is_same_v<T, float>) {
+    if (format == WeightFormat::float32) return;
+    for (const auto& [name, parameter] : this->named_parameters()) {
+      if (name == "weight_ih") rounded_.input = std::make_shared<const QuantizedMatrix>(parameter.value(), format);
+      if (name == "weight_hh") rounded_.hidden = std::make_shared<const QuantizedMatrix>(parameter.value(), format);
+    }
+  }
+}
+
+template <class T>
 RNNCell<T>::RNNCell(const RnnCellOptions& options) : options_(options) {
   const auto add = [this](const std::string& name, Tensor<T> tensor) { return this->register_parameter(name, tensor); };
   std::tie(weight_ih, weight_hh, bias_ih, bias_hh) = cell_weights<T>("RNNCell", CellKind::rnn, options, add);
@@ -493,7 +513,7 @@ GRUCell<T>::GRUCell(const RnnCellOptions& options) : options_(options) {
 template <class T>
 Tensor<T> RNNCell<T>::forward(const Tensor<T>& x, const Tensor<T>& h) const {
   const CellMath cell{CellKind::rnn, options_.nonlinearity, options_.hidden_size};
-  return run_cell("RNNCell", cell, options_, x, h, {}, {weight_ih, weight_hh, bias_ih, bias_hh})[0];
+  return run_cell("RNNCell", cell, options_, x, h, {}, {weight_ih, weight_hh, bias_ih, bias_hh}, this->rounded_weights())[0];
 }
 
 template <class T>
@@ -504,7 +524,7 @@ RecurrentState<T> RNNCell<T>::step(const Tensor<T>& x, const RecurrentState<T>& 
 template <class T>
 std::pair<Tensor<T>, Tensor<T>> LSTMCell<T>::forward(const Tensor<T>& x, const Tensor<T>& h, const Tensor<T>& c) const {
   const auto [h_next, c_next] = run_cell("LSTMCell", CellMath{.kind = CellKind::lstm, .hidden = options_.hidden_size},
-                                         options_, x, h, c, {weight_ih, weight_hh, bias_ih, bias_hh});
+                                         options_, x, h, c, {weight_ih, weight_hh, bias_ih, bias_hh}, this->rounded_weights());
   return {h_next, c_next};
 }
 
@@ -517,7 +537,7 @@ RecurrentState<T> LSTMCell<T>::step(const Tensor<T>& x, const RecurrentState<T>&
 template <class T>
 Tensor<T> GRUCell<T>::forward(const Tensor<T>& x, const Tensor<T>& h) const {
   return run_cell("GRUCell", CellMath{.kind = CellKind::gru, .hidden = options_.hidden_size}, options_, x, h, {},
-                  {weight_ih, weight_hh, bias_ih, bias_hh})[0];
+                  {weight_ih, weight_hh, bias_ih, bias_hh}, this->rounded_weights())[0];
 }
 
 template <class T>
@@ -554,6 +574,8 @@ template std::unique_ptr<RecurrentLayer<float>> make_recurrent_layer(CellKind, c
 template std::unique_ptr<RecurrentLayer<double>> make_recurrent_layer(CellKind, const RnnOptions&);
 template std::unique_ptr<RecurrentCell<float>> make_recurrent_cell(CellKind, const RnnCellOptions&);
 template std::unique_ptr<RecurrentCell<double>> make_recurrent_cell(CellKind, const RnnCellOptions&);
+template class RecurrentCell<float>;
+template class RecurrentCell<double>;
 template class RecurrentBase<float>;
 template class RecurrentBase<double>;
 template class RNN<float>;

@@ -15,6 +15,7 @@
 // activated gates (the GRU keeps hn as it is).
 
 #include <algorithm>
+#include <type_traits>
 #include <cmath>
 #include <cstddef>
 
@@ -22,6 +23,7 @@
 #include "xgrad/framework/fast_math.h"
 #include "xgrad/framework/isa.h"
 #include "xgrad/framework/packed_matrix.h"
+#include "xgrad/framework/quantized.h"
 #include "xgrad/framework/threading.h"
 #include "xgrad/layers/rnn.h"
 
@@ -246,6 +248,7 @@ template <class T>
 struct RecurrentWeights {
   const blas::PackedMatrix<T>* packed = nullptr;  // forward: H x G*H (h W_hh^T); backward: G*H x H
   const T* stored = nullptr;                      // when not packed
+  const QuantizedMatrix* rounded = nullptr;       // forward of a float cell step: W_hh in its weight format
 };
 
 // One step for the whole batch: gates = x-projection + b_hh + h_prev W_hh^T, then the row
@@ -280,7 +283,10 @@ void forward_step(const CellMath& cell, std::size_t batch, const T* input_rows, 
   };
   if (w_hh.packed == nullptr) {
     start_gates(0, H);
-    blas::gemm<T>(false, true, batch, width, H, T(1), step.h_prev, w_hh.stored, T(1), step.gates);
+    if constexpr (std::is_same_v<T, float>) {
+      if (w_hh.rounded != nullptr) w_hh.rounded->multiply_add(batch, step.h_prev, step.gates);
+    }
+    if (w_hh.rounded == nullptr) blas::gemm<T>(false, true, batch, width, H, T(1), step.h_prev, w_hh.stored, T(1), step.gates);
   }
   const std::size_t block = blas::PackedMatrix<T>::panel_width();
   const std::size_t blocks = (H + block - 1) / block;

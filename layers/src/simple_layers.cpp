@@ -1,5 +1,6 @@
 // Linear, Embedding, Dropout and LayerNorm: thin modules over one framework operation each.
 #include <cmath>
+#include <type_traits>
 
 #include "xgrad/framework/dropout.h"
 #include "xgrad/framework/errors.h"
@@ -32,7 +33,18 @@ Linear<T>::Linear(const LinearOptions& options) : options_(options) {
 
 template <class T>
 Tensor<T> Linear<T>::forward(const Tensor<T>& x) const {
+  if constexpr (std::is_same_v<T, float>) {
+    if (rounded_weight_) return linear(x, *rounded_weight_, bias);
+  }
   return linear(x, weight, bias);
+}
+
+template <class T>
+void Linear<T>::use_weight_format(WeightFormat format) {
+  rounded_weight_.reset();
+  if constexpr (std::is_same_v<T, float>) {
+    if (format != WeightFormat::float32) rounded_weight_ = std::make_unique<const QuantizedMatrix>(weight.value(), format);
+  }
 }
 
 namespace {

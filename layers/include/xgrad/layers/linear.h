@@ -3,6 +3,7 @@
 // default initialisation (weight and bias uniform in +-1/sqrt(in_features)).
 
 #include <cstddef>
+#include <memory>
 
 #include "xgrad/layers/module.h"
 
@@ -27,8 +28,12 @@ class Linear : public Module<T> {
   Tensor<T> weight;  // [out_features, in_features]
   Tensor<T> bias;    // [out_features]; undefined when options.bias is false
 
+ protected:
+  void use_weight_format(WeightFormat format) override;
+
  private:
   LinearOptions options_;
+  std::unique_ptr<const QuantizedMatrix> rounded_weight_;  // the product's weight, in another format than float32
 };
 
 }  // namespace xgrad::nn

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "xgrad/framework/quantized.h"
 #include "xgrad/framework/safetensors.h"
 #include "xgrad/framework/tensor.h"
 
@@ -35,13 +36,27 @@ class Module {
   NamedTensors<T> state_dict() const;
   std::vector<std::pair<std::string, const Module*>> named_children() const;
 
-  // Training mode (dropout active) for this module and all children.
+  // Training mode (dropout active) for this module and all children. std::logic_error while
+  // the weights are in another format than float32 (set_weight_format).
   void train(bool training = true);
   void eval() { train(false); }
   bool is_training() const noexcept { return training_; }
   void zero_grad();
 
+  // Inference with weights of fewer bytes (quantized.h): rounds every weight matrix of the
+  // module (each parameter of two dimensions, embeddings included) to `format` in place, so
+  // that its float values are those the format holds, and lets the layers that multiply by one
+  // (Linear and the recurrent cells) run those products in the format. Puts the module in
+  // eval mode. float32 returns to float products (the values stay rounded). Float modules
+  // only: std::invalid_argument for a double one.
+  void set_weight_format(WeightFormat format);
+  WeightFormat weight_format() const noexcept { return weight_format_; }
+
  protected:
+  // Called on each module once its weights are rounded to `format`: a layer that multiplies by
+  // a weight matrix builds its rounded copy here, and drops it for float32.
+  virtual void use_weight_format(WeightFormat format) { (void)format; }
+
   // Registers a parameter (it is made to require grad) and returns the shared handle.
   Tensor<T> register_parameter(const std::string& name, Tensor<T> tensor);
   Tensor<T> register_buffer(const std::string& name, Tensor<T> tensor);
@@ -51,11 +66,13 @@ class Module {
  private:
   void check_new_name(const std::string& name) const;
   void collect(const std::string& prefix, bool parameters, bool buffers, NamedTensors<T>& out) const;
+  void adopt_weight_format(WeightFormat format);
 
   NamedTensors<T> parameters_;
   NamedTensors<T> buffers_;
   std::vector<std::pair<std::string, Module*>> children_;
   bool training_ = true;
+  WeightFormat weight_format_ = WeightFormat::float32;
 };
 
 // PyTorch's nn.ModuleList for children of one kind: the i-th is registered as "i", so that a

@@ -108,6 +108,19 @@ template <class T = float>
 class RecurrentCell : public Module<T> {
  public:
   virtual RecurrentState<T> step(const Tensor<T>& x, const RecurrentState<T>& state) const = 0;
+
+  // weight_ih and weight_hh as a step multiplies by them in another format than float32
+  // (Module::set_weight_format); null for float32.
+  struct RoundedWeights {
+    std::shared_ptr<const QuantizedMatrix> input, hidden;
+  };
+
+ protected:
+  const RoundedWeights& rounded_weights() const noexcept { return rounded_; }
+  void use_weight_format(WeightFormat format) override;
+
+ private:
+  RoundedWeights rounded_;
 };
 
 // The common machinery of RNN, LSTM and GRU.
