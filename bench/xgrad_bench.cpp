@@ -373,10 +373,13 @@ Result decode_greedy(const Flags& flags, const Multi30k& multi30k, models::Trans
   });
 }
 
-Result seq2seq_decode(const Flags& flags, std::size_t batch_size) {
+// `format`: the weights rounded to int8 or bf16 (PyTorch's side quantises decode-greedy-1's
+// float32 export itself).
+Result seq2seq_decode(const Flags& flags, std::size_t batch_size, WeightFormat format = WeightFormat::float32) {
   const Multi30k multi30k = read_multi30k(flags);
   manual_seed(1);
   models::Seq2Seq<float> model(multi30k.model_options());
+  if (format != WeightFormat::float32) model.set_weight_format(format);
   return decode_greedy(flags, multi30k, model, batch_size, "decode-" + std::to_string(batch_size));
 }
 
@@ -572,7 +575,8 @@ int main(int argc, char** argv) {
   cli::Program program("xgrad-bench", "Runs one benchmark workload and prints its speed as one JSON line.");
   Flags flags;
   program.choice("--workload", flags.workload,
-                 {"seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64", "transformer-train",
+                 {"seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-1-int8", "decode-greedy-1-bf16",
+                  "decode-greedy-64", "transformer-train",
                   "transformer-decode-1", "image-train", "read-bound", "graph-overhead", "gemm", "fma-peak",
                   "read-bandwidth"},
                  "what to run").required();
@@ -591,11 +595,16 @@ int main(int argc, char** argv) {
       if (!flags.workload.ends_with("-train")) throw cli::UsageError(flags.workload + " runs in one process, not under mpirun");
       if (!flags.export_dir.empty()) throw cli::UsageError("--export writes the global batches: run it in one process");
     }
+    if (flags.workload.ends_with("-int8") || flags.workload.ends_with("-bf16")) {
+      if (!flags.export_dir.empty()) throw cli::UsageError(flags.workload + " has no export: PyTorch's side reads decode-greedy-1's");
+    }
     if (!flags.export_dir.empty()) fs::create_directories(flags.export_dir);
     Result result;
     if (flags.workload == "seq2seq-train") result = seq2seq_train(flags);
     if (flags.workload == "classifier-train") result = classifier_train(flags);
     if (flags.workload == "decode-greedy-1") result = seq2seq_decode(flags, 1);
+    if (flags.workload == "decode-greedy-1-int8") result = seq2seq_decode(flags, 1, WeightFormat::int8);
+    if (flags.workload == "decode-greedy-1-bf16") result = seq2seq_decode(flags, 1, WeightFormat::bf16);
     if (flags.workload == "decode-greedy-64") result = seq2seq_decode(flags, 64);
     if (flags.workload == "transformer-train") result = transformer_train(flags);
     if (flags.workload == "transformer-decode-1") result = transformer_decode(flags);

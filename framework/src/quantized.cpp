@@ -110,67 +110,74 @@ Lane lane_sum(const Vector& vector) {
 // AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes and adds each four products into
 // a 32-bit lane, without saturation. x is passed as x + 128 (unsigned), so each sum gains
 // 128 sum_l W[j][l], which the weight's row sums take off again: the sums are exact, as the
-// portable kernel's. Four rows of W at a time give four independent chains.
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_dots(const Int8Task& task,
-                                                                       const std::int32_t* row_sums,
-                                                                       std::size_t first, std::size_t end) {
+// portable kernel's. `rows` rows of W at a time give as many independent chains, kept in
+// registers because the count is known when compiling.
+template <std::size_t rows>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void vnni_block(const Int8Task& task, const std::int32_t* row_sums,
+                                                                               std::size_t j0) {
   const std::size_t k = task.k, full = k / 64 * 64;
   const __mmask64 tail = k == full ? 0 : (~__mmask64{0}) >> (64 - (k - full));
-  const auto* x_unsigned = reinterpret_cast<const std::uint8_t*>(task.x);
-  constexpr std::size_t block = 4;
-  for (std::size_t j0 = first; j0 < end; j0 += block) {
-    const std::size_t rows = std::min(block, end - j0);
-    for (std::size_t i = 0; i < task.m; ++i) {
-      const std::uint8_t* x = x_unsigned + i * k;
-      __m512i sums[block] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                             _mm512_setzero_si512()};
-      for (std::size_t l = 0; l < full; l += 64) {
-        const __m512i xs = _mm512_loadu_si512(x + l);
-        for (std::size_t r = 0; r < rows; ++r) {
-          sums[r] = _mm512_dpbusd_epi32(sums[r], xs, _mm512_loadu_si512(task.weights + (j0 + r) * k + l));
-        }
-      }
-      if (tail != 0) {
-        const __m512i xs = _mm512_maskz_loadu_epi8(tail, x + full);
-        for (std::size_t r = 0; r < rows; ++r) {
-          sums[r] = _mm512_dpbusd_epi32(sums[r], xs, _mm512_maskz_loadu_epi8(tail, task.weights + (j0 + r) * k + full));
-        }
-      }
+  for (std::size_t i = 0; i < task.m; ++i) {
+    const auto* x = reinterpret_cast<const std::uint8_t*>(task.x) + i * k;
+    __m512i sums[rows];
+    for (std::size_t r = 0; r < rows; ++r) sums[r] = _mm512_setzero_si512();
+    for (std::size_t l = 0; l < full; l += 64) {
+      const __m512i xs = _mm512_loadu_si512(x + l);
       for (std::size_t r = 0; r < rows; ++r) {
-        task.sums[i * task.n + j0 + r] = lane_sum<std::int32_t>(sums[r]) - 128 * row_sums[j0 + r];
+        sums[r] = _mm512_dpbusd_epi32(sums[r], xs, _mm512_loadu_si512(task.weights + (j0 + r) * k + l));
       }
+    }
+    if (tail != 0) {
+      const __m512i xs = _mm512_maskz_loadu_epi8(tail, x + full);
+      for (std::size_t r = 0; r < rows; ++r) {
+        sums[r] = _mm512_dpbusd_epi32(sums[r], xs, _mm512_maskz_loadu_epi8(tail, task.weights + (j0 + r) * k + full));
+      }
+    }
+    for (std::size_t r = 0; r < rows; ++r) {
+      task.sums[i * task.n + j0 + r] = lane_sum<std::int32_t>(sums[r]) - 128 * row_sums[j0 + r];
     }
   }
 }
 
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_dots(const Int8Task& task, const std::int32_t* row_sums,
+                                                                       std::size_t first, std::size_t end) {
+  std::size_t j = first;
+  for (; j + 4 <= end; j += 4) vnni_block<4>(task, row_sums, j);
+  for (; j < end; ++j) vnni_block<1>(task, row_sums, j);
+}
+
 // AVX-512 BF16: vdpbf16ps adds the products of 32 bfloat16 pairs into 16 float lanes (denormal
 // inputs and results read as zero, which moves a sum by less than K times the smallest normal).
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) void avx512_bf16_dots(const Bf16Task& task, std::size_t first,
-                                                                             std::size_t end) {
+template <std::size_t rows>
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) inline void bf16_block(const Bf16Task& task, std::size_t j0) {
   const std::size_t k = task.k, full = k / 32 * 32;
   const __mmask32 tail = k == full ? 0 : (~__mmask32{0}) >> (32 - (k - full));
-  constexpr std::size_t block = 4;
-  for (std::size_t j0 = first; j0 < end; j0 += block) {
-    const std::size_t rows = std::min(block, end - j0);
-    for (std::size_t i = 0; i < task.m; ++i) {
-      const std::uint16_t* x = task.x + i * k;
-      __m512 sums[block] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-      for (std::size_t l = 0; l < full; l += 32) {
-        const auto xs = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + l));
-        for (std::size_t r = 0; r < rows; ++r) {
-          sums[r] = _mm512_dpbf16_ps(sums[r], xs, reinterpret_cast<__m512bh>(_mm512_loadu_si512(task.weights + (j0 + r) * k + l)));
-        }
+  for (std::size_t i = 0; i < task.m; ++i) {
+    const std::uint16_t* x = task.x + i * k;
+    __m512 sums[rows];
+    for (std::size_t r = 0; r < rows; ++r) sums[r] = _mm512_setzero_ps();
+    for (std::size_t l = 0; l < full; l += 32) {
+      const auto xs = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + l));
+      for (std::size_t r = 0; r < rows; ++r) {
+        sums[r] = _mm512_dpbf16_ps(sums[r], xs, reinterpret_cast<__m512bh>(_mm512_loadu_si512(task.weights + (j0 + r) * k + l)));
       }
-      if (tail != 0) {
-        const auto xs = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(tail, x + full));
-        for (std::size_t r = 0; r < rows; ++r) {
-          const auto ws = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(tail, task.weights + (j0 + r) * k + full));
-          sums[r] = _mm512_dpbf16_ps(sums[r], xs, ws);
-        }
-      }
-      for (std::size_t r = 0; r < rows; ++r) task.sums[i * task.n + j0 + r] = lane_sum<float>(sums[r]);
     }
+    if (tail != 0) {
+      const auto xs = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(tail, x + full));
+      for (std::size_t r = 0; r < rows; ++r) {
+        const auto ws = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(tail, task.weights + (j0 + r) * k + full));
+        sums[r] = _mm512_dpbf16_ps(sums[r], xs, ws);
+      }
+    }
+    for (std::size_t r = 0; r < rows; ++r) task.sums[i * task.n + j0 + r] = lane_sum<float>(sums[r]);
   }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void avx512_bf16_dots(const Bf16Task& task, std::size_t first,
+                                                                             std::size_t end) {
+  std::size_t j = first;
+  for (; j + 4 <= end; j += 4) bf16_block<4>(task, j);
+  for (; j < end; ++j) bf16_block<1>(task, j);
 }
 #endif
 
