@@ -9,6 +9,7 @@
 //                             [--alignments FILE [--soft-alignments]] [--attention-svg FILE [--attention-layer N] [--attention-head H]]
 //   xgrad-translate average --model DIR --model DIR [...] --out DIR
 //   xgrad-translate average --model DIR --last N --out DIR
+//   xgrad-translate quantize --model DIR --out DIR --dtype int8|bf16
 //
 // --tokenizer moses (the default) records the rule moses-lowercase-<lang>-v1 of each language in
 // the vocabularies (models/text.h): translate, eval and the training itself read raw text
@@ -43,6 +44,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <optional>
 
@@ -608,12 +610,45 @@ std::vector<fs::path> weights_to_average(const AverageFlags& flags) {
   return files;
 }
 
-int average(const AverageFlags& flags) {
+// UsageError unless `out` is a new name or an empty directory: `command` never replaces a model.
+void refuse_existing_output(const fs::path& out, const char* command) {
   std::error_code ignored;  // what cannot be inspected is left to the writes to report
-  if (fs::exists(flags.out, ignored) && !(fs::is_directory(flags.out, ignored) && fs::is_empty(flags.out, ignored))) {
-    throw cli::UsageError("--out " + flags.out.string() + " exists; average writes a new model directory and never " +
+  if (fs::exists(out, ignored) && !(fs::is_directory(out, ignored) && fs::is_empty(out, ignored))) {
+    throw cli::UsageError("--out " + out.string() + " exists; " + command + " writes a new model directory and never " +
                           "replaces one (give a new name, or an empty directory)");
   }
+}
+
+// Writes the model directory `out`: the configuration files of `from`, and the weights that
+// write_weights writes to the path it is given. It is written whole into a new sibling
+// directory, which then takes out's name in one rename: a failure leaves no half-written
+// model, and a directory that filled up meanwhile is kept.
+void write_model_directory(const fs::path& out_flag, const fs::path& from, const char* command,
+                           const std::function<void(const std::string&)>& write_weights) {
+  std::error_code ignored;
+  const fs::path out = out_flag.has_filename() ? out_flag : out_flag.parent_path();  // "runs/avg/" names runs/avg
+  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  fs::create_directories(parent);
+  const fs::path staging = parent / ("." + out.filename().string() + "." + command + "-" + std::to_string(::getpid()));
+  fs::remove_all(staging);  // what a killed run with the same process id left
+  fs::create_directory(staging);
+  try {
+    for (const char* name : configuration_files(from)) {
+      write_file_atomically((staging / name).string(), read_file((from / name).string()));
+    }
+    write_weights((staging / models::model_file::weights).string());
+    fs::rename(staging, out);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(staging, ignored);
+    throw file_error(out_flag.string() + ": cannot become the " + command + " model directory (" + e.code().message() + ")");
+  } catch (...) {
+    fs::remove_all(staging, ignored);
+    throw;
+  }
+}
+
+int average(const AverageFlags& flags) {
+  refuse_existing_output(flags.out, "average");
   const std::vector<fs::path> files = weights_to_average(flags);
 
   // The mean in double, one file at a time, written into the model's tensors at the end.
@@ -635,29 +670,30 @@ int average(const AverageFlags& flags) {
                    [&](double sum) { return static_cast<float>(sum / count); });
   }
 
-  // Written whole into a new sibling directory, which then takes --out's name in one rename:
-  // a failure leaves no half-written model, and a directory that filled up meanwhile is kept.
-  const fs::path out = flags.out.has_filename() ? flags.out : flags.out.parent_path();  // "runs/avg/" names runs/avg
-  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  fs::create_directories(parent);
-  const fs::path staging = parent / ("." + out.filename().string() + ".averaging-" + std::to_string(::getpid()));
-  fs::remove_all(staging);  // what a killed average with the same process id left
-  fs::create_directory(staging);
-  try {
-    for (const char* name : configuration_files(flags.models.front())) {
-      write_file_atomically((staging / name).string(), read_file((flags.models.front() / name).string()));
-    }
-    nn::save_state_dict(*averaged->model, (staging / models::model_file::weights).string());
-    fs::rename(staging, out);
-  } catch (const fs::filesystem_error& e) {
-    fs::remove_all(staging, ignored);
-    throw file_error(flags.out.string() + ": cannot become the averaged model directory (" + e.code().message() + ")");
-  } catch (...) {
-    fs::remove_all(staging, ignored);
-    throw;
-  }
+  write_model_directory(flags.out, flags.models.front(), "average",
+                        [&](const std::string& path) { nn::save_state_dict(*averaged->model, path); });
   std::printf("the weights of %zu %s averaged into %s\n", files.size(), flags.last != 0 ? "epochs" : "models",
               flags.out.c_str());
+  return 0;
+}
+
+struct QuantizeFlags {
+  fs::path model, out;
+  std::string dtype = "int8";
+};
+
+int quantize(const QuantizeFlags& flags) {
+  refuse_existing_output(flags.out, "quantize");
+  const std::unique_ptr<models::TranslationModel> loaded = load_model(flags.model, true);
+  if (loaded->model->weight_format() != WeightFormat::float32) {
+    throw cli::UsageError("--model " + flags.model.string() + " holds " + weight_format_name(loaded->model->weight_format()) +
+                          " weights already; quantize rounds the weights of a float32 model");
+  }
+  const WeightFormat format = weight_format_from_string(flags.dtype);
+  write_model_directory(flags.out, flags.model, "quantize", [&](const std::string& path) {
+    models::write_quantized_weights(*loaded->model, format, path);
+  });
+  std::printf("the weights of %s stored as %s in %s\n", flags.model.c_str(), flags.dtype.c_str(), flags.out.c_str());
   return 0;
 }
 
@@ -750,8 +786,20 @@ int main(int argc, char** argv) {
   average_command.path("--out", average_flags.out, "DIR", "the new model directory (a new name, or an empty directory)")
       .required();
 
+  QuantizeFlags quantize_flags;
+  cli::Command& quantize_command = program.subcommand(
+      "quantize", "Store a model's weights for faster inference: int8 (each row with its scale) or bf16; translate and "
+                  "eval load the new directory as any other.");
+  quantize_command.path("--model", quantize_flags.model, "DIR", "a float32 model directory").required();
+  quantize_command.path("--out", quantize_flags.out, "DIR", "the new model directory (a new name, or an empty directory)")
+      .required();
+  quantize_command.choice("--dtype", quantize_flags.dtype, {"int8", "bf16"},
+                          "int8: weight matrices as 8-bit integers with a scale per row, products on integers; bf16: "
+                          "as bfloat16");
+
   return cli::run_main(program, argc, argv, [&](const std::string& subcommand) {
     if (subcommand == "train") return train(train_flags);
+    if (subcommand == "quantize") return quantize(quantize_flags);
     if (subcommand == "eval") return evaluate(eval_flags, score_flags);
     if (subcommand == "average") return average(average_flags);
     return translate_stdin(translate_flags);

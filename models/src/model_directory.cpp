@@ -108,9 +108,23 @@ void check_special(const ModelSource& files, const char* name, const Vocabulary&
   }
 }
 
+// The format a weights file's metadata names (float32 without it); file_error for another name.
+WeightFormat stored_weight_format(const safetensors::File& weights) {
+  const auto found = weights.metadata().find(weight_format_metadata);
+  if (found == weights.metadata().end()) return WeightFormat::float32;
+  try {
+    return weight_format_from_string(found->second);
+  } catch (const std::invalid_argument& e) {
+    fail(weights.label(), ": metadata \"", weight_format_metadata, "\": ", e.what());
+  }
+}
+
+// A quantised file loads as its dequantised values, and the model then multiplies in its format.
 template <class Model>
 void load_weights(const ModelSource& files, Model& model) {
-  const safetensors::File weights = files.tensors(model_file::weights);
+  safetensors::File weights = files.tensors(model_file::weights);
+  const WeightFormat format = stored_weight_format(weights);
+  if (format != WeightFormat::float32) weights = dequantized(weights);
   const std::vector<std::string> problems = nn::state_dict_mismatches(model, weights);
   if (!problems.empty()) {
     std::string message = weights.label() + ": does not fit the model that " + files.label(model_file::config) + " describes:";
@@ -118,6 +132,7 @@ void load_weights(const ModelSource& files, Model& model) {
     throw file_error(message);
   }
   nn::load_state_dict(model, weights);
+  if (format != WeightFormat::float32) model.set_weight_format(format);
 }
 
 }  // namespace
@@ -211,6 +226,19 @@ std::string classification_configuration(const Classifier<float>& model) {
 
 std::string image_configuration(const ImageClassifier<float>& model) {
   return with_architecture(model.configuration(), model.architecture());
+}
+
+void write_quantized_weights(const nn::Module<float>& model, WeightFormat format, const std::string& path) {
+  safetensors::Writer writer;
+  for (const auto& [name, tensor] : model.state_dict()) {
+    if (tensor.dim() == 2) {
+      QuantizedMatrix(tensor.value(), format).write(writer, name);
+    } else {
+      writer.add(name, tensor.value());
+    }
+  }
+  writer.set_metadata(weight_format_metadata, weight_format_name(format));
+  writer.write(path);
 }
 
 std::unique_ptr<TranslationModel> load_translation_model(const ModelSource& files, bool with_weights,

@@ -1146,6 +1146,76 @@ BOOST_AUTO_TEST_CASE(average_writes_the_mean_of_the_weights_into_a_new_directory
   BOOST_TEST((entries(dir.file("mean")).size() == 4u));  // the refused average left it as it was
 }
 
+// quantize: a new directory whose weight matrices are int8 with row scales, or bf16, which
+// eval and translate load and run in that format; what it refuses, and files it cannot trust.
+BOOST_AUTO_TEST_CASE(quantize_writes_int8_and_bf16_models_that_eval_and_translate_load) {
+  TempDir dir;
+  write_reversal_corpus(dir, "train", 60, 22);
+  write_reversal_corpus(dir, "valid", 10, 23);
+  BOOST_TEST_REQUIRE(run(dir, translate_train(dir, "float") + " --max-steps 3").status == 0);
+  const safetensors::File original = safetensors::File::read(dir.file("float/model.safetensors"));
+  const std::string quantize = translate + " quantize --model " + dir.file("float");
+  for (const std::string dtype : {"int8", "bf16"}) {
+    BOOST_TEST_CONTEXT(dtype) {
+      const Run quantized = run(dir, quantize + " --dtype " + dtype + " --out " + dir.file(dtype));
+      BOOST_TEST_REQUIRE(quantized.status == 0, quantized.err);
+      BOOST_TEST((entries(dir.file(dtype)) ==
+                  std::set<std::string>{"config.json", "source.vocab.json", "target.vocab.json", "model.safetensors"}));
+      const safetensors::File file = safetensors::File::read(dir.file(dtype + "/model.safetensors"));
+      BOOST_TEST(file.metadata().at("weight_format") == dtype);
+      BOOST_TEST(safetensors::dtype_name(file.entry("output.weight").dtype) == (dtype == "int8" ? "I8" : "BF16"));
+      BOOST_TEST(safetensors::dtype_name(file.entry("output.bias").dtype) == "F32");
+      BOOST_TEST((file.floats<float>("output.bias") == original.floats<float>("output.bias")));
+      // Each weight within half a step of its row's rounding of the float value.
+      const Array<float> weight = original.floats<float>("output.weight");
+      const Array<float> rounded = dequantized(file).floats<float>("output.weight");
+      const std::size_t columns = weight.shape()[1];
+      for (std::size_t i = 0; i < weight.size(); ++i) {
+        const float* row = weight.data() + i / columns * columns;
+        const float step = dtype == "int8" ? *std::max_element(row, row + columns, [](float a, float b) { return std::abs(a) < std::abs(b); }) / 127
+                                           : std::ldexp(weight.data()[i], -7);
+        BOOST_TEST_REQUIRE(std::abs(rounded.data()[i] - weight.data()[i]) <= std::abs(step) / 2 * 1.0001F, i);
+      }
+      const Run eval = run(dir, translate + " eval --model " + dir.file(dtype) + " --src " + dir.file("valid.src") + " --ref " +
+                                    dir.file("valid.tgt") + " --threads 1");
+      BOOST_TEST(eval.status == 0, eval.err);
+      BOOST_TEST(contains(eval.out, "BLEU"), eval.out);
+      const Run translated = run(dir, translate + " translate --model " + dir.file(dtype) + " --beam 3", "a b\nc d e\n");
+      BOOST_TEST(translated.status == 0, translated.err);
+      BOOST_TEST(std::count(translated.out.begin(), translated.out.end(), '\n') == 2);
+      const Run again = run(dir, translate + " quantize --model " + dir.file(dtype) + " --dtype int8 --out " + dir.file("x"));
+      BOOST_TEST(again.status == 2, again.err);
+      BOOST_TEST(contains(again.err, "holds " + dtype + " weights already"), again.err);
+    }
+  }
+  const Run exists = run(dir, quantize + " --dtype int8 --out " + dir.file("int8"));
+  BOOST_TEST(exists.status == 2, exists.err);
+  BOOST_TEST(contains(exists.err, "never replaces"), exists.err);
+  BOOST_TEST(run(dir, quantize + " --dtype int4 --out " + dir.file("x")).status == 2);
+  BOOST_TEST(!std::filesystem::exists(dir.file("x")));
+
+  // An int8 file whose scales are gone, and one whose format is unknown: file errors naming them.
+  const safetensors::File int8 = safetensors::File::read(dir.file("int8/model.safetensors"));
+  for (const std::string broken : {"no-scales", "unknown-format"}) {
+    std::filesystem::copy(dir.file("int8"), dir.file(broken));
+    safetensors::Writer writer;
+    for (const std::string& name : int8.names()) {
+      if (broken == "no-scales" && name == "output.weight_scale") continue;
+      if (safetensors::dtype_name(int8.entry(name).dtype) == std::string("I8")) {
+        writer.add(name, int8.stored<std::int8_t>(name));
+      } else {
+        writer.add(name, int8.floats<float>(name));
+      }
+    }
+    writer.set_metadata("weight_format", broken == "no-scales" ? "int8" : "int4");
+    writer.write(dir.file(broken + "/model.safetensors"));
+    const Run refused = run(dir, translate + " translate --model " + dir.file(broken), "a b\n");
+    BOOST_TEST(refused.status == 1, refused.err);
+    BOOST_TEST(contains(refused.err, dir.file(broken + "/model.safetensors")), refused.err);
+    BOOST_TEST(contains(refused.err, broken == "no-scales" ? "no 'output.weight_scale'" : "weight format 'int4'"), refused.err);
+  }
+}
+
 // train --keep-epochs N keeps the weights of the last N epochs, a resumed run going on from
 // them, and average --last N takes their mean, as OpenNMT's and Marian's users average the
 // last checkpoints of a run.

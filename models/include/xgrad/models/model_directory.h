@@ -14,6 +14,8 @@
 // of the model the configuration describes and be finite. Every failure is a file_error
 // naming the file (both files when two disagree). The vocabularies also record the text
 // normalisation they were built with (vocabulary.h), so a loaded model reads text as in training.
+// Weights quantised for inference (write_quantized_weights) load as their rounded values, and
+// the model runs its products in their format (Module::set_weight_format).
 
 #include <map>
 #include <memory>
@@ -39,6 +41,10 @@ inline constexpr const char* weights = "model.safetensors";
 // The SentencePiece model that subword vocabularies name (vocabulary.h).
 inline constexpr const char* subword_model = subword_model_file_name;
 }  // namespace model_file
+
+// The metadata key of model.safetensors that names its weights' format (quantized.h):
+// "int8" or "bf16"; float32 without it.
+inline constexpr const char* weight_format_metadata = "weight_format";
 
 // Configuration files larger than this are refused unread (a real one has a few hundred bytes).
 inline constexpr std::size_t max_configuration_file_size = 1 << 20;
@@ -114,6 +120,11 @@ struct ImageModel {
 
 // config.json's text for an image classifier: its options with "architecture": "image".
 std::string image_configuration(const ImageClassifier<float>& model);
+
+// Writes the model's weights to `path` for inference in `format` (int8 or bf16): every weight
+// matrix (each parameter of two dimensions) as quantized.h stores it, the rest in F32, with
+// the format in the metadata; atomically.
+void write_quantized_weights(const nn::Module<float>& model, WeightFormat format, const std::string& path);
 
 // Without `with_weights` the model keeps its fresh initialisation (a resumed run loads its
 // weights from the checkpoint).
