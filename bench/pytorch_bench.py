@@ -441,7 +441,7 @@ def print_result(result, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", required=True,
-                        choices=["seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-64",
+                        choices=["seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-1-int8", "decode-greedy-64",
                                  "transformer-train", "transformer-decode-1", "image-train", "graph-overhead", "gemm"])
     parser.add_argument("--threads", type=int, default=1, help="PyTorch's intra-op threads")
     parser.add_argument("--blas-threads", type=int, help="OpenBLAS's threads (default: --threads)")
@@ -475,8 +475,12 @@ def main():
         with torch.no_grad():
             result = timed(args.warmup, args.steps, lambda i: model.greedy(*data[i]))
     elif args.workload.startswith("decode-greedy-"):
-        name = "decode-" + args.workload.rsplit("-", 1)[1]
+        name = "decode-" + args.workload.split("-")[2]
         model = load_model(Seq2Seq, f"{args.import_dir}/{name}-weights.safetensors").eval()
+        if args.workload.endswith("-int8"):
+            # PyTorch's dynamic quantisation: int8 weights with a scale per tensor, activations
+            # quantised at each product (fbgemm), for the Linear layers and the decoder's GRUCell.
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRUCell}, dtype=torch.qint8)
         data = batches(f"{args.import_dir}/{name}-batches.safetensors", count, ["source", "lengths"])
         with torch.no_grad():
             result = timed(args.warmup, args.steps, lambda i: model.greedy(*data[i]))

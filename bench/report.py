@@ -215,6 +215,15 @@ def main(path):
             threads, fastest = max(read_bound.items(), key=lambda item: item[1])
             bound = f"; the read bound ({threads} threads, {fastest:.1f} tokens/s) is {fastest / speed(p):.2f}x PyTorch's best"
         print(f"  {workload:18} {line}{rss}{bound}")
+    # Rounded weights against PyTorch's float32 decoding as well (the target compares
+    # xgrad's int8 decoding with PyTorch's best), beside PyTorch's own int8 above.
+    pytorch_float = [r for r in by_workload.get("decode-greedy-1", []) if r["impl"] == "pytorch"]
+    for workload in ("decode-greedy-1-int8", "decode-greedy-1-bf16"):
+        rounded = [r for r in by_workload.get(workload, []) if r["impl"] == "xgrad"]
+        if rounded and pytorch_float:
+            x, p = max(rounded, key=speed), max(pytorch_float, key=speed)
+            print(f"  {workload:18} xgrad ({threads_label(x)} threads) vs PyTorch float32 decode-greedy-1 "
+                  f"({threads_label(p)} threads): {speed(x) / speed(p):.2f}x")
     xgrad_seq2seq = {r["threads"]: r for r in by_workload.get("seq2seq-train", []) if r["impl"] == "xgrad"}
     if 1 in xgrad_seq2seq and 2 in xgrad_seq2seq:
         print(f"  seq2seq-train scaling: 2 threads = {xgrad_seq2seq[2]['tokens_per_s'] / xgrad_seq2seq[1]['tokens_per_s']:.2f}x 1 thread")
