@@ -36,6 +36,15 @@ Array<float> uniform(Shape shape, Generator& generator, double bound = 1.0) {
   return values;
 }
 
+struct Operands {
+  Array<float> weight, x, bias;
+};
+
+// A weight [n, k], x [m, k] of a larger range, and a bias [n].
+Operands operands(const Sizes& s, Generator& generator) {
+  return {uniform({s.n, s.k}, generator, 0.3), uniform({s.m, s.k}, generator, 2.0), uniform({s.n}, generator)};
+}
+
 // y = x W^T + b through QuantizedMatrix::multiply_add onto rows of the bias.
 std::vector<float> product(const QuantizedMatrix& w, const Array<float>& x, const Array<float>& bias) {
   const std::size_t m = x.shape()[0];
@@ -77,8 +86,10 @@ BOOST_AUTO_TEST_CASE(int8_products_are_the_same_on_every_path_and_within_the_rou
   Generator generator(11);
   for (const Sizes& s : sizes) {
     BOOST_TEST_CONTEXT(s.m << " x " << s.n << " x " << s.k) {
-      const Array<float> weight = uniform({s.n, s.k}, generator, 0.3), x = uniform({s.m, s.k}, generator, 2.0),
-                         bias = uniform({s.n}, generator);
+      // References, not a structured binding: the lambdas below capture them (clang before 16
+      // cannot capture a binding).
+      const Operands drawn = operands(s, generator);
+      const Array<float>&weight = drawn.weight, &x = drawn.x, &bias = drawn.bias;
       const QuantizedMatrix w(weight, WeightFormat::int8);
       std::vector<float> first;
       on_every_path(w, x, bias, [&](const std::vector<float>& y) {
@@ -113,8 +124,10 @@ BOOST_AUTO_TEST_CASE(bf16_products_are_the_exact_sums_of_the_rounded_values_up_t
   Generator generator(12);
   for (const Sizes& s : sizes) {
     BOOST_TEST_CONTEXT(s.m << " x " << s.n << " x " << s.k) {
-      const Array<float> weight = uniform({s.n, s.k}, generator, 0.3), x = uniform({s.m, s.k}, generator, 2.0),
-                         bias = uniform({s.n}, generator);
+      // References, not a structured binding: the lambdas below capture them (clang before 16
+      // cannot capture a binding).
+      const Operands drawn = operands(s, generator);
+      const Array<float>&weight = drawn.weight, &x = drawn.x, &bias = drawn.bias;
       const QuantizedMatrix w(weight, WeightFormat::bf16);
       on_every_path(w, x, bias, [&](const std::vector<float>& y) {
         for (std::size_t i = 0; i < s.m; ++i) {
