@@ -348,9 +348,12 @@ void QuantizedMatrix::multiply_add(std::size_t m, const float* x, float* y) cons
     for (std::size_t l = 0; l < k; ++l) largest = std::max(largest, std::abs(row[l]));  // NaN is never the max
     finite_rows[i] = std::isfinite(largest) && std::all_of(row, row + k, [](float v) { return !std::isnan(v); });
     x_scales[i] = largest / int8_limit;
+    // A row that is not finite is rounded as zeros (its result is NaN anyway): converting a
+    // NaN to an integer is undefined.
     const float inverse = largest == 0.0F || !finite_rows[i] ? 0.0F : int8_limit / largest;
     for (std::size_t l = 0; l < k; ++l) {
-      const auto q = static_cast<std::int32_t>(std::clamp(std::nearbyint(row[l] * inverse), -int8_limit, int8_limit));
+      const float scaled = finite_rows[i] ? std::nearbyint(row[l] * inverse) : 0.0F;
+      const auto q = static_cast<std::int32_t>(std::clamp(scaled, -int8_limit, int8_limit));
       rounded[i * k + l] = static_cast<std::int8_t>(vnni ? static_cast<std::uint8_t>(q + 128) : q);
     }
   }
