@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -23,14 +25,24 @@ namespace {
 
 constexpr float int8_limit = 127.0F;  // symmetric: -128 is never used, so negation is exact
 
-// The row dot products of one product: sums[i * n + j] = sum_l x[i][l] W[j][l] for the rows j
-// of a range, with x already rounded to the weight's format.
+// The row dot products of one product for the rows j of a range, with x already rounded to
+// the weight's format: bf16 sums are added to y (out = y); int8 sums are stored (out = a buffer)
+// and scaled outside the kernels, so that every instruction set scales them in the same
+// arithmetic (no fused multiply-add in one and not in another).
 template <class Value, class Sum>
 struct DotTask {
   std::size_t m, n, k;
   const Value* x;        // m x k
   const Value* weights;  // n x k
-  Sum* sums;             // m x n
+  Sum* out;              // m x n
+
+  XGRAD_KERNEL void add(std::size_t i, std::size_t j, Sum sum) const {
+    if constexpr (std::is_integral_v<Sum>) {
+      out[i * n + j] = sum;
+    } else {
+      out[i * n + j] += sum;
+    }
+  }
 };
 using Int8Task = DotTask<std::int8_t, std::int32_t>;
 using Bf16Task = DotTask<std::uint16_t, float>;
@@ -46,7 +58,7 @@ struct Int8Dots {
         const std::int8_t* x = task.x + i * task.k;
         std::int32_t sum = 0;
         for (std::size_t l = 0; l < task.k; ++l) sum += std::int16_t(x[l]) * std::int16_t(w[l]);
-        task.sums[i * task.n + j] = sum;
+        task.add(i, j, sum);
       }
     }
   }
@@ -89,7 +101,7 @@ struct Bf16Dots {
         float sum = 0.0F;
         for (std::size_t lane = 0; lane < lanes; ++lane) sum += partial[lane];
         for (std::size_t l = full; l < task.k; ++l) sum += safetensors::bf16_to_float(x[l]) * safetensors::bf16_to_float(w[l]);
-        task.sums[i * task.n + j] = sum;
+        task.add(i, j, sum);
       }
     }
   }
@@ -107,77 +119,112 @@ Lane lane_sum(const Vector& vector) {
   return sum;
 }
 
+// The AVX-512 kernels below compute a tile of `weight_rows` rows of W by `x_rows` rows of x at
+// a time: each step loads that many vectors of each and updates every pair's sum, so a batch
+// reads W from the cache once per tile of x rows, not once per row. The counts are template
+// parameters so that the sums stay in registers (with counts known only at run time GCC keeps
+// them on the stack, a store and a load per step).
+
 // AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes and adds each four products into
 // a 32-bit lane, without saturation. x is passed as x + 128 (unsigned), so each sum gains
 // 128 sum_l W[j][l], which the weight's row sums take off again: the sums are exact, as the
-// portable kernel's. `rows` rows of W at a time give as many independent chains, kept in
-// registers because the count is known when compiling.
-template <std::size_t rows>
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void vnni_block(const Int8Task& task, const std::int32_t* row_sums,
-                                                                               std::size_t j0) {
+// portable kernel's.
+template <std::size_t weight_rows, std::size_t x_rows>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void vnni_tile(const Int8Task& task, const std::int32_t* row_sums,
+                                                                              std::size_t j0, std::size_t i0) {
   const std::size_t k = task.k, full = k / 64 * 64;
   const __mmask64 tail = k == full ? 0 : (~__mmask64{0}) >> (64 - (k - full));
-  for (std::size_t i = 0; i < task.m; ++i) {
-    const auto* x = reinterpret_cast<const std::uint8_t*>(task.x) + i * k;
-    __m512i sums[rows];
-    for (std::size_t r = 0; r < rows; ++r) sums[r] = _mm512_setzero_si512();
-    for (std::size_t l = 0; l < full; l += 64) {
-      const __m512i xs = _mm512_loadu_si512(x + l);
-      for (std::size_t r = 0; r < rows; ++r) {
-        sums[r] = _mm512_dpbusd_epi32(sums[r], xs, _mm512_loadu_si512(task.weights + (j0 + r) * k + l));
-      }
+  const auto* x = reinterpret_cast<const std::uint8_t*>(task.x) + i0 * k;
+  const std::int8_t* w = task.weights + j0 * k;
+  __m512i sums[x_rows][weight_rows];
+  #pragma GCC unroll 4
+  for (std::size_t a = 0; a < x_rows; ++a) {
+    #pragma GCC unroll 4
+    for (std::size_t r = 0; r < weight_rows; ++r) sums[a][r] = _mm512_setzero_si512();
+  }
+  for (std::size_t l = 0; l < k; l += 64) {
+    const __mmask64 mask = l < full ? ~__mmask64{0} : tail;  // masked-off bytes load as zeros
+    __m512i ws[weight_rows];
+    #pragma GCC unroll 4
+    for (std::size_t r = 0; r < weight_rows; ++r) ws[r] = _mm512_maskz_loadu_epi8(mask, w + r * k + l);
+    #pragma GCC unroll 4
+    for (std::size_t a = 0; a < x_rows; ++a) {
+      const __m512i xs = _mm512_maskz_loadu_epi8(mask, x + a * k + l);
+      #pragma GCC unroll 4
+      for (std::size_t r = 0; r < weight_rows; ++r) sums[a][r] = _mm512_dpbusd_epi32(sums[a][r], xs, ws[r]);
     }
-    if (tail != 0) {
-      const __m512i xs = _mm512_maskz_loadu_epi8(tail, x + full);
-      for (std::size_t r = 0; r < rows; ++r) {
-        sums[r] = _mm512_dpbusd_epi32(sums[r], xs, _mm512_maskz_loadu_epi8(tail, task.weights + (j0 + r) * k + full));
-      }
+  }
+  #pragma GCC unroll 4
+  for (std::size_t a = 0; a < x_rows; ++a) {
+    #pragma GCC unroll 4
+    for (std::size_t r = 0; r < weight_rows; ++r) {
+      task.add(i0 + a, j0 + r, lane_sum<std::int32_t>(sums[a][r]) - 128 * row_sums[j0 + r]);
     }
-    for (std::size_t r = 0; r < rows; ++r) {
-      task.sums[i * task.n + j0 + r] = lane_sum<std::int32_t>(sums[r]) - 128 * row_sums[j0 + r];
+  }
+}
+
+// AVX-512 BF16: vdpbf16ps adds the products of 32 bfloat16 pairs into 16 float lanes (denormal
+// inputs and results read as zero, which moves a sum by less than K times the smallest normal).
+template <std::size_t weight_rows, std::size_t x_rows>
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) inline void bf16_tile(const Bf16Task& task, std::size_t j0,
+                                                                             std::size_t i0) {
+  const std::size_t k = task.k, full = k / 32 * 32;
+  const __mmask32 tail = k == full ? 0 : (~__mmask32{0}) >> (32 - (k - full));
+  const std::uint16_t* x = task.x + i0 * k;
+  const std::uint16_t* w = task.weights + j0 * k;
+  __m512 sums[x_rows][weight_rows];
+  #pragma GCC unroll 4
+  for (std::size_t a = 0; a < x_rows; ++a) {
+    #pragma GCC unroll 4
+    for (std::size_t r = 0; r < weight_rows; ++r) sums[a][r] = _mm512_setzero_ps();
+  }
+  for (std::size_t l = 0; l < k; l += 32) {
+    const __mmask32 mask = l < full ? ~__mmask32{0} : tail;  // masked-off pairs load as zeros
+    __m512bh ws[weight_rows];
+    #pragma GCC unroll 4
+    for (std::size_t r = 0; r < weight_rows; ++r) ws[r] = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, w + r * k + l));
+    #pragma GCC unroll 4
+    for (std::size_t a = 0; a < x_rows; ++a) {
+      const auto xs = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, x + a * k + l));
+      #pragma GCC unroll 4
+      for (std::size_t r = 0; r < weight_rows; ++r) sums[a][r] = _mm512_dpbf16_ps(sums[a][r], xs, ws[r]);
     }
+  }
+  #pragma GCC unroll 4
+  for (std::size_t a = 0; a < x_rows; ++a) {
+    #pragma GCC unroll 4
+    for (std::size_t r = 0; r < weight_rows; ++r) task.add(i0 + a, j0 + r, lane_sum<float>(sums[a][r]));
+  }
+}
+
+// Tiles of four rows of W by four rows of x, then what is left of either one row at a time.
+template <class Tile>
+[[gnu::always_inline]] inline void by_tiles(std::size_t m, std::size_t first, std::size_t end, Tile tile) {
+  std::size_t j = first;
+  for (; j + 4 <= end; j += 4) {
+    std::size_t i = 0;
+    for (; i + 2 <= m; i += 2) tile.template operator()<4, 2>(j, i);
+    for (; i < m; ++i) tile.template operator()<4, 1>(j, i);
+  }
+  for (; j < end; ++j) {
+    std::size_t i = 0;
+    for (; i + 2 <= m; i += 2) tile.template operator()<1, 2>(j, i);
+    for (; i < m; ++i) tile.template operator()<1, 1>(j, i);
   }
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_dots(const Int8Task& task, const std::int32_t* row_sums,
                                                                        std::size_t first, std::size_t end) {
-  std::size_t j = first;
-  for (; j + 4 <= end; j += 4) vnni_block<4>(task, row_sums, j);
-  for (; j < end; ++j) vnni_block<1>(task, row_sums, j);
-}
-
-// AVX-512 BF16: vdpbf16ps adds the products of 32 bfloat16 pairs into 16 float lanes (denormal
-// inputs and results read as zero, which moves a sum by less than K times the smallest normal).
-template <std::size_t rows>
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) inline void bf16_block(const Bf16Task& task, std::size_t j0) {
-  const std::size_t k = task.k, full = k / 32 * 32;
-  const __mmask32 tail = k == full ? 0 : (~__mmask32{0}) >> (32 - (k - full));
-  for (std::size_t i = 0; i < task.m; ++i) {
-    const std::uint16_t* x = task.x + i * k;
-    __m512 sums[rows];
-    for (std::size_t r = 0; r < rows; ++r) sums[r] = _mm512_setzero_ps();
-    for (std::size_t l = 0; l < full; l += 32) {
-      const auto xs = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + l));
-      for (std::size_t r = 0; r < rows; ++r) {
-        sums[r] = _mm512_dpbf16_ps(sums[r], xs, reinterpret_cast<__m512bh>(_mm512_loadu_si512(task.weights + (j0 + r) * k + l)));
-      }
-    }
-    if (tail != 0) {
-      const auto xs = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(tail, x + full));
-      for (std::size_t r = 0; r < rows; ++r) {
-        const auto ws = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(tail, task.weights + (j0 + r) * k + full));
-        sums[r] = _mm512_dpbf16_ps(sums[r], xs, ws);
-      }
-    }
-    for (std::size_t r = 0; r < rows; ++r) task.sums[i * task.n + j0 + r] = lane_sum<float>(sums[r]);
-  }
+  by_tiles(task.m, first, end, [&]<std::size_t weight_rows, std::size_t x_rows>(std::size_t j, std::size_t i) {
+    vnni_tile<weight_rows, x_rows>(task, row_sums, j, i);
+  });
 }
 
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void avx512_bf16_dots(const Bf16Task& task, std::size_t first,
                                                                              std::size_t end) {
-  std::size_t j = first;
-  for (; j + 4 <= end; j += 4) bf16_block<4>(task, j);
-  for (; j < end; ++j) bf16_block<1>(task, j);
+  by_tiles(task.m, first, end, [&]<std::size_t weight_rows, std::size_t x_rows>(std::size_t j, std::size_t i) {
+    bf16_tile<weight_rows, x_rows>(task, j, i);
+  });
 }
 #endif
 
@@ -323,54 +370,63 @@ void QuantizedMatrix::write(safetensors::Writer& writer, const std::string& name
 void QuantizedMatrix::multiply_add(std::size_t m, const float* x, float* y) const {
   const std::size_t n = rows_, k = columns_;
   if (m == 0 || n == 0) return;
+  const std::size_t row_grain = rows_for_grain(k, elementwise_grain);
   if (format_ == WeightFormat::bf16) {
-    std::vector<std::uint16_t> rounded(m * k);
-    std::transform(x, x + m * k, rounded.begin(), safetensors::float_to_bf16);
-    std::vector<float> sums(m * n);
-    const Bf16Task task{m, n, k, rounded.data(), bf16_.get(), sums.data()};
+    const auto rounded = std::make_unique_for_overwrite<std::uint16_t[]>(m * k);
+    parallel_for(m * k, elementwise_grain, [&](std::size_t first, std::size_t end) {
+      std::transform(x + first, x + end, rounded.get() + first, safetensors::float_to_bf16);
+    });
+    const Bf16Task task{m, n, k, rounded.get(), bf16_.get(), y};
     for_weight_rows(m, n, k, [&](std::size_t first, std::size_t end) {
 #if defined(__x86_64__)
       if (has_extension(Avx512Extension::bf16)) return avx512_bf16_dots(task, first, end);
 #endif
       dispatch<Bf16Dots>(task, first, end);
     });
-    for (std::size_t i = 0; i < m * n; ++i) y[i] += sums[i];
     return;
   }
   // Each row of x with its own scale; the VNNI kernel reads the bytes as x + 128.
   const bool vnni = has_extension(Avx512Extension::vnni);
-  std::vector<std::int8_t> rounded(m * k);
+  const auto rounded = std::make_unique_for_overwrite<std::int8_t[]>(m * k);
   std::vector<float> x_scales(m);
-  std::vector<bool> finite_rows(m);
-  for (std::size_t i = 0; i < m; ++i) {
-    const float* row = x + i * k;
-    float largest = 0.0F;
-    for (std::size_t l = 0; l < k; ++l) largest = std::max(largest, std::abs(row[l]));  // NaN is never the max
-    finite_rows[i] = std::isfinite(largest) && std::all_of(row, row + k, [](float v) { return !std::isnan(v); });
-    x_scales[i] = largest / int8_limit;
-    // A row that is not finite is rounded as zeros (its result is NaN anyway): converting a
-    // NaN to an integer is undefined.
-    const float inverse = largest == 0.0F || !finite_rows[i] ? 0.0F : int8_limit / largest;
-    for (std::size_t l = 0; l < k; ++l) {
-      const float scaled = finite_rows[i] ? std::nearbyint(row[l] * inverse) : 0.0F;
-      const auto q = static_cast<std::int32_t>(std::clamp(scaled, -int8_limit, int8_limit));
-      rounded[i * k + l] = static_cast<std::int8_t>(vnni ? static_cast<std::uint8_t>(q + 128) : q);
+  std::vector<std::uint8_t> finite_rows(m);
+  parallel_for(m, row_grain, [&](std::size_t first_row, std::size_t end_row) {
+    for (std::size_t i = first_row; i < end_row; ++i) {
+      const float* row = x + i * k;
+      float largest = 0.0F;
+      for (std::size_t l = 0; l < k; ++l) largest = std::max(largest, std::abs(row[l]));  // NaN is never the max
+      const bool finite = std::isfinite(largest) && std::all_of(row, row + k, [](float v) { return !std::isnan(v); });
+      finite_rows[i] = finite ? 1 : 0;
+      x_scales[i] = largest / int8_limit;
+      // A row that is not finite is rounded as zeros (its result is NaN anyway): converting a
+      // NaN to an integer is undefined.
+      const float inverse = largest == 0.0F || !finite ? 0.0F : int8_limit / largest;
+      for (std::size_t l = 0; l < k; ++l) {
+        const float scaled = finite ? std::nearbyint(row[l] * inverse) : 0.0F;
+        const auto q = static_cast<std::int32_t>(std::clamp(scaled, -int8_limit, int8_limit));
+        rounded[i * k + l] = static_cast<std::int8_t>(vnni ? static_cast<std::uint8_t>(q + 128) : q);
+      }
     }
-  }
-  std::vector<std::int32_t> sums(m * n);
-  const Int8Task task{m, n, k, rounded.data(), int8_.get(), sums.data()};
+  });
+  const auto sums = std::make_unique_for_overwrite<std::int32_t[]>(m * n);
+  const Int8Task task{m, n, k, rounded.get(), int8_.get(), sums.get()};
   for_weight_rows(m, n, k, [&](std::size_t first, std::size_t end) {
 #if defined(__x86_64__)
-    if (vnni) return vnni_dots(task, row_sums_.get(), first, end);
-#endif
-    dispatch<Int8Dots>(task, first, end);
-  });
-  for (std::size_t i = 0; i < m; ++i) {
-    for (std::size_t j = 0; j < n; ++j) {
-      const float product = static_cast<float>(sums[i * n + j]) * (x_scales[i] * scales_[j]);
-      y[i * n + j] = finite_rows[i] ? y[i * n + j] + product : std::numeric_limits<float>::quiet_NaN();
+    if (vnni) {
+      vnni_dots(task, row_sums_.get(), first, end);
+    } else {
+      dispatch<Int8Dots>(task, first, end);
     }
-  }
+#else
+    dispatch<Int8Dots>(task, first, end);
+#endif
+    for (std::size_t i = 0; i < m; ++i) {
+      for (std::size_t j = first; j < end; ++j) {
+        const float product = static_cast<float>(sums[i * n + j]) * (x_scales[i] * scales_[j]);
+        y[i * n + j] = finite_rows[i] != 0 ? y[i * n + j] + product : std::numeric_limits<float>::quiet_NaN();
+      }
+    }
+  });
 }
 
 Tensor<float> linear(const Tensor<float>& x, const QuantizedMatrix& weight, const Tensor<float>& bias) {
@@ -389,13 +445,15 @@ Tensor<float> linear(const Tensor<float>& x, const QuantizedMatrix& weight, cons
   Shape result_shape = xs;
   result_shape.back() = out;
   Array<float> y = Array<float>::from_shape(result_shape);
-  for (std::size_t r = 0; r < rows; ++r) {
-    if (bias.defined()) {
-      std::copy_n(bias.data(), out, y.data() + r * out);
-    } else {
-      std::fill_n(y.data() + r * out, out, 0.0F);
+  parallel_for(rows, rows_for_grain(out, elementwise_grain), [&](std::size_t first_row, std::size_t end_row) {
+    for (std::size_t r = first_row; r < end_row; ++r) {
+      if (bias.defined()) {
+        std::copy_n(bias.data(), out, y.data() + r * out);
+      } else {
+        std::fill_n(y.data() + r * out, out, 0.0F);
+      }
     }
-  }
+  });
   weight.multiply_add(rows, x.data(), y.data());
   return Tensor<float>(std::move(y));
 }
