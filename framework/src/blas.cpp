@@ -55,24 +55,48 @@ bool onednn_within_cap() {
   return cap != Isa::baseline && detail::shares_openmp_pool() && onednn_isa() <= cap;
 }
 
-void onednn_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
-                 const float* a, const float* b, float beta, float* c) {
+// oneDNN runs on omp_get_max_threads(), an OpenMP setting of the calling thread: the pool's
+// count (set_num_threads, less busy cores), from whichever thread calls. Inside parallel_for
+// (a convolution's images) it runs on the calling thread alone, as OpenBLAS does.
+void use_pool_threads_in_onednn() {
 #ifdef _OPENMP
-  // oneDNN runs on omp_get_max_threads(), an OpenMP setting of the calling thread: the pool's
-  // count (set_num_threads, less busy cores), from whichever thread calls. Inside parallel_for
-  // (a convolution's images) it runs on the calling thread alone, as OpenBLAS does.
   if (omp_in_parallel() == 0) omp_set_num_threads(num_threads());
 #endif
-  const auto rows = static_cast<dnnl_dim_t>(m), columns = static_cast<dnnl_dim_t>(n), depth = static_cast<dnnl_dim_t>(k);
-  const dnnl_status_t status = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', rows, columns, depth, alpha, a,
-                                          transpose_a ? rows : depth, b, transpose_b ? depth : columns, beta, c, columns);
+}
+
+void check_onednn(dnnl_status_t status, const char* what, std::size_t m, std::size_t n, std::size_t k) {
   if (status == dnnl_out_of_memory) throw std::bad_alloc();
   if (status != dnnl_success) {
-    throw std::runtime_error(detail::message("gemm: oneDNN's sgemm failed with status ", static_cast<int>(status),
+    throw std::runtime_error(detail::message("gemm: oneDNN's ", what, " failed with status ", static_cast<int>(status),
                                              " on ", m, " x ", k, " x ", n));
   }
 }
+
+void onednn_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                 const float* a, const float* b, float beta, float* c) {
+  use_pool_threads_in_onednn();
+  const auto rows = static_cast<dnnl_dim_t>(m), columns = static_cast<dnnl_dim_t>(n), depth = static_cast<dnnl_dim_t>(k);
+  const dnnl_status_t status = dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', rows, columns, depth, alpha, a,
+                                          transpose_a ? rows : depth, b, transpose_b ? depth : columns, beta, c, columns);
+  check_onednn(status, "sgemm", m, n, k);
+}
 }  // namespace
+
+bool exact_int8_gemm(std::size_t m, std::size_t n, std::size_t k, const std::uint8_t* a, const std::int8_t* b,
+                     std::int32_t* c) {
+  // Below VNNI oneDNN multiplies bytes with vpmaddubsw, whose 16-bit pair sums saturate.
+  if (!has_extension(Avx512Extension::vnni) || !onednn_within_cap() || onednn_isa() != Isa::avx512) return false;
+  if (m == 0 || n == 0) return true;
+  count_flops(2 * static_cast<std::uint64_t>(m) * n * k);
+  detail::follow_busy_cores();
+  use_pool_threads_in_onednn();
+  const std::int32_t no_offset = 0;
+  const auto rows = static_cast<dnnl_dim_t>(m), columns = static_cast<dnnl_dim_t>(n), depth = static_cast<dnnl_dim_t>(k);
+  check_onednn(dnnl_gemm_u8s8s32('N', 'T', 'F', rows, columns, depth, 1.0F, a, depth, 128, b, depth, 0, 0.0F, c, columns,
+                                 &no_offset),
+               "u8s8s32 gemm", m, n, k);
+  return true;
+}
 
 std::uint64_t flop_count() noexcept { return flops.load(std::memory_order_relaxed); }
 

@@ -409,6 +409,22 @@ void QuantizedMatrix::multiply_add(std::size_t m, const float* x, float* y) cons
     }
   });
   const auto sums = std::make_unique_for_overwrite<std::int32_t[]>(m * n);
+  const auto add_scaled_sums = [&](std::size_t first, std::size_t end) {
+    for (std::size_t i = 0; i < m; ++i) {
+      for (std::size_t j = first; j < end; ++j) {
+        const float product = static_cast<float>(sums[i * n + j]) * (x_scales[i] * scales_[j]);
+        y[i * n + j] = finite_rows[i] != 0 ? y[i * n + j] + product : std::numeric_limits<float>::quiet_NaN();
+      }
+    }
+  };
+  // A batch of rows is a matrix product, which oneDNN's VNNI GEMM blocks better than the dot
+  // products below (which stream W once for batch-1 decoding); both are exact.
+  constexpr std::size_t gemm_rows = 8;
+  const auto* x_unsigned = reinterpret_cast<const std::uint8_t*>(rounded.get());
+  if (vnni && m >= gemm_rows && blas::exact_int8_gemm(m, n, k, x_unsigned, int8_.get(), sums.get())) {
+    parallel_for(n, rows_for_grain(m, elementwise_grain), add_scaled_sums);
+    return;
+  }
   const Int8Task task{m, n, k, rounded.get(), int8_.get(), sums.get()};
   for_weight_rows(m, n, k, [&](std::size_t first, std::size_t end) {
 #if defined(__x86_64__)
@@ -420,12 +436,7 @@ void QuantizedMatrix::multiply_add(std::size_t m, const float* x, float* y) cons
 #else
     dispatch<Int8Dots>(task, first, end);
 #endif
-    for (std::size_t i = 0; i < m; ++i) {
-      for (std::size_t j = first; j < end; ++j) {
-        const float product = static_cast<float>(sums[i * n + j]) * (x_scales[i] * scales_[j]);
-        y[i * n + j] = finite_rows[i] != 0 ? y[i * n + j] + product : std::numeric_limits<float>::quiet_NaN();
-      }
-    }
+    add_scaled_sums(first, end);
   });
 }
 

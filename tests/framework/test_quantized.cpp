@@ -1,5 +1,6 @@
 // Products with int8 and bfloat16 weights (quantized.h) on every instruction-set path this CPU
-// runs (the AVX-512 VNNI and BF16 kernels where it has them), with one and two threads:
+// runs (the AVX-512 VNNI and BF16 kernels, and oneDNN's VNNI GEMM, where it has them), with one
+// and two threads:
 // int8 sums are exact, so every path gives the same bits, and both formats stay within the
 // error that their rounding allows, derived below. Also their safetensors storage, the files
 // it refuses, and the inference-only linear.
@@ -27,8 +28,10 @@ struct Sizes {
 };
 
 // One row (decoding), odd row counts, sums shorter than a vector, not a whole number of the
-// kernels' 64-byte and 32-pair steps, and a long one; weight rows not a multiple of four.
-constexpr std::array<Sizes, 7> sizes{{{1, 9, 1}, {1, 301, 1792}, {3, 7, 63}, {2, 5, 64}, {5, 66, 65}, {7, 13, 200}, {4, 130, 3001}}};
+// kernels' 64-byte and 32-pair steps, and a long one; weight rows not a multiple of four; and
+// batches of rows that int8 multiplies with oneDNN's GEMM where the CPU has VNNI.
+constexpr std::array<Sizes, 9> sizes{{{1, 9, 1}, {1, 301, 1792}, {3, 7, 63}, {2, 5, 64}, {5, 66, 65}, {7, 13, 200},
+                                      {4, 130, 3001}, {8, 33, 129}, {37, 70, 1000}}};
 
 Array<float> uniform(Shape shape, Generator& generator, double bound = 1.0) {
   Array<float> values = Array<float>::from_shape(shape);

@@ -19,6 +19,14 @@ template <class T>
 void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c);
 
+// C = (A - 128) B^T in exact 32-bit integers, for A [m, k] of unsigned bytes (signed values
+// stored + 128) and B [n, k] of signed bytes: oneDNN's u8s8s32 GEMM, where it sums without
+// saturating, which is on AVX-512 VNNI (vpdpbusd). Returns false, computing nothing, where that
+// is not the instruction set oneDNN runs at (xgrad's cap, or a CPU without VNNI): the caller
+// then computes the sums itself.
+bool exact_int8_gemm(std::size_t m, std::size_t n, std::size_t k, const std::uint8_t* a, const std::int8_t* b,
+                     std::int32_t* c);
+
 // sums[j] += sum over i < count of rows[i * width + j]: the bias gradient of a product's
 // output rows. Split over columns, so each sum is taken in row order with any number of threads.
 template <class T>
