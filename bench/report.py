@@ -70,7 +70,7 @@ def report_busy_core(rows):
             continue
         default, one = xgrad[max(xgrad)], xgrad[min(xgrad)]
         best = max(pytorch, key=speed)
-        print(f"  {workload:18} xgrad {default['threads']} threads {speed(default):.1f}, 1 thread {speed(one):.1f} "
+        print(f"  {workload:20} xgrad {default['threads']} threads {speed(default):.1f}, 1 thread {speed(one):.1f} "
               f"({speed(default) / speed(one):.2f}x); PyTorch's best ({threads_label(best)} threads) {speed(best):.1f} "
               f"({speed(default) / speed(best):.2f}x)")
 
@@ -92,7 +92,7 @@ def report_data_parallel(parallel, rows):
     print("data-parallel, 2 ranks x 1 thread (xgrad: mpirun, MPI over shared memory; PyTorch: DDP over Gloo):")
     for r in sorted(parallel, key=lambda r: (r["workload"], r["impl"])):
         workload, impl = r["workload"], r["impl"]
-        line = f"  {workload:18} {impl:8} {speed(r):>10.1f} tokens/s"
+        line = f"  {workload:20} {impl:8} {speed(r):>10.1f} tokens/s"
         one, two = single.get((workload, impl, 1, 1)), single.get((workload, impl, 2, 2))
         if one:
             line += f", {speed(r) / speed(one):.2f}x 1 rank x 1 thread"
@@ -133,6 +133,8 @@ def machine_roofline(r, fma_peak, bandwidth, weight_bytes_per_token):
         return ""
     if workload in ("fma-peak", "read-bandwidth"):
         return r.get("isa", "")
+    if workload.endswith(("-int8", "-bf16")):
+        return ""  # bound by fewer bytes than read-bound reads, and its FLOP count is not float32's
     if workload in ("decode-greedy-1", "read-bound"):
         bytes_per_token = r.get("bytes_per_token", weight_bytes_per_token)
         if not bytes_per_token or threads not in bandwidth:
@@ -145,7 +147,8 @@ def machine_roofline(r, fma_peak, bandwidth, weight_bytes_per_token):
 
 def report_machine(fma_peak_by_isa, bandwidth, sgemm):
     """The machine's roofline: the FMA peak at every instruction set measured, the read
-    bandwidth, and OpenBLAS's sgemm against the widest FMA peak."""
+    bandwidth, and xgrad's float32 gemm (oneDNN's sgemm where the CPU has AVX2) against the
+    widest FMA peak."""
     if not fma_peak_by_isa and not bandwidth:
         return
     print()
@@ -159,7 +162,7 @@ def report_machine(fma_peak_by_isa, bandwidth, sgemm):
         if peaks:
             fractions = ", ".join(f"{100 * gflops / peak:.0f}% of the {isa} peak" for isa, peak in
                                   sorted(peaks.items(), key=lambda item: -item[1]))
-            print(f"  sgemm 2048^3 (OpenBLAS), {threads} thread(s): {gflops:8.1f} GFLOP/s, {fractions}")
+            print(f"  gemm 2048^3 (xgrad's sgemm), {threads} thread(s): {gflops:8.1f} GFLOP/s, {fractions}")
 
 
 def main(path):
@@ -179,19 +182,20 @@ def main(path):
     by_workload = defaultdict(list)
     for r in rows:
         by_workload[r["workload"]].append(r)
-    print(f"{'workload':18} {'impl':8} {'threads':>12} {'tokens/s':>12} {'ms/step':>10} {'RSS MB':>8} {'roofline':>9} "
+    print(f"{'workload':20} {'impl':8} {'threads':>12} {'tokens/s':>12} {'ms/step':>10} {'RSS MB':>8} {'roofline':>9} "
           f"{'machine':>9} {'check loss':>11}  range of rounds")
     for workload, results in by_workload.items():
         for r in sorted(results, key=lambda r: (r["impl"], r["threads"], blas_threads(r), -speed(r))):
             roofline = ""
             if workload == "decode-greedy-1" and r["impl"] == "xgrad" and r["threads"] in read_bound:
                 roofline = f"{100 * speed(r) / read_bound[r['threads']]:.0f}%"
-            elif workload not in ("gemm", "fma-peak") and r["impl"] == "xgrad" and r.get("gflop_per_step") and r["threads"] in peak:
+            elif (workload not in ("gemm", "fma-peak") and not workload.endswith(("-int8", "-bf16")) and r["impl"] == "xgrad"
+                  and r.get("gflop_per_step") and r["threads"] in peak):
                 roofline = f"{100 * r['gflop_per_step'] / (r['ms_per_step'] / 1000) / peak[r['threads']]:.0f}%"
             check = f"{r['check_loss']:.6f}" if "check_loss" in r else ""
             spread = f"  {r['rounds']} rounds: {r['slowest']:.1f} to {r['fastest']:.1f}" if r["rounds"] > 1 else ""
             machine = machine_roofline(r, fma_peak, bandwidth, weight_bytes_per_token)
-            print(f"{workload:18} {r['impl']:8} {threads_label(r):>12} {speed(r):>12.1f} {r['ms_per_step']:>10.2f} "
+            print(f"{workload:20} {r['impl']:8} {threads_label(r):>12} {speed(r):>12.1f} {r['ms_per_step']:>10.2f} "
                   f"{r['peak_rss_mb']:>8.0f} {roofline:>9} {machine:>9} {check:>11}{spread}")
     print()
     print("best of each side (higher is better; gemm in GFLOP/s):")
@@ -214,7 +218,7 @@ def main(path):
         if workload == "decode-greedy-1" and read_bound:
             threads, fastest = max(read_bound.items(), key=lambda item: item[1])
             bound = f"; the read bound ({threads} threads, {fastest:.1f} tokens/s) is {fastest / speed(p):.2f}x PyTorch's best"
-        print(f"  {workload:18} {line}{rss}{bound}")
+        print(f"  {workload:20} {line}{rss}{bound}")
     # Rounded weights against PyTorch's float32 decoding as well (the issue's target compares
     # xgrad's int8 decoding with PyTorch's best), beside PyTorch's own int8 above.
     pytorch_float = [r for r in by_workload.get("decode-greedy-1", []) if r["impl"] == "pytorch"]
@@ -222,7 +226,7 @@ def main(path):
         rounded = [r for r in by_workload.get(workload, []) if r["impl"] == "xgrad"]
         if rounded and pytorch_float:
             x, p = max(rounded, key=speed), max(pytorch_float, key=speed)
-            print(f"  {workload:18} xgrad ({threads_label(x)} threads) vs PyTorch float32 decode-greedy-1 "
+            print(f"  {workload:20} xgrad ({threads_label(x)} threads) vs PyTorch float32 decode-greedy-1 "
                   f"({threads_label(p)} threads): {speed(x) / speed(p):.2f}x")
     xgrad_seq2seq = {r["threads"]: r for r in by_workload.get("seq2seq-train", []) if r["impl"] == "xgrad"}
     if 1 in xgrad_seq2seq and 2 in xgrad_seq2seq:
