@@ -197,7 +197,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) inline void bf16_tile(con
   }
 }
 
-// Tiles of four rows of W by four rows of x, then what is left of either one row at a time.
+// Tiles of four rows of W by two rows of x, then what is left of either one row at a time.
 template <class Tile>
 [[gnu::always_inline]] inline void by_tiles(std::size_t m, std::size_t first, std::size_t end, Tile tile) {
   std::size_t j = first;
