@@ -477,6 +477,15 @@ void require_inference(const char* operation, WeightFormat format, const std::ve
   }
 }
 
+namespace {
+// Whether tensor `name` holds the row scales of an int8 matrix of the file.
+bool is_int8_scales(const safetensors::File& file, const std::string& name) {
+  if (!name.ends_with(scale_suffix)) return false;
+  const std::string matrix = name.substr(0, name.size() - std::strlen(scale_suffix));
+  return file.contains(matrix) && file.entry(matrix).dtype == safetensors::Dtype::i8;
+}
+}  // namespace
+
 safetensors::File dequantized(const safetensors::File& file) {
   safetensors::Writer writer;
   for (const auto& [key, value] : file.metadata()) writer.set_metadata(key, value);
@@ -484,8 +493,7 @@ safetensors::File dequantized(const safetensors::File& file) {
     const safetensors::Entry& entry = file.entry(name);
     if (entry.dtype == safetensors::Dtype::i8) {
       writer.add(name, QuantizedMatrix::read(file, name).dequantized());
-    } else if (name.ends_with(scale_suffix) && file.contains(name.substr(0, name.size() - std::strlen(scale_suffix))) &&
-               file.entry(name.substr(0, name.size() - std::strlen(scale_suffix))).dtype == safetensors::Dtype::i8) {
+    } else if (is_int8_scales(file, name)) {
       continue;  // folded into its matrix
     } else if (entry.dtype == safetensors::Dtype::f64) {
       writer.add(name, file.floats<double>(name));
