@@ -1,6 +1,7 @@
 #include "xgrad/framework/autograd.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <unordered_set>
 
 #include "loops.h"
@@ -58,21 +59,31 @@ class Tape {
     ++pending_;
   }
 
+  void attach(FinalGradientReports& reports) {
+    refuse_while_running("GradientFinalListener: created");
+    listeners_.push_back(&reports);
+  }
+  void detach(FinalGradientReports& reports) noexcept {
+    std::erase(listeners_, &reports);
+  }
+
   // The reverse loop: every node that a gradient reached runs once, after all its consumers.
   void run_backward(NodeBase& start, bool retain_graph) {
-    if (running_) {
-      throw graph_error("backward(): called again from inside a backward function");
-    }
+    refuse_while_running("backward(): called again");
     running_ = true;
     NodeBase* current = nullptr;
     try {
+      if (!listeners_.empty()) find_first_consumers(start.tape_index_);
       for (std::size_t i = start.tape_index_ + 1; i-- > 0 && pending_ > 0;) {
+        report_final_gradients(i);
         current = nodes_[i];
         if (current == nullptr || !current->reached_) continue;
         current->reached_ = false;
         --pending_;
         current->run_backward(retain_graph);  // may destroy this node and others
+        current = nullptr;
       }
+      report_final_gradients(0, /*to_the_end=*/true);
     } catch (...) {
       // A node that throws is still alive (it is destroyed only by its own unpinning).
       if (current != nullptr) current->abandon();
@@ -94,6 +105,57 @@ class Tape {
   std::size_t live() const noexcept { return live_; }
 
  private:
+  void refuse_while_running(const char* what) const {
+    if (running_) throw graph_error(detail::message(what, " from inside a backward function"));
+  }
+
+  // A leaf's gradient is final once the pass has run its first consumer on the tape: the
+  // nodes before it cannot reach it. Nodes past `end` cannot be reached by this pass.
+  void find_first_consumers(std::size_t end) {
+    for (FinalGradientReports* listener : listeners_) {
+      listener->first_consumer_.assign(listener->leaves_.size(), npos);
+      listener->reported_ = 0;
+    }
+    std::vector<const void*> listened;
+    for (std::size_t i = 0; i <= end; ++i) {
+      if (nodes_[i] == nullptr) continue;
+      listened.clear();
+      nodes_[i]->append_listened_inputs(listened);
+      for (const void* leaf : listened) {
+        for (FinalGradientReports* listener : listeners_) {
+          const auto it = listener->index_.find(leaf);
+          if (it == listener->index_.end()) continue;
+          std::size_t& first = listener->first_consumer_[it->second];
+          if (first == npos) first = i;
+        }
+      }
+    }
+    for (FinalGradientReports* listener : listeners_) {
+      // Latest first consumer first; leaves without one (npos) go last, to the pass's end.
+      std::vector<std::size_t>& order = listener->order_;
+      order.resize(listener->leaves_.size());
+      for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+      const std::vector<std::size_t>& first = listener->first_consumer_;
+      std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return (first[a] == npos ? 0 : first[a] + 1) > (first[b] == npos ? 0 : first[b] + 1);
+      });
+    }
+  }
+
+  // Reports the leaves whose first consumer lies above `index` (every leaf left, to the end).
+  void report_final_gradients(std::size_t index, bool to_the_end = false) {
+    for (FinalGradientReports* listener : listeners_) {
+      while (listener->reported_ < listener->order_.size()) {
+        const std::size_t leaf = listener->order_[listener->reported_];
+        const std::size_t first = listener->first_consumer_[leaf];
+        if (!to_the_end && (first == npos || first <= index)) break;
+        ++listener->reported_;
+        listener->report_(leaf);
+      }
+    }
+  }
+
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
   void shrink() noexcept {
     if (live_ == 0) {
       nodes_.clear();
@@ -114,6 +176,7 @@ class Tape {
   std::size_t live_ = 0;
   std::size_t pending_ = 0;
   bool running_ = false;
+  std::vector<FinalGradientReports*> listeners_;
 };
 
 NodeBase::NodeBase() { Tape::current().record(*this); }
@@ -135,6 +198,14 @@ void NodeBase::backpropagate(bool retain_graph) {
   }
   tape_->run_backward(*this, retain_graph);
 }
+
+FinalGradientReports::FinalGradientReports(std::vector<const void*> leaves, std::function<void(std::size_t)> report)
+    : leaves_(std::move(leaves)), report_(std::move(report)), tape_(&Tape::current()) {
+  for (std::size_t i = 0; i < leaves_.size(); ++i) index_.emplace(leaves_[i], i);
+  tape_->attach(*this);
+}
+
+FinalGradientReports::~FinalGradientReports() { tape_->detach(*this); }
 
 void release_iteratively(std::shared_ptr<void> object) noexcept {
   struct Queue {
@@ -317,6 +388,13 @@ void Node<T>::run_backward(bool retain_graph) {
 }
 
 template <class T>
+void Node<T>::append_listened_inputs(std::vector<const void*>& out) const {
+  for (const Tensor<T>& input : inputs_) {
+    if (input.impl_ != nullptr && input.impl_->final_gradient_listeners > 0) out.push_back(input.impl_.get());
+  }
+}
+
+template <class T>
 void Node<T>::abandon() noexcept {
   for (std::size_t k = 0; k < output_count_; ++k) {
     TensorImpl<T>* out = outputs_[k];
@@ -325,6 +403,31 @@ void Node<T>::abandon() noexcept {
   // Move the pins out first: dropping the last pin destroys the output, which owns this node.
   std::array<std::shared_ptr<TensorImpl<T>>, max_outputs> pins = std::move(pinned_);
   for (auto& pin : pins) detail::release_iteratively(std::move(pin));
+}
+
+template <class T>
+GradientFinalListener<T>::GradientFinalListener(const std::vector<Tensor<T>>& leaves,
+                                                std::function<void(std::size_t)> report) {
+  std::vector<const void*> addresses;
+  for (std::size_t i = 0; i < leaves.size(); ++i) {
+    const Tensor<T>& leaf = leaves[i];
+    if (!leaf.defined() || !leaf.requires_grad() || leaf.impl().grad_fn) {
+      throw std::invalid_argument(detail::message("GradientFinalListener: tensor ", i,
+                                                  " is not a leaf that requires grad (a parameter)"));
+    }
+    if (std::find(addresses.begin(), addresses.end(), leaf.impl_ptr().get()) != addresses.end()) {
+      throw std::invalid_argument(detail::message("GradientFinalListener: tensor ", i, " is listed twice"));
+    }
+    addresses.push_back(leaf.impl_ptr().get());
+  }
+  reports_ = std::make_unique<detail::FinalGradientReports>(std::move(addresses), std::move(report));
+  leaves_ = leaves;
+  for (Tensor<T>& leaf : leaves_) ++leaf.impl().final_gradient_listeners;
+}
+
+template <class T>
+GradientFinalListener<T>::~GradientFinalListener() {
+  for (Tensor<T>& leaf : leaves_) --leaf.impl().final_gradient_listeners;
 }
 
 template <class T>
@@ -382,6 +485,8 @@ template struct TensorImpl<float>;
 template struct TensorImpl<double>;
 template class Node<float>;
 template class Node<double>;
+template class GradientFinalListener<float>;
+template class GradientFinalListener<double>;
 template std::vector<Tensor<float>> reachable_leaves(const Tensor<float>&);
 template std::vector<Tensor<double>> reachable_leaves(const Tensor<double>&);
 template std::vector<ReachedLeaf<float>> reached_leaves(const Tensor<float>&);

@@ -289,3 +289,54 @@ BOOST_AUTO_TEST_CASE(a_backward_that_reads_a_value_it_declared_unread_is_an_erro
                                    ValuesRead{.inputs = std::vector<std::size_t>{1}, .outputs = true}),
                     std::invalid_argument);
 }
+
+// A recurrence h <- tanh(w h) over three steps, then an output layer v: v's gradient is final
+// after the first node of backward, w's only after the last, and the unused leaf's at the end.
+// Each report must see the leaf's gradient as it ends the pass, once per pass.
+BOOST_AUTO_TEST_CASE(final_gradients_are_reported_as_soon_as_no_node_can_add_to_them) {
+  const Tensor<double> w = testing::random_tensor({2, 2}, 11), v = testing::random_tensor({1, 2}, 12),
+                       unused = testing::random_tensor({3}, 13);
+  std::vector<std::string> reports;
+  std::vector<Array<double>> seen(3);
+  const std::vector<Tensor<double>> leaves{w, v, unused};
+  const char* names[] = {"w", "v", "unused"};
+  GradientFinalListener<double> listener(leaves, [&](std::size_t i) {
+    reports.push_back(names[i]);
+    if (leaves[i].has_grad()) seen[i] = leaves[i].grad();
+  });
+  const auto loss = [&] {
+    Tensor<double> h(Array<double>{{0.5, -0.25}});
+    for (int step = 0; step < 3; ++step) h = tanh(matmul(h, w));
+    return sum(h * v);
+  };
+  for (int pass = 1; pass <= 2; ++pass) {
+    reports.clear();
+    loss().backward();
+    BOOST_TEST(reports == (std::vector<std::string>{"v", "w", "unused"}), "pass " << pass);
+    check_close(seen[0], w.grad());
+    check_close(seen[1], v.grad());
+    BOOST_TEST(!unused.has_grad());
+  }
+  BOOST_CHECK_THROW(GradientFinalListener<double>({w, w}, [](std::size_t) {}), std::invalid_argument);
+  BOOST_CHECK_THROW(GradientFinalListener<double>({w * 2.0}, [](std::size_t) {}), std::invalid_argument);
+  BOOST_CHECK_THROW(GradientFinalListener<double>({Tensor<double>(Array<double>{1.0})}, [](std::size_t) {}),
+                    std::invalid_argument);
+}
+
+// Reporting happens inside the reverse loop: when v is reported, w has not received its
+// gradient of the pass yet.
+BOOST_AUTO_TEST_CASE(final_gradient_reports_come_before_backward_ends) {
+  const Tensor<double> w = testing::random_tensor({2, 2}, 14), v = testing::random_tensor({1, 2}, 15);
+  bool w_had_gradient_at_v = true;
+  GradientFinalListener<double> listener({v, w}, [&](std::size_t i) {
+    if (i == 0) w_had_gradient_at_v = w.has_grad();
+  });
+  Tensor<double> h(Array<double>{{0.5, -0.25}});
+  for (int step = 0; step < 3; ++step) h = tanh(matmul(h, w));
+  sum(h * v).backward();
+  BOOST_TEST(!w_had_gradient_at_v);
+  BOOST_TEST(w.has_grad());
+  const Tensor<double> y = record<double>("listens_from_backward", Array<double>(w.value()), {w},
+                                          [&](Node<double>&) { GradientFinalListener<double>({v}, [](std::size_t) {}); });
+  BOOST_CHECK_THROW(sum(y).backward(), graph_error);
+}

@@ -17,10 +17,12 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -68,6 +70,28 @@ inline ValuesRead reads_no_values() { return reads_only_inputs({}); }
 namespace detail {
 
 class Tape;
+class NodeBase;
+
+// The type-independent part of a GradientFinalListener, which the tape drives.
+class FinalGradientReports {
+ public:
+  FinalGradientReports(std::vector<const void*> leaves, std::function<void(std::size_t)> report);
+  FinalGradientReports(const FinalGradientReports&) = delete;
+  FinalGradientReports& operator=(const FinalGradientReports&) = delete;
+  ~FinalGradientReports();
+
+ private:
+  friend class Tape;
+  std::vector<const void*> leaves_;  // TensorImpl addresses
+  std::unordered_map<const void*, std::size_t> index_;  // into leaves_
+  std::function<void(std::size_t)> report_;
+  Tape* tape_;
+  // The current pass: each leaf's first consumer on the tape (npos: none), the leaves in the
+  // order their gradients become final, and how many of them were reported.
+  std::vector<std::size_t> first_consumer_;
+  std::vector<std::size_t> order_;
+  std::size_t reported_ = 0;
+};
 
 // The part of a node the tape knows: its place in creation order and whether a gradient
 // has reached it in the current backward pass.
@@ -89,6 +113,8 @@ class NodeBase {
  private:
   friend class Tape;
   virtual void run_backward(bool retain_graph) = 0;
+  // Appends the addresses of the inputs that a GradientFinalListener listens to.
+  virtual void append_listened_inputs(std::vector<const void*>& out) const = 0;
   // Drops the gradients and pins of an interrupted backward pass.
   virtual void abandon() noexcept = 0;
 
@@ -147,6 +173,7 @@ class Node : public detail::NodeBase {
   virtual void apply() = 0;
   virtual void release_saved() noexcept = 0;
   void run_backward(bool retain_graph) override;
+  void append_listened_inputs(std::vector<const void*>& out) const override;
   void abandon() noexcept override;
   void release_inputs() noexcept;
   bool reads_input(std::size_t i) const noexcept {
@@ -233,6 +260,29 @@ std::array<Tensor<T>, N> record(const char* op, std::array<Array<T>, N> values,
   }
   return results;
 }
+
+// Reports during every backward() pass on the calling thread, while it is alive, the moment
+// each of `leaves` holds its final gradient of the pass: `report(i)` for leaves[i], once per
+// pass, when no node left in the pass can add to it. PyTorch's DistributedDataParallel starts
+// a bucket's allreduce at that moment (its post-accumulate-grad hooks) while backward goes
+// on. A leaf's last contribution comes from its first consumer in creation order, so its
+// report follows that node's backward; leaves that no node of the pass consumes are reported
+// at the pass's end. The order of the reports follows the graph and may differ between passes.
+// A pass that throws reports no more. Create and destroy it outside backward and its reports.
+template <class T>
+class GradientFinalListener {
+ public:
+  // std::invalid_argument for a leaf that is not one (it has a producer or does not require
+  // grad), or that is listed twice.
+  GradientFinalListener(const std::vector<Tensor<T>>& leaves, std::function<void(std::size_t)> report);
+  GradientFinalListener(const GradientFinalListener&) = delete;
+  GradientFinalListener& operator=(const GradientFinalListener&) = delete;
+  ~GradientFinalListener();
+
+ private:
+  std::vector<Tensor<T>> leaves_;
+  std::unique_ptr<detail::FinalGradientReports> reports_;
+};
 
 // Tensors that require grad and have no producer, reachable from `root` through the graph,
 // in the order a depth-first walk over inputs first meets them.

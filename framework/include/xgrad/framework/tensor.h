@@ -45,6 +45,8 @@ struct TensorImpl {
   bool requires_grad = false;
   // Non-leaf tensors drop their gradient once it has been propagated, unless asked to keep it.
   bool retains_grad = false;
+  // GradientFinalListeners of this leaf alive (autograd.h); a tape pass looks for them.
+  std::uint16_t final_gradient_listeners = 0;
   // Bumped each time the value is handed out for writing (mutable_value()), as PyTorch's
   // _version: a graph node remembers the versions of the values its backward reads and
   // refuses to run on a value changed in place since (graph_error naming the op).
