@@ -46,7 +46,7 @@ def median_runs(rows):
     slowest and fastest speed."""
     groups = defaultdict(list)
     for r in rows:
-        groups[(r["workload"], r["impl"], r["threads"], blas_threads(r), r.get("isa"))].append(r)
+        groups[(r["workload"], r["impl"], r["threads"], blas_threads(r), r.get("isa"), r.get("allreduce"))].append(r)
     medians = []
     for runs in groups.values():
         runs.sort(key=speed)
@@ -90,9 +90,10 @@ def report_data_parallel(parallel, rows):
     single = {(r["workload"], r["impl"], r["threads"], blas_threads(r)): r for r in rows}
     print()
     print("data-parallel, 2 ranks x 1 thread (xgrad: mpirun, MPI over shared memory; PyTorch: DDP over Gloo):")
-    for r in sorted(parallel, key=lambda r: (r["workload"], r["impl"])):
+    for r in sorted(parallel, key=lambda r: (r["workload"], r["impl"], r.get("allreduce", ""))):
         workload, impl = r["workload"], r["impl"]
-        line = f"  {workload:20} {impl:8} {speed(r):>10.1f} tokens/s"
+        allreduce = f" (allreduce {r['allreduce']})" if "allreduce" in r else ""
+        line = f"  {workload:20} {impl:8} {speed(r):>10.1f} tokens/s{allreduce}"
         one, two = single.get((workload, impl, 1, 1)), single.get((workload, impl, 2, 2))
         if one:
             line += f", {speed(r) / speed(one):.2f}x 1 rank x 1 thread"

@@ -92,8 +92,11 @@ ranks=2
 for workload in $rank_workloads; do
   for round in $(seq "${XGRAD_BENCH_ROUNDS:-1}"); do
     echo "== $workload, $ranks ranks x 1 thread, round $round" >&2
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 mpirun --allow-run-as-root -np $ranks \
-      "$build/bin/xgrad-bench" --workload "$workload" --threads 1 --data "$data" | tee -a "$results"
+    # The allreduce overlapped with backward (the default) and after it.
+    for allreduce in "" --sum-after-backward; do
+      OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 mpirun --allow-run-as-root -np $ranks \
+        "$build/bin/xgrad-bench" --workload "$workload" --threads 1 --data "$data" $allreduce | tee -a "$results"
+    done
     "$build/bin/xgrad-bench" --workload "$workload" --threads 1 --data "$data" --export "$out/batches" > /dev/null
     # Bounded: a rank of PyTorch's that hangs (it did once, at its exit) must not stop the bench.
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 timeout 900 /usr/bin/python3 "$root/bench/pytorch_bench.py" \

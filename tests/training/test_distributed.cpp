@@ -102,10 +102,13 @@ BOOST_AUTO_TEST_CASE(broadcast_state_gives_every_rank_rank_0s_weights) {
 // parameters end as those of one process that took the whole batches, which every rank also
 // trains as the reference. Buckets of 16 floats pack the small tensors together (the table's
 // 40 make a bucket of their own, summed in place); buckets of one float sum every tensor in
-// place, the rare one too, which only one rank has a gradient for.
+// place, the rare one too, which only one rank has a gradient for. With overlap, each bucket
+// is summed on the reducer's thread as soon as backward has finished its gradients.
 BOOST_AUTO_TEST_CASE(ranks_trained_on_shares_end_as_one_process_on_whole_batches) {
-  for (const std::size_t bucket_floats : {16, 1}) {
-    BOOST_TEST_CONTEXT("buckets of " << bucket_floats << " floats") {
+  for (const auto& variant : {std::pair<std::size_t, bool>{16, false}, {1, false}, {16, true}, {1, true}}) {
+    const std::size_t bucket_floats = variant.first;
+    const bool overlap = variant.second;
+    BOOST_TEST_CONTEXT("buckets of " << bucket_floats << " floats" << (overlap ? ", overlapped" : "")) {
       manual_seed(group().rank() == 0 ? 7 : 100 + group().rank());
       Model parallel;
       distributed::broadcast_state(parallel, group());
@@ -114,15 +117,20 @@ BOOST_AUTO_TEST_CASE(ranks_trained_on_shares_end_as_one_process_on_whole_batches
       optim::SGD<float> parallel_sgd(parallel.parameters(), {.lr = 0.1});
       optim::SGD<float> reference_sgd(reference.parameters(), {.lr = 0.1});
       const Array<float> initial_hidden = parallel.hidden.weight.value();
-      distributed::GradientReducer reducer(parallel.parameters(), group(), bucket_floats * sizeof(float));
+      distributed::GradientReducer reducer(parallel.parameters(), group(),
+                                           {.bucket_bytes = bucket_floats * sizeof(float), .overlap = overlap});
       BOOST_TEST(reducer.buckets() >= (bucket_floats == 1 ? parallel.parameters().size() : 3u));
-      BOOST_CHECK_THROW(distributed::GradientReducer(parallel.parameters(), group(), 0), std::invalid_argument);
+      BOOST_TEST(reducer.overlaps() == (overlap && group().size() > 1));
+      BOOST_CHECK_THROW(distributed::GradientReducer(parallel.parameters(), group(), {.bucket_bytes = 0}),
+                        std::invalid_argument);
 
       const auto size = static_cast<std::size_t>(group().size()), rank = static_cast<std::size_t>(group().rank());
       for (std::size_t step = 0; step < 5; ++step) {
         const std::vector<Example> batch = global_batch(step);
         const std::size_t first = rank * batch.size() / size, end = (rank + 1) * batch.size() / size;
+        if (step != 2) reducer.prepare_for_backward();  // without, sum() starts every bucket
         parallel.loss(batch, first, end, batch.size()).backward();
+        if (reducer.overlaps() && step == 0) BOOST_CHECK_THROW(reducer.prepare_for_backward(), std::logic_error);
         reducer.sum();
         BOOST_TEST(parallel.rare.weight.has_grad());  // here though only one rank read it
         BOOST_TEST(!parallel.unused.weight.has_grad());
@@ -159,7 +167,8 @@ std::vector<Array<float>> weights_of(const nn::Module<float>& model) {
 
 // Two epochs of three global batches of 8 examples through the Trainer, with Adam and
 // clipping; `group` null: one process on the whole batches. The run's files go to `out`.
-std::vector<Array<float>> train_with_trainer(distributed::ProcessGroup* group, const std::filesystem::path& out) {
+std::vector<Array<float>> train_with_trainer(distributed::ProcessGroup* group, const std::filesystem::path& out,
+                                             bool overlap) {
   std::filesystem::create_directories(out);
   manual_seed(group != nullptr && group->rank() != 0 ? 100 + group->rank() : 7);
   Model model;
@@ -172,6 +181,7 @@ std::vector<Array<float>> train_with_trainer(distributed::ProcessGroup* group, c
   options.progress = nullptr;
   options.group = group;
   options.bucket_bytes = 16 * sizeof(float);
+  options.overlap_allreduce = overlap;
   training::Trainer trainer(model, adam, options);
   trainer.validation({"score"}, [&] { return training::Validation{double(model.output.bias.value()(0)), "", {0.0}}; });
   // The speed column and the hooks count the global batch's examples, not this rank's.
@@ -199,12 +209,14 @@ std::vector<Array<float>> train_with_trainer(distributed::ProcessGroup* group, c
 
 BOOST_AUTO_TEST_CASE(the_trainer_steps_ranks_as_one_process_and_rank_0_alone_writes) {
   xgrad::testing::TempDir dir;  // each rank's own
-  const std::vector<Array<float>> parallel = train_with_trainer(&group(), dir.file("parallel"));
-  const std::vector<Array<float>> alone = train_with_trainer(nullptr, dir.file("alone"));
+  const std::vector<Array<float>> parallel = train_with_trainer(&group(), dir.file("parallel"), false);
+  const std::vector<Array<float>> overlapped = train_with_trainer(&group(), dir.file("overlapped"), true);
+  const std::vector<Array<float>> alone = train_with_trainer(nullptr, dir.file("alone"), false);
   // As in the test above, with Adam's steps of at most the rate 0.01 each: within 1e-5.
   for (std::size_t i = 0; i < parallel.size(); ++i) {
     for (std::size_t k = 0; k < parallel[i].size(); ++k) {
       BOOST_TEST(std::abs(parallel[i].data()[k] - alone[i].data()[k]) <= 1e-5f, "tensor " << i << " element " << k);
+      BOOST_TEST(std::abs(overlapped[i].data()[k] - alone[i].data()[k]) <= 1e-5f, "overlapped, tensor " << i);
     }
   }
   const bool files = std::filesystem::exists(dir.file("parallel/log.csv")) &&

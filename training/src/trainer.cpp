@@ -212,7 +212,9 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
     distributed::broadcast_state(model_, *options_.group);
     std::vector<Tensor<float>> parameters;
     for (const auto& entry : optimizer_.parameters()) parameters.push_back(entry.second);
-    reducer.emplace(std::move(parameters), *options_.group, options_.bucket_bytes);
+    reducer.emplace(std::move(parameters), *options_.group,
+                    distributed::GradientReducer::Options{.bucket_bytes = options_.bucket_bytes,
+                                                          .overlap = options_.overlap_allreduce});
   }
   const StopCondition stop(options_.time_budget_minutes, options_.max_steps, progress_.seconds);
   std::vector<std::string> columns{"epoch", "step", "train_loss"};
@@ -282,6 +284,7 @@ RunEnd Trainer::run(const std::function<std::size_t(Generator&)>& begin_epoch,
           output.loss = output.loss * static_cast<float>(weight);
         }
         if (group > 1) output.loss = output.loss * (1.0f / static_cast<float>(group));
+        if (reducer && micro + 1 == group) reducer->prepare_for_backward();
         output.loss.backward();
         step_loss += loss / double(group);
         step_tokens += output.tokens;

@@ -18,8 +18,10 @@ constexpr std::size_t max_count = std::numeric_limits<int>::max();
 class MpiGroup final : public ProcessGroup {
  public:
   MpiGroup() {
+    // Serialized: a GradientReducer that overlaps sums its buckets on a thread of its own.
     int provided = 0;
-    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
+    serialized_ = provided >= MPI_THREAD_SERIALIZED;
     // A failing collective ends the whole job (MPI_ERRORS_ARE_FATAL, the default, said once
     // more): no rank waits for one that died.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
@@ -29,6 +31,7 @@ class MpiGroup final : public ProcessGroup {
   }
   int rank() const noexcept override { return rank_; }
   int size() const noexcept override { return size_; }
+  bool threads_may_take_turns() const noexcept override { return serialized_; }
 
   void broadcast(std::span<float> values, int root) override {
     for_slices(values, [&](float* data, int count) { MPI_Bcast(data, count, MPI_FLOAT, root, MPI_COMM_WORLD); });
@@ -63,6 +66,7 @@ class MpiGroup final : public ProcessGroup {
   }
 
   int rank_ = 0, size_ = 1;
+  bool serialized_ = false;
 };
 
 // Whether mpirun (Open MPI, or a PMI launcher such as MPICH's or Slurm's) started this

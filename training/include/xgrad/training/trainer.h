@@ -121,6 +121,7 @@ struct TrainerOptions {
   // checkpoint, the kept weights, the epochs' weights, the log, the report and the progress.
   distributed::ProcessGroup* group = nullptr;
   std::size_t bucket_bytes = distributed::GradientReducer::default_bucket_bytes;  // of the gradient allreduce
+  bool overlap_allreduce = true;  // with the last backward of each step (GradientReducer::Options)
 };
 
 enum class RunEnd { finished, limit_reached, interrupted };
