@@ -7,7 +7,9 @@
 //   distributed::ProcessGroup& group = distributed::world();    // MPI_Init at the first call
 //   distributed::broadcast_state(model, group);                 // rank 0's weights everywhere
 //   distributed::GradientReducer reducer(model.parameters(), group);
-//   ... each rank: loss over its share, scaled to the global batch; loss.backward();
+//   ... each rank: loss over its share, scaled to the global batch;
+//   reducer.prepare_for_backward();                             // sum buckets while backward goes on
+//   loss.backward();
 //   reducer.sum();                                               // now every rank holds the global gradient
 //   optimizer.step();
 //
