@@ -125,6 +125,25 @@ def report_data_parallel(parallel, rows):
                   f"{speedups}; communication outweighs computation beyond {limit:.0f} ranks")
 
 
+def report_paired_scaling(lines):
+    """Each round's xgrad ranks against the one-process, one-thread run made just before them:
+    the median of these ratios does not move with the machine's drift between sections."""
+    alone = {(r["workload"], r["round"]): r for r in lines if r.get("pairs_with_ranks")}
+    ratios = defaultdict(list)
+    for r in lines:
+        one = alone.get((r["workload"], r.get("round")))
+        if r["impl"] == "xgrad" and r.get("ranks", 1) > 1 and one:
+            ratios[(r["workload"], r.get("allreduce", ""))].append(speed(r) / speed(one))
+    if ratios:
+        print()
+        print("data-parallel, 2 ranks x 1 thread against 1 process x 1 thread run just before, per round:")
+    for (workload, allreduce), values in sorted(ratios.items()):
+        values.sort()
+        median = values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+        print(f"  {workload:20} allreduce {allreduce:15} median {median:.2f}x of {len(values)} rounds "
+              f"({', '.join(f'{v:.2f}' for v in values)})")
+
+
 def machine_roofline(r, fma_peak, bandwidth, weight_bytes_per_token):
     """An xgrad run's fraction of the machine's roofline at its thread count: "% FMA" of the
     float32 multiply-add peak for a workload with a FLOP count, "% read" of the read bandwidth
@@ -170,7 +189,8 @@ def main(path):
     lines = [json.loads(line) for line in open(path) if line.startswith("{")]
     busy = [r for r in lines if r.get("load") == "busy-core"]
     parallel = median_runs([r for r in lines if r.get("ranks", 1) > 1])
-    rows = median_runs([r for r in lines if r.get("load") != "busy-core" and r.get("ranks", 1) == 1])
+    rows = median_runs([r for r in lines if r.get("load") != "busy-core" and r.get("ranks", 1) == 1
+                        and not r.get("pairs_with_ranks")])
     peak = {r["threads"]: speed(r) for r in rows if r["workload"] == "gemm" and r["impl"] == "xgrad"}
     read_bound = {r["threads"]: speed(r) for r in rows if r["workload"] == "read-bound"}
     fma_peak_by_isa = {(r.get("isa"), r["threads"]): speed(r) for r in rows if r["workload"] == "fma-peak"}
@@ -237,6 +257,7 @@ def main(path):
         report_busy_core(median_runs(busy))
     if parallel:
         report_data_parallel(parallel, rows)
+        report_paired_scaling(lines)
 
 
 if __name__ == "__main__":

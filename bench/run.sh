@@ -92,10 +92,16 @@ ranks=2
 for workload in $rank_workloads; do
   for round in $(seq "${XGRAD_BENCH_ROUNDS:-1}"); do
     echo "== $workload, $ranks ranks x 1 thread, round $round" >&2
-    # The allreduce overlapped with backward (the default) and after it.
+    # One process at 1 thread right before the ranks, so that the scaling is also a ratio of
+    # runs a minute apart (this machine drifts by 10-15% over the minutes between sections);
+    # then the allreduce overlapped with backward (the default) and after it.
+    pair_tag="s/}\$/, \"round\": $round, \"pairs_with_ranks\": true}/"
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$build/bin/xgrad-bench" --workload "$workload" --threads 1 \
+      --data "$data" | sed "$pair_tag" | tee -a "$results"
     for allreduce in "" --sum-after-backward; do
       OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 mpirun --allow-run-as-root -np $ranks \
-        "$build/bin/xgrad-bench" --workload "$workload" --threads 1 --data "$data" $allreduce | tee -a "$results"
+        "$build/bin/xgrad-bench" --workload "$workload" --threads 1 --data "$data" $allreduce |
+        sed "s/}\$/, \"round\": $round}/" | tee -a "$results"
     done
     "$build/bin/xgrad-bench" --workload "$workload" --threads 1 --data "$data" --export "$out/batches" > /dev/null
     # Bounded: a rank of PyTorch's that hangs (it did once, at its exit) must not stop the bench.

@@ -117,7 +117,20 @@ void GradientReducer::prepare_for_backward() {
   waiting_.clear();
   for (const Bucket& bucket : buckets_) waiting_.push_back(bucket.members.size());
   next_bucket_ = 0;
-  listener_ = std::make_unique<GradientFinalListener<float>>(parameters_, [this](std::size_t i) { gradient_final(i); });
+  // A frozen parameter (one that does not require grad) gets no gradient: final already.
+  std::vector<Tensor<float>> listened;
+  std::vector<std::size_t> frozen, index_of_listened;
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    if (parameters_[i].requires_grad() && parameters_[i].is_leaf()) {
+      listened.push_back(parameters_[i]);
+      index_of_listened.push_back(i);
+    } else {
+      frozen.push_back(i);
+    }
+  }
+  listener_ = std::make_unique<GradientFinalListener<float>>(
+      listened, [this, index_of_listened](std::size_t k) { gradient_final(index_of_listened[k]); });
+  for (std::size_t i : frozen) gradient_final(i);
 }
 
 void GradientReducer::gradient_final(std::size_t parameter) {
