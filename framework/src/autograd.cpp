@@ -33,6 +33,7 @@ class Tape {
     for (NodeBase* node : nodes_) {
       if (node != nullptr) node->tape_ = nullptr;
     }
+    for (FinalGradientReports* listener : listeners_) listener->tape_ = nullptr;
   }
 
   void record(NodeBase& node) {
@@ -205,7 +206,9 @@ FinalGradientReports::FinalGradientReports(std::vector<const void*> leaves, std:
   tape_->attach(*this);
 }
 
-FinalGradientReports::~FinalGradientReports() { tape_->detach(*this); }
+FinalGradientReports::~FinalGradientReports() {
+  if (tape_ != nullptr) tape_->detach(*this);  // null once the thread that made it has ended
+}
 
 void release_iteratively(std::shared_ptr<void> object) noexcept {
   struct Queue {

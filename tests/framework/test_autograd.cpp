@@ -3,6 +3,9 @@
 #define BOOST_TEST_MODULE autograd
 #include "xgrad_test.h"
 
+#include <memory>
+#include <thread>
+
 using namespace xgrad;
 using xgrad::testing::check_close;
 
@@ -339,4 +342,17 @@ BOOST_AUTO_TEST_CASE(final_gradient_reports_come_before_backward_ends) {
   const Tensor<double> y = record<double>("listens_from_backward", Array<double>(w.value()), {w},
                                           [&](Node<double>&) { GradientFinalListener<double>({v}, [](std::size_t) {}); });
   BOOST_CHECK_THROW(sum(y).backward(), graph_error);
+}
+
+// A listener outlives the thread whose tape it listened to: destroying it then is safe.
+BOOST_AUTO_TEST_CASE(a_final_gradient_listener_may_outlive_its_thread) {
+  const Tensor<double> w = testing::random_tensor({2}, 16);
+  std::unique_ptr<GradientFinalListener<double>> listener;
+  std::thread([&] { listener = std::make_unique<GradientFinalListener<double>>(std::vector{w}, [](std::size_t) {}); })
+      .join();
+  listener.reset();
+  std::size_t reports = 0;
+  GradientFinalListener<double> here({w}, [&](std::size_t) { ++reports; });
+  sum(w * 2.0).backward();
+  BOOST_TEST(reports == 1u);
 }

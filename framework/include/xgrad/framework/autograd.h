@@ -268,7 +268,8 @@ std::array<Tensor<T>, N> record(const char* op, std::array<Array<T>, N> values,
 // on. A leaf's last contribution comes from its first consumer in creation order, so its
 // report follows that node's backward; leaves that no node of the pass consumes are reported
 // at the pass's end. The order of the reports follows the graph and may differ between passes.
-// A pass that throws reports no more. Create and destroy it outside backward and its reports.
+// A pass that throws reports no more. Create it outside backward and its reports, and destroy
+// it on the thread that created it or after that thread has ended.
 template <class T>
 class GradientFinalListener {
  public:
