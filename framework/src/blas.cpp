@@ -3,15 +3,19 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
+#include <deque>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <type_traits>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <xtensor-blas/xblas.hpp>
 #include <xtensor/xadapt.hpp>
 
@@ -24,6 +28,7 @@
 namespace xgrad::blas {
 namespace {
 std::atomic<std::uint64_t> flops{0};
+std::atomic<FloatProducts> float_product_format{FloatProducts::float32};
 
 // Single-precision products run on oneDNN's sgemm, which chooses its kernels from what the CPU
 // reports: on an AVX-512 core it runs 1.7 to 2.5 times as fast as OpenBLAS as Debian runs it
@@ -80,6 +85,106 @@ void onednn_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t 
                                           transpose_a ? rows : depth, b, transpose_b ? depth : columns, beta, c, columns);
   check_onednn(status, "sgemm", m, n, k);
 }
+// Rounds values[begin, end) to bfloat16 (to nearest, ties to even; NaN stays NaN), as
+// safetensors::float_to_bf16 does one value: bit patterns into a uint16_t buffer, for oneDNN,
+// or the rounded values themselves into a float buffer.
+template <Isa isa>
+struct RoundToBf16 {
+  template <class Out>
+  XGRAD_KERNEL static void run(const float* values, std::size_t begin, std::size_t end, Out* rounded) {
+#pragma omp simd
+    for (std::size_t i = begin; i < end; ++i) {
+      const auto bits = std::bit_cast<std::uint32_t>(values[i]);
+      const std::uint32_t kept = values[i] != values[i] ? 0x7FC0u : (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+      if constexpr (std::is_same_v<Out, float>) {
+        rounded[i] = std::bit_cast<float>(kept << 16);
+      } else {
+        rounded[i] = static_cast<std::uint16_t>(kept);
+      }
+    }
+  }
+};
+
+// `count` values rounded into `buffer`, which grows to the largest operand its thread has
+// rounded and stays: products run again and again at the same few sizes.
+template <class Out>
+const Out* rounded_to_bf16(const float* values, std::size_t count, std::vector<Out>& buffer) {
+  if (buffer.size() < count) {
+    buffer.clear();
+    buffer.resize(count);
+  }
+  Out* rounded = buffer.data();
+  parallel_for(count, elementwise_grain,
+               [=](std::size_t begin, std::size_t end) { dispatch<RoundToBf16>(values, begin, end, rounded); });
+  return rounded;
+}
+
+// oneDNN's matmul with bf16 operands and a float32 result, one primitive for every size
+// (runtime dimensions, which oneDNN 2.6 runs on its bf16 GEMM; with runtime strides it falls
+// back to a reference loop, so a transposed operand is a fixed "ba" layout instead). Kept per
+// layout, alpha and beta; the scratchpad is the caller's, so that several threads may run one
+// primitive at once (parallel_for's bodies do).
+class Bf16Matmuls {
+ public:
+  void run(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+           const std::uint16_t* a, const std::uint16_t* b, float beta, float* c) {
+    using dnnl::memory;
+    const auto rows = static_cast<memory::dim>(m), columns = static_cast<memory::dim>(n), depth = static_cast<memory::dim>(k);
+    const Kept& matmul = kept(transpose_a, transpose_b, alpha, beta);
+    thread_local dnnl::stream stream(engine_);
+    thread_local std::vector<std::uint8_t> scratchpad;
+    const memory::desc scratchpad_layout = matmul.layouts.scratchpad_desc();
+    if (scratchpad.size() < scratchpad_layout.get_size()) scratchpad.resize(scratchpad_layout.get_size());
+    memory a_memory({{rows, depth}, memory::data_type::bf16, transpose_a ? memory::format_tag::ba : memory::format_tag::ab},
+                    engine_, const_cast<std::uint16_t*>(a));
+    memory b_memory({{depth, columns}, memory::data_type::bf16, transpose_b ? memory::format_tag::ba : memory::format_tag::ab},
+                    engine_, const_cast<std::uint16_t*>(b));
+    memory c_memory({{rows, columns}, memory::data_type::f32, memory::format_tag::ab}, engine_, c);
+    memory scratchpad_memory(scratchpad_layout, engine_, scratchpad.data());
+    matmul.primitive.execute(stream, {{DNNL_ARG_SRC, a_memory},
+                                          {DNNL_ARG_WEIGHTS, b_memory},
+                                          {DNNL_ARG_DST, c_memory},
+                                          {DNNL_ARG_SCRATCHPAD, scratchpad_memory}});
+    stream.wait();
+  }
+
+ private:
+  struct Kept {
+    bool transpose_a, transpose_b;
+    float alpha, beta;
+    dnnl::matmul::primitive_desc layouts;
+    dnnl::matmul primitive;
+  };
+
+  const Kept& kept(bool transpose_a, bool transpose_b, float alpha, float beta) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (const Kept& kept : kept_) {
+      if (kept.transpose_a == transpose_a && kept.transpose_b == transpose_b && kept.alpha == alpha && kept.beta == beta) {
+        return kept;
+      }
+    }
+    using dnnl::memory;
+    const memory::dims any_size{DNNL_RUNTIME_DIM_VAL, DNNL_RUNTIME_DIM_VAL};
+    const memory::desc a_layout(any_size, memory::data_type::bf16, transpose_a ? memory::format_tag::ba : memory::format_tag::ab);
+    const memory::desc b_layout(any_size, memory::data_type::bf16, transpose_b ? memory::format_tag::ba : memory::format_tag::ab);
+    const memory::desc c_layout(any_size, memory::data_type::f32, memory::format_tag::ab);
+    dnnl::primitive_attr attributes;
+    attributes.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (alpha != 1.0F) attributes.set_output_scales(0, {alpha});
+    if (beta != 0.0F) {
+      dnnl::post_ops accumulate;
+      accumulate.append_sum(beta);
+      attributes.set_post_ops(accumulate);
+    }
+    dnnl::matmul::primitive_desc layouts(dnnl::matmul::desc(a_layout, b_layout, c_layout), attributes, engine_);
+    dnnl::matmul primitive(layouts);
+    return kept_.emplace_back(Kept{transpose_a, transpose_b, alpha, beta, std::move(layouts), std::move(primitive)});
+  }
+
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  std::mutex mutex_;
+  std::deque<Kept> kept_;  // a deque: references to kept primitives stay valid as it grows
+};
 }  // namespace
 
 bool exact_int8_gemm(std::size_t m, std::size_t n, std::size_t k, const std::uint8_t* a, const std::int8_t* b,
@@ -102,21 +207,11 @@ std::uint64_t flop_count() noexcept { return flops.load(std::memory_order_relaxe
 
 void count_flops(std::uint64_t count) noexcept { flops.fetch_add(count, std::memory_order_relaxed); }
 
+namespace {
+// gemm once its sizes are checked, on the operands as stored.
 template <class T>
-void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
-          const T* a, const T* b, T beta, T* c) {
-  if (m == 0 || n == 0) return;
-  count_flops(2 * static_cast<std::uint64_t>(m) * n * k);
-  if (k == 0) {  // an empty sum: only the beta term remains
-    for (std::size_t i = 0; i < m * n; ++i) c[i] = beta == T(0) ? T(0) : beta * c[i];
-    return;
-  }
-  detail::follow_busy_cores();
-  constexpr auto blas_limit = static_cast<std::size_t>(std::numeric_limits<xt::blas_index_t>::max());
-  if (m > blas_limit || n > blas_limit || k > blas_limit) {
-    throw shape_error(detail::message("gemm: dimensions ", m, " x ", k, " x ", n,
-                                      " exceed the BLAS index range"));
-  }
+void checked_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+                  const T* b, T beta, T* c) {
   using Extents = std::array<std::size_t, 2>;
   // One row times a large matrix (batch-1 decoding) is a matrix-vector product: OpenBLAS's sgemm
   // would pack the whole matrix into its panel format on every call (70% of the decoding time),
@@ -144,6 +239,61 @@ void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std:
   const auto stored_b = xt::adapt(b, k * n, xt::no_ownership(), transpose_b ? Extents{n, k} : Extents{k, n});
   auto result = xt::adapt(c, m * n, xt::no_ownership(), Extents{m, n});
   xt::blas::gemm(stored_a, stored_b, result, transpose_a, transpose_b, alpha, beta);
+}
+
+// gemm<float> under FloatProducts::bf16.
+void bf16_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+               const float* a, const float* b, float beta, float* c) {
+  if (has_extension(Avx512Extension::bf16) && onednn_within_cap() && onednn_isa() == Isa::avx512) {
+    thread_local std::vector<std::uint16_t> a_buffer, b_buffer;
+    const std::uint16_t* rounded_a = rounded_to_bf16(a, m * k, a_buffer);
+    const std::uint16_t* rounded_b = rounded_to_bf16(b, k * n, b_buffer);
+    use_pool_threads_in_onednn();
+    static Bf16Matmuls matmuls;
+    try {
+      matmuls.run(transpose_a, transpose_b, m, n, k, alpha, rounded_a, rounded_b, beta, c);
+    } catch (const dnnl::error& error) {
+      check_onednn(error.status, "bf16 matmul", m, n, k);
+    }
+    return;
+  }
+  thread_local std::vector<float> a_buffer, b_buffer;
+  const float* rounded_a = rounded_to_bf16(a, m * k, a_buffer);
+  const float* rounded_b = rounded_to_bf16(b, k * n, b_buffer);
+  checked_gemm(transpose_a, transpose_b, m, n, k, alpha, rounded_a, rounded_b, beta, c);
+}
+}  // namespace
+
+void set_float_products(FloatProducts products) noexcept { float_product_format.store(products); }
+
+FloatProducts float_products() noexcept { return float_product_format.load(std::memory_order_relaxed); }
+
+const char* float_products_name(FloatProducts products) noexcept {
+  return products == FloatProducts::bf16 ? "bf16" : "float32";
+}
+
+template <class T>
+void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
+          const T* a, const T* b, T beta, T* c) {
+  if (m == 0 || n == 0) return;
+  count_flops(2 * static_cast<std::uint64_t>(m) * n * k);
+  if (k == 0) {  // an empty sum: only the beta term remains
+    for (std::size_t i = 0; i < m * n; ++i) c[i] = beta == T(0) ? T(0) : beta * c[i];
+    return;
+  }
+  detail::follow_busy_cores();
+  constexpr auto blas_limit = static_cast<std::size_t>(std::numeric_limits<xt::blas_index_t>::max());
+  if (m > blas_limit || n > blas_limit || k > blas_limit) {
+    throw shape_error(detail::message("gemm: dimensions ", m, " x ", k, " x ", n,
+                                      " exceed the BLAS index range"));
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (float_products() == FloatProducts::bf16) {
+      bf16_gemm(transpose_a, transpose_b, m, n, k, alpha, a, b, beta, c);
+      return;
+    }
+  }
+  checked_gemm(transpose_a, transpose_b, m, n, k, alpha, a, b, beta, c);
 }
 
 template <class T>

@@ -1,7 +1,8 @@
 // blas::gemm in float on every path this CPU runs (oneDNN at the instruction set xgrad's cap
 // fixed it to, OpenBLAS below that cap) and in double (OpenBLAS), against a double-precision
 // reference: shapes up to K = 3000, every transpose, alpha and beta (beta = 0 over NaN, beta = 1
-// accumulating), one and two threads. And that XGRAD_MAX_ISA caps oneDNN's kernels too.
+// accumulating), one and two threads. The same under FloatProducts::bf16, against the product of
+// the operands rounded to bfloat16. And that XGRAD_MAX_ISA caps oneDNN's kernels too.
 #define BOOST_TEST_MODULE blas
 #include "xgrad_test.h"
 #include "isa_paths.h"
@@ -16,6 +17,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include <xgrad/framework/blas.h>
+#include <xgrad/framework/safetensors.h>
 
 using namespace xgrad;
 using xgrad::testing::ScopedIsa;
@@ -76,6 +78,16 @@ std::vector<T> uniform_values(std::size_t count, Generator& generator) {
   return values;
 }
 
+// The operands gemm multiplies under blas::float_products(): for bf16, each value rounded by
+// the safetensors conversion (to nearest, ties to even), which is independent of gemm's own.
+std::vector<float> as_multiplied(std::vector<float> values) {
+  if (blas::float_products() == blas::FloatProducts::bf16) {
+    for (float& x : values) x = safetensors::bf16_to_float(safetensors::float_to_bf16(x));
+  }
+  return values;
+}
+std::vector<double> as_multiplied(std::vector<double> values) { return values; }
+
 // C = alpha op(A) op(B) + beta C through blas::gemm in T, against the same in double; with
 // beta = 0, C starts as NaN, which the product must overwrite.
 template <class T>
@@ -87,7 +99,9 @@ void check_product(bool transpose_a, bool transpose_b, Product p, double alpha, 
       beta == 0.0 ? std::vector<T>(m * n, std::numeric_limits<T>::quiet_NaN()) : uniform_values<T>(m * n, generator);
   std::vector<T> c = c_before;
   blas::gemm<T>(transpose_a, transpose_b, m, n, k, static_cast<T>(alpha), a.data(), b.data(), static_cast<T>(beta), c.data());
-  const std::size_t failures = beyond_bound(transpose_a, transpose_b, p, alpha, a.data(), b.data(), beta, c_before.data(), c.data());
+  const std::vector<T> multiplied_a = as_multiplied(a), multiplied_b = as_multiplied(b);
+  const std::size_t failures = beyond_bound(transpose_a, transpose_b, p, alpha, multiplied_a.data(), multiplied_b.data(),
+                                            beta, c_before.data(), c.data());
   BOOST_TEST(failures == 0U, failures << " of " << m * n << " elements beyond the bound");
 }
 
@@ -105,12 +119,20 @@ void check_every_product() {
   }
 }
 
-}  // namespace
+// Runs `check` with float products in `products`, back to float32 after it.
+template <class Check>
+void with_float_products(blas::FloatProducts products, Check check) {
+  blas::set_float_products(products);
+  check();
+  blas::set_float_products(blas::FloatProducts::float32);
+}
 
-BOOST_AUTO_TEST_CASE(float_products_match_double_on_every_instruction_set_and_thread_count) {
+// Each thread count on each instruction set the process may use, widest first from the cap it
+// started with (XGRAD_MAX_ISA): the first product fixes oneDNN's instruction set to it, the
+// narrower caps after it run on OpenBLAS.
+template <class Check>
+void on_every_instruction_set_and_thread_count(Check check) {
   set_follow_busy_cores(false);
-  // Widest first, from the cap the process started with (XGRAD_MAX_ISA): the first product
-  // fixes oneDNN's instruction set to it, the narrower caps after it run on OpenBLAS.
   const Isa start = active_isa();
   const std::vector<Isa> isas = supported_isas();
   for (auto isa = isas.rbegin(); isa != isas.rend(); ++isa) {
@@ -119,11 +141,28 @@ BOOST_AUTO_TEST_CASE(float_products_match_double_on_every_instruction_set_and_th
     for (int threads : {1, 2}) {
       BOOST_TEST_CONTEXT(isa_name(*isa) << ", " << threads << " threads") {
         set_num_threads(threads);
-        check_every_product<float>();
+        check();
       }
     }
   }
   set_num_threads(1);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(float_products_match_double_on_every_instruction_set_and_thread_count) {
+  on_every_instruction_set_and_thread_count([] { check_every_product<float>(); });
+}
+
+// bf16 runs on oneDNN's bf16 kernels where the CPU has AVX-512 BF16 and the cap is avx512, and as
+// float products of rounded operands below: both must multiply exactly the rounded values.
+BOOST_AUTO_TEST_CASE(bf16_products_multiply_the_rounded_operands_on_every_instruction_set) {
+  with_float_products(blas::FloatProducts::bf16,
+                      [] { on_every_instruction_set_and_thread_count([] { check_every_product<float>(); }); });
+}
+
+BOOST_AUTO_TEST_CASE(bf16_products_leave_double_products_alone) {
+  with_float_products(blas::FloatProducts::bf16, [] { check_product<double>(false, true, {37, 53, 3000}, 1.0, 0.0, 5); });
 }
 
 BOOST_AUTO_TEST_CASE(double_products_match_the_reference) {
@@ -139,14 +178,14 @@ BOOST_AUTO_TEST_CASE(double_products_match_the_reference) {
 
 // A convolution runs one product per image inside parallel_for: concurrent calls, each on its
 // calling thread, give each image its own correct product.
-BOOST_AUTO_TEST_CASE(products_inside_parallel_for_match_the_reference) {
-  set_follow_busy_cores(false);
+void check_products_inside_parallel_for() {
   set_num_threads(2);
   constexpr std::size_t images = 8;
   constexpr Product p{24, 40, 300};
   Generator generator(11);
   const std::vector<float> a = uniform_values<float>(images * p.m * p.k, generator);
   const std::vector<float> b = uniform_values<float>(p.k * p.n, generator);
+  const std::vector<float> multiplied_a = as_multiplied(a), multiplied_b = as_multiplied(b);
   std::vector<float> c(images * p.m * p.n);
   parallel_for(images, 1, [&](std::size_t first, std::size_t end) {
     for (std::size_t image = first; image < end; ++image) {
@@ -156,9 +195,16 @@ BOOST_AUTO_TEST_CASE(products_inside_parallel_for_match_the_reference) {
   });
   set_num_threads(1);
   for (std::size_t image = 0; image < images; ++image) {
-    BOOST_TEST(beyond_bound<float>(false, false, p, 1.0, a.data() + image * p.m * p.k, b.data(), 0.0, nullptr,
-                            c.data() + image * p.m * p.n) == 0U, "image " << image);
+    BOOST_TEST(beyond_bound<float>(false, false, p, 1.0, multiplied_a.data() + image * p.m * p.k, multiplied_b.data(), 0.0,
+                                   nullptr, c.data() + image * p.m * p.n) == 0U,
+               "image " << image);
   }
+}
+
+BOOST_AUTO_TEST_CASE(products_inside_parallel_for_match_the_reference) {
+  set_follow_busy_cores(false);
+  check_products_inside_parallel_for();
+  with_float_products(blas::FloatProducts::bf16, check_products_inside_parallel_for);
 }
 
 // oneDNN fixes its instruction set at its first product: to AVX2 under XGRAD_MAX_ISA=avx2 (the

@@ -19,6 +19,21 @@ template <class T>
 void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
           const T* a, const T* b, T beta, T* c);
 
+// How gemm<float> multiplies, for the whole process (as the thread count is).
+//   float32: the operands as they are.
+//   bf16:    each operand rounded to bfloat16 (to nearest, ties to even), the products summed in
+//            float32: PyTorch's set_float32_matmul_precision("medium"), for mixed-precision
+//            training. Weights, gradients, activations and the optimizer stay float32, and
+//            bfloat16 keeps float32's exponent range, so no loss scaling is needed; only the
+//            products' inputs keep 8 significant bits instead of 24. On a CPU with AVX-512 BF16
+//            it runs on oneDNN's bf16 kernels (vdpbf16ps, twice the float32 FMA rate); elsewhere
+//            as float products of the rounded values, which sum the same terms.
+// Double products, the recurrent PackedMatrix products and QuantizedMatrix do not change.
+enum class FloatProducts { float32, bf16 };
+void set_float_products(FloatProducts products) noexcept;
+FloatProducts float_products() noexcept;
+const char* float_products_name(FloatProducts products) noexcept;  // "float32", "bf16"
+
 // C = (A - 128) B^T in exact 32-bit integers, for A [m, k] of unsigned bytes (signed values
 // stored + 128) and B [n, k] of signed bytes: oneDNN's u8s8s32 GEMM, where it sums without
 // saturating, which is on AVX-512 VNNI (vpdpbusd). Returns false, computing nothing, where that
