@@ -581,7 +581,8 @@ int main(int argc, char** argv) {
   Flags flags;
   program.choice("--workload", flags.workload,
                  {"seq2seq-train", "classifier-train", "decode-greedy-1", "decode-greedy-1-int8", "decode-greedy-1-bf16",
-                  "decode-greedy-64", "transformer-train",
+                  "decode-greedy-64", "transformer-train", "seq2seq-train-bf16", "classifier-train-bf16",
+                  "transformer-train-bf16",
                   "transformer-decode-1", "image-train", "read-bound", "graph-overhead", "gemm", "fma-peak",
                   "read-bandwidth"},
                  "what to run").required();
@@ -602,18 +603,22 @@ int main(int argc, char** argv) {
       if (!flags.workload.ends_with("-train")) throw cli::UsageError(flags.workload + " runs in one process, not under mpirun");
       if (!flags.export_dir.empty()) throw cli::UsageError("--export writes the global batches: run it in one process");
     }
-    if (flags.workload.ends_with("-int8") || flags.workload.ends_with("-bf16")) {
-      if (!flags.export_dir.empty()) throw cli::UsageError(flags.workload + " has no export: PyTorch's side reads decode-greedy-1's");
+    // The rounded workloads are their float32 workload's model and batches in another format.
+    if ((flags.workload.ends_with("-int8") || flags.workload.ends_with("-bf16")) && !flags.export_dir.empty()) {
+      const std::string float32_workload = flags.workload.substr(0, flags.workload.find_last_of('-'));
+      throw cli::UsageError(flags.workload + " has no export: PyTorch's side reads " + float32_workload + "'s");
     }
+    // Mixed-precision training: the same steps with bf16 products (blas.h).
+    if (flags.workload.ends_with("-train-bf16")) blas::set_float_products(blas::FloatProducts::bf16);
     if (!flags.export_dir.empty()) fs::create_directories(flags.export_dir);
     Result result;
-    if (flags.workload == "seq2seq-train") result = seq2seq_train(flags);
-    if (flags.workload == "classifier-train") result = classifier_train(flags);
+    if (flags.workload.starts_with("seq2seq-train")) result = seq2seq_train(flags);
+    if (flags.workload.starts_with("classifier-train")) result = classifier_train(flags);
     if (flags.workload == "decode-greedy-1") result = seq2seq_decode(flags, 1);
     if (flags.workload == "decode-greedy-1-int8") result = seq2seq_decode(flags, 1, WeightFormat::int8);
     if (flags.workload == "decode-greedy-1-bf16") result = seq2seq_decode(flags, 1, WeightFormat::bf16);
     if (flags.workload == "decode-greedy-64") result = seq2seq_decode(flags, 64);
-    if (flags.workload == "transformer-train") result = transformer_train(flags);
+    if (flags.workload.starts_with("transformer-train")) result = transformer_train(flags);
     if (flags.workload == "transformer-decode-1") result = transformer_decode(flags);
     if (flags.workload == "image-train") result = image_train(flags);
     if (flags.workload == "read-bound") result = read_bound(flags);

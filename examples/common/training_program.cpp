@@ -1,6 +1,8 @@
 #include "training_program.h"
 
+#include <xgrad/framework/blas.h>
 #include <xgrad/framework/heap.h>
+#include <xgrad/framework/isa.h>
 #include <xgrad/framework/optim.h>
 #include <xgrad/framework/schedulers.h>
 #include <xgrad/models/model_directory.h>
@@ -24,6 +26,8 @@ void declare_run_flags(Command& command, TrainingFlags& flags, const std::string
   command.real("--label-smoothing", flags.label_smoothing, "X", "label smoothing of the loss").range(0, 0.5);
   command.size("--seed", flags.seed, "N", "seed of initialisation, dropout and data order");
   command.size("--threads", flags.threads, "N", "threads for matrix products").range(1, 256);
+  command.choice("--precision", flags.precision, {"float32", "bf16"},
+                 "matrix products' operands; bf16: mixed precision, with float32 sums, weights and optimizer");
   command.size("--max-steps", flags.max_steps, "N", "stop after N optimizer steps (0: no limit)");
   command.real("--time-budget", flags.time_budget, "MIN", "stop after MIN minutes (0: no limit)").range(0, 1e6);
   command.size("--checkpoint-every", flags.checkpoint_every, "N", "also checkpoint every N steps (0: at epoch ends)");
@@ -130,6 +134,12 @@ std::string describe_accuracy(double accuracy) {
 
 int train_model(nn::Module<float>& model, const TrainingFlags& flags, const RunDirectory& directory,
                 const TrainingTask& task) {
+  if (flags.precision == "bf16") {
+    blas::set_float_products(blas::FloatProducts::bf16);
+    std::printf("matrix products in bf16 with float32 sums (%s)\n",
+                has_extension(Avx512Extension::bf16) ? "AVX-512 BF16"
+                                                     : "no AVX-512 BF16 here: float32 products of rounded values, slower");
+  }
   optim::Adam<float> optimizer =
       building("the optimizer's state",
                [&] { return optim::Adam<float>(model.named_parameters(), {.lr = flags.lr, .beta2 = flags.beta2}); });

@@ -40,6 +40,7 @@ struct TrainingFlags {
   std::string schedule = "plateau";
   std::size_t warmup = 4000;
   double beta2 = 0.999;  // Adam's; Transformers train with 0.98
+  std::string precision = "float32";  // of the matrix products: "float32" or "bf16" (blas::FloatProducts)
   bool resume = false;
 };
 

@@ -241,10 +241,15 @@ void checked_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t
   xt::blas::gemm(stored_a, stored_b, result, transpose_a, transpose_b, alpha, beta);
 }
 
-// gemm<float> under FloatProducts::bf16.
+// gemm<float> under FloatProducts::bf16. oneDNN's bf16 matmul costs about 2 us a call more than
+// its sgemm, which its kernel wins back from 2^18 multiply-adds on (64 x 64 x 64 on a Zen 5 core;
+// bench/README.md, "bf16 mixed-precision training"); smaller products, as a Transformer's
+// attention has by the thousand, multiply the rounded values in float32, the same terms.
 void bf16_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                const float* a, const float* b, float beta, float* c) {
-  if (has_extension(Avx512Extension::bf16) && onednn_within_cap() && onednn_isa() == Isa::avx512) {
+  constexpr std::size_t bf16_kernel_multiply_adds = std::size_t(1) << 18;
+  if (m * n * k >= bf16_kernel_multiply_adds && has_extension(Avx512Extension::bf16) && onednn_within_cap() &&
+      onednn_isa() == Isa::avx512) {
     thread_local std::vector<std::uint16_t> a_buffer, b_buffer;
     const std::uint16_t* rounded_a = rounded_to_bf16(a, m * k, a_buffer);
     const std::uint16_t* rounded_b = rounded_to_bf16(b, k * n, b_buffer);
