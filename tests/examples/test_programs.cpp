@@ -367,6 +367,13 @@ BOOST_AUTO_TEST_CASE(classify_trains_evaluates_predicts_and_resumes) {
   BOOST_TEST_REQUIRE(run(dir, train + " --out " + dir.file("parts") + " --max-steps 11").status == 0);
   BOOST_TEST_REQUIRE(run(dir, train + " --out " + dir.file("parts") + " --max-steps 30 --resume").status == 0);
   check_same_tensors(dir.file("whole/checkpoint.safetensors"), dir.file("parts/checkpoint.safetensors"));
+  // Mixed precision is a flag of every training program; the products say how they run.
+  const Run mixed = run(dir, train + " --out " + dir.file("mixed") + " --max-steps 3 --precision bf16");
+  BOOST_TEST(mixed.status == 0, mixed.err);
+  BOOST_TEST(contains(mixed.out, "matrix products in bf16"), mixed.out);
+  const Run half = run(dir, train + " --out " + dir.file("half") + " --max-steps 3 --precision fp16");
+  BOOST_TEST(half.status == 2);
+  BOOST_TEST((contains(half.err, "--precision") && contains(half.err, "bf16")), half.err);
 
   Run eval = run(dir, classify + " eval --model " + dir.file("whole") + " --data " + dir.file("valid.tsv") + " --text-column text");
   BOOST_TEST(eval.status == 0, eval.err);

@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE seq2seq
 #include "xgrad_test.h"
 
+#include "xgrad/framework/blas.h"
 #include "xgrad/framework/optim.h"
 #include "xgrad/models/seq2seq.h"
 #include "reversal_task.h"
@@ -58,6 +59,25 @@ BOOST_AUTO_TEST_CASE(learns_to_reverse_sequences_with_greedy_and_beam_search) {
     BOOST_TEST(rounded >= beam - 0.01, weight_format_name(format) << ": " << rounded << " against " << beam);
     model.set_weight_format(WeightFormat::float32);
   }
+}
+
+// Mixed-precision training: every product's operands rounded to bfloat16 (8 significant bits),
+// the weights, gradients and Adam in float32. The model learns the task as well as in float32.
+BOOST_AUTO_TEST_CASE(learns_to_reverse_sequences_with_bf16_products) {
+  manual_seed(1);
+  Generator data(2);
+  const std::vector<Example> train = reversal_examples(2000, 10, data);
+  const std::vector<Example> held_out = reversal_examples(200, 10, data);
+  Seq2Seq<float> model(small_options());
+  optim::Adam<float> adam(model.named_parameters(), {.lr = 0.01});
+  blas::set_float_products(blas::FloatProducts::bf16);
+  for (int epoch = 0; epoch < 16; ++epoch) train_epoch(model, adam, train);
+  blas::set_float_products(blas::FloatProducts::float32);
+  model.eval();
+  const PaddedBatch test = sources(held_out, 0, held_out.size());
+  const double greedy = sequence_accuracy(model.translate(test), held_out);
+  BOOST_TEST_MESSAGE("reversal accuracy after bf16 training: greedy " << greedy);
+  BOOST_TEST(greedy >= 0.95);
 }
 
 BOOST_AUTO_TEST_CASE(beam_search_of_width_one_equals_greedy) {
