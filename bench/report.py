@@ -147,13 +147,14 @@ def report_paired_scaling(lines):
 def machine_roofline(r, fma_peak, bandwidth, weight_bytes_per_token):
     """An xgrad run's fraction of the machine's roofline at its thread count: "% FMA" of the
     float32 multiply-add peak for a workload with a FLOP count, "% read" of the read bandwidth
-    for one bound by bytes; the instruction set for the two peaks themselves."""
+    for one bound by bytes (bf16 training's products count against the float32 peak too, which
+    they may pass); the instruction set for the two peaks themselves."""
     workload, threads = r["workload"], r["threads"]
     if r["impl"] != "xgrad":
         return ""
     if workload in ("fma-peak", "read-bandwidth"):
         return r.get("isa", "")
-    if workload.endswith(("-int8", "-bf16")):
+    if workload.startswith("decode") and workload.endswith(("-int8", "-bf16")):
         return ""  # bound by fewer bytes than read-bound reads, and its FLOP count is not float32's
     if workload in ("decode-greedy-1", "read-bound"):
         bytes_per_token = r.get("bytes_per_token", weight_bytes_per_token)
@@ -240,15 +241,20 @@ def main(path):
             threads, fastest = max(read_bound.items(), key=lambda item: item[1])
             bound = f"; the read bound ({threads} threads, {fastest:.1f} tokens/s) is {fastest / speed(p):.2f}x PyTorch's best"
         print(f"  {workload:20} {line}{rss}{bound}")
-    # Rounded weights against PyTorch's float32 decoding as well (the issue's target compares
-    # xgrad's int8 decoding with PyTorch's best), beside PyTorch's own int8 above.
-    pytorch_float = [r for r in by_workload.get("decode-greedy-1", []) if r["impl"] == "pytorch"]
-    for workload in ("decode-greedy-1-int8", "decode-greedy-1-bf16"):
-        rounded = [r for r in by_workload.get(workload, []) if r["impl"] == "xgrad"]
-        if rounded and pytorch_float:
-            x, p = max(rounded, key=speed), max(pytorch_float, key=speed)
-            print(f"  {workload:20} xgrad ({threads_label(x)} threads) vs PyTorch float32 decode-greedy-1 "
-                  f"({threads_label(p)} threads): {speed(x) / speed(p):.2f}x")
+    # Rounded weights (decoding) and bf16 products (training) against PyTorch's float32 run of
+    # the same workload as well (the issue's target compares xgrad's int8 decoding with
+    # PyTorch's best), beside PyTorch's own int8 above, and against xgrad's own float32.
+    for workload, results in by_workload.items():
+        if not workload.endswith(("-int8", "-bf16")):
+            continue
+        float32_workload = workload.rsplit("-", 1)[0]
+        rounded = [r for r in results if r["impl"] == "xgrad"]
+        for impl in ("pytorch", "xgrad"):
+            float32 = [r for r in by_workload.get(float32_workload, []) if r["impl"] == impl]
+            if rounded and float32:
+                x, f = max(rounded, key=speed), max(float32, key=speed)
+                print(f"  {workload:20} xgrad ({threads_label(x)} threads) vs {'PyTorch' if impl == 'pytorch' else 'xgrad'} "
+                      f"float32 {float32_workload} ({threads_label(f)} threads): {speed(x) / speed(f):.2f}x")
     xgrad_seq2seq = {r["threads"]: r for r in by_workload.get("seq2seq-train", []) if r["impl"] == "xgrad"}
     if 1 in xgrad_seq2seq and 2 in xgrad_seq2seq:
         print(f"  seq2seq-train scaling: 2 threads = {xgrad_seq2seq[2]['tokens_per_s'] / xgrad_seq2seq[1]['tokens_per_s']:.2f}x 1 thread")

@@ -23,7 +23,7 @@ out="$build/bench"
 mkdir -p "$out/batches"
 results="$out/results.jsonl"
 : > "$results"
-workloads=${XGRAD_BENCH_WORKLOADS:-"fma-peak read-bandwidth gemm graph-overhead seq2seq-train classifier-train decode-greedy-1 decode-greedy-1-int8 decode-greedy-1-bf16 read-bound decode-greedy-64 transformer-train transformer-decode-1 image-train"}
+workloads=${XGRAD_BENCH_WORKLOADS:-"fma-peak read-bandwidth gemm graph-overhead seq2seq-train seq2seq-train-bf16 classifier-train classifier-train-bf16 decode-greedy-1 decode-greedy-1-int8 decode-greedy-1-bf16 read-bound decode-greedy-64 transformer-train transformer-train-bf16 transformer-decode-1 image-train"}
 thread_counts=${XGRAD_BENCH_THREADS:-1 2}
 for workload in $workloads; do
   for threads in $thread_counts; do
@@ -34,7 +34,8 @@ for workload in $workloads; do
     # Every round exports again, so that every xgrad run does the same work and peak RSS.
     # The int8 and bf16 decoding workloads round decode-greedy-1's model: they export nothing
     # (run decode-greedy-1 first), and PyTorch quantises that export itself (int8 only: Debian's
-    # PyTorch has no bf16 products for this model's CPU path).
+    # PyTorch has no bf16 products for this model's CPU path). The *-train-bf16 workloads are
+    # their float32 workload with bf16 products: xgrad's side only, set beside both float32 runs.
     export_flags=(--export "$out/batches")
     [[ $workload == *-int8 || $workload == *-bf16 ]] && export_flags=()
     for round in $(seq "${XGRAD_BENCH_ROUNDS:-1}"); do
