@@ -119,49 +119,93 @@ Lane lane_sum(const Vector& vector) {
   return sum;
 }
 
-// The AVX-512 kernels below compute a tile of `weight_rows` rows of W by `x_rows` rows of x at
-// a time: each step loads that many vectors of each and updates every pair's sum, so a batch
-// reads W from the cache once per tile of x rows, not once per row. The counts are template
-// parameters so that the sums stay in registers (with counts known only at run time GCC keeps
-// them on the stack, a store and a load per step).
-
 // AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes and adds each four products into
 // a 32-bit lane, without saturation. x is passed as x + 128 (unsigned), so each sum gains
 // 128 sum_l W[j][l], which the weight's row sums take off again: the sums are exact, as the
-// portable kernel's.
-template <std::size_t weight_rows, std::size_t x_rows>
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void vnni_tile(const Int8Task& task, const std::int32_t* row_sums,
-                                                                              std::size_t j0, std::size_t i0) {
-  const std::size_t k = task.k, full = k / 64 * 64;
-  const __mmask64 tail = k == full ? 0 : (~__mmask64{0}) >> (64 - (k - full));
+// portable kernel's. W is read from its panels (vnni_panel_bytes): four bytes of x broadcast
+// to every lane meet four columns of 16 rows in one instruction, so W streams once in order
+// and the 16 sums need no adding across lanes; a tile is two panels by `x_rows` rows of x,
+// each pair with two sums (even and odd column groups), which keeps four or eight chains of
+// vpdpbusd in flight. The row count is a template parameter so that the sums stay in registers.
+constexpr std::size_t panel_rows = 16;  // int32 lanes of a 512-bit vector
+
+std::size_t column_groups(std::size_t k) { return (k + 3) / 4; }
+
+// Bytes of one panel: 16 rows by the columns rounded up to groups of four.
+std::size_t panel_bytes(std::size_t k) { return panel_rows * 4 * column_groups(k); }
+
+// Panels in pairs: the rows rounded up to a multiple of 32.
+std::size_t panel_pairs(std::size_t n) { return (n + 2 * panel_rows - 1) / (2 * panel_rows); }
+
+// The four bytes at `bytes` in every 32-bit lane: four columns of a row of x. Past the row's
+// end they meet W's zero padding.
+__attribute__((target("avx512f"))) inline __m512i four_bytes_everywhere(const std::uint8_t* bytes) {
+  std::int32_t group;
+  std::memcpy(&group, bytes, sizeof group);
+  return _mm512_set1_epi32(group);
+}
+
+template <std::size_t x_rows>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void vnni_panel_tile(const Int8Task& task, const std::int8_t* panels,
+                                                                                   const std::int32_t* row_sums, std::size_t pair,
+                                                                                   std::size_t i0) {
+  const std::size_t k = task.k, groups = column_groups(k);
+  const std::int8_t* first = panels + 2 * pair * panel_bytes(k);
+  const std::int8_t* second = first + panel_bytes(k);
   const auto* x = reinterpret_cast<const std::uint8_t*>(task.x) + i0 * k;
-  const std::int8_t* w = task.weights + j0 * k;
-  __m512i sums[x_rows][weight_rows];
-  #pragma GCC unroll 4
+  __m512i sums[x_rows][2][2];
+  #pragma GCC unroll 2
   for (std::size_t a = 0; a < x_rows; ++a) {
-    #pragma GCC unroll 4
-    for (std::size_t r = 0; r < weight_rows; ++r) sums[a][r] = _mm512_setzero_si512();
+    for (auto& panel : sums[a]) panel[0] = panel[1] = _mm512_setzero_si512();
   }
-  for (std::size_t l = 0; l < k; l += 64) {
-    const __mmask64 mask = l < full ? ~__mmask64{0} : tail;  // masked-off bytes load as zeros
-    __m512i ws[weight_rows];
-    #pragma GCC unroll 4
-    for (std::size_t r = 0; r < weight_rows; ++r) ws[r] = _mm512_maskz_loadu_epi8(mask, w + r * k + l);
-    #pragma GCC unroll 4
+  std::size_t g = 0;
+  for (; g + 2 <= groups; g += 2) {
+    const __m512i w00 = _mm512_loadu_si512(first + 64 * g), w01 = _mm512_loadu_si512(first + 64 * g + 64);
+    const __m512i w10 = _mm512_loadu_si512(second + 64 * g), w11 = _mm512_loadu_si512(second + 64 * g + 64);
+    #pragma GCC unroll 2
     for (std::size_t a = 0; a < x_rows; ++a) {
-      const __m512i xs = _mm512_maskz_loadu_epi8(mask, x + a * k + l);
-      #pragma GCC unroll 4
-      for (std::size_t r = 0; r < weight_rows; ++r) sums[a][r] = _mm512_dpbusd_epi32(sums[a][r], xs, ws[r]);
+      const __m512i x0 = four_bytes_everywhere(x + a * k + 4 * g), x1 = four_bytes_everywhere(x + a * k + 4 * g + 4);
+      sums[a][0][0] = _mm512_dpbusd_epi32(sums[a][0][0], x0, w00);
+      sums[a][0][1] = _mm512_dpbusd_epi32(sums[a][0][1], x1, w01);
+      sums[a][1][0] = _mm512_dpbusd_epi32(sums[a][1][0], x0, w10);
+      sums[a][1][1] = _mm512_dpbusd_epi32(sums[a][1][1], x1, w11);
     }
   }
-  #pragma GCC unroll 4
+  if (g < groups) {
+    const __m512i w0 = _mm512_loadu_si512(first + 64 * g), w1 = _mm512_loadu_si512(second + 64 * g);
+    #pragma GCC unroll 2
+    for (std::size_t a = 0; a < x_rows; ++a) {
+      const __m512i xg = four_bytes_everywhere(x + a * k + 4 * g);
+      sums[a][0][0] = _mm512_dpbusd_epi32(sums[a][0][0], xg, w0);
+      sums[a][1][0] = _mm512_dpbusd_epi32(sums[a][1][0], xg, w1);
+    }
+  }
+  #pragma GCC unroll 2
   for (std::size_t a = 0; a < x_rows; ++a) {
-    #pragma GCC unroll 4
-    for (std::size_t r = 0; r < weight_rows; ++r) {
-      task.add(i0 + a, j0 + r, lane_sum<std::int32_t>(sums[a][r]) - 128 * row_sums[j0 + r]);
+    for (std::size_t p = 0; p < 2; ++p) {
+      std::int32_t lanes[panel_rows];
+      _mm512_storeu_si512(lanes, _mm512_add_epi32(sums[a][p][0], sums[a][p][1]));
+      const std::size_t j0 = (2 * pair + p) * panel_rows;
+      for (std::size_t r = 0; r < panel_rows && j0 + r < task.n; ++r) task.add(i0 + a, j0 + r, lanes[r] - 128 * row_sums[j0 + r]);
     }
   }
 }
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_dots(const Int8Task& task, const std::int8_t* panels,
+                                                                       const std::int32_t* row_sums, std::size_t first_pair,
+                                                                       std::size_t end_pair) {
+  for (std::size_t pair = first_pair; pair < end_pair; ++pair) {
+    std::size_t i = 0;
+    for (; i + 2 <= task.m; i += 2) vnni_panel_tile<2>(task, panels, row_sums, pair, i);
+    for (; i < task.m; ++i) vnni_panel_tile<1>(task, panels, row_sums, pair, i);
+  }
+}
+
+// The bf16 kernel below computes a tile of `weight_rows` rows of W by `x_rows` rows of x at a
+// time: each step loads that many vectors of each and updates every pair's sum, so a batch
+// reads W from the cache once per tile of x rows, not once per row. The counts are template
+// parameters so that the sums stay in registers (with counts known only at run time GCC keeps
+// them on the stack, a store and a load per step).
 
 // AVX-512 BF16: vdpbf16ps adds the products of 32 bfloat16 pairs into 16 float lanes (denormal
 // inputs and results read as zero, which moves a sum by less than K times the smallest normal).
@@ -213,13 +257,6 @@ template <class Tile>
   }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni_dots(const Int8Task& task, const std::int32_t* row_sums,
-                                                                       std::size_t first, std::size_t end) {
-  by_tiles(task.m, first, end, [&]<std::size_t weight_rows, std::size_t x_rows>(std::size_t j, std::size_t i) {
-    vnni_tile<weight_rows, x_rows>(task, row_sums, j, i);
-  });
-}
-
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void avx512_bf16_dots(const Bf16Task& task, std::size_t first,
                                                                              std::size_t end) {
   by_tiles(task.m, first, end, [&]<std::size_t weight_rows, std::size_t x_rows>(std::size_t j, std::size_t i) {
@@ -229,12 +266,13 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void avx512_bf16_dots(con
 #endif
 
 // Runs `kernel(first, end)` over the rows of W, split over the threads in ranges of at least
-// multiply_add_grain multiply-adds (a whole number of the AVX-512 kernels' blocks of four).
+// multiply_add_grain multiply-adds that start on a multiple of `block` rows (the kernel's).
 template <class Kernel>
-void for_weight_rows(std::size_t m, std::size_t n, std::size_t k, Kernel kernel) {
-  const std::size_t grain = (rows_for_grain(m * k, multiply_add_grain) + 3) / 4 * 4;
+void for_weight_rows(std::size_t m, std::size_t n, std::size_t k, std::size_t block, Kernel kernel) {
+  const std::size_t blocks = (n + block - 1) / block;
+  const std::size_t grain = (rows_for_grain(m * k, multiply_add_grain) + block - 1) / block;
   blas::count_flops(2 * static_cast<std::uint64_t>(m) * n * k);
-  parallel_for(n, grain, kernel);
+  parallel_for(blocks, grain, [&](std::size_t first, std::size_t end) { kernel(first * block, std::min(end * block, n)); });
 }
 
 void check_matrix(const Shape& shape, const char* what) {
@@ -292,15 +330,25 @@ QuantizedMatrix::QuantizedMatrix(const Array<float>& weight, WeightFormat format
       int8_[j * columns_ + l] = static_cast<std::int8_t>(std::clamp(std::nearbyint(row[l] * inverse), -int8_limit, int8_limit));
     }
   }
-  sum_rows();
+  prepare_vnni_kernel();
 }
 
-void QuantizedMatrix::sum_rows() {
+void QuantizedMatrix::prepare_vnni_kernel() {
+  if (!has_extension(Avx512Extension::vnni)) return;
+  const std::size_t k = columns_;
   row_sums_ = std::make_unique_for_overwrite<std::int32_t[]>(rows_);
   for (std::size_t j = 0; j < rows_; ++j) {
-    const std::int8_t* row = int8_.get() + j * columns_;
-    row_sums_[j] = std::accumulate(row, row + columns_, std::int32_t{0});
+    const std::int8_t* row = int8_.get() + j * k;
+    row_sums_[j] = std::accumulate(row, row + k, std::int32_t{0});
   }
+#if defined(__x86_64__)
+  // Panel P, column group g, row r of the panel, byte t: W[16 P + r][4 g + t], zero past W.
+  vnni_panels_ = std::make_unique<std::int8_t[]>(2 * panel_pairs(rows_) * panel_bytes(k));
+  for (std::size_t j = 0; j < rows_; ++j) {
+    std::int8_t* panel = vnni_panels_.get() + j / panel_rows * panel_bytes(k) + j % panel_rows * 4;
+    for (std::size_t l = 0; l < k; ++l) panel[l / 4 * 4 * panel_rows + l % 4] = int8_[j * k + l];
+  }
+#endif
 }
 
 QuantizedMatrix QuantizedMatrix::read(const safetensors::File& file, const std::string& name) {
@@ -336,7 +384,7 @@ QuantizedMatrix QuantizedMatrix::read(const safetensors::File& file, const std::
     }
     matrix.scales_[j] = scales[j];
   }
-  matrix.sum_rows();
+  matrix.prepare_vnni_kernel();
   return matrix;
 }
 
@@ -377,7 +425,7 @@ void QuantizedMatrix::multiply_add(std::size_t m, const float* x, float* y) cons
       std::transform(x + first, x + end, rounded.get() + first, safetensors::float_to_bf16);
     });
     const Bf16Task task{m, n, k, rounded.get(), bf16_.get(), y};
-    for_weight_rows(m, n, k, [&](std::size_t first, std::size_t end) {
+    for_weight_rows(m, n, k, 4, [&](std::size_t first, std::size_t end) {
 #if defined(__x86_64__)
       if (has_extension(Avx512Extension::bf16)) return avx512_bf16_dots(task, first, end);
 #endif
@@ -385,9 +433,10 @@ void QuantizedMatrix::multiply_add(std::size_t m, const float* x, float* y) cons
     });
     return;
   }
-  // Each row of x with its own scale; the VNNI kernel reads the bytes as x + 128.
-  const bool vnni = has_extension(Avx512Extension::vnni);
-  const auto rounded = std::make_unique_for_overwrite<std::int8_t[]>(m * k);
+  // Each row of x with its own scale; the VNNI kernels read the bytes as x + 128. Three bytes
+  // more: the panel kernel reads the last columns in a group of four.
+  const bool vnni = vnni_panels_ != nullptr && has_extension(Avx512Extension::vnni);
+  const auto rounded = std::make_unique_for_overwrite<std::int8_t[]>(m * k + 3);
   std::vector<float> x_scales(m);
   std::vector<std::uint8_t> finite_rows(m);
   parallel_for(m, row_grain, [&](std::size_t first_row, std::size_t end_row) {
@@ -426,16 +475,17 @@ void QuantizedMatrix::multiply_add(std::size_t m, const float* x, float* y) cons
     return;
   }
   const Int8Task task{m, n, k, rounded.get(), int8_.get(), sums.get()};
-  for_weight_rows(m, n, k, [&](std::size_t first, std::size_t end) {
 #if defined(__x86_64__)
-    if (vnni) {
-      vnni_dots(task, row_sums_.get(), first, end);
-    } else {
-      dispatch<Int8Dots>(task, first, end);
-    }
-#else
-    dispatch<Int8Dots>(task, first, end);
+  if (vnni) {
+    for_weight_rows(m, n, k, 2 * panel_rows, [&](std::size_t first, std::size_t end) {
+      vnni_dots(task, vnni_panels_.get(), row_sums_.get(), first / (2 * panel_rows), panel_pairs(end));
+      add_scaled_sums(first, end);
+    });
+    return;
+  }
 #endif
+  for_weight_rows(m, n, k, 4, [&](std::size_t first, std::size_t end) {
+    dispatch<Int8Dots>(task, first, end);
     add_scaled_sums(first, end);
   });
 }

@@ -62,13 +62,15 @@ class QuantizedMatrix {
 
  private:
   QuantizedMatrix(WeightFormat format, std::size_t rows, std::size_t columns);
-  void sum_rows();  // int8: the row sums of W that the AVX-512 VNNI kernel needs
+  // int8, where AVX-512 VNNI is active: the row sums of W and W's panels, which its kernel reads.
+  void prepare_vnni_kernel();
 
   WeightFormat format_;
   std::size_t rows_, columns_;
   std::unique_ptr<std::int8_t[]> int8_;      // int8: rows x columns
   std::unique_ptr<float[]> scales_;          // int8: one per row
-  std::unique_ptr<std::int32_t[]> row_sums_; // int8: one per row
+  std::unique_ptr<std::int32_t[]> row_sums_; // int8 on VNNI: one per row
+  std::unique_ptr<std::int8_t[]> vnni_panels_;  // int8 on VNNI: W again, in the kernel's order
   std::unique_ptr<std::uint16_t[]> bf16_;    // bf16: rows x columns, bit patterns
 };
 
