@@ -176,6 +176,7 @@ BOOST_AUTO_TEST_CASE(double_products_match_the_reference) {
   set_num_threads(1);
 }
 
+namespace {
 // A convolution runs one product per image inside parallel_for: concurrent calls, each on its
 // calling thread, give each image its own correct product.
 void check_products_inside_parallel_for() {
@@ -200,6 +201,7 @@ void check_products_inside_parallel_for() {
                "image " << image);
   }
 }
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(products_inside_parallel_for_match_the_reference) {
   set_follow_busy_cores(false);
