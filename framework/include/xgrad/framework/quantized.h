@@ -7,7 +7,9 @@
 // int8: each row of W is rounded to integers in [-127, 127] with its own scale max|w| / 127
 // (symmetric, per output channel). A product quantises each row of x the same way when it
 // runs ("dynamic" quantisation) and sums the integer products exactly in 32 bits, so every
-// instruction set gives the same result; the scales turn the sums back into floats.
+// instruction set gives the same result; the scales turn the sums back into floats. Where
+// AVX-512 VNNI is active when the matrix is made, it also keeps W in the VNNI kernel's panels
+// of 16 rows (a second int8 copy): batch-1 products then stream W at the memory's speed.
 // bf16: W and each row of x are rounded to bfloat16 (to nearest, ties to even) and their
 // products, exact in float, are summed in float.
 //
