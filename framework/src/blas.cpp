@@ -85,6 +85,7 @@ void onednn_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t 
                                           transpose_a ? rows : depth, b, transpose_b ? depth : columns, beta, c, columns);
   check_onednn(status, "sgemm", m, n, k);
 }
+
 // Rounds values[begin, end) to bfloat16 (to nearest, ties to even; NaN stays NaN), as
 // safetensors::float_to_bf16 does one value: bit patterns into a uint16_t buffer, for oneDNN,
 // or the rounded values themselves into a float buffer.
@@ -142,9 +143,9 @@ class Bf16Matmuls {
     memory c_memory({{rows, columns}, memory::data_type::f32, memory::format_tag::ab}, engine_, c);
     memory scratchpad_memory(scratchpad_layout, engine_, scratchpad.data());
     matmul.primitive.execute(stream, {{DNNL_ARG_SRC, a_memory},
-                                          {DNNL_ARG_WEIGHTS, b_memory},
-                                          {DNNL_ARG_DST, c_memory},
-                                          {DNNL_ARG_SCRATCHPAD, scratchpad_memory}});
+                                      {DNNL_ARG_WEIGHTS, b_memory},
+                                      {DNNL_ARG_DST, c_memory},
+                                      {DNNL_ARG_SCRATCHPAD, scratchpad_memory}});
     stream.wait();
   }
 
@@ -243,7 +244,7 @@ void checked_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t
 
 // gemm<float> under FloatProducts::bf16. oneDNN's bf16 matmul costs about 2 us a call more than
 // its sgemm, which its kernel wins back from 2^18 multiply-adds on (64 x 64 x 64 on a Zen 5 core;
-// bench/README.md, "bf16 mixed-precision training"); smaller products, as a Transformer's
+// bench/README.md, "bf16 training, the int8 panel kernel ..."); smaller products, as a Transformer's
 // attention has by the thousand, multiply the rounded values in float32, the same terms.
 void bf16_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                const float* a, const float* b, float beta, float* c) {
@@ -272,10 +273,6 @@ void bf16_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n,
 void set_float_products(FloatProducts products) noexcept { float_product_format.store(products); }
 
 FloatProducts float_products() noexcept { return float_product_format.load(std::memory_order_relaxed); }
-
-const char* float_products_name(FloatProducts products) noexcept {
-  return products == FloatProducts::bf16 ? "bf16" : "float32";
-}
 
 template <class T>
 void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,

@@ -122,7 +122,7 @@ Lane lane_sum(const Vector& vector) {
 // AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes and adds each four products into
 // a 32-bit lane, without saturation. x is passed as x + 128 (unsigned), so each sum gains
 // 128 sum_l W[j][l], which the weight's row sums take off again: the sums are exact, as the
-// portable kernel's. W is read from its panels (vnni_panel_bytes): four bytes of x broadcast
+// portable kernel's. W is read from its panels (prepare_vnni_kernel): four bytes of x broadcast
 // to every lane meet four columns of 16 rows in one instruction, so W streams once in order
 // and the 16 sums need no adding across lanes; a tile is two panels by `x_rows` rows of x,
 // each pair with two sums (even and odd column groups), which keeps four or eight chains of

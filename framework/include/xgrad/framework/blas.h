@@ -32,7 +32,6 @@ void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std:
 enum class FloatProducts { float32, bf16 };
 void set_float_products(FloatProducts products) noexcept;
 FloatProducts float_products() noexcept;
-const char* float_products_name(FloatProducts products) noexcept;  // "float32", "bf16"
 
 // C = (A - 128) B^T in exact 32-bit integers, for A [m, k] of unsigned bytes (signed values
 // stored + 128) and B [n, k] of signed bytes: oneDNN's u8s8s32 GEMM, where it sums without
