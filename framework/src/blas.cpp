@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <bit>
 #include <deque>
 #include <limits>
 #include <mutex>
@@ -21,6 +20,7 @@
 
 #include "xgrad/framework/errors.h"
 #include "xgrad/framework/isa.h"
+#include "xgrad/framework/safetensors.h"
 #include "xgrad/framework/threading.h"
 
 #include "openmp_pool.h"
@@ -86,21 +86,19 @@ void onednn_gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t 
   check_onednn(status, "sgemm", m, n, k);
 }
 
-// Rounds values[begin, end) to bfloat16 (to nearest, ties to even; NaN stays NaN), as
-// safetensors::float_to_bf16 does one value: bit patterns into a uint16_t buffer, for oneDNN,
-// or the rounded values themselves into a float buffer.
+// Rounds values[begin, end) to bfloat16 (safetensors::float_to_bf16): bit patterns into a
+// uint16_t buffer, for oneDNN, or the rounded values themselves into a float buffer.
 template <Isa isa>
 struct RoundToBf16 {
   template <class Out>
   XGRAD_KERNEL static void run(const float* values, std::size_t begin, std::size_t end, Out* rounded) {
 #pragma omp simd
     for (std::size_t i = begin; i < end; ++i) {
-      const auto bits = std::bit_cast<std::uint32_t>(values[i]);
-      const std::uint32_t kept = values[i] != values[i] ? 0x7FC0u : (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+      const std::uint16_t kept = safetensors::float_to_bf16(values[i]);
       if constexpr (std::is_same_v<Out, float>) {
-        rounded[i] = std::bit_cast<float>(kept << 16);
+        rounded[i] = safetensors::bf16_to_float(kept);
       } else {
-        rounded[i] = static_cast<std::uint16_t>(kept);
+        rounded[i] = kept;
       }
     }
   }

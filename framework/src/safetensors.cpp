@@ -98,17 +98,6 @@ bool is_floating(Dtype dtype) {
 
 bool is_integer(Dtype dtype) { return dtype == Dtype::i64 || dtype == Dtype::i32 || dtype == Dtype::i8; }
 
-// bfloat16 is the upper half of a float.
-float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(std::uint32_t{bits} << 16); }
-
-std::uint16_t float_to_bf16(float value) {
-  if (std::isnan(value)) return 0x7FC0;
-  const std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
-  // Adding just under half of the dropped part's unit, plus the kept part's lowest bit, rounds
-  // ties to even; a carry out of the mantissa raises the exponent (to infinity past the largest).
-  return static_cast<std::uint16_t>((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
-}
-
 float f16_to_float(std::uint16_t bits) {
   const std::uint32_t sign = std::uint32_t{bits & 0x8000u} << 16;
   const std::uint32_t exponent = (bits >> 10) & 0x1F;

@@ -79,7 +79,7 @@ std::vector<T> uniform_values(std::size_t count, Generator& generator) {
 }
 
 // The operands gemm multiplies under blas::float_products(): for bf16, each value rounded by
-// the safetensors conversion (to nearest, ties to even), which is independent of gemm's own.
+// the safetensors conversion (to nearest, ties to even; test_safetensors checks it against PyTorch's).
 std::vector<float> as_multiplied(std::vector<float> values) {
   if (blas::float_products() == blas::FloatProducts::bf16) {
     for (float& x : values) x = safetensors::bf16_to_float(safetensors::float_to_bf16(x));

@@ -16,6 +16,7 @@
 // (NaN, infinities, subnormals and -0 included) and from float as PyTorch's
 // tensor.to(torch.bfloat16) and .to(torch.float16) round.
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -41,8 +42,16 @@ bool is_integer(Dtype dtype);
 // PyTorch's c10::BFloat16 and c10::Half do; too large for F16 gives an infinity, a NaN stays
 // a NaN (BF16 0x7FC0, as c10::BFloat16 writes it; F16 0x7E00 with the NaN's sign, as
 // c10::Half does). PyTorch's AVX2 cast writes a BF16 NaN as 0xFFFF instead: also a NaN.
-float bf16_to_float(std::uint16_t bits);
-std::uint16_t float_to_bf16(float value);
+// The bfloat16 pair is inline, so that loops over many values (blas.cpp's bf16 products)
+// vectorise it.
+inline float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(std::uint32_t{bits} << 16); }
+inline std::uint16_t float_to_bf16(float value) {
+  if (value != value) return 0x7FC0;  // NaN
+  const auto bits = std::bit_cast<std::uint32_t>(value);
+  // Adding just under half of the dropped part's unit, plus the kept part's lowest bit, rounds
+  // ties to even; a carry out of the mantissa raises the exponent (to infinity past the largest).
+  return static_cast<std::uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
 float f16_to_float(std::uint16_t bits);
 std::uint16_t float_to_f16(float value);
 
